@@ -1,0 +1,1 @@
+"""Contracts shared by the components: event schema, InfluxDB measurements, configuration."""

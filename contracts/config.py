@@ -1,0 +1,131 @@
+"""Typed, strict configuration shared by the components.
+
+Every model forbids unknown keys. ``load_config`` turns any problem into a ``ConfigError`` that
+names the file and the key path, e.g. ``camera.yaml: lines.0.kind: Input should be 'entrance'...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from footfall.contracts.events import LineKind, Name
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names file and key."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def load_config(path: str | Path, model: type[M]) -> M:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return validate_config(data if data is not None else {}, model, source=str(path))
+
+
+def validate_config(data: Any, model: type[M], *, source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{source}: {key}: {msg}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+Pixel = Annotated[tuple[float, float], Field(description="x, y in pixels of the source's native resolution")]
+
+
+class LineConfig(StrictModel):
+    name: Name
+    kind: LineKind = "entrance"
+    start: Pixel
+    end: Pixel
+    # Any pixel on the "in" side; moving toward it is direction "in".
+    inside: Pixel
+
+    @model_validator(mode="after")
+    def _check_geometry(self) -> LineConfig:
+        (x1, y1), (x2, y2), (px, py) = self.start, self.end, self.inside
+        if (x1, y1) == (x2, y2):
+            raise ValueError("start and end are the same point")
+        if abs((x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)) < 1e-9:
+            raise ValueError("inside lies on the line itself; pick a pixel clearly on the 'in' side")
+        return self
+
+
+class ZoneConfig(StrictModel):
+    name: Name
+    polygon: list[Pixel] = Field(min_length=3)
+
+
+class ModelConfig(StrictModel):
+    # Path to Ultralytics weights (.pt detection or pose; or an exported .onnx / _openvino_model).
+    weights: str | None = None
+    imgsz: int | tuple[int, int] | None = None
+    conf: float = Field(default=0.25, gt=0, lt=1)
+    iou: float = Field(default=0.7, gt=0, lt=1)
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    tracker: Literal["bytetrack", "botsort"] = "bytetrack"
+    device: str = "cpu"
+    threads: int | None = Field(default=None, ge=1)
+
+
+class CameraConfig(StrictModel):
+    store: Name
+    camera: Name
+    lines: list[LineConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CameraConfig:
+        for what, names in (("lines", [x.name for x in self.lines]), ("zones", [z.name for z in self.zones])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what}: duplicate names {dupes}")
+        return self
+
+
+class MqttSettings(StrictModel):
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttSettings:
+        """``mqtt://[user:pass@]host:port`` or ``mqtts://…``; credentials may also come from
+        ``MQTT_USER`` / ``MQTT_PASSWORD`` (or ``*_FILE``) so they stay out of process lists."""
+        from footfall.contracts.influx import secret_from_env
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ConfigError(f"--mqtt-url: expected mqtt://[user:pass@]host:port, got {url!r}")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else secret_from_env("MQTT_USER"),
+            password=unquote(parts.password) if parts.password else secret_from_env("MQTT_PASSWORD"),
+            tls=tls,
+        )

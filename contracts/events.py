@@ -1,0 +1,216 @@
+"""The event contract: what the edge publishes and ingest accepts (schema v1).
+
+Every event is one JSON object. ``parse_event`` is the single validator used by every component,
+and ``EventError.reason`` is the machine-readable reason that goes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "footfall/v1"
+DEADLETTER_TOPIC = f"{TOPIC_ROOT}/deadletter"
+MAX_PAYLOAD_BYTES = 16 * 1024
+# Events stamped further from "now" than this are rejected (clock drift, bad replays, typos).
+MAX_PAST = timedelta(days=400)
+MAX_FUTURE = timedelta(minutes=10)
+
+# Store / device / line / zone names become MQTT topic levels and InfluxDB tag values:
+# no '/', '+', '#', spaces or control characters.
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+LineKind = Literal["entrance", "passby"]
+Direction = Literal["in", "out"]
+EVENT_TYPES = ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi")
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and a ``Z`` suffix."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stable_event_id(*parts: object) -> str:
+    """A deterministic id from an event's natural key, so a resent event is recognisable."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "footfall:" + "|".join(str(p) for p in parts)))
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: EventId
+    store: Name
+    device: Name
+    ts: AwareDatetime
+
+    @field_validator("ts")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_serializer("ts", "enter_ts", "exit_ts", check_fields=False)
+    def _ser_ts(self, value: datetime) -> str:
+        return format_ts(value)
+
+    @property
+    def topic(self) -> str:
+        return f"{TOPIC_ROOT}/{self.store}/{self.device}/{self.type}"  # type: ignore[attr-defined]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+class CrossingEvent(_Event):
+    """A person (or a beam counter's interval count) crossed a configured line."""
+
+    type: Literal["crossing"] = "crossing"
+    line: Name
+    kind: LineKind
+    direction: Direction
+    track_id: int | None = Field(default=None, ge=0)
+    frame: int | None = Field(default=None, ge=0)
+    # 1 for a camera crossing; a beam counter's interval total otherwise.
+    count: int = Field(default=1, ge=1, le=100_000)
+    source: Literal["camera", "beam"] = "camera"
+
+
+class ZoneVisitEvent(_Event):
+    """A tracked person left a zone (or the track ended inside it): one completed visit."""
+
+    type: Literal["zone_visit"] = "zone_visit"
+    zone: Name
+    track_id: int = Field(ge=0)
+    enter_ts: AwareDatetime
+    exit_ts: AwareDatetime
+    dwell_s: float = Field(ge=0, le=7 * 24 * 3600)
+
+
+class OccupancyEvent(_Event):
+    """How many people are in a zone (or, with no zone, in the camera's view) at ``ts``."""
+
+    type: Literal["occupancy"] = "occupancy"
+    zone: Name | None = None
+    count: int = Field(ge=0, le=100_000)
+
+
+class HeartbeatEvent(_Event):
+    """Edge device health, sent periodically even when nobody is around."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    fps: float = Field(ge=0)
+    latency_ms: float = Field(ge=0)
+    dropped_frames: int = Field(ge=0)
+    queue_depth: int = Field(default=0, ge=0)
+    frames: int = Field(default=0, ge=0)
+    uptime_s: float = Field(default=0, ge=0)
+
+
+class WifiEvent(_Event):
+    """A Wi-Fi probe sighting with the MAC replaced by a keyed, rotating hash."""
+
+    type: Literal["wifi"] = "wifi"
+    sensor: Name
+    device_hash: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+    rssi: int = Field(ge=-120, le=0)
+    randomized: bool
+    key_epoch: int = Field(ge=0)
+
+
+Event = Annotated[
+    CrossingEvent | ZoneVisitEvent | OccupancyEvent | HeartbeatEvent | WifiEvent,
+    Field(discriminator="type"),
+]
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class EventError(ValueError):
+    """A message that is not a valid event. ``reason`` is one of ``REASONS``."""
+
+    REASONS = (
+        "too_large",
+        "invalid_utf8",
+        "malformed_json",
+        "not_an_object",
+        "unknown_type",
+        "missing_field",
+        "wrong_type",
+        "ts_out_of_range",
+        "topic_mismatch",
+    )
+
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in self.REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_event(payload: bytes | str, *, topic: str | None = None, now: datetime | None = None) -> Event:
+    """Validate one message; raise ``EventError`` with a dead-letter reason when it is bad.
+
+    With ``topic``, the store, device and type in the topic must match the payload, so a device
+    allowed to publish under one store's topics cannot write events for another store.
+    """
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise EventError("too_large", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError("invalid_utf8", str(exc)) from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventError("malformed_json", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise EventError("not_an_object", f"got {type(obj).__name__}")
+    if obj.get("type") not in EVENT_TYPES:
+        raise EventError("unknown_type", f"type={obj.get('type')!r}")
+    try:
+        event = _EVENT_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        errors = exc.errors()
+        missing = [e for e in errors if e["type"] == "missing"]
+        first = (missing or errors)[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or "(event)"
+        raise EventError("missing_field" if missing else "wrong_type", f"{where}: {first['msg']}") from None
+    now = now or datetime.now(UTC)
+    if not (now - MAX_PAST <= event.ts <= now + MAX_FUTURE):
+        raise EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
+    if topic is not None and topic != event.topic:
+        raise EventError("topic_mismatch", f"topic {topic!r} but payload says {event.topic!r}")
+    return event
+
+
+def event_topic(store: str, device: str, event_type: str) -> str:
+    return f"{TOPIC_ROOT}/{store}/{device}/{event_type}"
+
+
+def status_topic(store: str, device: str) -> str:
+    """Retained ``online`` / ``offline`` (last will) status of an edge device or bridge."""
+    return f"{TOPIC_ROOT}/{store}/{device}/status"
+
+
+def ts_jitter_ns(event_id: str) -> int:
+    """A deterministic sub-millisecond offset derived from the event id.
+
+    InfluxDB overwrites points with the same series and timestamp. Adding this offset keeps two
+    different events in the same millisecond apart while a resent event (same id) still lands on
+    exactly the same point and overwrites itself.
+    """
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big") % 1_000_000

@@ -1,0 +1,161 @@
+"""The InfluxDB contract: measurement names, tags and fields, and how an event becomes a point.
+
+Tags are only low-cardinality dimensions (store, device, line, kind, direction, zone, ...).
+Track ids, event ids and device hashes are fields, never tags.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from footfall.contracts.events import (
+    CrossingEvent,
+    Event,
+    HeartbeatEvent,
+    OccupancyEvent,
+    WifiEvent,
+    ZoneVisitEvent,
+    ts_jitter_ns,
+)
+
+CROSSING = "crossing"
+ZONE_VISIT = "zone_visit"
+OCCUPANCY = "occupancy"
+HEARTBEAT = "heartbeat"
+WIFI = "wifi"
+DEADLETTER = "deadletter"
+POS_TRANSACTION = "pos_transaction"
+KPI_HOURLY = "kpi_hourly"
+KPI_DAILY = "kpi_daily"
+KPI_CAMPAIGN = "kpi_campaign"
+
+# Occupancy of the whole camera view is stored with this zone tag.
+VIEW_ZONE = "_view"
+# The rollup over all stores in the KPI measurements.
+ALL_STORES = "all"
+
+FieldValue = float | int | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, FieldValue]
+    ts_ns: int
+
+    def to_line(self) -> str:
+        """InfluxDB line protocol (nanosecond precision)."""
+        tag_part = "".join(
+            f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(self.tags.items()) if v != ""
+        )
+        field_part = ",".join(
+            f"{_escape_key(k)}={_format_field(v)}" for k, v in self.fields.items() if v is not None
+        )
+        return f"{_escape_measurement(self.measurement)}{tag_part} {field_part} {self.ts_ns}"
+
+
+def datetime_to_ns(ts: datetime) -> int:
+    ts = ts.astimezone(UTC)
+    return (int(ts.replace(microsecond=0).timestamp()) * 1_000_000 + ts.microsecond) * 1000
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
+
+
+def event_to_point(event: Event) -> Point:
+    """The one mapping from a validated event to its InfluxDB point.
+
+    The timestamp carries a deterministic sub-millisecond offset from the event id (see
+    ``ts_jitter_ns``): a redelivered event overwrites itself, two people crossing in the same
+    frame stay two points.
+    """
+    ts_ns = datetime_to_ns(event.ts) + ts_jitter_ns(event.id)
+    base = {"store": event.store, "device": event.device}
+    match event:
+        case CrossingEvent():
+            tags = base | {
+                "line": event.line,
+                "kind": event.kind,
+                "direction": event.direction,
+                "source": event.source,
+            }
+            fields: dict[str, FieldValue] = {"id": event.id, "count": event.count}
+            if event.track_id is not None:
+                fields["track_id"] = event.track_id
+            if event.frame is not None:
+                fields["frame"] = event.frame
+            return Point(CROSSING, tags, fields, ts_ns)
+        case ZoneVisitEvent():
+            return Point(
+                ZONE_VISIT,
+                base | {"zone": event.zone},
+                {
+                    "id": event.id,
+                    "dwell_s": float(event.dwell_s),
+                    "track_id": event.track_id,
+                    "enter_ns": datetime_to_ns(event.enter_ts),
+                },
+                ts_ns,
+            )
+        case OccupancyEvent():
+            return Point(
+                OCCUPANCY,
+                base | {"zone": event.zone or VIEW_ZONE},
+                {"id": event.id, "count": event.count},
+                ts_ns,
+            )
+        case HeartbeatEvent():
+            return Point(
+                HEARTBEAT,
+                base,
+                {
+                    "id": event.id,
+                    "fps": float(event.fps),
+                    "latency_ms": float(event.latency_ms),
+                    "dropped_frames": event.dropped_frames,
+                    "queue_depth": event.queue_depth,
+                    "frames": event.frames,
+                    "uptime_s": float(event.uptime_s),
+                },
+                ts_ns,
+            )
+        case WifiEvent():
+            return Point(
+                WIFI,
+                base | {"sensor": event.sensor},
+                {
+                    "id": event.id,
+                    "device_hash": event.device_hash,
+                    "rssi": event.rssi,
+                    "randomized": event.randomized,
+                    "key_epoch": event.key_epoch,
+                },
+                ts_ns,
+            )
+    raise TypeError(f"no measurement for {type(event).__name__}")
+
+
+def _escape_measurement(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _escape_key(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _format_field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"InfluxDB cannot store the float {value!r}")
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'

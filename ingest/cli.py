@@ -1,0 +1,9 @@
+"""Subcommands of the ingest component."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this component's commands to the ``footfall`` CLI."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Mosquitto, InfluxDB 1.x, Chromium from Debian;
+# Python packages into .venv), checks style, and runs the whole suite against real servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+EXTRAS=test bash scripts/install.sh
+export YOLO_OFFLINE=1 YOLO_VERBOSE=False
+export YOLO_CONFIG_DIR=${YOLO_CONFIG_DIR:-$PWD/.venv/yolo-config}
+.venv/bin/python -m ruff check .
+.venv/bin/python -m ruff format --check .
+.venv/bin/python -m pytest "$@"

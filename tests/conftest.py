@@ -1,0 +1,122 @@
+"""Fixtures for real servers, real weights and real footage.
+
+In CI (``CI=true``) a test whose server, model or footage is missing FAILS: a green run must mean
+the real parts were exercised. On a developer machine it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from footfall.contracts.influx import InfluxClient
+from tests.servers import InfluxServer, MosquittoServer, have_binary
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = Path(os.environ.get("FOOTFALL_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+# Users of the default broker. Each store's edge devices may publish only under their own store.
+DEFAULT_MQTT_USERS: dict[str, tuple[str, list[str]]] = {
+    "ingest": ("ingest-secret", ["topic read footfall/v1/#", "topic write footfall/v1/deadletter"]),
+    "edge-store-a": ("edge-a-secret", ["topic readwrite footfall/v1/store-a/#"]),
+    "edge-store-b": ("edge-b-secret", ["topic readwrite footfall/v1/store-b/#"]),
+    "bridge": ("bridge-secret", ["topic read sensors/#", "topic write footfall/v1/#"]),
+    "sensor": ("sensor-secret", ["topic write sensors/#"]),
+    "admin": ("admin-secret", ["topic readwrite #"]),
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Fail in CI, skip elsewhere, when a real part the test needs is missing."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and {what} is missing; scripts/test.sh installs it")
+    pytest.skip(f"{what} is missing (install it with scripts/test.sh)")
+
+
+@pytest.fixture(scope="session")
+def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., MosquittoServer]]:
+    """Start extra brokers (e.g. for fault tests that stop and restart them)."""
+    started: list[MosquittoServer] = []
+
+    def make(users: dict[str, tuple[str, list[str]]] | None = None) -> MosquittoServer:
+        require(have_binary("mosquitto") and have_binary("mosquitto_passwd"), "the mosquitto binary")
+        server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"), users=users or DEFAULT_MQTT_USERS)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def influx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], InfluxServer]]:
+    started: list[InfluxServer] = []
+
+    def make() -> InfluxServer:
+        require(have_binary("influxd"), "the influxd binary (Debian package influxdb)")
+        server = InfluxServer(tmp_path_factory.mktemp("influxdb"))
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(mosquitto_factory: Callable[..., MosquittoServer]) -> MosquittoServer:
+    """One broker shared by the session (users: DEFAULT_MQTT_USERS)."""
+    return mosquitto_factory()
+
+
+@pytest.fixture(scope="session")
+def influxdb(influx_factory: Callable[[], InfluxServer]) -> InfluxServer:
+    """One InfluxDB shared by the session; use ``influx_db`` for a fresh database."""
+    return influx_factory()
+
+
+@pytest.fixture
+def influx_db(influxdb: InfluxServer) -> InfluxClient:
+    """A new, empty database on the shared InfluxDB, with admin credentials."""
+    return influxdb.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    require(SHARED_DIR.is_dir(), f"the shared models/footage folder {SHARED_DIR}")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def pose_model_path(shared_dir: Path) -> Path:
+    path = shared_dir / "models" / "yolo11n-pose.pt"
+    require(path.is_file(), f"the model weights {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "video"
+    require(path.is_dir(), f"the footage folder {path}")
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_ultralytics(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Ultralytics must never try the network here, nor write settings into ~/.config.
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo_config")))
