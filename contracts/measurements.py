@@ -159,3 +159,28 @@ def _format_field(value: FieldValue) -> str:
         return repr(value)
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{text}"'
+
+
+# KPI measurements written by analytics and read by the dashboards. Tag ``store`` (``all`` = the
+# chain rollup); zone KPIs add tag ``zone``; campaign KPIs add tag ``campaign``. A KPI that cannot
+# be computed (no data, zero denominator) is absent from the point, never 0 or infinite.
+KPI_ZONE_HOURLY = "kpi_zone_hourly"
+KPI_ZONE_DAILY = "kpi_zone_daily"
+KPI_STORE_FIELDS = (
+    "visitors",  # entrance crossings "in", staff excluded
+    "exits",  # entrance crossings "out", staff excluded
+    "passersby",  # passby-line crossings, both directions
+    "walkbys",  # max(passersby - visitors, 0)
+    "capture_rate",  # visitors / passersby
+    "occupancy_avg",  # people inside, from in/out, corrected to 0 at closing
+    "occupancy_max",
+    "visit_duration_median_s",  # from Wi-Fi sessions
+    "repeat_rate",  # daily only: share of the day's Wi-Fi visitors seen on an earlier day (30 days)
+    "transactions",
+    "revenue",
+    "conversion",  # transactions / visitors
+    "sales_per_visitor",  # revenue / visitors
+    "atv",  # revenue / transactions
+)
+KPI_ZONE_FIELDS = ("visits", "dwell_median_s", "dwell_p90_s")
+KPI_CAMPAIGN_FIELDS = ("visitors", "baseline", "uplift", "uplift_pct", "ci_low", "ci_high")
