@@ -1,0 +1,440 @@
+"""The three footfall dashboards: store manager, marketing and ops (InfluxQL, ``store`` variable).
+
+Every query reads the measurements named in ``footfall.contracts.measurements``. Store-level
+queries select with ``"store" =~ /^$store$/`` so single- and multi-value variables both work.
+"""
+
+from __future__ import annotations
+
+from footfall.contracts.measurements import (
+    ALL_STORES,
+    CROSSING,
+    DEADLETTER,
+    HEARTBEAT,
+    KPI_CAMPAIGN,
+    KPI_DAILY,
+    KPI_HOURLY,
+    KPI_ZONE_HOURLY,
+    OCCUPANCY,
+    VIEW_ZONE,
+    ZONE_VISIT,
+)
+from footfall.dashboards.spec import Annotation, Dashboard, Panel, PanelQuery, Query, StoreVariable
+
+STORE = '"store" =~ /^$store$/'
+# A device counts as online when it sent a heartbeat within this window (edges beat every ~30 s).
+ONLINE_WINDOW = "5m"
+# Devices with a heartbeat in the time range / in the online window (one row per store and device).
+DEVICES_REPORTING = (
+    f'SELECT count("last") FROM (SELECT last("fps") FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+    'GROUP BY "store", "device")'
+)
+DEVICES_ONLINE = (
+    f'SELECT count("last") FROM (SELECT last("fps") FROM "{HEARTBEAT}" WHERE {STORE} '
+    f'AND time > now() - {ONLINE_WINDOW} GROUP BY "store", "device")'
+)
+
+STORE_MANAGER = Dashboard(
+    uid="footfall-store",
+    title="footfall · Store manager",
+    description="Today's visitors, traffic, occupancy, conversion, capture rate and dwell for one store.",
+    store_variable=StoreVariable(f'SHOW TAG VALUES FROM "{CROSSING}" WITH KEY = "store"'),
+    time_from="now/d",
+    panels=(
+        Panel(
+            "Visitors today",
+            "stat",
+            (Query("A", f'SELECT sum("visitors") FROM "{KPI_HOURLY}" WHERE {STORE} AND $timeFilter'),),
+            description="Entrance crossings inward, staff excluded, since midnight.",
+            time_from="now/d",
+            width=6,
+            height=4,
+        ),
+        Panel(
+            "Same weekday last week",
+            "stat",
+            (Query("A", f'SELECT sum("visitors") FROM "{KPI_HOURLY}" WHERE {STORE} AND $timeFilter'),),
+            description="Visitors on the same weekday a week ago, up to the same time of day.",
+            time_from="now/d",
+            time_shift="7d",
+            width=6,
+            height=4,
+        ),
+        Panel(
+            "Occupancy now",
+            "stat",
+            (
+                Query(
+                    "A",
+                    'SELECT sum("last") FROM (SELECT last("count") FROM '
+                    f'"{OCCUPANCY}" WHERE {STORE} AND "zone" = \'{VIEW_ZONE}\' AND $timeFilter '
+                    'GROUP BY "device")',
+                ),
+            ),
+            description="People in view now: the latest occupancy of each camera, summed.",
+            time_from="15m",
+            width=6,
+            height=4,
+        ),
+        Panel(
+            "Conversion today",
+            "stat",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("transactions") / sum("visitors") FROM "{KPI_HOURLY}" '
+                    f"WHERE {STORE} AND $timeFilter",
+                ),
+            ),
+            description="POS transactions per visitor since midnight.",
+            unit="percentunit",
+            decimals=1,
+            time_from="now/d",
+            width=6,
+            height=4,
+        ),
+        Panel(
+            "Hourly traffic",
+            "barchart",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("visitors") AS "visitors", sum("walkbys") AS "walk-bys" FROM "{KPI_HOURLY}" '
+                    f"WHERE {STORE} AND $timeFilter GROUP BY time(1h) fill(none)",
+                ),
+            ),
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Conversion and capture rate",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT mean("conversion") AS "conversion", mean("capture_rate") AS "capture rate" '
+                    f'FROM "{KPI_HOURLY}" WHERE {STORE} AND $timeFilter GROUP BY time(1h) fill(none)',
+                ),
+            ),
+            description="Conversion = transactions / visitors; capture rate = visitors / passers-by.",
+            unit="percentunit",
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Dwell by zone",
+            "table",
+            (
+                Query(
+                    "A",
+                    f'SELECT count("dwell_s") AS "visits", median("dwell_s") AS "median dwell", '
+                    f'percentile("dwell_s", 90) AS "p90 dwell" FROM "{ZONE_VISIT}" '
+                    f'WHERE {STORE} AND $timeFilter GROUP BY "zone"',
+                    result_format="table",
+                ),
+            ),
+            description="Completed zone visits in the time range; dwell in seconds.",
+            unit="s",
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Sales per visitor",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT last("sales_per_visitor") AS "sales per visitor" FROM "{KPI_DAILY}" '
+                    f"WHERE {STORE} AND $timeFilter GROUP BY time(1d) fill(none)",
+                ),
+            ),
+            description="Daily revenue / visitors.",
+            unit="currencyEUR",
+            time_from="30d",
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Zone visits per hour",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("visits") FROM "{KPI_ZONE_HOURLY}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY time(1h), "zone" fill(none)',
+                    alias="$tag_zone",
+                ),
+            ),
+            width=24,
+            height=7,
+        ),
+    ),
+)
+
+MARKETING = Dashboard(
+    uid="footfall-marketing",
+    title="footfall · Marketing",
+    description="Campaign uplift against its baseline, traffic by store and channel, chain rollup.",
+    store_variable=StoreVariable(
+        f'SHOW TAG VALUES FROM "{KPI_DAILY}" WITH KEY = "store"',
+        multi=True,
+        include_all=True,
+        regex=f"/^(?!{ALL_STORES}$).*/",
+    ),
+    time_from="now-30d",
+    annotations=(
+        Annotation(
+            "Campaigns",
+            f'SELECT "uplift_pct", "campaign" FROM "{KPI_CAMPAIGN}" WHERE {STORE} AND $timeFilter',
+            text_column="campaign",
+            tags_column="campaign",
+        ),
+    ),
+    panels=(
+        Panel(
+            "Campaign visitors against baseline",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("visitors") AS "visitors", sum("baseline") AS "baseline", '
+                    f'sum("visitors") - sum("ci_high") AS "baseline low", '
+                    f'sum("visitors") - sum("ci_low") AS "baseline high" '
+                    f'FROM "{KPI_CAMPAIGN}" WHERE {STORE} AND $timeFilter GROUP BY time(1d) fill(none)',
+                ),
+            ),
+            description="Shaded: the baseline's band implied by the uplift's confidence interval.",
+            band=("baseline low", "baseline high"),
+            width=16,
+            height=8,
+        ),
+        Panel(
+            "Campaign uplift",
+            "table",
+            (
+                Query(
+                    "A",
+                    f'SELECT last("visitors") AS "visitors", last("baseline") AS "baseline", '
+                    f'last("uplift") AS "uplift", last("uplift_pct") AS "uplift %", '
+                    f'last("ci_low") AS "CI low", last("ci_high") AS "CI high" FROM "{KPI_CAMPAIGN}" '
+                    f'WHERE {STORE} AND $timeFilter GROUP BY "campaign", "store"',
+                    result_format="table",
+                ),
+            ),
+            width=8,
+            height=8,
+        ),
+        Panel(
+            "Visitors by store",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("visitors") FROM "{KPI_DAILY}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY time(1d), "store" fill(none)',
+                    alias="$tag_store",
+                ),
+            ),
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Entrances by store and channel",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("count") FROM "{CROSSING}" WHERE {STORE} AND "kind" = \'entrance\' '
+                    "AND \"direction\" = 'in' AND $timeFilter "
+                    'GROUP BY time($__interval), "store", "source" fill(none)',
+                    alias="$tag_store $tag_source",
+                ),
+            ),
+            description="Raw inward entrance crossings by counting channel (camera, beam counter).",
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Chain rollup",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT last("visitors") AS "visitors", last("transactions") AS "transactions" '
+                    f'FROM "{KPI_DAILY}" WHERE "store" = \'{ALL_STORES}\' AND $timeFilter '
+                    "GROUP BY time(1d) fill(none)",
+                ),
+            ),
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Stores compared",
+            "table",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("visitors") AS "visitors", sum("revenue") AS "revenue", '
+                    f'sum("transactions") / sum("visitors") AS "conversion" FROM "{KPI_DAILY}" '
+                    f'WHERE {STORE} AND $timeFilter GROUP BY "store"',
+                    result_format="table",
+                ),
+            ),
+            width=12,
+            height=8,
+        ),
+    ),
+)
+
+OPS = Dashboard(
+    uid="footfall-ops",
+    title="footfall · Ops",
+    description="Edge device health, store-and-forward backlog, offline devices and dead letters.",
+    store_variable=StoreVariable(
+        f'SHOW TAG VALUES FROM "{HEARTBEAT}" WITH KEY = "store"', multi=True, include_all=True
+    ),
+    time_from="now-6h",
+    panels=(
+        Panel(
+            "Devices reporting",
+            "stat",
+            (Query("A", DEVICES_REPORTING),),
+            description="Devices with at least one heartbeat in the time range.",
+            width=8,
+            height=4,
+        ),
+        Panel(
+            "Devices online",
+            "stat",
+            (Query("A", DEVICES_ONLINE),),
+            description=f"Devices with a heartbeat in the last {ONLINE_WINDOW}.",
+            width=8,
+            height=4,
+        ),
+        Panel(
+            "Devices offline",
+            "stat",
+            (
+                Query("A", DEVICES_REPORTING),
+                Query("B", DEVICES_ONLINE),
+            ),
+            description=f"Reporting in the time range but silent for {ONLINE_WINDOW}.",
+            expression="$A - $B",
+            width=8,
+            height=4,
+        ),
+        Panel(
+            "Last heartbeat per device",
+            "table",
+            (
+                Query(
+                    "A",
+                    # One selector plus plain fields: every value, and the time, of the last heartbeat.
+                    f'SELECT last("fps") AS "fps", "latency_ms" AS "latency ms", "dropped_frames" AS '
+                    f'"dropped frames", "queue_depth" AS "backlog", "uptime_s" AS "uptime s" '
+                    f'FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY "store", "device"',
+                    result_format="table",
+                ),
+            ),
+            description="Time = the device's last heartbeat.",
+            width=24,
+            height=7,
+        ),
+        Panel(
+            "Frames per second",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT mean("fps") FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY time($__interval), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+            ),
+            width=12,
+            height=7,
+        ),
+        Panel(
+            "Latency",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT max("latency_ms") FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY time($__interval), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+            ),
+            unit="ms",
+            width=12,
+            height=7,
+        ),
+        Panel(
+            "Dropped frames",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT max("dropped_frames") FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY time($__interval), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+            ),
+            width=12,
+            height=7,
+        ),
+        Panel(
+            "Store-and-forward backlog",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT max("queue_depth") FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY time($__interval), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+            ),
+            description="Events waiting in the edge's on-disk queue.",
+            width=12,
+            height=7,
+        ),
+        Panel(
+            "Dead letters by reason",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT count("detail") FROM "{DEADLETTER}" WHERE $timeFilter '
+                    'GROUP BY time($__interval), "reason" fill(none)',
+                    alias="$tag_reason",
+                ),
+            ),
+            description="Messages ingest rejected, by reason (all stores: a bad message may name none).",
+            width=24,
+            height=7,
+        ),
+    ),
+)
+
+DASHBOARDS: tuple[Dashboard, ...] = (STORE_MANAGER, MARKETING, OPS)
+
+
+def panel_queries() -> list[PanelQuery]:
+    """Every InfluxQL query in every panel (and variable/annotation), with Grafana's macros in place."""
+    found: list[PanelQuery] = []
+    for dash in DASHBOARDS:
+        found.append(PanelQuery(dash.uid, "$store variable", "var", dash.store_variable.query))
+        found.extend(
+            PanelQuery(dash.uid, f"annotation {a.name}", "ann", a.influxql) for a in dash.annotations
+        )
+        for panel in dash.panels:
+            found.extend(PanelQuery(dash.uid, panel.title, q.ref, q.influxql) for q in panel.queries)
+    return found
+
+
+def find_query(dashboard_uid: str, panel_title: str, ref: str = "A") -> str:
+    for q in panel_queries():
+        if (q.dashboard_uid, q.panel_title, q.ref) == (dashboard_uid, panel_title, ref):
+            return q.influxql
+    raise KeyError(f"{dashboard_uid}: no query {ref} in panel {panel_title!r}")

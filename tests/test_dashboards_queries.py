@@ -1,0 +1,357 @@
+"""Every dashboard panel's InfluxQL runs against a real InfluxDB and returns the expected values.
+
+The database is filled with ``tests/dashboards_dataset.py`` (raw events through the contract's line
+protocol, KPI points as analytics writes them); expectations are computed from that dataset in
+Python, never read back from InfluxDB.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from footfall.contracts.influx import InfluxClient, Series
+from footfall.contracts.measurements import ALL_STORES
+from footfall.dashboards.definitions import DASHBOARDS, MARKETING, find_query, panel_queries
+from footfall.dashboards.spec import render_query
+from tests import dashboards_dataset as ds
+from tests.servers import InfluxServer
+
+pytestmark = pytest.mark.servers
+
+DAY_START = ds.ms(ds.DAY)
+DAY_END = ds.ms(ds.DAY + timedelta(days=1)) - 1
+
+
+@pytest.fixture(scope="module")
+def filled(influxdb: InfluxServer) -> tuple[InfluxClient, ds.Dataset]:
+    client = influxdb.create_database(f"dash_{uuid.uuid4().hex[:10]}")
+    data, lines = ds.build(datetime.now(UTC).replace(microsecond=0))
+    ds.load(client, lines)
+    return client, data
+
+
+def run(
+    client: InfluxClient,
+    uid: str,
+    panel: str,
+    *,
+    store: str | list[str] = "store-a",
+    start_ms: int = DAY_START,
+    end_ms: int = DAY_END,
+    ref: str = "A",
+    interval: str = "1h",
+) -> list[Series]:
+    query = render_query(
+        find_query(uid, panel, ref), store=store, start_ms=start_ms, end_ms=end_ms, interval=interval
+    )
+    return client.query(query, epoch="ms")
+
+
+def single(series: list[Series]) -> Any:
+    assert len(series) == 1, series
+    assert len(series[0].values) == 1, series[0].values
+    return series[0].values[0][1]
+
+
+def by_tag(series: list[Series], tag: str) -> dict[str, Series]:
+    return {s.tags[tag]: s for s in series}
+
+
+def influx_percentile(values: list[float], pct: float) -> float:
+    """InfluxQL's nearest-rank percentile (no interpolation)."""
+    ordered = sorted(values)
+    return ordered[math.floor(len(ordered) * pct / 100 + 0.5) - 1]
+
+
+def ops_window(data: ds.Dataset) -> tuple[int, int]:
+    return ds.ms(data.now - timedelta(hours=3)), ds.ms(data.now)
+
+
+# ---- every query ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query", panel_queries(), ids=lambda q: f"{q.dashboard_uid}:{q.panel_title}:{q.ref}".replace(" ", "_")
+)
+def test_every_panel_query_returns_data(filled: tuple[InfluxClient, ds.Dataset], query: Any) -> None:
+    client, data = filled
+    start = ds.ms(ds.DAYS[0])
+    rendered = render_query(query.influxql, store=list(ds.STORES), start_ms=start, end_ms=ds.ms(data.now))
+    assert not re.search(r"\$(store|timeFilter|__interval|tag_)", rendered), rendered
+    series = client.query(rendered, epoch="ms")
+    assert series, f"no data for {query.panel_title}: {rendered}"
+    values = [v for s in series for row in s.values for v in row[1:] if v is not None]
+    assert values, f"only nulls for {query.panel_title}: {rendered}"
+
+
+def test_every_dashboard_has_a_store_variable_and_panels() -> None:
+    assert {d.uid for d in DASHBOARDS} == {"footfall-store", "footfall-marketing", "footfall-ops"}
+    for dash in DASHBOARDS:
+        assert dash.panels
+        for panel in dash.panels:
+            for q in panel.queries:
+                # Store-level measurements are filtered by the variable; chain/dead-letter are not.
+                assert "$store" in q.influxql or "'all'" in q.influxql or "deadletter" in q.influxql
+
+
+# ---- store manager --------------------------------------------------------------------------------
+
+
+def test_store_variable_lists_the_stores(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, _ = filled
+    series = client.query(DASHBOARDS[0].store_variable.query)
+    assert sorted(series[0].column("value")) == sorted(ds.STORES)
+
+
+def test_marketing_store_variable_hides_the_chain_rollup(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, _ = filled
+    values = client.query(MARKETING.store_variable.query)[0].column("value")
+    assert ALL_STORES in values
+    # Grafana applies the variable's regex (a JavaScript regex; this one is also valid Python).
+    pattern = re.compile(MARKETING.store_variable.regex.strip("/"))
+    assert sorted(v for v in values if pattern.fullmatch(v)) == sorted(ds.STORES)
+
+
+@pytest.mark.parametrize("store", ds.STORES)
+def test_visitors_today_and_same_weekday_last_week(
+    filled: tuple[InfluxClient, ds.Dataset], store: str
+) -> None:
+    client, data = filled
+    today = single(run(client, "footfall-store", "Visitors today", store=store))
+    assert today == data.day_totals(store, ds.DAY)["visitors"]
+    week_ago = ds.DAY - timedelta(days=7)
+    last_week = single(
+        run(
+            client,
+            "footfall-store",
+            "Same weekday last week",
+            store=store,
+            start_ms=ds.ms(week_ago),
+            end_ms=ds.ms(week_ago + timedelta(days=1)) - 1,
+        )
+    )
+    assert last_week == data.day_totals(store, week_ago)["visitors"]
+    assert last_week != today  # the dataset differs per day, so a wrong range would show
+
+
+def test_occupancy_now_sums_each_cameras_latest_view_count(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    start, end = ops_window(data)
+    for store in ds.STORES:
+        got = single(run(client, "footfall-store", "Occupancy now", store=store, start_ms=start, end_ms=end))
+        assert got == sum(data.occupancy_last[store].values())
+
+
+def test_conversion_today(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    totals = data.day_totals("store-b", ds.DAY)
+    got = single(run(client, "footfall-store", "Conversion today", store="store-b"))
+    assert got == pytest.approx(totals["transactions"] / totals["visitors"])
+
+
+def test_hourly_traffic_and_rates(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    hours = data.hours[("store-a", ds.DAY)]
+    traffic = run(client, "footfall-store", "Hourly traffic")[0]
+    got_hours = [datetime.fromtimestamp(t / 1000, UTC).hour for t in traffic.column("time")]
+    assert got_hours == list(ds.OPEN_HOURS)
+    assert traffic.column("visitors") == [hours[h].visitors for h in ds.OPEN_HOURS]
+    assert traffic.column("walk-bys") == [hours[h].passersby - hours[h].visitors for h in ds.OPEN_HOURS]
+    rates = run(client, "footfall-store", "Conversion and capture rate")[0]
+    assert rates.column("conversion") == pytest.approx(
+        [hours[h].transactions / hours[h].visitors for h in ds.OPEN_HOURS]
+    )
+    assert rates.column("capture rate") == pytest.approx(
+        [hours[h].visitors / hours[h].passersby for h in ds.OPEN_HOURS]
+    )
+
+
+@pytest.mark.parametrize("store", ds.STORES)
+def test_dwell_by_zone(filled: tuple[InfluxClient, ds.Dataset], store: str) -> None:
+    client, data = filled
+    rows = by_tag(run(client, "footfall-store", "Dwell by zone", store=store), "zone")
+    assert set(rows) == set(ds.ZONES)
+    for zone, dwells in data.dwell[store].items():
+        _, visits, median, p90 = rows[zone].values[0]
+        assert visits == len(dwells)
+        assert median == pytest.approx(statistics.median(dwells))
+        assert p90 == pytest.approx(influx_percentile(dwells, 90))
+
+
+def test_sales_per_visitor_daily(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    series = run(client, "footfall-store", "Sales per visitor", start_ms=ds.ms(ds.DAYS[0]))[0]
+    expected = [
+        data.day_totals("store-a", day)["revenue"] / data.day_totals("store-a", day)["visitors"]
+        for day in ds.DAYS
+    ]
+    assert series.column("sales per visitor") == pytest.approx(expected)
+
+
+def test_zone_visits_per_hour_split_by_zone(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, _ = filled
+    zones = by_tag(run(client, "footfall-store", "Zone visits per hour"), "zone")
+    assert set(zones) == set(ds.ZONES)
+    assert all(len(s.values) == len(ds.OPEN_HOURS) for s in zones.values())
+
+
+# ---- marketing --------------------------------------------------------------------------------------
+
+
+def test_campaign_visitors_against_baseline_band(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    series = run(
+        client,
+        "footfall-marketing",
+        "Campaign visitors against baseline",
+        store="store-a",
+        start_ms=ds.ms(ds.DAYS[0]),
+    )[0]
+    days = ds.DAYS[1:]
+    campaign = data.campaign["store-a"]
+    assert series.column("visitors") == [campaign[d]["visitors"] for d in days]
+    assert series.column("baseline") == [campaign[d]["baseline"] for d in days]
+    # The band is the baseline implied by the uplift's confidence interval: visitors - CI.
+    assert series.column("baseline low") == [campaign[d]["visitors"] - campaign[d]["ci_high"] for d in days]
+    assert series.column("baseline high") == [campaign[d]["visitors"] - campaign[d]["ci_low"] for d in days]
+    for low, base, high in zip(
+        series.column("baseline low"), series.column("baseline"), series.column("baseline high"), strict=True
+    ):
+        assert low <= base <= high
+
+
+def test_campaign_uplift_table_shows_the_latest_figures(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    series = run(
+        client, "footfall-marketing", "Campaign uplift", store=list(ds.STORES), start_ms=ds.ms(ds.DAYS[0])
+    )
+    assert {(s.tags["campaign"], s.tags["store"]) for s in series} == {(ds.CAMPAIGN, s) for s in ds.STORES}
+    for s in series:
+        latest = data.campaign[s.tags["store"]][ds.DAY]
+        assert s.column("uplift %") == [pytest.approx(latest["uplift_pct"])]
+        assert s.column("baseline") == [latest["baseline"]]
+
+
+def test_campaign_annotation_marks_each_campaign_day(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, _ = filled
+    query = render_query(
+        MARKETING.annotations[0].influxql, store="store-a", start_ms=ds.ms(ds.DAYS[0]), end_ms=DAY_END
+    )
+    series = client.query(query, epoch="ms")[0]
+    assert series.column("campaign") == [ds.CAMPAIGN] * len(ds.DAYS[1:])
+    assert series.column("time") == [ds.ms(d) for d in ds.DAYS[1:]]
+
+
+def test_visitors_by_store_and_chain_rollup(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    start = ds.ms(ds.DAYS[0])
+    stores = by_tag(
+        run(client, "footfall-marketing", "Visitors by store", store=list(ds.STORES), start_ms=start), "store"
+    )
+    assert set(stores) == set(ds.STORES)  # the rollup is not a store
+    for store, series in stores.items():
+        assert series.column("sum") == [data.day_totals(store, d)["visitors"] for d in ds.DAYS]
+    chain = run(client, "footfall-marketing", "Chain rollup", store="ignored", start_ms=start)[0]
+    assert chain.column("visitors") == [
+        sum(data.day_totals(s, d)["visitors"] for s in ds.STORES) for d in ds.DAYS
+    ]
+
+
+def test_entrances_by_store_and_channel(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    series = run(
+        client, "footfall-marketing", "Entrances by store and channel", store=list(ds.STORES), interval="1d"
+    )
+    got = {(s.tags["store"], s.tags["source"]): sum(v for _, v in s.values) for s in series}
+    assert got == data.entrances
+
+
+def test_stores_compared(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    rows = by_tag(run(client, "footfall-marketing", "Stores compared", store=list(ds.STORES)), "store")
+    for store in ds.STORES:
+        totals = data.day_totals(store, ds.DAY)
+        _, visitors, revenue, conversion = rows[store].values[0]
+        assert (visitors, revenue) == (totals["visitors"], pytest.approx(totals["revenue"]))
+        assert conversion == pytest.approx(totals["transactions"] / totals["visitors"])
+
+
+# ---- ops --------------------------------------------------------------------------------------------
+
+
+def test_devices_reporting_online_and_offline(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    start, end = ops_window(data)
+    stores = list(ds.STORES)
+    reporting = single(
+        run(client, "footfall-ops", "Devices reporting", store=stores, start_ms=start, end_ms=end)
+    )
+    online = single(run(client, "footfall-ops", "Devices online", store=stores, start_ms=start, end_ms=end))
+    offline_a = single(
+        run(client, "footfall-ops", "Devices offline", store=stores, start_ms=start, end_ms=end)
+    )
+    offline_b = single(
+        run(client, "footfall-ops", "Devices offline", store=stores, start_ms=start, end_ms=end, ref="B")
+    )
+    silent = [key for key, beats in data.heartbeats.items() if data.now - beats[-1][0] > timedelta(minutes=5)]
+    assert (reporting, online) == (len(data.heartbeats), len(data.heartbeats) - len(silent))
+    # The panel shows the server-side expression $A - $B.
+    assert offline_a - offline_b == len(silent) == 1
+
+
+def test_last_heartbeat_per_device(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    start, end = ops_window(data)
+    series = run(
+        client, "footfall-ops", "Last heartbeat per device", store=list(ds.STORES), start_ms=start, end_ms=end
+    )
+    got = {(s.tags["store"], s.tags["device"]): s.values[0] for s in series}
+    assert set(got) == set(data.heartbeats)
+    for key, beats in data.heartbeats.items():
+        ts, fps, latency, dropped, backlog = beats[-1]
+        row = got[key]
+        # last() reports the time of the device's last heartbeat (to the millisecond, plus jitter).
+        assert abs(row[0] - ds.ms(ts)) <= 1
+        assert row[1:5] == [fps, latency, dropped, backlog]
+
+
+@pytest.mark.parametrize(
+    ("panel", "index", "reduce"),
+    [
+        ("Frames per second", 1, statistics.fmean),
+        ("Latency", 2, max),
+        ("Dropped frames", 3, max),
+        ("Store-and-forward backlog", 4, max),
+    ],
+)
+def test_device_health_series(
+    filled: tuple[InfluxClient, ds.Dataset], panel: str, index: int, reduce: Any
+) -> None:
+    client, data = filled
+    start, end = ops_window(data)
+    # One interval spanning the whole window: each device's series has a single bucket.
+    series = by_tag(
+        run(client, "footfall-ops", panel, store="store-a", start_ms=start, end_ms=end, interval="1d"),
+        "device",
+    )
+    assert set(series) == {"cam-1", "cam-2"}
+    for device, s in series.items():
+        values = [beat[index] for beat in data.heartbeats[("store-a", device)]]
+        assert sum(v for _, v in s.values if v is not None) == pytest.approx(reduce(values))
+
+
+def test_dead_letters_by_reason(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    start, end = ops_window(data)
+    series = by_tag(
+        run(client, "footfall-ops", "Dead letters by reason", start_ms=start, end_ms=end, interval="1d"),
+        "reason",
+    )
+    assert {reason: sum(v for _, v in s.values) for reason, s in series.items()} == ds.DEAD_REASONS
