@@ -405,7 +405,7 @@ OPS = Dashboard(
             (
                 Query(
                     "A",
-                    f'SELECT count("detail") FROM "{DEADLETTER}" WHERE $timeFilter '
+                    f'SELECT sum("count") FROM "{DEADLETTER}" WHERE $timeFilter '
                     'GROUP BY time($__interval), "reason" fill(none)',
                     alias="$tag_reason",
                 ),

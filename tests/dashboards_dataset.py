@@ -264,8 +264,12 @@ def _raw_events(data: Dataset, rng: random.Random) -> list[str]:
         for n in range(count):
             ts_ns = datetime_to_ns(data.now - timedelta(minutes=5 + n))
             lines.append(
+                # The shape of ingest's ``deadletter_point``: tags reason, component; field count=1.
                 Point(
-                    DEADLETTER, {"reason": reason}, {"detail": f"bad message {n}", "topic": "x"}, ts_ns
+                    DEADLETTER,
+                    {"reason": reason, "component": "ingest"},
+                    {"count": 1, "topic": "footfall/v1/x", "detail": f"bad message {n}", "size": 10},
+                    ts_ns,
                 ).to_line()
             )
     return lines
