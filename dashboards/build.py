@@ -19,7 +19,6 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
-    DynamicConfigValue,
     GridPos,
     VariableOption,
     VariableRefresh,
@@ -112,11 +111,6 @@ def _panel_builder(panel: Panel, panel_id: int, pos: GridPos) -> Any:
         builder = builder.time_shift(panel.time_shift)
     for query in panel.queries:
         builder = builder.with_target(InfluxQLTargetBuilder(query))
-    if panel.band is not None:
-        low, high = panel.band
-        builder = builder.override_by_name(
-            low, [DynamicConfigValue(id_val="custom.fillBelowTo", value=high)]
-        ).override_by_name(high, [DynamicConfigValue(id_val="custom.lineWidth", value=0)])
     return builder
 
 

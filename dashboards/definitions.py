@@ -193,18 +193,21 @@ MARKETING = Dashboard(
     panels=(
         Panel(
             "Campaign visitors against baseline",
-            "timeseries",
+            "barchart",
             (
                 Query(
                     "A",
-                    f'SELECT sum("visitors") AS "visitors", sum("baseline") AS "baseline", '
-                    f'sum("visitors") - sum("ci_high") AS "baseline low", '
-                    f'sum("visitors") - sum("ci_low") AS "baseline high" '
-                    f'FROM "{KPI_CAMPAIGN}" WHERE {STORE} AND $timeFilter GROUP BY time(1d) fill(none)',
+                    # Analytics writes one point per campaign and store (at the campaign's start);
+                    # ci_low/ci_high bound the uplift, so visitors - CI bounds the baseline.
+                    f'SELECT last("visitors") AS "visitors", last("baseline") AS "baseline", '
+                    f'last("visitors") - last("ci_high") AS "baseline low", '
+                    f'last("visitors") - last("ci_low") AS "baseline high" '
+                    f'FROM "{KPI_CAMPAIGN}" WHERE {STORE} AND $timeFilter GROUP BY "campaign", "store"',
+                    result_format="table",
                 ),
             ),
-            description="Shaded: the baseline's band implied by the uplift's confidence interval.",
-            band=("baseline low", "baseline high"),
+            description="Visitors in the campaign's hours against the same weekday-hours of the baseline "
+            "weeks; baseline low/high: the band implied by the uplift's 95 % confidence interval.",
             width=16,
             height=8,
         ),

@@ -43,8 +43,6 @@ class Panel:
     time_shift: str | None = None
     # A Grafana server-side expression over the queries' results, e.g. "$A - $B".
     expression: str | None = None
-    # Series drawn as a shaded band: (lower series, upper series).
-    band: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

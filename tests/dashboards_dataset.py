@@ -37,6 +37,7 @@ STORES = ("store-a", "store-b")
 OPEN_HOURS = range(9, 19)
 ZONES = ("checkout", "promo")
 CAMPAIGN = "spring-sale"
+OTHER_CAMPAIGN = "loyalty-week"
 DEAD_REASONS = {"malformed_json": 3, "topic_mismatch": 2}
 
 
@@ -77,8 +78,8 @@ class Dataset:
     occupancy_last: dict[str, dict[str, int]] = field(default_factory=dict)
     # (store, source) -> inward entrance crossings on DAY (counts summed)
     entrances: dict[tuple[str, str], int] = field(default_factory=dict)
-    # store -> day -> campaign fields
-    campaign: dict[str, dict[datetime, dict[str, float]]] = field(default_factory=dict)
+    # store -> campaign -> fields
+    campaign: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # (store, device) -> list of heartbeats (ts, fps, latency_ms, dropped_frames, queue_depth)
     heartbeats: dict[tuple[str, str], list[tuple[datetime, float, float, int, int]]] = field(
         default_factory=dict
@@ -127,21 +128,23 @@ def build(now: datetime, seed: int = 5) -> tuple[Dataset, list[str]]:
             kpi(KPI_DAILY, {"store": store}, _daily_fields(totals), day)
         kpi(KPI_DAILY, {"store": ALL_STORES}, _daily_fields(chain), day)
 
+    # As analytics writes them: one point per campaign and store at the campaign's start, sums over
+    # the campaign's hours; ci_low/ci_high bound the uplift (visitors), uplift_pct is in percent.
     for store in STORES:
         data.campaign[store] = {}
-        for day in DAYS[1:]:
+        for campaign, start in ((CAMPAIGN, DAYS[1]), (OTHER_CAMPAIGN, DAYS[0])):
             visitors, baseline = float(rng.randint(300, 500)), float(rng.randint(250, 400))
             uplift = visitors - baseline
             fields = {
                 "visitors": visitors,
                 "baseline": baseline,
                 "uplift": uplift,
-                "uplift_pct": uplift / baseline,
+                "uplift_pct": 100 * uplift / baseline,
                 "ci_low": uplift - 40.0,
                 "ci_high": uplift + 40.0,
             }
-            data.campaign[store][day] = fields
-            kpi(KPI_CAMPAIGN, {"store": store, "campaign": CAMPAIGN}, fields, day)
+            data.campaign[store][campaign] = fields
+            kpi(KPI_CAMPAIGN, {"store": store, "campaign": campaign}, fields, start)
 
     lines += _raw_events(data, rng)
     return data, lines

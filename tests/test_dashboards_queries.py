@@ -205,48 +205,50 @@ def test_zone_visits_per_hour_split_by_zone(filled: tuple[InfluxClient, ds.Datas
 # ---- marketing --------------------------------------------------------------------------------------
 
 
-def test_campaign_visitors_against_baseline_band(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+@pytest.mark.parametrize("store", ds.STORES)
+def test_campaign_visitors_against_baseline_band(filled: tuple[InfluxClient, ds.Dataset], store: str) -> None:
     client, data = filled
     series = run(
         client,
         "footfall-marketing",
         "Campaign visitors against baseline",
-        store="store-a",
+        store=store,
         start_ms=ds.ms(ds.DAYS[0]),
-    )[0]
-    days = ds.DAYS[1:]
-    campaign = data.campaign["store-a"]
-    assert series.column("visitors") == [campaign[d]["visitors"] for d in days]
-    assert series.column("baseline") == [campaign[d]["baseline"] for d in days]
-    # The band is the baseline implied by the uplift's confidence interval: visitors - CI.
-    assert series.column("baseline low") == [campaign[d]["visitors"] - campaign[d]["ci_high"] for d in days]
-    assert series.column("baseline high") == [campaign[d]["visitors"] - campaign[d]["ci_low"] for d in days]
-    for low, base, high in zip(
-        series.column("baseline low"), series.column("baseline"), series.column("baseline high"), strict=True
-    ):
-        assert low <= base <= high
+    )
+    rows = by_tag(series, "campaign")
+    assert set(rows) == {ds.CAMPAIGN, ds.OTHER_CAMPAIGN}
+    for campaign, s in rows.items():
+        want = data.campaign[store][campaign]
+        (row,) = s.values
+        visitors, baseline, low, high = row[1:]
+        assert (visitors, baseline) == (want["visitors"], want["baseline"])
+        # The band is the baseline implied by the uplift's confidence interval: visitors - CI.
+        assert (low, high) == (want["visitors"] - want["ci_high"], want["visitors"] - want["ci_low"])
+        assert low <= baseline <= high
 
 
-def test_campaign_uplift_table_shows_the_latest_figures(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+def test_campaign_uplift_table_shows_each_campaign_and_store(filled: tuple[InfluxClient, ds.Dataset]) -> None:
     client, data = filled
     series = run(
         client, "footfall-marketing", "Campaign uplift", store=list(ds.STORES), start_ms=ds.ms(ds.DAYS[0])
     )
-    assert {(s.tags["campaign"], s.tags["store"]) for s in series} == {(ds.CAMPAIGN, s) for s in ds.STORES}
+    assert {(s.tags["campaign"], s.tags["store"]) for s in series} == {
+        (c, s) for c in (ds.CAMPAIGN, ds.OTHER_CAMPAIGN) for s in ds.STORES
+    }
     for s in series:
-        latest = data.campaign[s.tags["store"]][ds.DAY]
-        assert s.column("uplift %") == [pytest.approx(latest["uplift_pct"])]
-        assert s.column("baseline") == [latest["baseline"]]
+        want = data.campaign[s.tags["store"]][s.tags["campaign"]]
+        assert s.column("uplift %") == [pytest.approx(want["uplift_pct"])]
+        assert s.column("baseline") == [want["baseline"]]
 
 
-def test_campaign_annotation_marks_each_campaign_day(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+def test_campaign_annotation_marks_each_campaign_start(filled: tuple[InfluxClient, ds.Dataset]) -> None:
     client, _ = filled
     query = render_query(
         MARKETING.annotations[0].influxql, store="store-a", start_ms=ds.ms(ds.DAYS[0]), end_ms=DAY_END
     )
     series = client.query(query, epoch="ms")[0]
-    assert series.column("campaign") == [ds.CAMPAIGN] * len(ds.DAYS[1:])
-    assert series.column("time") == [ds.ms(d) for d in ds.DAYS[1:]]
+    assert series.column("campaign") == [ds.OTHER_CAMPAIGN, ds.CAMPAIGN]
+    assert series.column("time") == [ds.ms(ds.DAYS[0]), ds.ms(ds.DAYS[1])]
 
 
 def test_visitors_by_store_and_chain_rollup(filled: tuple[InfluxClient, ds.Dataset]) -> None:
