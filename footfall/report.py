@@ -72,6 +72,11 @@ def _fmt(value: float | None, kind: str = "int") -> str:
     return f"{value:,.0f}"
 
 
+def _fmt_pct(percent: float | None) -> str:
+    """A value already in percent (analytics' ``uplift_pct``), signed."""
+    return "–" if percent is None or math.isnan(percent) else f"{percent:+.1f} %"
+
+
 def latest_day(inp: ReportInput) -> list[Point]:
     """The hourly KPI points of the most recent local day that has any."""
     tz = ZoneInfo(inp.timezone)
@@ -111,7 +116,7 @@ def kpi_table(inp: ReportInput) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"campaign {name}: uplift",
-                f"{_fmt(_num(point, 'uplift_pct'), 'pct')} (95 % CI {_fmt(_num(point, 'ci_low'))}"
+                f"{_fmt_pct(_num(point, 'uplift_pct'))} (95 % CI {_fmt(_num(point, 'ci_low'))}"
                 f" … {_fmt(_num(point, 'ci_high'))} visitors)",
             )
         )
@@ -246,7 +251,7 @@ def chart_campaign(inp: ReportInput) -> Chart | None:
     for i, p in enumerate(points):
         pct = _num(p, "uplift_pct")
         if pct is not None:
-            ax.annotate(f"{pct * 100:+.1f} %", (i + 0.2, visitors[i]), ha="center", va="bottom")
+            ax.annotate(_fmt_pct(pct), (i + 0.2, visitors[i]), ha="center", va="bottom")
     ax.set_xticks(x, names)
     ax.set_ylabel("visitors")
     ax.set_ylim(0, max(*visitors, *high) * 1.15 or 1)

@@ -82,7 +82,7 @@ def synthetic_input(*, with_campaign: bool = True) -> ReportInput:
                     "visitors": 620.0,
                     "baseline": 500.0,
                     "uplift": 120.0,
-                    "uplift_pct": 0.24,
+                    "uplift_pct": 24.0,  # analytics writes percent
                     "ci_low": 60.0,
                     "ci_high": 180.0,
                 },
@@ -105,7 +105,7 @@ def test_kpi_table_shows_the_latest_day_of_this_store() -> None:
     assert rows["day"] == "2026-03-11"
     assert rows["visitors"] == f"{last_visitors:,}"
     assert rows["dwell at table (median)"] == "38 s"  # median of 12, 30, 45, 61 = 37.5, shown rounded
-    assert rows["campaign spring: uplift"].startswith("24.0 %")
+    assert rows["campaign spring: uplift"].startswith("+24.0 %")
     assert "99,999" not in " ".join(rows.values())
 
 
