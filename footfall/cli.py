@@ -7,6 +7,9 @@ Components import heavy dependencies (ultralytics, torch, cv2) inside their comm
 from __future__ import annotations
 
 import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -32,6 +35,55 @@ def version() -> None:
     from footfall import __version__
 
     typer.echo(__version__)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for report.html, frame.png and the DuckDB store")] = Path(
+        "footfall-demo"
+    ),
+    model: Annotated[
+        str | None, typer.Option(help="model weights (default: FOOTFALL_MODEL, ../shared/models, models/)")
+    ] = None,
+    source: Annotated[Path | None, typer.Option(help="video file (default: the bundled sample clip)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="camera YAML for --source (default: the sample's)")
+    ] = None,
+    weeks: Annotated[int, typer.Option(min=2, max=12, help="weeks of store history to build")] = 5,
+    day: Annotated[
+        str | None, typer.Option(help="last day of the history, YYYY-MM-DD (default: yesterday)")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="the store's IANA time zone")] = "Europe/Berlin",
+    seed: Annotated[int, typer.Option(help="seed of the generated traffic, POS and campaign")] = 7,
+) -> None:
+    """Run the whole pipeline offline on the sample clip and write an HTML report (no servers)."""
+    from footfall.demo import SAMPLE_CLIP, SAMPLE_CONFIG, print_summary, run_demo
+
+    last_day = _parse_day(day) if day else None
+    try:
+        made = run_demo(
+            out,
+            model=model,
+            source=source or SAMPLE_CLIP,
+            config_path=config or SAMPLE_CONFIG,
+            weeks=weeks,
+            last_day=last_day,
+            timezone=timezone,
+            seed=seed,
+        )
+    except ImportError as exc:
+        if not (exc.name or "").startswith("footfall."):
+            raise
+        typer.secho(f"the demo needs the edge and analytics components: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    print_summary(made)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--day: expected YYYY-MM-DD, got {text!r}") from None
 
 
 def _register_components() -> None:
