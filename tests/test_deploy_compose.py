@@ -229,16 +229,20 @@ def test_broker_entrypoint_acl_and_config(tmp_path: Path) -> None:
         clients += [ingest, edge]
         assert rc == rc_edge == 0
         received: list[str] = []
+        subscribed = threading.Event()
         ingest.on_message = lambda _c, _u, msg: received.append(msg.topic)
+        ingest.on_subscribe = lambda *_args: subscribed.set()
         ingest.subscribe("footfall/v1/#", qos=1)
-        time.sleep(0.3)
+        assert subscribed.wait(5)
         own = f"footfall/v1/{env['FOOTFALL_STORE']}/cam-1/crossing"
-        edge.publish("footfall/v1/other-store/cam-1/crossing", b"{}", qos=0)  # denied by the ACL
         edge.publish(own, b"{}", qos=1).wait_for_publish(5)
         deadline = time.monotonic() + 5
         while own not in received and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.3)
+        assert received == [own]
+        # Another store's topic is refused by the ACL: nothing reaches the subscriber.
+        edge.publish("footfall/v1/other-store/cam-1/crossing", b"{}", qos=0)
+        time.sleep(1.0)
         assert received == [own]
     finally:
         for client in clients:
