@@ -47,7 +47,12 @@ class Vocab:
         return self._index.get(label)
 
     def codes(self, labels: Sequence[str] | np.ndarray) -> np.ndarray:
-        uniq, inverse = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+        """Codes of many labels (strings, or integers already coded by a database: kept apart
+        from strings by their ``str()``)."""
+        arr = np.asarray(labels)
+        if arr.dtype.kind not in "iu":
+            arr = arr.astype(object)
+        uniq, inverse = np.unique(arr, return_inverse=True)
         mapping = np.array([self.code(str(u)) for u in uniq], dtype=np.int32)
         return mapping[inverse.reshape(-1)] if len(uniq) else np.zeros(0, np.int32)
 

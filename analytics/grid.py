@@ -53,6 +53,7 @@ class Grid:
     slot_end: np.ndarray  # int64 UTC ns
     slot_day: np.ndarray  # int64 index into day arrays
     slot_emit: np.ndarray  # bool
+    slot_local_hour: np.ndarray  # int8 wall-clock hour (a repeated hour at DST end appears twice)
     day_store: np.ndarray  # int32
     day_ordinal: np.ndarray  # int64 proleptic Gregorian ordinal of the local date
     day_start: np.ndarray  # int64 UTC ns of local midnight
@@ -104,7 +105,7 @@ def build_grid(
     tz_bounds: dict[str, tuple[np.ndarray, list[datetime]]] = {
         name: local_hour_starts(begin, last, ZoneInfo(name)) for name in by_tz
     }
-    slot_store, slot_start, slot_end, slot_day, slot_emit = [], [], [], [], []
+    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = [], [], [], [], [], []
     day_store, day_ord, day_start, day_open, day_close, day_emit = [], [], [], [], [], []
     offsets = np.zeros(len(metas) + 1, np.int64)
     for code, meta in enumerate(metas):
@@ -118,6 +119,7 @@ def build_grid(
         slot_end.append(bounds[1:])
         slot_day.append(day_idx.reshape(-1) + base_day)
         slot_emit.append(dates >= first_emit.toordinal())
+        slot_hour.append(np.array([s.hour for s in starts], np.int8))
         tz = meta.tz
         opens, closes = [], []
         for ordinal in uniq_dates:
@@ -157,6 +159,7 @@ def build_grid(
         slot_end=cat(slot_end, np.int64),
         slot_day=cat(slot_day, np.int64),
         slot_emit=cat(slot_emit, bool),
+        slot_local_hour=cat(slot_hour, np.int8),
         day_store=cat(day_store, np.int32),
         day_ordinal=cat(day_ord, np.int64),
         day_start=cat(day_start, np.int64),
