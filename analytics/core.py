@@ -111,6 +111,22 @@ def staff_track_mask(
     return out[:n]
 
 
+def _seen_in_staff_zone(
+    key_a: tuple[np.ndarray, ...],
+    ts_a: np.ndarray,
+    key_s: tuple[np.ndarray, ...],
+    enter_s: np.ndarray,
+    exit_s: np.ndarray,
+    horizon_ns: np.ndarray,
+) -> np.ndarray:
+    """A track is staff around a staff-zone visit: from the visit's start up to ``horizon`` later
+    (a track starting in the back room) and from ``horizon`` before the visit's end (a track that
+    comes in and goes to the back room)."""
+    after = staff_track_mask(key_a, ts_a, key_s, enter_s, horizon_ns)
+    before = staff_track_mask(key_a, -ts_a, key_s, -exit_s, horizon_ns)
+    return after | before
+
+
 @dataclass
 class Sessions:
     store: np.ndarray
@@ -311,8 +327,9 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
 
     cr = raw.crossings
     cr_slot = grid.slot_of(cr.store, cr.ts)
-    cr_staff = staff_track_mask(
-        (cr.store, cr.device, cr.track), cr.ts, staff_key, staff_start, horizon[cr.store]
+    staff_end = zv.ts[in_staff_zone]
+    cr_staff = _seen_in_staff_zone(
+        (cr.store, cr.device, cr.track), cr.ts, staff_key, staff_start, staff_end, horizon[cr.store]
     )
     cr_staff &= cr.track != NO_TRACK
     cr_day = np.where(cr_slot >= 0, grid.slot_day[np.maximum(cr_slot, 0)], -1)
@@ -399,8 +416,8 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
 
     # ---- zones (staff zones and staff tracks excluded)
     zv_slot = grid.slot_of(zv.store, zv.ts)
-    zv_staff = in_staff_zone | staff_track_mask(
-        (zv.store, zv.device, zv.track), zv.enter, staff_key, staff_start, horizon[zv.store]
+    zv_staff = in_staff_zone | _seen_in_staff_zone(
+        (zv.store, zv.device, zv.track), zv.enter, staff_key, staff_start, staff_end, horizon[zv.store]
     )
     z_ok = (zv_slot >= 0) & ~zv_staff
     z_ok &= covered[np.maximum(zv_slot, 0)]
