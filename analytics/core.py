@@ -500,10 +500,16 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
     r_hours, r_slot_idx = np.unique(r_hour_of_slot, return_inverse=True)
     r_days, r_day_idx = np.unique(grid.day_ordinal, return_inverse=True)
     roll_tz = ZoneInfo(config.rollup_timezone)
+    # The hourly rollup covers the UTC hours of the whole emitted range of all stores; its inputs
+    # include the stores' context-day slots, so re-running any window rewrites the same values.
+    roll_start = grid.emit_start_ns - grid.emit_start_ns % HOUR_NS
+    roll_in = (
+        covered & (r_hour_of_slot * HOUR_NS >= roll_start) & (r_hour_of_slot * HOUR_NS < grid.emit_end_ns)
+    )
     out.hourly += _rollup(
         KPI_HOURLY,
         slot_cols,
-        emit,
+        roll_in,
         r_slot_idx,
         r_hours * HOUR_NS,
         grid.slot_store,
@@ -515,7 +521,7 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
             "visit_duration_median_s": (
                 np.where(v_sel, r_slot_idx[np.maximum(ses_slot, 0)], -1),
                 durations,
-                emit[np.maximum(ses_slot, 0)],
+                roll_in[np.maximum(ses_slot, 0)],
             )
         },
     )
@@ -557,20 +563,30 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
     zz = zv.zone[z_ok].astype(np.int64)
     dw = zv.dwell_s[z_ok]
     zday = grid.slot_day[zs]
-    for measurement, unit_of, emit_mask, ts_of, store_of, roll_idx, roll_ts in (
+    for measurement, unit_of, emit_mask, roll_mask, ts_of, store_of, roll_idx, roll_ts in (
         (
             KPI_ZONE_HOURLY,
             zs,
             grid.slot_emit,
+            roll_in,
             grid.slot_start,
             grid.slot_store,
             r_slot_idx,
             r_hours * HOUR_NS,
         ),
-        (KPI_ZONE_DAILY, zday, grid.day_emit, grid.day_start, grid.day_store, r_day_idx, r_day_ts),
+        (
+            KPI_ZONE_DAILY,
+            zday,
+            grid.day_emit,
+            grid.day_emit,
+            grid.day_start,
+            grid.day_store,
+            r_day_idx,
+            r_day_ts,
+        ),
     ):
-        e_ok = emit_mask[unit_of]
         for pooled in (False, True):
+            e_ok = (roll_mask if pooled else emit_mask)[unit_of]
             unit = roll_idx[unit_of[e_ok]] if pooled else unit_of[e_ok]
             keys, counts, qs = grouped_quantiles(unit * n_z + zz[e_ok], dw[e_ok], (0.5, 0.9))
             u, z = keys // n_z, keys % n_z

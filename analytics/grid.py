@@ -62,9 +62,11 @@ class Grid:
     day_emit: np.ndarray  # bool
     store_offset: np.ndarray  # int64 first slot of each store
     tz_groups: list[tuple[np.ndarray, np.ndarray]]  # (store codes, hour bounds) per time zone
-    read_start_ns: int  # first instant of any emitted local day
-    read_end_ns: int  # end of the last local day
-    lookback_start_ns: int
+    read_start_ns: int  # first instant of the first context day (raw events are read from here)
+    read_end_ns: int  # end of the last (context) day
+    lookback_start_ns: int  # Wi-Fi sightings are read from here
+    emit_start_ns: int  # earliest local midnight of the first emitted day over the stores
+    emit_end_ns: int  # latest local midnight after the last emitted day
 
     @property
     def n_slots(self) -> int:
@@ -94,11 +96,14 @@ class Grid:
 
 
 def build_grid(
-    metas: list[StoreMeta], first: date, last: date, lookback_days: int = 0, *, first_emit: date | None = None
+    metas: list[StoreMeta], first: date, last: date, lookback_days: int = 0, context_days: int = 0
 ) -> Grid:
-    """Slots for local dates ``first - lookback_days`` .. ``last`` of every store (codes = list order)."""
-    first_emit = first_emit or first
-    begin = first - timedelta(days=lookback_days)
+    """Slots for local dates ``first - lookback_days`` .. ``last + context_days`` of every store (codes =
+    list order); only ``first`` .. ``last`` are emitted. Context days let the ``store=all`` hourly
+    rollup of the whole emitted UTC range include stores in other time zones."""
+    first_emit = first
+    begin = first - timedelta(days=max(lookback_days, context_days))
+    last_emit, last = last, last + timedelta(days=context_days)
     by_tz: dict[str, list[int]] = {}
     for code, meta in enumerate(metas):
         by_tz.setdefault(meta.timezone, []).append(code)
@@ -118,7 +123,7 @@ def build_grid(
         slot_start.append(bounds[:-1])
         slot_end.append(bounds[1:])
         slot_day.append(day_idx.reshape(-1) + base_day)
-        slot_emit.append(dates >= first_emit.toordinal())
+        slot_emit.append((dates >= first_emit.toordinal()) & (dates <= last_emit.toordinal()))
         slot_hour.append(np.array([s.hour for s in starts], np.int8))
         tz = meta.tz
         opens, closes = [], []
@@ -141,7 +146,7 @@ def build_grid(
         )
         day_open.append(np.array(opens, np.int64))
         day_close.append(np.array(closes, np.int64))
-        day_emit.append(uniq_dates >= first_emit.toordinal())
+        day_emit.append((uniq_dates >= first_emit.toordinal()) & (uniq_dates <= last_emit.toordinal()))
     offsets[len(metas)] = sum(len(x) for x in slot_start)
 
     def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -149,9 +154,12 @@ def build_grid(
 
     groups = [(np.array(codes, np.int32), tz_bounds[name][0]) for name, codes in by_tz.items()]
     all_bounds = [b for b, _ in tz_bounds.values()]
-    emit_starts = [datetime_to_ns(local_midnight(first_emit, ZoneInfo(name))) for name in by_tz] or [
-        datetime_to_ns(local_midnight(first_emit, ZoneInfo("UTC")))
-    ]
+    zones = [ZoneInfo(name) for name in by_tz] or [ZoneInfo("UTC")]
+
+    def midnights(day: date) -> list[int]:
+        return [datetime_to_ns(local_midnight(day, tz)) for tz in zones]
+
+    after_last = last_emit + timedelta(days=1)
     return Grid(
         n_stores=len(metas),
         slot_store=cat(slot_store, np.int32),
@@ -168,9 +176,11 @@ def build_grid(
         day_emit=cat(day_emit, bool),
         store_offset=offsets,
         tz_groups=groups,
-        read_start_ns=min(emit_starts),
+        read_start_ns=min(midnights(first - timedelta(days=context_days))),
         read_end_ns=max(int(b[-1]) for b in all_bounds) if all_bounds else 0,
         lookback_start_ns=min(int(b[0]) for b in all_bounds) if all_bounds else 0,
+        emit_start_ns=min(midnights(first_emit)),
+        emit_end_ns=max(midnights(after_last)),
     )
 
 

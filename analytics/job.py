@@ -70,7 +70,7 @@ def compute_window(
     store: str | None = None,
 ) -> tuple[KpiTables, object, int, dict[str, float]]:
     first, last = _local_dates(config.stores, start, end)
-    grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS)
+    grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS, context_days=1)
     t0 = time.perf_counter()
     raw = source.read_raw(
         config, grid.read_start_ns, grid.read_end_ns, wifi_start_ns=grid.lookback_start_ns, store=store
@@ -81,7 +81,7 @@ def compute_window(
             rollup_timezone=config.rollup_timezone,
             stores=[*config.stores, *(StoreMeta(id=s) for s in raw.stores.labels[len(config.stores) :])],
         )
-        grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS)
+        grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS, context_days=1)
     kpis = compute_kpis(raw, grid, config)
     t2 = time.perf_counter()
     return kpis, (grid, raw.stores.labels), raw.n_events + len(raw.pos), {"read": t1 - t0, "compute": t2 - t1}

@@ -44,7 +44,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from footfall.analytics.config import Campaign, CampaignsConfig, StaffRules, StoreMeta, StoresConfig, WifiRules
+from footfall.analytics.config import (
+    Campaign,
+    CampaignsConfig,
+    StaffRules,
+    StoreMeta,
+    StoresConfig,
+    WifiRules,
+)
 from footfall.analytics.pos import PosTransaction
 from footfall.contracts.events import (
     CrossingEvent,
@@ -82,7 +89,12 @@ class SimConfig:
     weeks: int = 5
     seed: int = 7
     campaign_uplift: float = 0.4
-    outage: tuple[str, int, int, int] | None = ("store-c", 9, 13, 16)  # store, day index, local hours [from, to)
+    outage: tuple[str, int, int, int] | None = (
+        "store-c",
+        9,
+        13,
+        16,
+    )  # store, day index, local hours [from, to)
     heartbeat_every: timedelta = timedelta(minutes=10)
     loyal_pool: int = 60
     wifi_share: float = 0.45
@@ -168,7 +180,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             opening_hours=s.opening_hours,
             entrance_lines=["door"],
             passby_lines=["street"],
-            staff=StaffRules(zones=["backroom"], count_outside_hours=False, wifi_min_hours_per_day=6, wifi_min_days=3),
+            staff=StaffRules(
+                zones=["backroom"], count_outside_hours=False, wifi_min_hours_per_day=6, wifi_min_days=3
+            ),
             wifi=WifiRules(session_gap_s=300, visit_min_s=120, visit_min_rssi=-70),
         )
         for s in cfg.stores
@@ -181,7 +195,8 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         name="autumn-promo",
         stores=[m.id for m in metas[:2]],
         start=datetime(camp_days[0].year, camp_days[0].month, camp_days[0].day, tzinfo=tz_a),
-        end=datetime(camp_days[-1].year, camp_days[-1].month, camp_days[-1].day, tzinfo=tz_a) + timedelta(days=1),
+        end=datetime(camp_days[-1].year, camp_days[-1].month, camp_days[-1].day, tzinfo=tz_a)
+        + timedelta(days=1),
         channel="social",
         baseline_weeks=4,
     )
@@ -229,7 +244,15 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             while t < next_midnight:
                 if not in_outage(t):
                     events.append(
-                        HeartbeatEvent(id=eid("hb", sid, t), store=sid, device="cam-1", ts=t, fps=10.0, latency_ms=40.0, dropped_frames=0)
+                        HeartbeatEvent(
+                            id=eid("hb", sid, t),
+                            store=sid,
+                            device="cam-1",
+                            ts=t,
+                            fps=10.0,
+                            latency_ms=40.0,
+                            dropped_frames=0,
+                        )
                     )
                     truth_h = hourly[(sid, _local_hour_ns(t, tz))]
                     truth_h["_covered"] = 1
@@ -297,7 +320,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             visitors_today: list[Person] = []
             t = open_t
             while t < close_t - timedelta(minutes=45):
-                h_end = min(t + HOUR - timedelta(seconds=t.minute * 60 + t.second), close_t - timedelta(minutes=45))
+                h_end = min(
+                    t + HOUR - timedelta(seconds=t.minute * 60 + t.second), close_t - timedelta(minutes=45)
+                )
                 span = (h_end - t).total_seconds()
                 for extra in (False, True):
                     rate = sim_store.arrivals_per_hour * span / 3600
@@ -341,7 +366,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                     z_dwell = (z_out - z_in).total_seconds()
                     events.append(ZoneVisitEvent(id=eid("zv", sid, track, zone), store=sid, device="cam-1", ts=z_out, zone=zone,
                                                  track_id=track, enter_ts=z_in, exit_ts=z_out, dwell_s=z_dwell))  # fmt: skip
-                    truth.zone_dwell_hourly.setdefault((sid, zone, _local_hour_ns(z_out, tz)), []).append(z_dwell)
+                    truth.zone_dwell_hourly.setdefault((sid, zone, _local_hour_ns(z_out, tz)), []).append(
+                        z_dwell
+                    )
                     truth.zone_dwell_daily.setdefault((sid, zone, day_ns), []).append(z_dwell)
                 # Wi-Fi
                 if rng.random() < cfg.wifi_share:
@@ -373,7 +400,11 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                     seq += 1
                     amount = round(float(rng.uniform(3, 80)), 2)
                     pt = d - timedelta(seconds=60)
-                    pos.append(PosTransaction(sid, datetime_to_ns(pt), f"{sid}-{seq}", amount, int(rng.integers(1, 6))))
+                    pos.append(
+                        PosTransaction(
+                            sid, datetime_to_ns(pt), f"{sid}-{seq}", amount, int(rng.integers(1, 6))
+                        )
+                    )
                     hh = hourly[(sid, _local_hour_ns(pt, tz))]
                     hh["transactions"] += 1
                     hh["revenue"] += amount
@@ -416,7 +447,15 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         d_key = (sid, day_of_hour[(sid, h_ns)])
         acc = daily_acc[d_key]
         acc["covered_hours"] += 1
-        for name in ("visitors", "exits", "passersby", "wifi_visits", "wifi_walkbys", "transactions", "revenue"):
+        for name in (
+            "visitors",
+            "exits",
+            "passersby",
+            "wifi_visits",
+            "wifi_walkbys",
+            "transactions",
+            "revenue",
+        ):
             acc[name] += fields.get(name, 0.0)
     for d_key, acc in daily_acc.items():
         sid, d_ns = d_key
@@ -424,7 +463,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         fields["covered_hours"] = acc["covered_hours"]
         ordinal = datetime.fromtimestamp(d_ns / 1e9, ZoneInfo(stores.meta(sid).timezone)).date().toordinal()  # type: ignore[union-attr]
         devices = [dev for (s, dev), ords in wifi_visit_days.items() if s == sid and ordinal in ords]
-        repeats = [dev for dev in devices if any(ordinal - 30 <= o < ordinal for o in wifi_visit_days[(sid, dev)])]
+        repeats = [
+            dev for dev in devices if any(ordinal - 30 <= o < ordinal for o in wifi_visit_days[(sid, dev)])
+        ]
         fields["wifi_visitors"] = len(devices)
         fields["repeat_visitors"] = len(repeats)
         if devices:
@@ -435,8 +476,13 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     return Simulation(cfg, events, pos, stores, CampaignsConfig(campaigns=[campaign]), truth, people)
 
 
-def _store_fields(acc: dict[str, float], occ: list[float] | None, durations: list[float] | None) -> dict[str, float]:
-    f = {k: float(acc.get(k, 0.0)) for k in ("visitors", "exits", "passersby", "wifi_visits", "wifi_walkbys", "transactions", "revenue")}
+def _store_fields(
+    acc: dict[str, float], occ: list[float] | None, durations: list[float] | None
+) -> dict[str, float]:
+    f = {
+        k: float(acc.get(k, 0.0))
+        for k in ("visitors", "exits", "passersby", "wifi_visits", "wifi_walkbys", "transactions", "revenue")
+    }
     f["walkbys"] = max(f["passersby"] - f["visitors"], 0.0)
     if f["passersby"]:
         f["capture_rate"] = f["visitors"] / f["passersby"]
@@ -527,7 +573,9 @@ def emit_via_mqtt(events: Iterable[Event], mqtt_url: str, *, timeout_s: float = 
     from footfall.contracts.config import MqttSettings
 
     settings = MqttSettings.from_url(mqtt_url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{time.monotonic_ns()}", clean_session=True)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{time.monotonic_ns()}", clean_session=True
+    )
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     client.max_inflight_messages_set(1000)
