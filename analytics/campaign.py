@@ -22,9 +22,38 @@ from footfall.analytics.config import Campaign
 from footfall.analytics.grid import Grid
 from footfall.contracts.measurements import ALL_STORES, KPI_CAMPAIGN, Point, datetime_to_ns
 
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)  # fmt: skip
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
@@ -60,11 +89,24 @@ def uplift_from_sums(store: str, visitors: float, weekly: np.ndarray, hours: int
     spread = float(np.std(weekly, ddof=1)) if n >= 2 else math.nan
     half = t975(n - 1) * spread * math.sqrt(1 + 1 / n) if n >= 2 else math.nan
     up = visitors - base
-    pct = lambda x: 100.0 * x / base if base > 0 else math.nan
+
+    def pct(x: float) -> float:
+        return 100.0 * x / base if base > 0 else math.nan
+
     return Uplift(
-        store, float(visitors), base, up, pct(up), up - half, up + half, pct(up - half), pct(up + half), hours, n,
+        store,
+        float(visitors),
+        base,
+        up,
+        pct(up),
+        up - half,
+        up + half,
+        pct(up - half),
+        pct(up + half),
+        hours,
+        n,
         tuple(float(x) for x in weekly),
-    )  # fmt: skip
+    )
 
 
 def campaign_uplift(
@@ -156,12 +198,17 @@ def format_uplift_table(campaign: Campaign, rows: list[Uplift]) -> str:
     cols = ("store", "hours", "visitors", "baseline", "uplift", "uplift %", "95% CI (visitors)", "95% CI (%)")
     body = [
         (
-            r.store, str(r.hours), num(r.visitors, ".0f"), num(r.baseline, ".1f"), num(r.uplift, "+.1f"),
-            num(r.uplift_pct, "+.1f"), f"[{num(r.ci_low, '+.1f')}, {num(r.ci_high, '+.1f')}]",
+            r.store,
+            str(r.hours),
+            num(r.visitors, ".0f"),
+            num(r.baseline, ".1f"),
+            num(r.uplift, "+.1f"),
+            num(r.uplift_pct, "+.1f"),
+            f"[{num(r.ci_low, '+.1f')}, {num(r.ci_high, '+.1f')}]",
             f"[{num(r.ci_low_pct, '+.1f')}, {num(r.ci_high_pct, '+.1f')}]",
         )
         for r in rows
-    ]  # fmt: skip
+    ]
     if not body:
         return head + "\nno hours with data in both the campaign and all baseline weeks"
     widths = [max(len(c), *(len(row[i]) for row in body)) for i, c in enumerate(cols)]

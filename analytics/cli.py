@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
         influx_db: InfluxDb = "footfall",
         db: DuckDbPath = None,
     ) -> None:
-        """Import POS transactions (store, ts, transaction_id, amount[, items]); re-importing changes nothing."""
+        """Import POS transactions (store, ts, transaction_id, amount[, items]); re-import changes nothing."""
         from footfall.analytics.pos import PosError, parse_mapping, pos_points, read_pos_file
 
         try:

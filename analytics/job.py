@@ -136,7 +136,8 @@ def campaign_rows(source: EventStore, campaign: Campaign, config: StoresConfig) 
         )
         grid = build_grid(config.stores, first, last)
     kpis = compute_kpis(raw, grid, config)
-    assert kpis.slot_visitors is not None and kpis.slot_covered is not None
+    assert kpis.slot_visitors is not None
+    assert kpis.slot_covered is not None
     return campaign_uplift(campaign, grid, raw.stores.labels, kpis.slot_visitors, kpis.slot_covered)
 
 

@@ -117,19 +117,27 @@ def read_pos_file(path: str | Path, fmt: str, mapping: PosMapping | None = None)
         raise PosError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
         raise PosError(f"{path}: not valid {fmt}: {exc}") from None
-    return parse_pos_rows(rows, mapping, source=str(path))
+    # CSV data rows start on line 2; JSON records are counted from 1.
+    return parse_pos_rows(rows, mapping, source=str(path), first_line=2 if fmt == "csv" else None)
 
 
 def parse_pos_rows(
-    rows: Iterable[Mapping[str, Any]], mapping: PosMapping, *, source: str = "input"
+    rows: Iterable[Mapping[str, Any]],
+    mapping: PosMapping,
+    *,
+    source: str = "input",
+    first_line: int | None = None,
 ) -> list[PosTransaction]:
+    """Validate every row first (raising ``PosError`` naming rows and columns), then merge rows
+    of the same (store, transaction_id)."""
     tz = ZoneInfo(mapping.timezone) if mapping.timezone else None
     ts_cols = mapping.ts.split("+")
     merged: dict[tuple[str, str], list[Any]] = {}
     errors: list[str] = []
     for n, row in enumerate(rows, start=1):
+        where = f"line {n + first_line - 1}" if first_line else f"record {n}"
         if not isinstance(row, Mapping):
-            errors.append(f"{source}: row {n}: not an object")
+            errors.append(f"{source}: {where}: not an object")
             continue
         try:
             store = mapping.store_value or _required(row, mapping.store)
@@ -140,7 +148,7 @@ def parse_pos_rows(
             if not _valid_name(store):
                 raise ValueError(f"store {store!r} is not a valid name (A-Z a-z 0-9 _ . : -)")
         except ValueError as exc:
-            errors.append(f"{source}: row {n}: {exc}")
+            errors.append(f"{source}: {where}: {exc}")
             continue
         key = (store, tx_id)
         if key in merged:

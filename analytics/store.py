@@ -328,7 +328,8 @@ class DuckDBStore:
             cols = [f'"{t}" VARCHAR NOT NULL' for t in tags] + [f'"{f}" {typ}' for f, typ in fields.items()]
             key = ", ".join([f'"{t}"' for t in tags] + ['"time"'])
             self.con.execute(
-                f'CREATE TABLE IF NOT EXISTS "{measurement}" ({", ".join(cols)}, "time" BIGINT NOT NULL, PRIMARY KEY ({key}))'
+                f'CREATE TABLE IF NOT EXISTS "{measurement}" ({", ".join(cols)}, '
+                f'"time" BIGINT NOT NULL, PRIMARY KEY ({key}))'
             )
 
     def close(self) -> None:
@@ -362,7 +363,8 @@ class DuckDBStore:
             batch[name] = np.asarray(col)
             if batch[name].dtype.kind == "f" and name in fields:
                 select.append(
-                    f'CAST(CASE WHEN isnan("{name}") THEN NULL ELSE "{name}" END AS {fields[name]}) AS "{name}"'
+                    f'CAST(CASE WHEN isnan("{name}") THEN NULL ELSE "{name}" END AS {fields[name]}) '
+                    f'AS "{name}"'
                 )
             elif name in fields:
                 select.append(f'CAST("{name}" AS {fields[name]}) AS "{name}"')
@@ -404,7 +406,8 @@ class DuckDBStore:
         self.con.register("_combos", keys)
         try:
             data = self.con.execute(
-                f'SELECT k._combo AS combo, {values} FROM "{measurement}" m JOIN _combos k USING ({tag_sql}) WHERE {m_where}',
+                f'SELECT k._combo AS combo, {values} FROM "{measurement}" m '
+                f"JOIN _combos k USING ({tag_sql}) WHERE {m_where}",
                 params,
             ).fetchnumpy()
         finally:
@@ -454,12 +457,14 @@ class DuckDBStore:
             where, params = self._where(start_ns, end_ns, store)
             # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
             hb = self.con.execute(
-                f'SELECT store, ("time" // 900000000000) * 900000000000 AS ts FROM heartbeat WHERE {where} GROUP BY ALL',
+                'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
+                f"FROM heartbeat WHERE {where} GROUP BY ALL",
                 params,
             ).fetchnumpy()
             b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
             pos = self.con.execute(
-                f"SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount FROM pos_transaction WHERE {where}",
+                "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
+                f"FROM pos_transaction WHERE {where}",
                 params,
             ).fetchnumpy()
             b.add_pos(
@@ -471,7 +476,8 @@ class DuckDBStore:
                 wifi_start_ns if wifi_start_ns is not None else start_ns, end_ns, store
             )
             wf = self.con.execute(
-                f'SELECT store, "time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, rssi, randomized FROM wifi WHERE {where}',
+                'SELECT store, "time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, '
+                f"rssi, randomized FROM wifi WHERE {where}",
                 params,
             ).fetchnumpy()
             b.add_wifi(
@@ -489,9 +495,9 @@ class DuckDBStore:
         tags, fields = SCHEMAS[measurement]
         where, params = self._where(start_ns, end_ns, store)
         with self._lock:
+            columns = ", ".join(f'"{c}"' for c in (*tags, *fields, "time"))
             rows = self.con.execute(
-                f'SELECT {", ".join(chr(34) + c + chr(34) for c in (*tags, *fields, "time"))} FROM "{measurement}" WHERE {where} ORDER BY "time"',
-                params,
+                f'SELECT {columns} FROM "{measurement}" WHERE {where} ORDER BY "time"', params
             ).fetchall()
         out = []
         for row in rows:

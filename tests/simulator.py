@@ -145,6 +145,22 @@ class Simulation:
         return self.config.start + timedelta(days=7 * self.config.weeks - 1)
 
 
+def _crossing(
+    event_id: str, store: str, ts: datetime, line: str, direction: str, track: int
+) -> CrossingEvent:
+    kind = "passby" if line == "street" else "entrance"
+    return CrossingEvent(
+        id=event_id,
+        store=store,
+        device="cam-1",
+        ts=ts,
+        line=line,
+        kind=kind,
+        direction=direction,
+        track_id=track,
+    )  # type: ignore[arg-type]
+
+
 def _hash(*parts: object) -> str:
     return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
@@ -267,18 +283,33 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                         continue
                     track += 1
                     events.append(
-                        CrossingEvent(id=eid("wb", sid, track), store=sid, device="cam-1", ts=t, line="street", kind="passby",
-                                      direction="in" if rng.random() < 0.5 else "out", track_id=track)
-                    )  # fmt: skip
+                        _crossing(
+                            eid("wb", sid, track),
+                            sid,
+                            t,
+                            "street",
+                            "in" if rng.random() < 0.5 else "out",
+                            track,
+                        )
+                    )
                     hourly[(sid, _local_hour_ns(t, tz))]["passersby"] += 1
                     if rng.random() < 0.3:  # a phone seen weakly, briefly
                         dev = _hash("walkby", cfg.seed, sid, track)[:32]
                         for k in range(int(rng.integers(1, 3))):
                             ts = t + timedelta(seconds=10 * k)
                             events.append(
-                                WifiEvent(id=eid("wbw", sid, track, k), store=sid, device="wifi-1", ts=ts, sensor="s1", device_hash=dev,
-                                          rssi=int(rng.integers(-88, -75)), randomized=bool(rng.random() < 0.5), key_epoch=1)
-                            )  # fmt: skip
+                                WifiEvent(
+                                    id=eid("wbw", sid, track, k),
+                                    store=sid,
+                                    device="wifi-1",
+                                    ts=ts,
+                                    sensor="s1",
+                                    device_hash=dev,
+                                    rssi=int(rng.integers(-88, -75)),
+                                    randomized=bool(rng.random() < 0.5),
+                                    key_epoch=1,
+                                )
+                            )
                         hourly[(sid, _local_hour_ns(t, tz))]["wifi_walkbys"] += 1
             if hours is None:
                 continue
@@ -288,31 +319,62 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 staff_dev = _hash("staff", cfg.seed, sid, n_staff)[:32]
                 arrive, leave = open_t - timedelta(minutes=30), close_t + timedelta(minutes=20)
                 track += 1
-                events.append(CrossingEvent(id=eid("st-in", sid, day, n_staff), store=sid, device="cam-1", ts=arrive, line="door",
-                                            kind="entrance", direction="in", track_id=track))  # fmt: skip
+                events.append(_crossing(eid("st-in", sid, day, n_staff), sid, arrive, "door", "in", track))
                 track += 1
-                events.append(CrossingEvent(id=eid("st-out", sid, day, n_staff), store=sid, device="cam-1", ts=leave, line="door",
-                                            kind="entrance", direction="out", track_id=track))  # fmt: skip
+                events.append(_crossing(eid("st-out", sid, day, n_staff), sid, leave, "door", "out", track))
                 brk = open_t + timedelta(hours=2 + 2 * n_staff, minutes=7)
                 if not in_outage(brk - timedelta(minutes=15), brk + timedelta(minutes=40)):
                     track += 1
-                    events.append(ZoneVisitEvent(id=eid("st-z1", sid, day, n_staff), store=sid, device="cam-1", ts=brk - timedelta(seconds=20),
-                                                 zone="backroom", track_id=track, enter_ts=brk - timedelta(minutes=10),
-                                                 exit_ts=brk - timedelta(seconds=20), dwell_s=580.0))  # fmt: skip
-                    events.append(CrossingEvent(id=eid("st-brk-out", sid, day, n_staff), store=sid, device="cam-1", ts=brk, line="door",
-                                                kind="entrance", direction="out", track_id=track))  # fmt: skip
+                    events.append(
+                        ZoneVisitEvent(
+                            id=eid("st-z1", sid, day, n_staff),
+                            store=sid,
+                            device="cam-1",
+                            ts=brk - timedelta(seconds=20),
+                            zone="backroom",
+                            track_id=track,
+                            enter_ts=brk - timedelta(minutes=10),
+                            exit_ts=brk - timedelta(seconds=20),
+                            dwell_s=580.0,
+                        )
+                    )
+                    events.append(
+                        _crossing(eid("st-brk-out", sid, day, n_staff), sid, brk, "door", "out", track)
+                    )
                     track += 1
                     back = brk + timedelta(minutes=25)
-                    events.append(CrossingEvent(id=eid("st-brk-in", sid, day, n_staff), store=sid, device="cam-1", ts=back, line="door",
-                                                kind="entrance", direction="in", track_id=track))  # fmt: skip
-                    events.append(ZoneVisitEvent(id=eid("st-z2", sid, day, n_staff), store=sid, device="cam-1", ts=back + timedelta(minutes=6),
-                                                 zone="backroom", track_id=track, enter_ts=back + timedelta(seconds=40),
-                                                 exit_ts=back + timedelta(minutes=6), dwell_s=320.0))  # fmt: skip
+                    events.append(
+                        _crossing(eid("st-brk-in", sid, day, n_staff), sid, back, "door", "in", track)
+                    )
+                    events.append(
+                        ZoneVisitEvent(
+                            id=eid("st-z2", sid, day, n_staff),
+                            store=sid,
+                            device="cam-1",
+                            ts=back + timedelta(minutes=6),
+                            zone="backroom",
+                            track_id=track,
+                            enter_ts=back + timedelta(seconds=40),
+                            exit_ts=back + timedelta(minutes=6),
+                            dwell_s=320.0,
+                        )
+                    )
                 t = arrive
                 while t <= leave:
                     if not in_outage(t):
-                        events.append(WifiEvent(id=eid("st-w", sid, day, n_staff, t), store=sid, device="wifi-1", ts=t, sensor="s1",
-                                                device_hash=staff_dev, rssi=-60, randomized=False, key_epoch=1))  # fmt: skip
+                        events.append(
+                            WifiEvent(
+                                id=eid("st-w", sid, day, n_staff, t),
+                                store=sid,
+                                device="wifi-1",
+                                ts=t,
+                                sensor="s1",
+                                device_hash=staff_dev,
+                                rssi=-60,
+                                randomized=False,
+                                key_epoch=1,
+                            )
+                        )
                     t += timedelta(minutes=5)
             # customers
             in_campaign_day = sid in campaign.stores
@@ -348,15 +410,12 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 track += 1
                 a, d = p.arrival, p.departure
                 pb = a - timedelta(seconds=5)
-                events.append(CrossingEvent(id=eid("c-pb", sid, track), store=sid, device="cam-1", ts=pb, line="street", kind="passby",
-                                            direction="in", track_id=track + 1_000_000))  # fmt: skip
+                events.append(_crossing(eid("c-pb", sid, track), sid, pb, "street", "in", track + 1_000_000))
                 hourly[(sid, _local_hour_ns(pb, tz))]["passersby"] += 1
-                events.append(CrossingEvent(id=eid("c-in", sid, track), store=sid, device="cam-1", ts=a, line="door", kind="entrance",
-                                            direction="in", track_id=track))  # fmt: skip
+                events.append(_crossing(eid("c-in", sid, track), sid, a, "door", "in", track))
                 hourly[(sid, _local_hour_ns(a, tz))]["visitors"] += 1
                 out_track = track + 2_000_000
-                events.append(CrossingEvent(id=eid("c-out", sid, track), store=sid, device="cam-1", ts=d, line="door", kind="entrance",
-                                            direction="out", track_id=out_track))  # fmt: skip
+                events.append(_crossing(eid("c-out", sid, track), sid, d, "door", "out", out_track))
                 hourly[(sid, _local_hour_ns(d, tz))]["exits"] += 1
                 # zones
                 dwell_s = (d - a).total_seconds()
@@ -364,8 +423,19 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                     z_in = a + timedelta(seconds=int(30 + z * dwell_s / 2))
                     z_out = z_in + timedelta(seconds=int(rng.integers(20, max(21, int(dwell_s / 2) - 40))))
                     z_dwell = (z_out - z_in).total_seconds()
-                    events.append(ZoneVisitEvent(id=eid("zv", sid, track, zone), store=sid, device="cam-1", ts=z_out, zone=zone,
-                                                 track_id=track, enter_ts=z_in, exit_ts=z_out, dwell_s=z_dwell))  # fmt: skip
+                    events.append(
+                        ZoneVisitEvent(
+                            id=eid("zv", sid, track, zone),
+                            store=sid,
+                            device="cam-1",
+                            ts=z_out,
+                            zone=zone,
+                            track_id=track,
+                            enter_ts=z_in,
+                            exit_ts=z_out,
+                            dwell_s=z_dwell,
+                        )
+                    )
                     truth.zone_dwell_hourly.setdefault((sid, zone, _local_hour_ns(z_out, tz)), []).append(
                         z_dwell
                     )
@@ -379,8 +449,19 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                     last = first
                     k = 0
                     while ts < d:
-                        events.append(WifiEvent(id=eid("cw", sid, track, k), store=sid, device="wifi-1", ts=ts, sensor="s1", device_hash=dev,
-                                                rssi=int(rng.integers(-66, -50)), randomized=bool(randomized), key_epoch=1))  # fmt: skip
+                        events.append(
+                            WifiEvent(
+                                id=eid("cw", sid, track, k),
+                                store=sid,
+                                device="wifi-1",
+                                ts=ts,
+                                sensor="s1",
+                                device_hash=dev,
+                                rssi=int(rng.integers(-66, -50)),
+                                randomized=bool(randomized),
+                                key_epoch=1,
+                            )
+                        )
                         last = ts
                         ts += timedelta(seconds=90)
                         k += 1

@@ -149,8 +149,18 @@ def _crossing(
 ) -> CrossingEvent:
     kind = "passby" if line == "street" else "entrance"
     source = "beam" if track is None else "camera"
-    return CrossingEvent(id=f"c{i}", store="s1", device="cam", ts=t, line=line, kind=kind, direction=direction, track_id=track,
-                         count=count, source=source)  # fmt: skip
+    return CrossingEvent(
+        id=f"c{i}",
+        store="s1",
+        device="cam",
+        ts=t,
+        line=line,
+        kind=kind,
+        direction=direction,
+        track_id=track,
+        count=count,
+        source=source,
+    )
 
 
 def test_compute_kpis_exact_small_store_day() -> None:
@@ -184,7 +194,7 @@ def test_compute_kpis_exact_small_store_day() -> None:
             enter_ts=_at(9, 30),
             exit_ts=_at(9, 35),
             dwell_s=300,
-        ),  # fmt: skip
+        ),
         ZoneVisitEvent(
             id="z2",
             store="s1",
@@ -195,7 +205,7 @@ def test_compute_kpis_exact_small_store_day() -> None:
             enter_ts=_at(9, 10),
             exit_ts=_at(9, 30),
             dwell_s=1200,
-        ),  # fmt: skip
+        ),
         ZoneVisitEvent(
             id="z3",
             store="s1",
@@ -206,7 +216,7 @@ def test_compute_kpis_exact_small_store_day() -> None:
             enter_ts=_at(9, 49),
             exit_ts=_at(9, 50),
             dwell_s=60,
-        ),  # fmt: skip
+        ),
         _crossing(6, _at(9, 1), "street", "in", 20),
         _crossing(7, _at(9, 2), "street", "out", 21),
         _crossing(8, _at(10, 30), "door", "in", 30),  # in the gap hour
@@ -220,8 +230,12 @@ def test_compute_kpis_exact_small_store_day() -> None:
     assert hourly[datetime_to_ns(_at(8))] == {"visitors": 0, "exits": 0, "passersby": 0, "walkbys": 0}
     h9 = hourly[datetime_to_ns(_at(9))]
     assert {k: h9[k] for k in ("visitors", "exits", "passersby", "walkbys", "capture_rate")} == {
-        "visitors": 4, "exits": 1, "passersby": 2, "walkbys": 0, "capture_rate": 2.0,
-    }  # fmt: skip
+        "visitors": 4,
+        "exits": 1,
+        "passersby": 2,
+        "walkbys": 0,
+        "capture_rate": 2.0,
+    }
     assert "conversion" not in h9  # no POS data for this store: absent, not 0
     # occupancy after each minute of 09:00-09:59: 0 (min 0-4), 1 (5), 4 (6-19), 3 (20-59); the
     # track of 08:50 is staff-free but before opening and uncounted; the out at 11:10 leaves drift
@@ -239,7 +253,7 @@ def test_compute_kpis_exact_small_store_day() -> None:
     assert zones[("s1", "shelf")] == {"visits": 2, "dwell_median_s": 630.0, "dwell_p90_s": 1086.0}
     assert ("s1", "backroom") not in zones
     daily = [p.fields for p in kpis.daily if p.tags["store"] == "s1"]
-    assert daily[0]["visitors"] == 4 and daily[0]["exits"] == 2 and daily[0]["covered_hours"] == 3
+    assert (daily[0]["visitors"], daily[0]["exits"], daily[0]["covered_hours"]) == (4, 2, 3)
 
 
 def test_uplift_interval_exact() -> None:
@@ -255,7 +269,8 @@ def test_uplift_interval_exact() -> None:
 def test_store_config_errors_name_file_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "stores.yaml"
     path.write_text(
-        "stores:\n  - id: a\n    timezone: Mars/Olympus\n    opening_hours: {mon: '10:00-09:00'}\n    colour: red\n"
+        "stores:\n  - id: a\n    timezone: Mars/Olympus\n"
+        "    opening_hours: {mon: '10:00-09:00'}\n    colour: red\n"
     )
     with pytest.raises(ConfigError) as err:
         load_stores(path)

@@ -136,14 +136,22 @@ def test_simulated_stores_through_duckdb(sim: Simulation, tmp_path: Path) -> Non
         result = run_job(store, sim.start, sim.end, sim.stores, sim.campaigns)
         assert_all_kpis(sim, lambda m: store.read_points(m, *ALL_TIME))
         assert_uplift_covers_injection(sim, result.uplifts["autumn-promo"])
-        campaign, rows = report_campaign(store, "autumn-promo", sim.campaigns, sim.stores)
+        _, rows = report_campaign(store, "autumn-promo", sim.campaigns, sim.stores)
         assert [(r.store, r.visitors, r.ci_low) for r in rows] == [
             (r.store, r.visitors, r.ci_low) for r in result.uplifts["autumn-promo"]
         ]
         # a late event is picked up by re-running its day
         person = sim.people[len(sim.people) // 2]
-        late = CrossingEvent(id="late-1", store=person.store, device="cam-1", ts=person.arrival + timedelta(seconds=1),
-                             line="door", kind="entrance", direction="in", track_id=99_999_999)  # fmt: skip
+        late = CrossingEvent(
+            id="late-1",
+            store=person.store,
+            device="cam-1",
+            ts=person.arrival + timedelta(seconds=1),
+            line="door",
+            kind="entrance",
+            direction="in",
+            track_id=99_999_999,
+        )
         store.write_points([event_to_point(late)])
         day = person.arrival.astimezone(sim.stores.meta(person.store).tz).date()  # type: ignore[union-attr]
         run_job(store, day, day, sim.stores)
@@ -167,17 +175,44 @@ def test_cli_run_and_campaign_report_on_duckdb(sim: Simulation, tmp_path: Path) 
     campaigns_yaml.write_text(sim.campaigns.model_dump_json())
     footfall = [sys.executable, "-m", "footfall"]
     run = subprocess.run(
-        [*footfall, "analytics", "run", "--db", str(db), "--from", sim.start.isoformat(), "--to", sim.end.isoformat(),
-         "--stores-config", str(stores_yaml), "--campaigns", str(campaigns_yaml)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            *footfall,
+            "analytics",
+            "run",
+            "--db",
+            str(db),
+            "--from",
+            sim.start.isoformat(),
+            "--to",
+            sim.end.isoformat(),
+            "--stores-config",
+            str(stores_yaml),
+            "--campaigns",
+            str(campaigns_yaml),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "KPI points" in run.stdout
     report = subprocess.run(
-        [*footfall, "report", "campaign", "autumn-promo", "--db", str(db), "--campaigns", str(campaigns_yaml),
-         "--stores-config", str(stores_yaml)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            *footfall,
+            "report",
+            "campaign",
+            "autumn-promo",
+            "--db",
+            str(db),
+            "--campaigns",
+            str(campaigns_yaml),
+            "--stores-config",
+            str(stores_yaml),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()
     assert lines[0].startswith("campaign autumn-promo (social)")
@@ -186,8 +221,12 @@ def test_cli_run_and_campaign_report_on_duckdb(sim: Simulation, tmp_path: Path) 
         assert_matches_truth(
             _by_key(store.read_points(KPI_DAILY, *ALL_TIME)), sim.truth.daily, "daily via CLI"
         )
-    bad = subprocess.run([*footfall, "analytics", "run", "--db", str(db), "--from", "2026-13-01", "--to", "2026-10-02"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [*footfall, "analytics", "run", "--db", str(db), "--from", "2026-13-01", "--to", "2026-10-02"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert "--from" in bad.stderr
 
@@ -198,22 +237,59 @@ def test_cli_scheduled_mode_writes_recent_window(influxdb, tmp_path: Path) -> No
     now = datetime.now(UTC).replace(microsecond=0)
     from footfall.contracts.events import HeartbeatEvent
 
-    client.write_lines([
-        event_to_point(HeartbeatEvent(id="hb-now", store="s1", device="cam", ts=now - timedelta(minutes=1), fps=5, latency_ms=1,
-                                      dropped_frames=0)).to_line(),
-        event_to_point(CrossingEvent(id="in-now", store="s1", device="cam", ts=now - timedelta(minutes=1), line="door",
-                                     kind="entrance", direction="in", track_id=1)).to_line(),
-    ])  # fmt: skip
+    client.write_lines(
+        [
+            event_to_point(
+                HeartbeatEvent(
+                    id="hb-now",
+                    store="s1",
+                    device="cam",
+                    ts=now - timedelta(minutes=1),
+                    fps=5,
+                    latency_ms=1,
+                    dropped_frames=0,
+                )
+            ).to_line(),
+            event_to_point(
+                CrossingEvent(
+                    id="in-now",
+                    store="s1",
+                    device="cam",
+                    ts=now - timedelta(minutes=1),
+                    line="door",
+                    kind="entrance",
+                    direction="in",
+                    track_id=1,
+                )
+            ).to_line(),
+        ]
+    )
     env = {
         "INFLUX_USER": influxdb.admin_user,
         "INFLUX_PASSWORD": influxdb.admin_password,
         "PATH": "/usr/bin:/bin",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "footfall", "analytics", "run", "--influx-url", influxdb.url, "--influx-db", "sched",
-         "--every", "1s", "--recent", "1h"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "footfall",
+            "analytics",
+            "run",
+            "--influx-url",
+            influxdb.url,
+            "--influx-db",
+            "sched",
+            "--every",
+            "1s",
+            "--recent",
+            "1h",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         seen: list[str] = []
