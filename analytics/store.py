@@ -11,10 +11,12 @@ Both read the raw measurements of a window into ``RawData`` and write points (ra
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -177,9 +179,11 @@ def _lines_from_columns(measurement: str, columns: Mapping[str, np.ndarray]) -> 
 
 
 class InfluxStore:
-    def __init__(self, client: InfluxClient, *, chunk_ns: int = DAY_NS) -> None:
+    def __init__(self, client: InfluxClient, *, chunk_ns: int = DAY_NS, workers: int = 3) -> None:
         self.client = client
         self.chunk_ns = chunk_ns
+        self.workers = workers
+        self._local = threading.local()
 
     def write_lines(self, lines: Iterable[str]) -> int:
         batch: list[str] = []
@@ -211,7 +215,23 @@ class InfluxStore:
         where = f"time >= {a} AND time < {b}"
         if store:
             where += f" AND \"store\" = '{store}'"
-        return self.client.query(f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}')
+        return self._client().query(f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}')
+
+    def _client(self) -> InfluxClient:
+        # requests sessions are not shared between threads: one client copy per reader thread
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = dataclasses.replace(self.client)
+        return client
+
+    # measurement -> (selected fields, GROUP BY)
+    _RAW_QUERIES: ClassVar[dict[str, tuple[str, str]]] = {
+        CROSSING: ('"count","track_id"', '"store","device","line","kind","direction"'),
+        ZONE_VISIT: ('"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
+        HEARTBEAT: ('count("fps")', 'time(15m),"store" fill(none)'),  # 15-min buckets are enough
+        POS_TRANSACTION: ('"amount","transaction_id"', '"store"'),
+        WIFI: ('"device_hash","rssi","randomized"', '"store"'),
+    }
 
     def read_raw(
         self,
@@ -222,56 +242,34 @@ class InfluxStore:
         wifi_start_ns: int | None = None,
         store: str | None = None,
     ) -> RawData:
+        """Day-sized queries per measurement, fetched by ``workers`` threads (InfluxDB answers
+        one query per core) and decoded here in order."""
+        jobs = [
+            (m, a, z)
+            for m in self._RAW_QUERIES
+            for a, z in self._chunks(
+                wifi_start_ns if m == WIFI and wifi_start_ns is not None else start_ns, end_ns
+            )
+        ]
         b = RawDataBuilder(config)
-        for a, z in self._chunks(start_ns, end_ns):
-            series = self._select(
-                '"count","track_id"', CROSSING, a, z, store, '"store","device","line","kind","direction"'
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            results = pool.map(
+                lambda job: (
+                    job[0],
+                    self._select(
+                        *self._RAW_QUERIES[job[0]][:1],
+                        job[0],
+                        job[1],
+                        job[2],
+                        store,
+                        self._RAW_QUERIES[job[0]][1],
+                    ),
+                ),
+                jobs,
             )
-            if series:
-                combos = [
-                    (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
-                    for s in series
-                ]
-                combo, cols = _stack(series, 3)
-                b.add_crossings(
-                    combos=combos,
-                    combo=combo,
-                    ts=_ints(cols[0]),
-                    count=_ints(cols[1], 1),
-                    track=_ints(cols[2], NO_TRACK),
-                )
-            series = self._select(
-                '"enter_ns","dwell_s","track_id"', ZONE_VISIT, a, z, store, '"store","device","zone"'
-            )
-            if series:
-                combos3 = [(s.tags["store"], s.tags["device"], s.tags["zone"]) for s in series]
-                combo, cols = _stack(series, 4)
-                b.add_zone_visits(
-                    combos=combos3,
-                    combo=combo,
-                    ts=_ints(cols[0]),
-                    enter=_ints(cols[1]),
-                    dwell_s=_floats(cols[2]),
-                    track=_ints(cols[3], NO_TRACK),
-                )
-            series = self._select('count("fps")', HEARTBEAT, a, z, store, 'time(15m),"store" fill(none)')
-            for s in series:
-                ts = np.array([row[0] for row in s.values], np.int64)
-                b.add_heartbeats(store=s.tags["store"], ts=ts)
-            series = self._select('"amount","transaction_id"', POS_TRANSACTION, a, z, store, '"store"')
-            for s in series:
-                _, cols = _stack([s], 3)
-                b.add_pos(store=s.tags["store"], ts=_ints(cols[0]), amount=_floats(cols[1]))
-        for a, z in self._chunks(wifi_start_ns if wifi_start_ns is not None else start_ns, end_ns):
-            for s in self._select('"device_hash","rssi","randomized"', WIFI, a, z, store, '"store"'):
-                _, cols = _stack([s], 4)
-                b.add_wifi(
-                    store=s.tags["store"],
-                    ts=_ints(cols[0]),
-                    device_hash=np.array(cols[1], dtype=object),
-                    rssi=_ints(cols[2]),
-                    randomized=np.array(cols[3], bool),
-                )
+            for measurement, series in results:
+                if series:
+                    _decode(b, measurement, series)
         return b.build()
 
     def read_points(
@@ -290,6 +288,46 @@ class InfluxStore:
     def store_ids(self) -> list[str]:
         series = self.client.query('SHOW TAG VALUES WITH KEY = "store"', epoch=None)
         return sorted({row[1] for s in series for row in s.values} - {"all"})
+
+
+def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
+    if measurement == CROSSING:
+        combo, cols = _stack(series, 3)
+        b.add_crossings(
+            combos=[
+                (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
+                for s in series
+            ],
+            combo=combo,
+            ts=_ints(cols[0]),
+            count=_ints(cols[1], 1),
+            track=_ints(cols[2], NO_TRACK),
+        )
+    elif measurement == ZONE_VISIT:
+        combo, cols = _stack(series, 4)
+        b.add_zone_visits(
+            combos=[(s.tags["store"], s.tags["device"], s.tags["zone"]) for s in series],
+            combo=combo,
+            ts=_ints(cols[0]),
+            enter=_ints(cols[1]),
+            dwell_s=_floats(cols[2]),
+            track=_ints(cols[3], NO_TRACK),
+        )
+    else:
+        for s in series:
+            _, cols = _stack([s], len(s.columns))
+            if measurement == HEARTBEAT:
+                b.add_heartbeats(store=s.tags["store"], ts=_ints(cols[0]))
+            elif measurement == POS_TRANSACTION:
+                b.add_pos(store=s.tags["store"], ts=_ints(cols[0]), amount=_floats(cols[1]))
+            else:
+                b.add_wifi(
+                    store=s.tags["store"],
+                    ts=_ints(cols[0]),
+                    device_hash=np.array(cols[1], dtype=object),
+                    rssi=_ints(cols[2]),
+                    randomized=np.array(cols[3], bool),
+                )
 
 
 def _stack(series: Sequence[Any], n_cols: int) -> tuple[np.ndarray, list[list[Any]]]:
