@@ -30,7 +30,7 @@ from footfall.contracts.measurements import (
     Point,
     event_to_point,
 )
-from tests.simulator import Simulation, emit_to_influx, emit_to_store, simulate
+from tests.simulator import Simulation, emit_to_influx, emit_to_store, emit_via_mqtt, simulate
 
 ESTIMATED = {"visit_duration_median_s": 0.01}
 ALL_TIME = (0, 2**62)
@@ -301,3 +301,42 @@ def test_cli_scheduled_mode_writes_recent_window(influxdb, tmp_path: Path) -> No
         proc.wait(30)
     series = client.query("SELECT visitors FROM kpi_hourly WHERE store = 's1'")
     assert [row[1] for row in series[0].values][-1] == 1
+
+
+@pytest.mark.servers
+def test_emit_via_mqtt_publishes_contract_events(sim: Simulation, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    """The simulator's MQTT emitter: QoS 1 to event.topic, payloads that parse back to the events."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from footfall.contracts.config import MqttSettings
+    from footfall.contracts.events import parse_event
+
+    events = sim.events[:300]
+    received: dict[str, object] = {}
+    done = threading.Event()
+    settings = MqttSettings.from_url(mosquitto.url("ingest"))
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-test-sub")
+    sub.username_pw_set(settings.username, settings.password)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *args: subscribed.set()
+
+    def on_message(client, userdata, msg) -> None:  # type: ignore[no-untyped-def]
+        event = parse_event(msg.payload, topic=msg.topic, now=datetime(2026, 11, 10, tzinfo=UTC))
+        received[event.id] = event
+        if len(received) == len(events):
+            done.set()
+
+    sub.on_message = on_message
+    sub.connect(settings.host, settings.port)
+    sub.subscribe("footfall/v1/#", qos=1)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        assert emit_via_mqtt(events, mosquitto.url("admin")) == len(events)
+        assert done.wait(30), f"received {len(received)} of {len(events)}"
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert received == {e.id: e for e in events}
