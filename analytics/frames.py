@@ -24,6 +24,8 @@ from footfall.contracts.events import (
 from footfall.contracts.measurements import datetime_to_ns, event_to_point
 
 ENTRANCE, PASSBY = 0, 1
+# A tag column already coded by a database: (distinct labels, index into them per row).
+Coded = tuple[Sequence[str], np.ndarray]
 NO_TRACK = -1
 
 
@@ -164,9 +166,12 @@ class RawDataBuilder:
             self._meta_cache[store] = self.config.meta(store) or StoreMeta(id=store)
         return self._meta_cache[store]
 
-    def _tag(self, vocab: Vocab, value: str | np.ndarray, n: int) -> np.ndarray:
+    def _tag(self, vocab: Vocab, value: str | np.ndarray | Coded, n: int) -> np.ndarray:
         if isinstance(value, str):
             return np.full(n, vocab.code(value), np.int32)
+        if isinstance(value, tuple):  # (labels, codes into labels), already coded by a database
+            labels, codes = value
+            return np.array([vocab.code(x) for x in labels], np.int32)[np.asarray(codes, np.int64)]
         return vocab.codes(value)
 
     def add_crossings(
@@ -233,7 +238,7 @@ class RawDataBuilder:
     def add_wifi(
         self,
         *,
-        store: str | np.ndarray,
+        store: str | np.ndarray | Coded,
         ts: np.ndarray,
         device_hash: np.ndarray,
         rssi: np.ndarray,

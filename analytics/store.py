@@ -510,16 +510,19 @@ class DuckDBStore:
                 ts=np.asarray(pos["ts"]),
                 amount=np.asarray(pos["amount"]),
             )
-            where, params = self._where(
-                wifi_start_ns if wifi_start_ns is not None else start_ns, end_ns, store
+            wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
+            combos, wf = self._coded(
+                WIFI,
+                ("store",),
+                '"time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, rssi, randomized',
+                wifi_from,
+                end_ns,
+                store,
             )
-            wf = self.con.execute(
-                'SELECT store, "time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, '
-                f"rssi, randomized FROM wifi WHERE {where}",
-                params,
-            ).fetchnumpy()
+            if not combos:
+                return b.build()
             b.add_wifi(
-                store=np.asarray(wf["store"], dtype=object),
+                store=([c[0] for c in combos], wf["combo"]),
                 ts=np.asarray(wf["ts"]),
                 device_hash=np.asarray(wf["dev"]),
                 rssi=np.asarray(wf["rssi"]),
