@@ -182,21 +182,23 @@ def staff_devices(
     """Per sighting: whether its (store, device) is present in >= min_hours distinct local hours on
     >= min_days local days (thresholds per store; min_hours <= 0 disables the rule)."""
     n = len(device)
-    if n == 0:
-        return np.zeros(0, bool)
-    ok = slot >= 0
-    sd = np.stack([sessions_store[ok], device[ok], slot[ok]])
-    hours = np.unique(sd, axis=1)  # distinct (store, device, hour slot)
-    days = np.stack([hours[0], hours[1], slot_day[hours[2]]])
-    day_keys, hours_per_day = np.unique(days, axis=1, return_counts=True)
-    rule_on = min_hours[day_keys[0]] > 0
-    busy = day_keys[:, rule_on & (hours_per_day >= min_hours[day_keys[0]])]
-    dev_keys, busy_days = np.unique(busy[:2], axis=1, return_counts=True)
-    staff_pairs = dev_keys[:, busy_days >= min_days[dev_keys[0]]]
-    if staff_pairs.shape[1] == 0:
+    if n == 0 or not (min_hours > 0).any():
         return np.zeros(n, bool)
-    width = np.int64(max(int(device.max()), int(staff_pairs[1].max())) + 1)
-    return np.isin(sessions_store.astype(np.int64) * width + device, staff_pairs[0] * width + staff_pairs[1])
+    # one int64 key per (store, device) and per (store, device, hour slot): 1-D uniques are fast
+    width = np.int64(int(device.max()) + 1)
+    pair = sessions_store.astype(np.int64) * width + device
+    ok = slot >= 0
+    n_slots = np.int64(len(slot_day))
+    hour_keys = np.unique(pair[ok] * n_slots + slot[ok])  # distinct (store, device, hour)
+    h_pair, h_slot = hour_keys // n_slots, hour_keys % n_slots
+    n_days = np.int64(int(slot_day.max()) + 1)
+    day_keys, hours_per_day = np.unique(h_pair * n_days + slot_day[h_slot], return_counts=True)
+    d_pair = day_keys // n_days
+    d_store = d_pair // width
+    busy = (min_hours[d_store] > 0) & (hours_per_day >= min_hours[d_store])
+    pairs, busy_days = np.unique(d_pair[busy], return_counts=True)
+    staff_pairs = pairs[busy_days >= min_days[pairs // width]]
+    return np.isin(pair, staff_pairs)
 
 
 def occupancy_minutes(
@@ -237,11 +239,15 @@ def repeat_flags(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (store, device, day) visits and whether each repeats an earlier-day visit of the same
     device at the same store within ``window_days``. Returns (keys[3, n], is_repeat[n])."""
-    keys = np.unique(
-        np.stack([store.astype(np.int64), device.astype(np.int64), day_ordinal.astype(np.int64)]), axis=1
-    )
-    if keys.shape[1] == 0:
-        return keys, np.zeros(0, bool)
+    if len(store) == 0:
+        return np.zeros((3, 0), np.int64), np.zeros(0, bool)
+    # one int64 key per (store, device, day): a 1-D unique sorts by store, device, then day
+    width = np.int64(int(device.max()) + 1)
+    day0 = int(day_ordinal.min())
+    span = np.int64(int(day_ordinal.max()) - day0 + 1)
+    flat = np.unique((store.astype(np.int64) * width + device) * span + (day_ordinal - day0))
+    pair, day = flat // span, flat % span + day0
+    keys = np.stack([pair // width, pair % width, day])
     same = np.r_[False, (keys[0, 1:] == keys[0, :-1]) & (keys[1, 1:] == keys[1, :-1])]
     gap = np.r_[0, keys[2, 1:] - keys[2, :-1]]
     return keys, same & (gap <= window_days)
