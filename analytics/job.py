@@ -17,7 +17,7 @@ from footfall.analytics.config import Campaign, CampaignsConfig, StoreMeta, Stor
 from footfall.analytics.core import REPEAT_WINDOW_DAYS, KpiTables, compute_kpis
 from footfall.analytics.grid import build_grid
 from footfall.analytics.store import EventStore
-from footfall.contracts.measurements import datetime_to_ns
+from footfall.contracts.measurements import ALL_STORES, datetime_to_ns
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,10 @@ def run_job(
     baseline weeks). Returns the KPI tables, the uplift rows and timings."""
     config = resolve_stores(source, stores or StoresConfig(), store)
     kpis, _, n_events, seconds = compute_window(source, start, end, config, store)
+    if store is not None:
+        # a one-store run must not overwrite the chain rollup with that store's values alone
+        for name in ("hourly", "daily", "zone_hourly", "zone_daily"):
+            setattr(kpis, name, [p for p in getattr(kpis, name) if p.tags.get("store") != ALL_STORES])
     result = JobResult(kpis=kpis, events_read=n_events, seconds=seconds)
     s_ns, e_ns = datetime_to_ns(_as_utc(start)), datetime_to_ns(_as_utc(end))
     for campaign in campaigns.campaigns if campaigns else []:

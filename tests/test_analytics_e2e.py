@@ -154,7 +154,8 @@ def test_simulated_stores_through_duckdb(sim: Simulation, tmp_path: Path) -> Non
         )
         store.write_points([event_to_point(late)])
         day = person.arrival.astimezone(sim.stores.meta(person.store).tz).date()  # type: ignore[union-attr]
-        run_job(store, day, day, sim.stores)
+        rerun = run_job(store, day, day, sim.stores, store=person.store)
+        assert {p.tags["store"] for p in rerun.kpis.hourly + rerun.kpis.daily} == {person.store}
         hourly = _by_key(store.read_points(KPI_HOURLY, *ALL_TIME, store=person.store))
         key = next(
             k
