@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from footfall.analytics.config import CampaignsConfig, StoresConfig, load_campaigns, load_stores
 from footfall.contracts.config import ConfigError
 
 if TYPE_CHECKING:
+    from footfall.analytics.job import JobResult
     from footfall.analytics.store import EventStore
 
 InfluxUrl = Annotated[
@@ -65,9 +67,7 @@ def open_store(influx_url: str | None, influx_db: str, db: Path | None) -> Event
     return InfluxStore(client)
 
 
-def _configs(stores_config: Path | None, campaigns: Path | None):  # type: ignore[no-untyped-def]
-    from footfall.analytics.config import CampaignsConfig, StoresConfig, load_campaigns, load_stores
-
+def _configs(stores_config: Path | None, campaigns: Path | None) -> tuple[StoresConfig, CampaignsConfig]:
     stores = load_stores(stores_config) if stores_config else StoresConfig()
     camps = load_campaigns(campaigns) if campaigns else CampaignsConfig()
     return stores, camps
@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(format_uplift_table(campaign, rows))
 
 
-def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+def _print_result(result: JobResult) -> None:
     k = result.kpis
     secs = ", ".join(f"{key} {value:.2f}s" for key, value in result.seconds.items())
     typer.echo(

@@ -68,7 +68,8 @@ def compute_window(
     end: datetime | date,
     config: StoresConfig,
     store: str | None = None,
-) -> tuple[KpiTables, object, int, dict[str, float]]:
+) -> tuple[KpiTables, int, dict[str, float]]:
+    """Read the local days touched by the window (plus context and Wi-Fi look-back) and compute."""
     first, last = _local_dates(config.stores, start, end)
     grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS, context_days=1)
     t0 = time.perf_counter()
@@ -84,7 +85,7 @@ def compute_window(
         grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS, context_days=1)
     kpis = compute_kpis(raw, grid, config)
     t2 = time.perf_counter()
-    return kpis, (grid, raw.stores.labels), raw.n_events + len(raw.pos), {"read": t1 - t0, "compute": t2 - t1}
+    return kpis, raw.n_events + len(raw.pos), {"read": t1 - t0, "compute": t2 - t1}
 
 
 def run_job(
@@ -102,7 +103,7 @@ def run_job(
     Campaigns overlapping the window get their uplift recomputed (over their own window and
     baseline weeks). Returns the KPI tables, the uplift rows and timings."""
     config = resolve_stores(source, stores or StoresConfig(), store)
-    kpis, _, n_events, seconds = compute_window(source, start, end, config, store)
+    kpis, n_events, seconds = compute_window(source, start, end, config, store)
     if store is not None:
         # a one-store run must not overwrite the chain rollup with that store's values alone
         for name in ("hourly", "daily", "zone_hourly", "zone_daily"):
