@@ -47,6 +47,8 @@ from footfall.contracts.measurements import (
 
 DAY_NS = 86_400_000_000_000
 WRITE_BATCH = 20_000
+# Rows per chunk of a streamed (chunked=true) InfluxQL answer; None = one JSON document.
+READ_CHUNK_ROWS: int | None = 50_000
 
 # measurement -> (tag columns, {field: SQL type}). The same shape as the InfluxDB measurements.
 _KPI_STORE = {
@@ -215,7 +217,9 @@ class InfluxStore:
         where = f"time >= {a} AND time < {b}"
         if store:
             where += f" AND \"store\" = '{store}'"
-        return self._client().query(f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}')
+        return self._client().query(
+            f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}', chunk_size=READ_CHUNK_ROWS
+        )
 
     def _client(self) -> InfluxClient:
         # requests sessions are not shared between threads: one client copy per reader thread

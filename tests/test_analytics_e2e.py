@@ -341,3 +341,13 @@ def test_emit_via_mqtt_publishes_contract_events(sim: Simulation, mosquitto) -> 
         sub.loop_stop()
         sub.disconnect()
     assert received == {e.id: e for e in events}
+
+
+@pytest.mark.servers
+def test_chunked_query_joins_split_series(influx_db: InfluxClient) -> None:
+    """InfluxClient.query(chunk_size=...) (added for the analytics reader) equals the plain answer."""
+    influx_db.write_lines([f"m,store=s{i % 2} v={i}i {1_000_000_000 * (i + 1)}" for i in range(7)])
+    plain = influx_db.query('SELECT v FROM m GROUP BY "store"')
+    chunked = influx_db.query('SELECT v FROM m GROUP BY "store"', chunk_size=2)
+    assert [(s.tags, s.values) for s in chunked] == [(s.tags, s.values) for s in plain]
+    assert [len(s.values) for s in plain] == [4, 3]
