@@ -18,6 +18,7 @@ from footfall.contracts.events import (
     OccupancyEvent,
     WifiEvent,
     ZoneVisitEvent,
+    stable_event_id,
     ts_jitter_ns,
 )
 
@@ -140,6 +141,20 @@ def event_to_point(event: Event) -> Point:
     raise TypeError(f"no measurement for {type(event).__name__}")
 
 
+def pos_transaction_point(
+    store: str, ts_ns: int, transaction_id: str, amount: float | None, items: int | None = None
+) -> Point:
+    """One point-of-sale transaction. The time carries a sub-millisecond offset derived from
+    (store, transaction_id), so re-importing the same file overwrites the same points."""
+    fields: dict[str, FieldValue] = {"transaction_id": transaction_id}
+    if amount is not None:
+        fields["amount"] = float(amount)
+    if items is not None:
+        fields["items"] = int(items)
+    ts = ts_ns - ts_ns % 1_000_000 + ts_jitter_ns(stable_event_id("pos", store, transaction_id))
+    return Point(POS_TRANSACTION, {"store": store}, fields, ts)
+
+
 def _escape_measurement(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
 
@@ -182,5 +197,15 @@ KPI_STORE_FIELDS = (
     "sales_per_visitor",  # revenue / visitors
     "atv",  # revenue / transactions
 )
+# Added by analytics (additive): Wi-Fi session counts, repeat-rate parts, hours with data per day.
+KPI_STORE_EXTRA_FIELDS = (
+    "wifi_visits",  # Wi-Fi sessions classified as visits (signal and duration)
+    "wifi_walkbys",  # Wi-Fi sessions classified as walk-bys
+    "wifi_visitors",  # daily: distinct non-randomized visiting devices (repeat_rate denominator)
+    "repeat_visitors",  # daily: of those, seen on an earlier day within 30 days
+    "covered_hours",  # daily: hours with heartbeats (daily sums cover only these hours)
+)
 KPI_ZONE_FIELDS = ("visits", "dwell_median_s", "dwell_p90_s")
 KPI_CAMPAIGN_FIELDS = ("visitors", "baseline", "uplift", "uplift_pct", "ci_low", "ci_high")
+# Added by analytics (additive): the interval in percent, the matched hours and baseline weeks used.
+KPI_CAMPAIGN_EXTRA_FIELDS = ("ci_low_pct", "ci_high_pct", "hours", "baseline_weeks")

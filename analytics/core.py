@@ -1,0 +1,708 @@
+"""The pure KPI core: numpy arrays in, KPI tables out. No I/O here.
+
+Every function is vectorised over all stores at once. A KPI that cannot be computed is NaN in the
+arrays and absent from the points (never 0, never infinite); an hour without heartbeats from any of
+a store's devices has no point at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from footfall.analytics.config import StoreMeta, StoresConfig
+from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData
+from footfall.analytics.grid import HOUR_NS, MINUTE_NS, Grid
+from footfall.contracts.measurements import (
+    ALL_STORES,
+    KPI_DAILY,
+    KPI_HOURLY,
+    KPI_ZONE_DAILY,
+    KPI_ZONE_HOURLY,
+    Point,
+    datetime_to_ns,
+)
+
+S_NS = 1_000_000_000
+REPEAT_WINDOW_DAYS = 30
+# Fields written as InfluxDB integers; every other KPI field is a float.
+INT_FIELDS = frozenset(
+    {
+        "visitors",
+        "exits",
+        "passersby",
+        "walkbys",
+        "transactions",
+        "visits",
+        "wifi_visits",
+        "wifi_walkbys",
+        "covered_hours",
+        "repeat_visitors",
+        "wifi_visitors",
+    }
+)
+
+
+# --------------------------------------------------------------------------- generic helpers
+
+
+def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 or either side is NaN (a ratio without a denominator is absent)."""
+    num = np.asarray(num, np.float64)
+    den = np.asarray(den, np.float64)
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    np.divide(num, den, out=out, where=(den != 0) & ~np.isnan(den))
+    return out
+
+
+def grouped_quantiles(
+    keys: np.ndarray, values: np.ndarray, qs: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantiles of ``values`` per distinct key (linear interpolation, like ``np.quantile``).
+
+    Returns (distinct keys, counts, quantiles[len(keys), len(qs)])."""
+    if len(keys) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(qs)))
+    order = np.lexsort((values, keys))
+    k, v = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    counts = np.diff(np.r_[starts, len(k)])
+    out = np.empty((len(starts), len(qs)))
+    for j, q in enumerate(qs):
+        pos = starts + q * (counts - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, starts + counts - 1)
+        frac = pos - lo
+        out[:, j] = v[lo] + (v[hi] - v[lo]) * frac
+    return k[starts], counts, out
+
+
+def staff_track_mask(
+    key_a: tuple[np.ndarray, ...],
+    ts_a: np.ndarray,
+    key_s: tuple[np.ndarray, ...],
+    start_s: np.ndarray,
+    horizon_ns: np.ndarray | int,
+) -> np.ndarray:
+    """For each item A (e.g. a crossing), whether a staff item with the same key (store, device,
+    track) started at or before it, at most ``horizon_ns`` earlier (scalar or per A item)."""
+    n, m = len(ts_a), len(start_s)
+    if n == 0 or m == 0:
+        return np.zeros(n, bool)
+    keys = [np.concatenate([a, s]).astype(np.int64) for a, s in zip(key_a, key_s, strict=True)]
+    t = np.concatenate([ts_a, start_s])
+    is_staff = np.r_[np.zeros(n, bool), np.ones(m, bool)]
+    # Staff rows sort before A rows at the same instant, so "started at the same time" counts.
+    order = np.lexsort((~is_staff, t, *reversed(keys)))
+    ks = [k[order] for k in keys]
+    new_group = np.r_[True, np.any([k[1:] != k[:-1] for k in ks], axis=0)]
+    pos = np.arange(n + m)
+    group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
+    last_staff = np.maximum.accumulate(np.where(is_staff[order], pos, -1))
+    ts_sorted = t[order]
+    horizon = np.broadcast_to(np.asarray(horizon_ns, np.int64), (n,))
+    horizon_sorted = np.concatenate([horizon, np.zeros(m, np.int64)])[order]
+    hit = (last_staff >= group_start) & (ts_sorted - ts_sorted[np.maximum(last_staff, 0)] <= horizon_sorted)
+    out = np.zeros(n + m, bool)
+    out[order] = hit
+    return out[:n]
+
+
+def _seen_in_staff_zone(
+    key_a: tuple[np.ndarray, ...],
+    ts_a: np.ndarray,
+    key_s: tuple[np.ndarray, ...],
+    enter_s: np.ndarray,
+    exit_s: np.ndarray,
+    horizon_ns: np.ndarray,
+) -> np.ndarray:
+    """A track is staff around a staff-zone visit: from the visit's start up to ``horizon`` later
+    (a track starting in the back room) and from ``horizon`` before the visit's end (a track that
+    comes in and goes to the back room)."""
+    after = staff_track_mask(key_a, ts_a, key_s, enter_s, horizon_ns)
+    before = staff_track_mask(key_a, -ts_a, key_s, -exit_s, horizon_ns)
+    return after | before
+
+
+@dataclass
+class Sessions:
+    store: np.ndarray
+    device: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    max_rssi: np.ndarray
+    sightings: np.ndarray
+    randomized: np.ndarray
+
+    @property
+    def duration_s(self) -> np.ndarray:
+        return (self.end - self.start) / S_NS
+
+
+def wifi_sessions(
+    store: np.ndarray,
+    device: np.ndarray,
+    ts: np.ndarray,
+    rssi: np.ndarray,
+    randomized: np.ndarray,
+    gap_ns: np.ndarray,
+) -> Sessions:
+    """Merge sightings of one device at one store into sessions: a new session starts after a
+    silence longer than the store's ``gap_ns`` (indexed by store code)."""
+    if len(ts) == 0:
+        z = np.zeros(0, np.int64)
+        return Sessions(z, z, z, z, z, z, np.zeros(0, bool))
+    order = np.lexsort((ts, device, store))
+    s, d, t, r = store[order], device[order], ts[order], rssi[order].astype(np.int64)
+    new = np.r_[True, (s[1:] != s[:-1]) | (d[1:] != d[:-1]) | (t[1:] - t[:-1] > gap_ns[s[1:]])]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(t)] - 1
+    return Sessions(
+        store=s[starts],
+        device=d[starts],
+        start=t[starts],
+        end=t[ends],
+        max_rssi=np.maximum.reduceat(r, starts),
+        sightings=ends - starts + 1,
+        randomized=randomized[order][starts],
+    )
+
+
+def staff_devices(
+    sessions_store: np.ndarray,
+    device: np.ndarray,
+    slot: np.ndarray,
+    slot_day: np.ndarray,
+    min_hours: np.ndarray,
+    min_days: np.ndarray,
+) -> np.ndarray:
+    """Per sighting: whether its (store, device) is present in >= min_hours distinct local hours on
+    >= min_days local days (thresholds per store; min_hours <= 0 disables the rule)."""
+    n = len(device)
+    if n == 0 or not (min_hours > 0).any():
+        return np.zeros(n, bool)
+    # one int64 key per (store, device) and per (store, device, hour slot): 1-D uniques are fast
+    width = np.int64(int(device.max()) + 1)
+    pair = sessions_store.astype(np.int64) * width + device
+    ok = slot >= 0
+    n_slots = np.int64(len(slot_day))
+    hour_keys = np.unique(pair[ok] * n_slots + slot[ok])  # distinct (store, device, hour)
+    h_pair, h_slot = hour_keys // n_slots, hour_keys % n_slots
+    n_days = np.int64(int(slot_day.max()) + 1)
+    day_keys, hours_per_day = np.unique(h_pair * n_days + slot_day[h_slot], return_counts=True)
+    d_pair = day_keys // n_days
+    d_store = d_pair // width
+    busy = (min_hours[d_store] > 0) & (hours_per_day >= min_hours[d_store])
+    pairs, busy_days = np.unique(d_pair[busy], return_counts=True)
+    staff_pairs = pairs[busy_days >= min_days[pairs // width]]
+    return np.isin(pair, staff_pairs)
+
+
+def occupancy_minutes(
+    day_open: np.ndarray, day_close: np.ndarray, ev_day: np.ndarray, ev_ts: np.ndarray, delta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """People inside at the end of every opening minute of every day, corrected to 0 at closing.
+
+    Raw occupancy after minute m = sum of (in - out) with ts < open + (m+1) min (crossings before
+    opening count into the first minute; after closing they are ignored). The drift D left at
+    closing is removed linearly over the day, ``occ_m - D * (m+1)/M``, then floored at 0.
+    Returns (day index of each minute, UTC ns of each minute's start, corrected occupancy)."""
+    open_days = np.flatnonzero(day_open >= 0)
+    n_min = ((day_close[open_days] - day_open[open_days]) // MINUTE_NS).astype(np.int64)
+    base = np.r_[0, np.cumsum(n_min)]
+    total = int(base[-1])
+    minute_day = np.repeat(open_days, n_min)
+    minute_idx = np.arange(total) - np.repeat(base[:-1], n_min)
+    minute_start = day_open[minute_day] + minute_idx * MINUTE_NS
+    if total == 0:
+        return minute_day, minute_start, np.zeros(0)
+    day_pos = np.full(len(day_open), -1, np.int64)
+    day_pos[open_days] = np.arange(len(open_days))
+    pos = day_pos[ev_day]
+    keep = (pos >= 0) & (ev_ts < day_close[ev_day])
+    pos, ts, dl = pos[keep], ev_ts[keep], delta[keep]
+    m = np.clip((ts - day_open[open_days][pos]) // MINUTE_NS, 0, None)
+    net = np.bincount(base[pos] + m, weights=dl, minlength=total)
+    running = np.cumsum(net)
+    before = np.repeat(np.r_[0.0, running[base[1:-1] - 1]] if len(open_days) > 1 else np.zeros(1), n_min)
+    raw = running - before
+    drift = np.repeat(raw[base[1:] - 1], n_min)
+    corrected = np.maximum(raw - drift * (minute_idx + 1) / np.repeat(n_min, n_min), 0.0)
+    return minute_day, minute_start, corrected
+
+
+def repeat_flags(
+    store: np.ndarray, device: np.ndarray, day_ordinal: np.ndarray, window_days: int = REPEAT_WINDOW_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (store, device, day) visits and whether each repeats an earlier-day visit of the same
+    device at the same store within ``window_days``. Returns (keys[3, n], is_repeat[n])."""
+    if len(store) == 0:
+        return np.zeros((3, 0), np.int64), np.zeros(0, bool)
+    # one int64 key per (store, device, day): a 1-D unique sorts by store, device, then day
+    width = np.int64(int(device.max()) + 1)
+    day0 = int(day_ordinal.min())
+    span = np.int64(int(day_ordinal.max()) - day0 + 1)
+    flat = np.unique((store.astype(np.int64) * width + device) * span + (day_ordinal - day0))
+    pair, day = flat // span, flat % span + day0
+    keys = np.stack([pair // width, pair % width, day])
+    same = np.r_[False, (keys[0, 1:] == keys[0, :-1]) & (keys[1, 1:] == keys[1, :-1])]
+    gap = np.r_[0, keys[2, 1:] - keys[2, :-1]]
+    return keys, same & (gap <= window_days)
+
+
+# --------------------------------------------------------------------------- the KPI tables
+
+
+@dataclass
+class KpiTables:
+    """The job's output: points per KPI measurement (already filtered to the output window)."""
+
+    hourly: list[Point] = field(default_factory=list)
+    daily: list[Point] = field(default_factory=list)
+    zone_hourly: list[Point] = field(default_factory=list)
+    zone_daily: list[Point] = field(default_factory=list)
+    campaign: list[Point] = field(default_factory=list)
+    # Hourly visitors per slot and coverage, kept for the campaign report.
+    slot_visitors: np.ndarray | None = None
+    slot_covered: np.ndarray | None = None
+
+    def all_points(self) -> list[Point]:
+        return self.hourly + self.daily + self.zone_hourly + self.zone_daily + self.campaign
+
+    def table(self, measurement: str) -> dict[tuple[str, ...], dict[str, float | int]]:
+        """{(store, [zone|campaign,] ts_ns as str): fields} for one measurement, for tests and reports."""
+        out: dict[tuple[str, ...], dict[str, float | int]] = {}
+        for p in self.all_points():
+            if p.measurement == measurement:
+                key = (p.tags["store"], *(v for k, v in sorted(p.tags.items()) if k != "store"), str(p.ts_ns))
+                out[key] = dict(p.fields)  # type: ignore[arg-type]
+        return out
+
+
+def _points(
+    measurement: str, tags: list[dict[str, str]], ts: np.ndarray, columns: dict[str, np.ndarray]
+) -> list[Point]:
+    names = list(columns)
+    matrix = (
+        np.column_stack([columns[n].astype(np.float64) for n in names]) if names else np.zeros((len(ts), 0))
+    )
+    finite = np.isfinite(matrix)
+    points = []
+    for i in range(len(ts)):
+        row, ok = matrix[i], finite[i]
+        fields_: dict[str, float | int] = {}
+        for j, name in enumerate(names):
+            if ok[j]:
+                fields_[name] = int(np.rint(row[j])) if name in INT_FIELDS else float(row[j])
+        if fields_:
+            points.append(Point(measurement, tags[i], fields_, int(ts[i])))
+    return points
+
+
+def _sum_by(index: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    # bincount returns integers for empty input even with weights: always hand back floats.
+    return np.bincount(index, weights=weights, minlength=size).astype(np.float64)
+
+
+def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
+    """All hourly/daily KPIs (per store and the ``store=all`` rollup) of the grid's output window."""
+    metas = [config.meta(s) or StoreMeta(id=s) for s in raw.stores.labels]
+    n_st, n_sl, n_dy = len(metas), grid.n_slots, grid.n_days
+    st_count_outside = np.array([m.staff.count_outside_hours for m in metas], bool)
+
+    # ---- coverage: an hour counts only if some device of the store sent a heartbeat in it
+    hb_slot = grid.slot_of(raw.heartbeats.store, raw.heartbeats.ts)
+    covered = _sum_by(hb_slot[hb_slot >= 0], n_sl) > 0
+    day_covered_hours = _sum_by(grid.slot_day[covered], n_dy)
+
+    # ---- staff tracks: tracks that were in a staff zone (same store, device, track id) earlier
+    zv = raw.zone_visits
+    staff_zone_codes = np.zeros((n_st, max(len(raw.zones), 1)), bool)
+    for code, meta in enumerate(metas):
+        for zone in meta.staff.zones:
+            zone_code = raw.zones.get(zone)
+            if zone_code is not None:
+                staff_zone_codes[code, zone_code] = True
+    in_staff_zone = staff_zone_codes[zv.store, zv.zone] if len(zv) else np.zeros(0, bool)
+    staff_key = (zv.store[in_staff_zone], zv.device[in_staff_zone], zv.track[in_staff_zone])
+    staff_start = zv.enter[in_staff_zone]
+    horizon = np.array([int(m.staff.track_horizon_s * S_NS) for m in metas], np.int64)
+
+    cr = raw.crossings
+    cr_slot = grid.slot_of(cr.store, cr.ts)
+    staff_end = zv.ts[in_staff_zone]
+    cr_staff = _seen_in_staff_zone(
+        (cr.store, cr.device, cr.track), cr.ts, staff_key, staff_start, staff_end, horizon[cr.store]
+    )
+    cr_staff &= cr.track != NO_TRACK
+    cr_day = np.where(cr_slot >= 0, grid.slot_day[np.maximum(cr_slot, 0)], -1)
+    is_open = np.zeros(len(cr), bool)
+    if len(cr):
+        dd = np.maximum(cr_day, 0)
+        is_open = (grid.day_open[dd] >= 0) & (cr.ts >= grid.day_open[dd]) & (cr.ts < grid.day_close[dd])
+    counted = (cr_slot >= 0) & ~cr_staff & (is_open | st_count_outside[cr.store])
+    entrance = counted & (cr.role == ENTRANCE)
+    visitors = _sum_by(cr_slot[entrance & cr.inbound], n_sl, cr.count[entrance & cr.inbound])
+    exits = _sum_by(cr_slot[entrance & ~cr.inbound], n_sl, cr.count[entrance & ~cr.inbound])
+    passby = (cr_slot >= 0) & (cr.role == PASSBY)
+    passersby = _sum_by(cr_slot[passby], n_sl, cr.count[passby])
+    has_passby = np.array([m.passby_lines is not None and len(m.passby_lines) > 0 for m in metas])
+    has_passby |= _sum_by(cr.store[cr.role == PASSBY], n_st) > 0
+
+    # ---- occupancy over opening minutes, corrected to 0 at closing
+    delta = np.where(cr.inbound, cr.count, -cr.count).astype(np.float64)
+    occ_sel = entrance & (cr_day >= 0)
+    minute_day, minute_start, occ = occupancy_minutes(
+        grid.day_open, grid.day_close, cr_day[occ_sel], cr.ts[occ_sel], delta[occ_sel]
+    )
+    minute_slot = grid.slot_of(grid.day_store[minute_day], minute_start)
+    m_ok = (minute_slot >= 0) & covered[np.maximum(minute_slot, 0)]
+    occ_n = _sum_by(minute_slot[m_ok], n_sl)
+    occ_avg = safe_ratio(_sum_by(minute_slot[m_ok], n_sl, occ[m_ok]), occ_n)
+    occ_max = np.full(n_sl, -np.inf)
+    np.maximum.at(occ_max, minute_slot[m_ok], occ[m_ok])
+    occ_max[occ_n == 0] = np.nan
+    occ_day_n = _sum_by(minute_day[m_ok], n_dy)
+    occ_day_avg = safe_ratio(_sum_by(minute_day[m_ok], n_dy, occ[m_ok]), occ_day_n)
+    occ_day_max = np.full(n_dy, -np.inf)
+    np.maximum.at(occ_day_max, minute_day[m_ok], occ[m_ok])
+    occ_day_max[occ_day_n == 0] = np.nan
+
+    # ---- Wi-Fi sessions: visit vs walk-by, duration, staff devices, repeat visitors
+    wf = raw.wifi
+    wf_slot = grid.slot_of(wf.store, wf.ts)
+    min_hours = np.array([m.staff.wifi_min_hours_per_day or 0 for m in metas], np.int64)
+    min_days = np.array([m.staff.wifi_min_days for m in metas], np.int64)
+    wf_staff = staff_devices(wf.store, wf.device_hash, wf_slot, grid.slot_day, min_hours, min_days)
+    gap = np.array([int(m.wifi.session_gap_s * S_NS) for m in metas], np.int64)
+    keep = ~wf_staff & (wf_slot >= 0)
+    ses = wifi_sessions(
+        wf.store[keep], wf.device_hash[keep], wf.ts[keep], wf.rssi[keep], wf.randomized[keep], gap
+    )
+    visit_min_ns = np.array([int(m.wifi.visit_min_s * S_NS) for m in metas], np.int64)
+    visit_rssi = np.array([m.wifi.visit_min_rssi for m in metas], np.int64)
+    ses_visit = (ses.end - ses.start >= visit_min_ns[ses.store]) & (ses.max_rssi >= visit_rssi[ses.store])
+    ses_slot = grid.slot_of(ses.store, ses.start)
+    ses_ok = ses_slot >= 0
+    has_wifi = _sum_by(wf.store, n_st) > 0
+    v_sel = ses_ok & ses_visit
+    wifi_visits = _sum_by(ses_slot[v_sel], n_sl)
+    wifi_walkbys = _sum_by(ses_slot[ses_ok & ~ses_visit], n_sl)
+    ses_day = grid.slot_day[np.maximum(ses_slot, 0)]
+    durations = ses.duration_s
+    visit_med = _median_by(ses_slot[v_sel], durations[v_sel], n_sl)
+    v_cov = v_sel & covered[np.maximum(ses_slot, 0)]
+    visit_med_day = _median_by(ses_day[v_cov], durations[v_cov], n_dy)
+    r_sel = v_sel & ~ses.randomized
+    rkeys, is_repeat = repeat_flags(ses.store[r_sel], ses.device[r_sel], grid.day_ordinal[ses_day[r_sel]])
+    # day index of each (store, ordinal): days of one store are consecutive in the grid
+    day_lookup = {
+        (int(s), int(o)): i for i, (s, o) in enumerate(zip(grid.day_store, grid.day_ordinal, strict=True))
+    }
+    rday = (
+        np.array([day_lookup[(int(s), int(o))] for s, o in zip(rkeys[0], rkeys[2], strict=True)], np.int64)
+        if rkeys.shape[1]
+        else np.zeros(0, np.int64)
+    )
+    wifi_visitors_day = _sum_by(rday, n_dy)
+    repeat_day = _sum_by(rday[is_repeat], n_dy)
+
+    # ---- POS
+    ps = raw.pos
+    ps_slot = grid.slot_of(ps.store, ps.ts)
+    p_ok = ps_slot >= 0
+    transactions = _sum_by(ps_slot[p_ok], n_sl)
+    has_amount = p_ok & ~np.isnan(ps.amount)
+    revenue = _sum_by(ps_slot[has_amount], n_sl, ps.amount[has_amount])
+    has_pos = _sum_by(ps.store, n_st) > 0
+    has_revenue = _sum_by(ps.store[~np.isnan(ps.amount)], n_st) > 0
+
+    # ---- zones (staff zones and staff tracks excluded)
+    zv_slot = grid.slot_of(zv.store, zv.ts)
+    zv_staff = in_staff_zone | _seen_in_staff_zone(
+        (zv.store, zv.device, zv.track), zv.enter, staff_key, staff_start, staff_end, horizon[zv.store]
+    )
+    z_ok = (zv_slot >= 0) & ~zv_staff
+    z_ok &= covered[np.maximum(zv_slot, 0)]
+
+    # ---- assemble per store
+    slot_cols = {
+        "visitors": visitors,
+        "exits": exits,
+        "passersby": passersby,
+        "walkbys": np.maximum(passersby - visitors, 0),
+        "capture_rate": safe_ratio(visitors, passersby),
+        "occupancy_avg": occ_avg,
+        "occupancy_max": occ_max,
+        "wifi_visits": wifi_visits,
+        "wifi_walkbys": wifi_walkbys,
+        "visit_duration_median_s": visit_med,
+        "transactions": transactions,
+        "revenue": revenue,
+        "conversion": safe_ratio(transactions, visitors),
+        "sales_per_visitor": safe_ratio(revenue, visitors),
+        "atv": safe_ratio(revenue, transactions),
+    }
+    _blank_unavailable(slot_cols, grid.slot_store, has_passby, has_wifi, has_pos, has_revenue)
+    out = KpiTables(slot_visitors=visitors, slot_covered=covered)
+    emit = covered & grid.slot_emit
+    idx = np.flatnonzero(emit)
+    labels = raw.stores.labels
+    out.hourly = _points(
+        KPI_HOURLY,
+        [{"store": labels[s]} for s in grid.slot_store[idx]],
+        grid.slot_start[idx],
+        {k: v[idx] for k, v in slot_cols.items()},
+    )
+
+    # daily: sums over the covered hours of each local day
+    cov_slots = np.flatnonzero(covered)
+    cd = grid.slot_day[cov_slots]
+
+    def day_sum(v: np.ndarray) -> np.ndarray:
+        return _sum_by(cd, n_dy, v[cov_slots])
+
+    d_vis, d_pass, d_tx, d_rev = (
+        day_sum(visitors),
+        day_sum(passersby),
+        day_sum(transactions),
+        day_sum(revenue),
+    )
+    day_cols = {
+        "visitors": d_vis,
+        "exits": day_sum(exits),
+        "passersby": d_pass,
+        "walkbys": np.maximum(d_pass - d_vis, 0),
+        "capture_rate": safe_ratio(d_vis, d_pass),
+        "occupancy_avg": occ_day_avg,
+        "occupancy_max": occ_day_max,
+        "wifi_visits": day_sum(wifi_visits),
+        "wifi_walkbys": day_sum(wifi_walkbys),
+        "visit_duration_median_s": visit_med_day,
+        "wifi_visitors": wifi_visitors_day,
+        "repeat_visitors": repeat_day,
+        "repeat_rate": safe_ratio(repeat_day, wifi_visitors_day),
+        "transactions": d_tx,
+        "revenue": d_rev,
+        "conversion": safe_ratio(d_tx, d_vis),
+        "sales_per_visitor": safe_ratio(d_rev, d_vis),
+        "atv": safe_ratio(d_rev, d_tx),
+        "covered_hours": day_covered_hours,
+    }
+    _blank_unavailable(day_cols, grid.day_store, has_passby, has_wifi, has_pos, has_revenue)
+    d_emit = np.flatnonzero(grid.day_emit & (day_covered_hours > 0))
+    out.daily = _points(
+        KPI_DAILY,
+        [{"store": labels[s]} for s in grid.day_store[d_emit]],
+        grid.day_start[d_emit],
+        {k: v[d_emit] for k, v in day_cols.items()},
+    )
+
+    # ---- rollup over all stores: UTC hours, calendar days stamped in the rollup time zone
+    r_hour_of_slot = grid.slot_start // HOUR_NS
+    r_hours, r_slot_idx = np.unique(r_hour_of_slot, return_inverse=True)
+    r_days, r_day_idx = np.unique(grid.day_ordinal, return_inverse=True)
+    roll_tz = ZoneInfo(config.rollup_timezone)
+    # The hourly rollup covers the UTC hours of the whole emitted range of all stores; its inputs
+    # include the stores' context-day slots, so re-running any window rewrites the same values.
+    roll_start = grid.emit_start_ns - grid.emit_start_ns % HOUR_NS
+    roll_in = (
+        covered & (r_hour_of_slot * HOUR_NS >= roll_start) & (r_hour_of_slot * HOUR_NS < grid.emit_end_ns)
+    )
+    out.hourly += _rollup(
+        KPI_HOURLY,
+        slot_cols,
+        roll_in,
+        r_slot_idx,
+        r_hours * HOUR_NS,
+        grid.slot_store,
+        has_passby,
+        has_wifi,
+        has_pos,
+        has_revenue,
+        medians={
+            "visit_duration_median_s": (
+                np.where(v_sel, r_slot_idx[np.maximum(ses_slot, 0)], -1),
+                durations,
+                roll_in[np.maximum(ses_slot, 0)],
+            )
+        },
+    )
+    r_day_ts = np.array(
+        [
+            datetime_to_ns(
+                datetime.combine(date.fromordinal(int(o)), datetime.min.time(), roll_tz).astimezone(UTC)
+            )
+            for o in r_days
+        ],
+        np.int64,
+    )
+    day_emit_mask = grid.day_emit & (day_covered_hours > 0)
+    day_cols_roll = {k: v for k, v in day_cols.items() if k not in ("occupancy_max",)}
+    out.daily += _rollup(
+        KPI_DAILY,
+        day_cols_roll,
+        day_emit_mask,
+        r_day_idx,
+        r_day_ts,
+        grid.day_store,
+        has_passby,
+        has_wifi,
+        has_pos,
+        has_revenue,
+        medians={
+            "visit_duration_median_s": (
+                np.where(v_cov, r_day_idx[ses_day], -1),
+                durations,
+                day_emit_mask[ses_day],
+            )
+        },
+    )
+
+    # ---- zones: per store and zone, and pooled over stores per zone name
+    zone_labels = raw.zones.labels
+    n_z = max(len(zone_labels), 1)
+    zs = zv_slot[z_ok]
+    zz = zv.zone[z_ok].astype(np.int64)
+    dw = zv.dwell_s[z_ok]
+    zday = grid.slot_day[zs]
+    for measurement, unit_of, emit_mask, roll_mask, ts_of, store_of, roll_idx, roll_ts in (
+        (
+            KPI_ZONE_HOURLY,
+            zs,
+            grid.slot_emit,
+            roll_in,
+            grid.slot_start,
+            grid.slot_store,
+            r_slot_idx,
+            r_hours * HOUR_NS,
+        ),
+        (
+            KPI_ZONE_DAILY,
+            zday,
+            grid.day_emit,
+            grid.day_emit,
+            grid.day_start,
+            grid.day_store,
+            r_day_idx,
+            r_day_ts,
+        ),
+    ):
+        for pooled in (False, True):
+            e_ok = (roll_mask if pooled else emit_mask)[unit_of]
+            unit = roll_idx[unit_of[e_ok]] if pooled else unit_of[e_ok]
+            keys, counts, qs = grouped_quantiles(unit * n_z + zz[e_ok], dw[e_ok], (0.5, 0.9))
+            u, z = keys // n_z, keys % n_z
+            tags = [
+                {"store": ALL_STORES if pooled else labels[store_of[a]], "zone": zone_labels[b]}
+                for a, b in zip(u, z, strict=True)
+            ]
+            target = out.zone_hourly if measurement == KPI_ZONE_HOURLY else out.zone_daily
+            target += _points(
+                measurement,
+                tags,
+                roll_ts[u] if pooled else ts_of[u],
+                {"visits": counts.astype(np.float64), "dwell_median_s": qs[:, 0], "dwell_p90_s": qs[:, 1]},
+            )
+    return out
+
+
+def _median_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    out = np.full(size, np.nan)
+    keys, _, qs = grouped_quantiles(index.astype(np.int64), values, (0.5,))
+    out[keys] = qs[:, 0]
+    return out
+
+
+def _blank_unavailable(
+    cols: dict[str, np.ndarray],
+    store_of: np.ndarray,
+    has_passby: np.ndarray,
+    has_wifi: np.ndarray,
+    has_pos: np.ndarray,
+    has_revenue: np.ndarray,
+) -> None:
+    """A store without passby lines / Wi-Fi sensors / POS data has no such KPIs (absent, not 0)."""
+    for names, available in (
+        (("passersby", "walkbys", "capture_rate"), has_passby),
+        (
+            (
+                "wifi_visits",
+                "wifi_walkbys",
+                "visit_duration_median_s",
+                "wifi_visitors",
+                "repeat_visitors",
+                "repeat_rate",
+            ),
+            has_wifi,
+        ),
+        (("transactions", "conversion"), has_pos),
+        (("revenue", "sales_per_visitor", "atv"), has_revenue),
+    ):
+        missing = ~available[store_of]
+        for name in names:
+            if name in cols:
+                cols[name] = np.where(missing, np.nan, cols[name])
+
+
+def _rollup(
+    measurement: str,
+    cols: dict[str, np.ndarray],
+    emit: np.ndarray,
+    roll_idx: np.ndarray,
+    roll_ts: np.ndarray,
+    store_of: np.ndarray,
+    has_passby: np.ndarray,
+    has_wifi: np.ndarray,
+    has_pos: np.ndarray,
+    has_revenue: np.ndarray,
+    medians: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> list[Point]:
+    """Sum the stores' emitted units into the ``store=all`` rollup; ratios from summed parts, over the
+    stores that have both parts (e.g. capture rate only over stores with passby lines)."""
+    n = len(roll_ts)
+    src = np.flatnonzero(emit)
+    ri = roll_idx[src]
+    present = _sum_by(ri, n) > 0
+
+    def total(name: str, mask: np.ndarray | None = None) -> np.ndarray:
+        v = cols[name][src]
+        ok = ~np.isnan(v) if mask is None else (~np.isnan(v) & mask[store_of[src]])
+        s = _sum_by(ri[ok], n, v[ok])
+        s[_sum_by(ri[ok], n) == 0] = np.nan
+        return s
+
+    res: dict[str, np.ndarray] = {}
+    for name in (
+        "visitors",
+        "exits",
+        "passersby",
+        "transactions",
+        "revenue",
+        "wifi_visits",
+        "wifi_walkbys",
+        "occupancy_avg",
+        "covered_hours",
+        "wifi_visitors",
+        "repeat_visitors",
+    ):
+        if name in cols:
+            res[name] = total(name)
+    vis_passby = total("visitors", has_passby)
+    res["walkbys"] = np.maximum(res["passersby"] - vis_passby, 0)
+    res["capture_rate"] = safe_ratio(vis_passby, res["passersby"])
+    res["conversion"] = safe_ratio(res["transactions"], total("visitors", has_pos))
+    res["sales_per_visitor"] = safe_ratio(res["revenue"], total("visitors", has_revenue))
+    res["atv"] = safe_ratio(res["revenue"], total("transactions", has_revenue))
+    if "repeat_visitors" in res:
+        res["repeat_rate"] = safe_ratio(res["repeat_visitors"], res["wifi_visitors"])
+    for name, (unit, values, ok) in medians.items():
+        sel = (unit >= 0) & ok
+        res[name] = _median_by(unit[sel], values[sel], n)
+    idx = np.flatnonzero(present)
+    return _points(
+        measurement, [{"store": ALL_STORES}] * len(idx), roll_ts[idx], {k: v[idx] for k, v in res.items()}
+    )

@@ -1,0 +1,194 @@
+"""Local-time hour and day buckets per store, DST-safe, and vectorised bucketing of timestamps.
+
+Each store gets the UTC instants at which its local hours start (found with zoneinfo, so a 23- or
+25-hour day and half-hour offsets are handled), laid end to end in one array of *slots*. Events are
+bucketed with one ``np.searchsorted`` per time zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from footfall.analytics.config import StoreMeta
+from footfall.contracts.measurements import datetime_to_ns
+
+HOUR_NS = 3_600_000_000_000
+MINUTE_NS = 60_000_000_000
+DAY_NS = 24 * HOUR_NS
+_STEP = timedelta(minutes=15)  # every UTC offset in use is a multiple of 15 minutes
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+
+
+def local_hour_starts(first: date, last: date, tz: ZoneInfo) -> tuple[np.ndarray, list[datetime]]:
+    """UTC ns of every local hour start from ``first`` 00:00 to ``last`` 24:00 (the end included)."""
+    begin, stop = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
+    starts: list[datetime] = []
+    t = begin
+    while t < stop:
+        local = t.astimezone(tz)
+        if local.minute == 0 and local.second == 0:
+            starts.append(local)
+        t += _STEP
+    bounds = np.array([datetime_to_ns(x) for x in starts] + [datetime_to_ns(stop)], dtype=np.int64)
+    return bounds, starts
+
+
+@dataclass
+class Grid:
+    """Hour slots and day slots of every store over a window of local dates.
+
+    ``emit`` marks the slots inside the output window; earlier ones exist only as look-back for the
+    Wi-Fi KPIs (repeat visitors, staff devices)."""
+
+    n_stores: int
+    slot_store: np.ndarray  # int32
+    slot_start: np.ndarray  # int64 UTC ns
+    slot_end: np.ndarray  # int64 UTC ns
+    slot_day: np.ndarray  # int64 index into day arrays
+    slot_emit: np.ndarray  # bool
+    slot_local_hour: np.ndarray  # int8 wall-clock hour (a repeated hour at DST end appears twice)
+    day_store: np.ndarray  # int32
+    day_ordinal: np.ndarray  # int64 proleptic Gregorian ordinal of the local date
+    day_start: np.ndarray  # int64 UTC ns of local midnight
+    day_open: np.ndarray  # int64 UTC ns of opening; -1 when closed
+    day_close: np.ndarray  # int64 UTC ns of closing; -1 when closed
+    day_emit: np.ndarray  # bool
+    store_offset: np.ndarray  # int64 first slot of each store
+    tz_groups: list[tuple[np.ndarray, np.ndarray]]  # (store codes, hour bounds) per time zone
+    read_start_ns: int  # first instant of the first context day (raw events are read from here)
+    read_end_ns: int  # end of the last (context) day
+    lookback_start_ns: int  # Wi-Fi sightings are read from here
+    emit_start_ns: int  # earliest local midnight of the first emitted day over the stores
+    emit_end_ns: int  # latest local midnight after the last emitted day
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_start)
+
+    @property
+    def n_days(self) -> int:
+        return len(self.day_start)
+
+    def slot_of(self, store: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Hour slot of each (store code, UTC ns) pair; -1 outside the grid."""
+        out = np.full(len(ts), -1, np.int64)
+        if len(ts) == 0:
+            return out
+        for codes, bounds in self.tz_groups:
+            if len(self.tz_groups) == 1:
+                sel: slice | np.ndarray = slice(None)
+                s, t = store, ts
+            else:
+                sel = np.isin(store, codes)
+                s, t = store[sel], ts[sel]
+            idx = np.searchsorted(bounds, t, side="right") - 1
+            ok = (idx >= 0) & (idx < len(bounds) - 1)
+            out_part = np.where(ok, self.store_offset[s] + idx, -1)
+            out[sel] = out_part
+        return out
+
+
+def build_grid(
+    metas: list[StoreMeta], first: date, last: date, lookback_days: int = 0, context_days: int = 0
+) -> Grid:
+    """Slots for local dates ``first - lookback_days`` .. ``last + context_days`` of every store (codes =
+    list order); only ``first`` .. ``last`` are emitted. Context days let the ``store=all`` hourly
+    rollup of the whole emitted UTC range include stores in other time zones."""
+    first_emit = first
+    begin = first - timedelta(days=max(lookback_days, context_days))
+    last_emit, last = last, last + timedelta(days=context_days)
+    by_tz: dict[str, list[int]] = {}
+    for code, meta in enumerate(metas):
+        by_tz.setdefault(meta.timezone, []).append(code)
+    tz_bounds: dict[str, tuple[np.ndarray, list[datetime]]] = {
+        name: local_hour_starts(begin, last, ZoneInfo(name)) for name in by_tz
+    }
+    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = [], [], [], [], [], []
+    day_store, day_ord, day_start, day_open, day_close, day_emit = [], [], [], [], [], []
+    offsets = np.zeros(len(metas) + 1, np.int64)
+    for code, meta in enumerate(metas):
+        bounds, starts = tz_bounds[meta.timezone]
+        offsets[code] = sum(len(x) for x in slot_start)
+        dates = np.array([s.date().toordinal() for s in starts], np.int64)
+        uniq_dates, day_idx = np.unique(dates, return_inverse=True)
+        base_day = sum(len(x) for x in day_store)
+        slot_store.append(np.full(len(starts), code, np.int32))
+        slot_start.append(bounds[:-1])
+        slot_end.append(bounds[1:])
+        slot_day.append(day_idx.reshape(-1) + base_day)
+        slot_emit.append((dates >= first_emit.toordinal()) & (dates <= last_emit.toordinal()))
+        slot_hour.append(np.array([s.hour for s in starts], np.int8))
+        tz = meta.tz
+        opens, closes = [], []
+        for ordinal in uniq_dates:
+            d = date.fromordinal(int(ordinal))
+            hours = meta.hours_on(d)
+            if hours is None:
+                opens.append(-1)
+                closes.append(-1)
+                continue
+            midnight_local = datetime(d.year, d.month, d.day, tzinfo=tz)
+            opens.append(_wall_ns(midnight_local, hours[0], tz))
+            closes.append(_wall_ns(midnight_local, hours[1], tz))
+        day_store.append(np.full(len(uniq_dates), code, np.int32))
+        day_ord.append(uniq_dates)
+        day_start.append(
+            np.array(
+                [datetime_to_ns(local_midnight(date.fromordinal(int(o)), tz)) for o in uniq_dates], np.int64
+            )
+        )
+        day_open.append(np.array(opens, np.int64))
+        day_close.append(np.array(closes, np.int64))
+        day_emit.append((uniq_dates >= first_emit.toordinal()) & (uniq_dates <= last_emit.toordinal()))
+    offsets[len(metas)] = sum(len(x) for x in slot_start)
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    groups = [(np.array(codes, np.int32), tz_bounds[name][0]) for name, codes in by_tz.items()]
+    all_bounds = [b for b, _ in tz_bounds.values()]
+    zones = [ZoneInfo(name) for name in by_tz] or [ZoneInfo("UTC")]
+
+    def midnights(day: date) -> list[int]:
+        return [datetime_to_ns(local_midnight(day, tz)) for tz in zones]
+
+    after_last = last_emit + timedelta(days=1)
+    return Grid(
+        n_stores=len(metas),
+        slot_store=cat(slot_store, np.int32),
+        slot_start=cat(slot_start, np.int64),
+        slot_end=cat(slot_end, np.int64),
+        slot_day=cat(slot_day, np.int64),
+        slot_emit=cat(slot_emit, bool),
+        slot_local_hour=cat(slot_hour, np.int8),
+        day_store=cat(day_store, np.int32),
+        day_ordinal=cat(day_ord, np.int64),
+        day_start=cat(day_start, np.int64),
+        day_open=cat(day_open, np.int64),
+        day_close=cat(day_close, np.int64),
+        day_emit=cat(day_emit, bool),
+        store_offset=offsets,
+        tz_groups=groups,
+        read_start_ns=min(midnights(first - timedelta(days=context_days))),
+        read_end_ns=max(int(b[-1]) for b in all_bounds) if all_bounds else 0,
+        lookback_start_ns=min(int(b[0]) for b in all_bounds) if all_bounds else 0,
+        emit_start_ns=min(midnights(first_emit)),
+        emit_end_ns=max(midnights(after_last)),
+    )
+
+
+def _wall_ns(midnight_local: datetime, minutes: int, tz: ZoneInfo) -> int:
+    """UTC ns of a local wall-clock time (minutes after midnight), resolved in the local calendar so
+    a DST change earlier that day does not shift it."""
+    if minutes >= 1440:
+        nxt = (midnight_local + timedelta(days=1)).date()
+        return datetime_to_ns(local_midnight(nxt, tz))
+    wall = midnight_local.replace(hour=minutes // 60, minute=minutes % 60)
+    return datetime_to_ns(wall.astimezone(UTC))

@@ -1,0 +1,562 @@
+"""The I/O edge: one ``EventStore`` contract, two implementations.
+
+- ``InfluxStore``: InfluxDB through the v1-compatible HTTP API (InfluxQL ``/query`` with
+  ``epoch=ns``, read in time chunks and grouped by tags so tag strings travel once per series;
+  writes as line protocol) via ``footfall.contracts.influx.InfluxClient``.
+- ``DuckDBStore``: an embedded DuckDB file (no server), one table per measurement with the same
+  tags, fields and point identity (tags + time: writing the same point again replaces it).
+
+Both read the raw measurements of a window into ``RawData`` and write points (raw events, POS, KPIs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from footfall.analytics.config import StoresConfig
+from footfall.analytics.core import INT_FIELDS
+from footfall.analytics.frames import NO_TRACK, RawData, RawDataBuilder
+from footfall.contracts.influx import InfluxClient
+from footfall.contracts.measurements import (
+    CROSSING,
+    HEARTBEAT,
+    KPI_CAMPAIGN,
+    KPI_CAMPAIGN_EXTRA_FIELDS,
+    KPI_CAMPAIGN_FIELDS,
+    KPI_DAILY,
+    KPI_HOURLY,
+    KPI_STORE_EXTRA_FIELDS,
+    KPI_STORE_FIELDS,
+    KPI_ZONE_DAILY,
+    KPI_ZONE_FIELDS,
+    KPI_ZONE_HOURLY,
+    OCCUPANCY,
+    POS_TRANSACTION,
+    WIFI,
+    ZONE_VISIT,
+    FieldValue,
+    Point,
+)
+
+DAY_NS = 86_400_000_000_000
+WRITE_BATCH = 20_000
+# Rows per chunk of a streamed (chunked=true) InfluxQL answer; None = one JSON document.
+READ_CHUNK_ROWS: int | None = 50_000
+
+# measurement -> (tag columns, {field: SQL type}). The same shape as the InfluxDB measurements.
+_KPI_STORE = {
+    f: ("BIGINT" if f in INT_FIELDS else "DOUBLE") for f in KPI_STORE_FIELDS + KPI_STORE_EXTRA_FIELDS
+}
+SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    CROSSING: (
+        ("store", "device", "line", "kind", "direction", "source"),
+        {"id": "VARCHAR", "count": "BIGINT", "track_id": "BIGINT", "frame": "BIGINT"},
+    ),
+    ZONE_VISIT: (
+        ("store", "device", "zone"),
+        {"id": "VARCHAR", "dwell_s": "DOUBLE", "track_id": "BIGINT", "enter_ns": "BIGINT"},
+    ),
+    OCCUPANCY: (("store", "device", "zone"), {"id": "VARCHAR", "count": "BIGINT"}),
+    HEARTBEAT: (
+        ("store", "device"),
+        {
+            "id": "VARCHAR",
+            "fps": "DOUBLE",
+            "latency_ms": "DOUBLE",
+            "dropped_frames": "BIGINT",
+            "queue_depth": "BIGINT",
+            "frames": "BIGINT",
+            "uptime_s": "DOUBLE",
+        },
+    ),
+    WIFI: (
+        ("store", "device", "sensor"),
+        {
+            "id": "VARCHAR",
+            "device_hash": "VARCHAR",
+            "rssi": "BIGINT",
+            "randomized": "BOOLEAN",
+            "key_epoch": "BIGINT",
+        },
+    ),
+    POS_TRANSACTION: (("store",), {"transaction_id": "VARCHAR", "amount": "DOUBLE", "items": "BIGINT"}),
+    KPI_HOURLY: (("store",), _KPI_STORE),
+    KPI_DAILY: (("store",), _KPI_STORE),
+    KPI_ZONE_HOURLY: (
+        ("store", "zone"),
+        {"visits": "BIGINT", "dwell_median_s": "DOUBLE", "dwell_p90_s": "DOUBLE"},
+    ),
+    KPI_ZONE_DAILY: (
+        ("store", "zone"),
+        {"visits": "BIGINT", "dwell_median_s": "DOUBLE", "dwell_p90_s": "DOUBLE"},
+    ),
+    KPI_CAMPAIGN: (
+        ("store", "campaign"),
+        {
+            f: ("BIGINT" if f in ("hours", "baseline_weeks") else "DOUBLE")
+            for f in KPI_CAMPAIGN_FIELDS + KPI_CAMPAIGN_EXTRA_FIELDS
+        },
+    ),
+}
+assert set(KPI_ZONE_FIELDS) == set(SCHEMAS[KPI_ZONE_HOURLY][1])
+
+
+class EventStore(Protocol):
+    """What the job needs from a database. ``start``/``end`` are UTC nanoseconds, end exclusive."""
+
+    def write_points(self, points: Iterable[Point]) -> int: ...
+
+    def write_columns(self, measurement: str, columns: Mapping[str, np.ndarray]) -> int: ...
+
+    def read_raw(
+        self,
+        config: StoresConfig,
+        start_ns: int,
+        end_ns: int,
+        *,
+        wifi_start_ns: int | None = None,
+        store: str | None = None,
+    ) -> RawData: ...
+
+    def read_points(
+        self, measurement: str, start_ns: int, end_ns: int, *, store: str | None = None
+    ) -> list[Point]: ...
+
+    def store_ids(self) -> list[str]: ...
+
+
+def points_to_columns(points: Sequence[Point]) -> dict[str, dict[str, np.ndarray]]:
+    """Group points by measurement into columns (tags, fields and ``time``); absent = None."""
+    by_m: dict[str, list[Point]] = {}
+    for p in points:
+        by_m.setdefault(p.measurement, []).append(p)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for m, pts in by_m.items():
+        tag_names, field_types = SCHEMAS[m]
+        cols: dict[str, np.ndarray] = {
+            t: np.array([p.tags.get(t, "") for p in pts], dtype=object) for t in tag_names
+        }
+        for f in field_types:
+            cols[f] = np.array([p.fields.get(f) for p in pts], dtype=object)
+        cols["time"] = np.array([p.ts_ns for p in pts], np.int64)
+        out[m] = cols
+    return out
+
+
+def _lines_from_columns(measurement: str, columns: Mapping[str, np.ndarray]) -> Iterable[str]:
+    """Line protocol from columns (tag values must be valid names: no escaping needed)."""
+    tag_names, field_types = SCHEMAS[measurement]
+    tags = [t for t in tag_names if t in columns]
+    fields = [f for f in field_types if f in columns]
+    tag_cols = [columns[t] for t in tags]
+    field_cols = [columns[f] for f in fields]
+    kinds = [field_types[f] for f in fields]
+    for i, ts in enumerate(columns["time"].tolist()):
+        tag_part = "".join(f",{t}={c[i]}" for t, c in zip(tags, tag_cols, strict=True) if c[i])
+        parts = []
+        for f, c, kind in zip(fields, field_cols, kinds, strict=True):
+            v = c[i]
+            if v is None or (isinstance(v, float) and v != v):
+                continue
+            if kind == "VARCHAR":
+                parts.append(f'{f}="{v}"')
+            elif kind == "BIGINT":
+                parts.append(f"{f}={int(v)}i")
+            elif kind == "BOOLEAN":
+                parts.append(f"{f}={'true' if v else 'false'}")
+            else:
+                parts.append(f"{f}={float(v)!r}")
+        if parts:
+            yield f"{measurement}{tag_part} {','.join(parts)} {ts}"
+
+
+# --------------------------------------------------------------------------- InfluxDB
+
+
+class InfluxStore:
+    def __init__(self, client: InfluxClient, *, chunk_ns: int = DAY_NS, workers: int = 3) -> None:
+        self.client = client
+        self.chunk_ns = chunk_ns
+        self.workers = workers
+        self._local = threading.local()
+
+    def write_lines(self, lines: Iterable[str]) -> int:
+        batch: list[str] = []
+        n = 0
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= WRITE_BATCH:
+                self.client.write_lines(batch)
+                n += len(batch)
+                batch = []
+        self.client.write_lines(batch)
+        return n + len(batch)
+
+    def write_points(self, points: Iterable[Point]) -> int:
+        return self.write_lines(p.to_line() for p in points)
+
+    def write_columns(self, measurement: str, columns: Mapping[str, np.ndarray]) -> int:
+        return self.write_lines(_lines_from_columns(measurement, columns))
+
+    def _chunks(self, start_ns: int, end_ns: int) -> Iterable[tuple[int, int]]:
+        t = start_ns
+        while t < end_ns:
+            yield t, min(t + self.chunk_ns, end_ns)
+            t += self.chunk_ns
+
+    def _select(
+        self, what: str, measurement: str, a: int, b: int, store: str | None, group: str
+    ) -> list[Any]:
+        where = f"time >= {a} AND time < {b}"
+        if store:
+            where += f" AND \"store\" = '{store}'"
+        return self._client().query(
+            f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}', chunk_size=READ_CHUNK_ROWS
+        )
+
+    def _client(self) -> InfluxClient:
+        # requests sessions are not shared between threads: one client copy per reader thread
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = dataclasses.replace(self.client)
+        return client
+
+    # measurement -> (selected fields, GROUP BY)
+    _RAW_QUERIES: ClassVar[dict[str, tuple[str, str]]] = {
+        CROSSING: ('"count","track_id"', '"store","device","line","kind","direction"'),
+        ZONE_VISIT: ('"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
+        HEARTBEAT: ('count("fps")', 'time(15m),"store" fill(none)'),  # 15-min buckets are enough
+        POS_TRANSACTION: ('"amount","transaction_id"', '"store"'),
+        WIFI: ('"device_hash","rssi","randomized"', '"store"'),
+    }
+
+    def read_raw(
+        self,
+        config: StoresConfig,
+        start_ns: int,
+        end_ns: int,
+        *,
+        wifi_start_ns: int | None = None,
+        store: str | None = None,
+    ) -> RawData:
+        """Day-sized queries per measurement, fetched by ``workers`` threads (InfluxDB answers
+        one query per core) and decoded here in order."""
+        jobs = [
+            (m, a, z)
+            for m in self._RAW_QUERIES
+            for a, z in self._chunks(
+                wifi_start_ns if m == WIFI and wifi_start_ns is not None else start_ns, end_ns
+            )
+        ]
+        b = RawDataBuilder(config)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            results = pool.map(
+                lambda job: (
+                    job[0],
+                    self._select(
+                        *self._RAW_QUERIES[job[0]][:1],
+                        job[0],
+                        job[1],
+                        job[2],
+                        store,
+                        self._RAW_QUERIES[job[0]][1],
+                    ),
+                ),
+                jobs,
+            )
+            for measurement, series in results:
+                if series:
+                    _decode(b, measurement, series)
+        return b.build()
+
+    def read_points(
+        self, measurement: str, start_ns: int, end_ns: int, *, store: str | None = None
+    ) -> list[Point]:
+        out: list[Point] = []
+        for s in self._select("*", measurement, start_ns, end_ns, store, "*"):
+            names = s.columns[1:]
+            for row in s.values:
+                fields: dict[str, FieldValue] = {
+                    k: v for k, v in zip(names, row[1:], strict=True) if v is not None
+                }
+                out.append(Point(measurement, dict(s.tags), fields, int(row[0])))
+        return sorted(out, key=lambda p: (p.ts_ns, sorted(p.tags.items())))
+
+    def store_ids(self) -> list[str]:
+        series = self.client.query('SHOW TAG VALUES WITH KEY = "store"', epoch=None)
+        return sorted({row[1] for s in series for row in s.values} - {"all"})
+
+
+def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
+    if measurement == CROSSING:
+        combo, cols = _stack(series, 3)
+        b.add_crossings(
+            combos=[
+                (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
+                for s in series
+            ],
+            combo=combo,
+            ts=_ints(cols[0]),
+            count=_ints(cols[1], 1),
+            track=_ints(cols[2], NO_TRACK),
+        )
+    elif measurement == ZONE_VISIT:
+        combo, cols = _stack(series, 4)
+        b.add_zone_visits(
+            combos=[(s.tags["store"], s.tags["device"], s.tags["zone"]) for s in series],
+            combo=combo,
+            ts=_ints(cols[0]),
+            enter=_ints(cols[1]),
+            dwell_s=_floats(cols[2]),
+            track=_ints(cols[3], NO_TRACK),
+        )
+    else:
+        for s in series:
+            _, cols = _stack([s], len(s.columns))
+            if measurement == HEARTBEAT:
+                b.add_heartbeats(store=s.tags["store"], ts=_ints(cols[0]))
+            elif measurement == POS_TRANSACTION:
+                b.add_pos(store=s.tags["store"], ts=_ints(cols[0]), amount=_floats(cols[1]))
+            else:
+                b.add_wifi(
+                    store=s.tags["store"],
+                    ts=_ints(cols[0]),
+                    device_hash=np.array(cols[1], dtype=object),
+                    rssi=_ints(cols[2]),
+                    randomized=np.array(cols[3], bool),
+                )
+
+
+def _stack(series: Sequence[Any], n_cols: int) -> tuple[np.ndarray, list[list[Any]]]:
+    """Concatenate the rows of several series: (series index per row, columns as lists)."""
+    sizes = [len(s.values) for s in series]
+    combo = np.repeat(np.arange(len(series)), sizes)
+    rows = [row for s in series for row in s.values]
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(n_cols)]
+    return combo, cols
+
+
+def _ints(values: list[Any], default: int = 0) -> np.ndarray:
+    try:
+        return np.array(values, np.int64)
+    except (TypeError, ValueError):
+        return np.array([default if v is None else v for v in values], np.int64)
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], np.float64)
+
+
+# --------------------------------------------------------------------------- DuckDB
+
+
+class DuckDBStore:
+    """An embedded DuckDB file with the InfluxDB measurements as tables (``time`` = UTC ns)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import duckdb
+
+        self.path = str(path)
+        self.con = duckdb.connect(self.path)
+        self._lock = threading.Lock()
+        for measurement, (tags, fields) in SCHEMAS.items():
+            cols = [f'"{t}" VARCHAR NOT NULL' for t in tags] + [f'"{f}" {typ}' for f, typ in fields.items()]
+            key = ", ".join([f'"{t}"' for t in tags] + ['"time"'])
+            self.con.execute(
+                f'CREATE TABLE IF NOT EXISTS "{measurement}" ({", ".join(cols)}, '
+                f'"time" BIGINT NOT NULL, PRIMARY KEY ({key}))'
+            )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write_points(self, points: Iterable[Point]) -> int:
+        n = 0
+        for measurement, cols in points_to_columns(list(points)).items():
+            n += self.write_columns(measurement, cols)
+        return n
+
+    def write_columns(self, measurement: str, columns: Mapping[str, np.ndarray]) -> int:
+        """Upsert rows: a row with the same tags and time replaces the stored one (like InfluxDB)."""
+        tags, fields = SCHEMAS[measurement]
+        n = len(columns["time"])
+        if n == 0:
+            return 0
+        batch: dict[str, np.ndarray] = {}
+        select = []
+        for name in (*tags, *fields, "time"):
+            col = columns.get(name)
+            if col is None:
+                select.append(f"'' AS \"{name}\"" if name in tags else f'NULL::{fields[name]} AS "{name}"')
+                continue
+            batch[name] = np.asarray(col)
+            if batch[name].dtype.kind == "f" and name in fields:
+                select.append(
+                    f'CAST(CASE WHEN isnan("{name}") THEN NULL ELSE "{name}" END AS {fields[name]}) '
+                    f'AS "{name}"'
+                )
+            elif name in fields:
+                select.append(f'CAST("{name}" AS {fields[name]}) AS "{name}"')
+            else:
+                select.append(f'"{name}"')
+        with self._lock:
+            self.con.register("_batch", batch)
+            try:
+                self.con.execute(
+                    f'INSERT OR REPLACE INTO "{measurement}" SELECT {", ".join(select)} FROM _batch'
+                )
+            finally:
+                self.con.unregister("_batch")
+        return n
+
+    def _where(self, a: int, b: int, store: str | None, prefix: str = "") -> tuple[str, list[Any]]:
+        sql, params = f'{prefix}"time" >= ? AND {prefix}"time" < ?', [a, b]
+        if store:
+            sql += f' AND {prefix}"store" = ?'
+            params.append(store)
+        return sql, params
+
+    def _coded(
+        self, measurement: str, tags: tuple[str, ...], values: str, a: int, b: int, store: str | None
+    ) -> tuple[list[tuple[str, ...]], dict[str, np.ndarray]]:
+        where, params = self._where(a, b, store)
+        m_where, _ = self._where(a, b, store, prefix="m.")
+        tag_sql = ", ".join(f'"{t}"' for t in tags)
+        combos = [
+            tuple(r)
+            for r in self.con.execute(
+                f'SELECT DISTINCT {tag_sql} FROM "{measurement}" WHERE {where}', params
+            ).fetchall()
+        ]
+        if not combos:
+            return [], {}
+        keys = {t: np.array([c[i] for c in combos], dtype=object) for i, t in enumerate(tags)}
+        keys["_combo"] = np.arange(len(combos), dtype=np.int64)
+        self.con.register("_combos", keys)
+        try:
+            data = self.con.execute(
+                f'SELECT k._combo AS combo, {values} FROM "{measurement}" m '
+                f"JOIN _combos k USING ({tag_sql}) WHERE {m_where}",
+                params,
+            ).fetchnumpy()
+        finally:
+            self.con.unregister("_combos")
+        return combos, {k: np.asarray(v) for k, v in data.items()}
+
+    def read_raw(
+        self,
+        config: StoresConfig,
+        start_ns: int,
+        end_ns: int,
+        *,
+        wifi_start_ns: int | None = None,
+        store: str | None = None,
+    ) -> RawData:
+        b = RawDataBuilder(config)
+        with self._lock:
+            combos, d = self._coded(
+                CROSSING,
+                ("store", "device", "line", "kind", "direction"),
+                '"time" AS ts, "count", coalesce(track_id, -1) AS track',
+                start_ns,
+                end_ns,
+                store,
+            )
+            if combos:
+                b.add_crossings(
+                    combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"]
+                )  # type: ignore[arg-type]
+            combos, d = self._coded(
+                ZONE_VISIT,
+                ("store", "device", "zone"),
+                '"time" AS ts, enter_ns, dwell_s, coalesce(track_id, -1) AS track',
+                start_ns,
+                end_ns,
+                store,
+            )
+            if combos:
+                b.add_zone_visits(
+                    combos=combos,
+                    combo=d["combo"],
+                    ts=d["ts"],
+                    enter=d["enter_ns"],
+                    dwell_s=d["dwell_s"],
+                    track=d["track"],
+                )  # type: ignore[arg-type]
+            where, params = self._where(start_ns, end_ns, store)
+            # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
+            hb = self.con.execute(
+                'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
+                f"FROM heartbeat WHERE {where} GROUP BY ALL",
+                params,
+            ).fetchnumpy()
+            b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
+            pos = self.con.execute(
+                "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
+                f"FROM pos_transaction WHERE {where}",
+                params,
+            ).fetchnumpy()
+            b.add_pos(
+                store=np.asarray(pos["store"], dtype=object),
+                ts=np.asarray(pos["ts"]),
+                amount=np.asarray(pos["amount"]),
+            )
+            wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
+            combos, wf = self._coded(
+                WIFI,
+                ("store",),
+                '"time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, rssi, randomized',
+                wifi_from,
+                end_ns,
+                store,
+            )
+            if not combos:
+                return b.build()
+            b.add_wifi(
+                store=([c[0] for c in combos], wf["combo"]),
+                ts=np.asarray(wf["ts"]),
+                device_hash=np.asarray(wf["dev"]),
+                rssi=np.asarray(wf["rssi"]),
+                randomized=np.asarray(wf["randomized"]),
+            )
+        return b.build()
+
+    def read_points(
+        self, measurement: str, start_ns: int, end_ns: int, *, store: str | None = None
+    ) -> list[Point]:
+        tags, fields = SCHEMAS[measurement]
+        where, params = self._where(start_ns, end_ns, store)
+        with self._lock:
+            columns = ", ".join(f'"{c}"' for c in (*tags, *fields, "time"))
+            rows = self.con.execute(
+                f'SELECT {columns} FROM "{measurement}" WHERE {where} ORDER BY "time"', params
+            ).fetchall()
+        out = []
+        for row in rows:
+            t = {k: v for k, v in zip(tags, row[: len(tags)], strict=True) if v}
+            f = {k: v for k, v in zip(fields, row[len(tags) : -1], strict=True) if v is not None}
+            out.append(Point(measurement, t, f, int(row[-1])))
+        return sorted(out, key=lambda p: (p.ts_ns, sorted(p.tags.items())))
+
+    def store_ids(self) -> list[str]:
+        with self._lock:
+            rows = self.con.execute(
+                " UNION ".join(
+                    f'SELECT DISTINCT store FROM "{m}"'
+                    for m in (CROSSING, HEARTBEAT, WIFI, ZONE_VISIT, POS_TRANSACTION)
+                )
+            ).fetchall()
+        return sorted({r[0] for r in rows})

@@ -1,0 +1,677 @@
+"""A deterministic store simulator: contract events, POS records and the exact truth.
+
+Usage::
+
+    from tests.simulator import SimConfig, simulate, emit_to_influx, emit_via_mqtt, emit_to_store
+
+    sim = simulate(SimConfig(weeks=5, seed=7))
+    sim.events      # list[Event]: crossing / zone_visit / wifi / heartbeat, ordered by time
+    sim.pos         # list[PosTransaction]
+    sim.stores      # StoresConfig describing the simulated stores (time zones, hours, lines, staff)
+    sim.campaigns   # CampaignsConfig with one campaign that really lifted traffic
+    sim.truth       # Truth: expected KPI fields per (store, UTC ns of the hour/day start)
+    emit_to_influx(sim, influx_client)  # exactly the lines ingest writes (event_to_point().to_line())
+    emit_via_mqtt(sim.events, "mqtt://admin:pw@127.0.0.1:1883")  # paho, QoS 1, topic = event.topic
+    emit_to_store(sim, DuckDBStore(path))
+
+What is simulated, per store and local day (store A Europe/Berlin, B America/New_York, C
+Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross both DST ends):
+
+- customers arriving by a Poisson process over the opening hours (known arrival and departure
+  times; each crosses the street ``passby`` line 5 s before entering through ``door``), visiting
+  0-2 zones (``shelf``, ``checkout``) with known dwell, 35 % buying (POS at departure - 60 s);
+- walk-bys crossing only the passby line; some carry phones seen weakly for a few seconds;
+- Wi-Fi: 45 % of customers carry a phone seen every 90 s while inside; 80 % of those come from a
+  per-store pool of returning devices (repeat visits), the rest use randomized addresses;
+- staff: two per store, arriving 30 min before opening and leaving 20 min after closing
+  (crossings outside opening hours), taking a break through the front door from the back-room
+  staff zone (tracks seen in a staff zone), phones seen every 5 min all shift (staff devices);
+- heartbeats every 10 min from the camera, except a 3-hour outage at store C on one day, during
+  which nothing happens (no arrivals are generated into it, nobody is inside);
+- a campaign (``autumn-promo``, stores A and B, Thu-Sat of the last week) adding 40 % extra arrivals.
+
+``Truth`` is computed here from the simulated people, independently of the analytics code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from footfall.analytics.config import (
+    Campaign,
+    CampaignsConfig,
+    StaffRules,
+    StoreMeta,
+    StoresConfig,
+    WifiRules,
+)
+from footfall.analytics.pos import PosTransaction
+from footfall.contracts.events import (
+    CrossingEvent,
+    Event,
+    HeartbeatEvent,
+    WifiEvent,
+    ZoneVisitEvent,
+    stable_event_id,
+)
+from footfall.contracts.measurements import datetime_to_ns, event_to_point
+
+HOUR = timedelta(hours=1)
+SECOND_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class SimStore:
+    id: str
+    timezone: str
+    opening_hours: dict[str, str]
+    arrivals_per_hour: float
+
+
+DEFAULT_STORES = (
+    SimStore("store-a", "Europe/Berlin", {"mon-sat": "09:00-20:00", "sun": "11:00-17:00"}, 9.0),
+    SimStore("store-b", "America/New_York", {"mon-sun": "10:00-21:00"}, 7.0),
+    SimStore("store-c", "Asia/Kolkata", {"mon-sat": "10:00-19:00"}, 6.0),
+)
+
+
+@dataclass
+class SimConfig:
+    stores: Sequence[SimStore] = DEFAULT_STORES
+    start: date = date(2026, 10, 5)  # a Monday
+    weeks: int = 5
+    seed: int = 7
+    campaign_uplift: float = 0.4
+    outage: tuple[str, int, int, int] | None = (
+        "store-c",
+        9,
+        13,
+        16,
+    )  # store, day index, local hours [from, to)
+    heartbeat_every: timedelta = timedelta(minutes=10)
+    loyal_pool: int = 60
+    wifi_share: float = 0.45
+    randomized_share: float = 0.2
+    purchase_share: float = 0.35
+
+
+@dataclass
+class Person:
+    store: str
+    arrival: datetime
+    departure: datetime
+    campaign_extra: bool
+
+
+@dataclass
+class Truth:
+    """Expected KPI fields. Keys: (store, UTC ns of the local hour / local midnight); ``all`` for rollups
+    (UTC hours; calendar days stamped at UTC midnight). A missing key = no point expected."""
+
+    hourly: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    daily: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    zone_dwell_hourly: dict[tuple[str, str, int], list[float]] = field(default_factory=dict)
+    zone_dwell_daily: dict[tuple[str, str, int], list[float]] = field(default_factory=dict)
+    visit_duration_true_s: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # per day
+    campaign_extra: dict[str, int] = field(default_factory=dict)  # injected extra visitors per store
+    gap_hours: set[tuple[str, int]] = field(default_factory=set)
+    outage_days: set[tuple[str, int]] = field(default_factory=set)
+
+
+@dataclass
+class Simulation:
+    config: SimConfig
+    events: list[Event]
+    pos: list[PosTransaction]
+    stores: StoresConfig
+    campaigns: CampaignsConfig
+    truth: Truth
+    people: list[Person]
+
+    @property
+    def start(self) -> date:
+        return self.config.start
+
+    @property
+    def end(self) -> date:
+        """Last simulated local day (inclusive)."""
+        return self.config.start + timedelta(days=7 * self.config.weeks - 1)
+
+
+def _crossing(
+    event_id: str, store: str, ts: datetime, line: str, direction: str, track: int
+) -> CrossingEvent:
+    kind = "passby" if line == "street" else "entrance"
+    return CrossingEvent(
+        id=event_id,
+        store=store,
+        device="cam-1",
+        ts=ts,
+        line=line,
+        kind=kind,
+        direction=direction,
+        track_id=track,
+    )  # type: ignore[arg-type]
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+
+
+def _local_hour_ns(ts: datetime, tz: ZoneInfo) -> int:
+    local = ts.astimezone(tz)
+    return datetime_to_ns(local.replace(minute=0, second=0, microsecond=0))
+
+
+def _local_midnight_ns(day: date, tz: ZoneInfo) -> int:
+    return datetime_to_ns(datetime(day.year, day.month, day.day, tzinfo=tz))
+
+
+def _hours_on(meta: StoreMeta, day: date) -> tuple[datetime, datetime] | None:
+    hours = meta.hours_on(day)
+    if hours is None:
+        return None
+    tz = meta.tz
+    base = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return (
+        base.replace(hour=hours[0] // 60, minute=hours[0] % 60),
+        base.replace(hour=hours[1] // 60, minute=hours[1] % 60),
+    )
+
+
+def simulate(config: SimConfig | None = None) -> Simulation:
+    cfg = config or SimConfig()
+    rng = np.random.default_rng(cfg.seed)
+    metas = [
+        StoreMeta(
+            id=s.id,
+            timezone=s.timezone,
+            opening_hours=s.opening_hours,
+            entrance_lines=["door"],
+            passby_lines=["street"],
+            staff=StaffRules(
+                zones=["backroom"], count_outside_hours=False, wifi_min_hours_per_day=6, wifi_min_days=3
+            ),
+            wifi=WifiRules(session_gap_s=300, visit_min_s=120, visit_min_rssi=-70),
+        )
+        for s in cfg.stores
+    ]
+    stores = StoresConfig(rollup_timezone="UTC", stores=metas)
+    days = [cfg.start + timedelta(days=i) for i in range(7 * cfg.weeks)]
+    camp_days = days[-4:-1]  # Thu, Fri, Sat of the last week
+    tz_a = metas[0].tz
+    campaign = Campaign(
+        name="autumn-promo",
+        stores=[m.id for m in metas[:2]],
+        start=datetime(camp_days[0].year, camp_days[0].month, camp_days[0].day, tzinfo=tz_a),
+        end=datetime(camp_days[-1].year, camp_days[-1].month, camp_days[-1].day, tzinfo=tz_a)
+        + timedelta(days=1),
+        channel="social",
+        baseline_weeks=4,
+    )
+    events: list[Event] = []
+    pos: list[PosTransaction] = []
+    people: list[Person] = []
+    truth = Truth()
+    # per store: truth accumulators
+    hourly: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    occupancy_minutes: dict[tuple[str, int], list[float]] = defaultdict(list)  # hour -> per-minute values
+    occupancy_day: dict[tuple[str, int], list[float]] = defaultdict(list)
+    wifi_visit_days: dict[tuple[str, str], set[int]] = defaultdict(set)  # (store, device) -> day ordinals
+    visit_durations_h: dict[tuple[str, int], list[float]] = defaultdict(list)
+    visit_durations_d: dict[tuple[str, int], list[float]] = defaultdict(list)
+    seq = 0
+
+    def eid(*parts: object) -> str:
+        return stable_event_id("sim", cfg.seed, *parts)
+
+    for sim_store, meta in zip(cfg.stores, metas, strict=True):
+        tz = meta.tz
+        sid = meta.id
+        track = 0
+        loyal = [_hash("loyal", cfg.seed, sid, i)[:32] for i in range(cfg.loyal_pool)]
+        outage = None
+        for day_idx, day in enumerate(days):
+            day_ns = _local_midnight_ns(day, tz)
+            if cfg.outage and cfg.outage[0] == sid and cfg.outage[1] == day_idx:
+                outage = (
+                    datetime(day.year, day.month, day.day, cfg.outage[2], tzinfo=tz).astimezone(UTC),
+                    datetime(day.year, day.month, day.day, cfg.outage[3], tzinfo=tz).astimezone(UTC),
+                )
+                truth.outage_days.add((sid, day_ns))
+            else:
+                outage = None
+
+            def in_outage(t0: datetime, t1: datetime | None = None, outage=outage) -> bool:
+                t1 = t1 or t0
+                return outage is not None and t0 < outage[1] and t1 >= outage[0]
+
+            # heartbeats, all day, all days, except during the outage
+            midnight = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+            next_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+            t = midnight + timedelta(seconds=37)
+            while t < next_midnight:
+                if not in_outage(t):
+                    events.append(
+                        HeartbeatEvent(
+                            id=eid("hb", sid, t),
+                            store=sid,
+                            device="cam-1",
+                            ts=t,
+                            fps=10.0,
+                            latency_ms=40.0,
+                            dropped_frames=0,
+                        )
+                    )
+                    truth_h = hourly[(sid, _local_hour_ns(t, tz))]
+                    truth_h["_covered"] = 1
+                t += cfg.heartbeat_every
+            hours = _hours_on(meta, day)
+            # walk-bys along the street, 07:00-22:00 local
+            for hour in range(7, 22):
+                h0 = datetime(day.year, day.month, day.day, hour, tzinfo=tz).astimezone(UTC)
+                for _ in range(rng.poisson(sim_store.arrivals_per_hour * 1.5)):
+                    t = h0 + timedelta(seconds=int(rng.integers(0, 3600)))
+                    if in_outage(t, t + timedelta(seconds=30)):
+                        continue
+                    track += 1
+                    events.append(
+                        _crossing(
+                            eid("wb", sid, track),
+                            sid,
+                            t,
+                            "street",
+                            "in" if rng.random() < 0.5 else "out",
+                            track,
+                        )
+                    )
+                    hourly[(sid, _local_hour_ns(t, tz))]["passersby"] += 1
+                    if rng.random() < 0.3:  # a phone seen weakly, briefly
+                        dev = _hash("walkby", cfg.seed, sid, track)[:32]
+                        for k in range(int(rng.integers(1, 3))):
+                            ts = t + timedelta(seconds=10 * k)
+                            events.append(
+                                WifiEvent(
+                                    id=eid("wbw", sid, track, k),
+                                    store=sid,
+                                    device="wifi-1",
+                                    ts=ts,
+                                    sensor="s1",
+                                    device_hash=dev,
+                                    rssi=int(rng.integers(-88, -75)),
+                                    randomized=bool(rng.random() < 0.5),
+                                    key_epoch=1,
+                                )
+                            )
+                        hourly[(sid, _local_hour_ns(t, tz))]["wifi_walkbys"] += 1
+            if hours is None:
+                continue
+            open_t, close_t = (x.astimezone(UTC) for x in hours)
+            # staff: before opening in, after closing out; a break via the back room and the door
+            for n_staff in range(2):
+                staff_dev = _hash("staff", cfg.seed, sid, n_staff)[:32]
+                arrive, leave = open_t - timedelta(minutes=30), close_t + timedelta(minutes=20)
+                track += 1
+                events.append(_crossing(eid("st-in", sid, day, n_staff), sid, arrive, "door", "in", track))
+                track += 1
+                events.append(_crossing(eid("st-out", sid, day, n_staff), sid, leave, "door", "out", track))
+                brk = open_t + timedelta(hours=2 + 2 * n_staff, minutes=7)
+                if not in_outage(brk - timedelta(minutes=15), brk + timedelta(minutes=40)):
+                    track += 1
+                    events.append(
+                        ZoneVisitEvent(
+                            id=eid("st-z1", sid, day, n_staff),
+                            store=sid,
+                            device="cam-1",
+                            ts=brk - timedelta(seconds=20),
+                            zone="backroom",
+                            track_id=track,
+                            enter_ts=brk - timedelta(minutes=10),
+                            exit_ts=brk - timedelta(seconds=20),
+                            dwell_s=580.0,
+                        )
+                    )
+                    events.append(
+                        _crossing(eid("st-brk-out", sid, day, n_staff), sid, brk, "door", "out", track)
+                    )
+                    track += 1
+                    back = brk + timedelta(minutes=25)
+                    events.append(
+                        _crossing(eid("st-brk-in", sid, day, n_staff), sid, back, "door", "in", track)
+                    )
+                    events.append(
+                        ZoneVisitEvent(
+                            id=eid("st-z2", sid, day, n_staff),
+                            store=sid,
+                            device="cam-1",
+                            ts=back + timedelta(minutes=6),
+                            zone="backroom",
+                            track_id=track,
+                            enter_ts=back + timedelta(seconds=40),
+                            exit_ts=back + timedelta(minutes=6),
+                            dwell_s=320.0,
+                        )
+                    )
+                t = arrive
+                while t <= leave:
+                    if not in_outage(t):
+                        events.append(
+                            WifiEvent(
+                                id=eid("st-w", sid, day, n_staff, t),
+                                store=sid,
+                                device="wifi-1",
+                                ts=t,
+                                sensor="s1",
+                                device_hash=staff_dev,
+                                rssi=-60,
+                                randomized=False,
+                                key_epoch=1,
+                            )
+                        )
+                    t += timedelta(minutes=5)
+            # customers
+            in_campaign_day = sid in campaign.stores
+            loyal_today = list(rng.permutation(len(loyal)))
+            visitors_today: list[Person] = []
+            t = open_t
+            while t < close_t - timedelta(minutes=45):
+                h_end = min(
+                    t + HOUR - timedelta(seconds=t.minute * 60 + t.second), close_t - timedelta(minutes=45)
+                )
+                span = (h_end - t).total_seconds()
+                for extra in (False, True):
+                    rate = sim_store.arrivals_per_hour * span / 3600
+                    if extra:
+                        if not (in_campaign_day and campaign.start <= t < campaign.end):
+                            continue
+                        rate *= cfg.campaign_uplift
+                    for _ in range(rng.poisson(rate)):
+                        a = t + timedelta(seconds=int(rng.integers(0, int(span))))
+                        if extra and not campaign.start <= a < campaign.end:
+                            continue
+                        dwell = timedelta(seconds=int(rng.integers(300, 2400)))
+                        d = a + dwell
+                        if in_outage(a - timedelta(seconds=5), d):
+                            continue
+                        p = Person(sid, a, d, extra)
+                        visitors_today.append(p)
+                t = h_end
+            for p in sorted(visitors_today, key=lambda p: p.arrival):
+                people.append(p)
+                if p.campaign_extra:
+                    truth.campaign_extra[sid] = truth.campaign_extra.get(sid, 0) + 1
+                track += 1
+                a, d = p.arrival, p.departure
+                pb = a - timedelta(seconds=5)
+                events.append(_crossing(eid("c-pb", sid, track), sid, pb, "street", "in", track + 1_000_000))
+                hourly[(sid, _local_hour_ns(pb, tz))]["passersby"] += 1
+                events.append(_crossing(eid("c-in", sid, track), sid, a, "door", "in", track))
+                hourly[(sid, _local_hour_ns(a, tz))]["visitors"] += 1
+                out_track = track + 2_000_000
+                events.append(_crossing(eid("c-out", sid, track), sid, d, "door", "out", out_track))
+                hourly[(sid, _local_hour_ns(d, tz))]["exits"] += 1
+                # zones
+                dwell_s = (d - a).total_seconds()
+                for z, zone in enumerate(("shelf", "checkout")[: int(rng.integers(0, 3))]):
+                    z_in = a + timedelta(seconds=int(30 + z * dwell_s / 2))
+                    z_out = z_in + timedelta(seconds=int(rng.integers(20, max(21, int(dwell_s / 2) - 40))))
+                    z_dwell = (z_out - z_in).total_seconds()
+                    events.append(
+                        ZoneVisitEvent(
+                            id=eid("zv", sid, track, zone),
+                            store=sid,
+                            device="cam-1",
+                            ts=z_out,
+                            zone=zone,
+                            track_id=track,
+                            enter_ts=z_in,
+                            exit_ts=z_out,
+                            dwell_s=z_dwell,
+                        )
+                    )
+                    truth.zone_dwell_hourly.setdefault((sid, zone, _local_hour_ns(z_out, tz)), []).append(
+                        z_dwell
+                    )
+                    truth.zone_dwell_daily.setdefault((sid, zone, day_ns), []).append(z_dwell)
+                # Wi-Fi
+                if rng.random() < cfg.wifi_share:
+                    randomized = rng.random() < cfg.randomized_share or not loyal_today
+                    dev = _hash("rnd", cfg.seed, sid, track)[:32] if randomized else loyal[loyal_today.pop()]
+                    first = a + timedelta(seconds=int(rng.integers(5, 60)))
+                    ts = first
+                    last = first
+                    k = 0
+                    while ts < d:
+                        events.append(
+                            WifiEvent(
+                                id=eid("cw", sid, track, k),
+                                store=sid,
+                                device="wifi-1",
+                                ts=ts,
+                                sensor="s1",
+                                device_hash=dev,
+                                rssi=int(rng.integers(-66, -50)),
+                                randomized=bool(randomized),
+                                key_epoch=1,
+                            )
+                        )
+                        last = ts
+                        ts += timedelta(seconds=90)
+                        k += 1
+                    dur = (last - first).total_seconds()
+                    h = (sid, _local_hour_ns(first, tz))
+                    if dur >= 120:
+                        hourly[h]["wifi_visits"] += 1
+                        visit_durations_h[h].append(dur)
+                        visit_durations_d[(sid, day_ns)].append(dur)
+                        truth.visit_duration_true_s.setdefault((sid, day_ns), []).append(dwell_s)
+                        if not randomized:
+                            wifi_visit_days[(sid, dev)].add(day.toordinal())
+                    else:
+                        hourly[h]["wifi_walkbys"] += 1
+                # purchase
+                if rng.random() < cfg.purchase_share:
+                    seq += 1
+                    amount = round(float(rng.uniform(3, 80)), 2)
+                    pt = d - timedelta(seconds=60)
+                    pos.append(
+                        PosTransaction(
+                            sid, datetime_to_ns(pt), f"{sid}-{seq}", amount, int(rng.integers(1, 6))
+                        )
+                    )
+                    hh = hourly[(sid, _local_hour_ns(pt, tz))]
+                    hh["transactions"] += 1
+                    hh["revenue"] += amount
+            # occupancy truth: per opening minute, customers inside at the minute's end
+            arr = np.array(sorted(datetime_to_ns(p.arrival) for p in visitors_today), np.int64)
+            dep = np.array(sorted(datetime_to_ns(p.departure) for p in visitors_today), np.int64)
+            m = open_t
+            while m < close_t:
+                end_ns = datetime_to_ns(m + timedelta(minutes=1))
+                occ = float(np.searchsorted(arr, end_ns, "left") - np.searchsorted(dep, end_ns, "left"))
+                occupancy_minutes[(sid, _local_hour_ns(m, tz))].append(occ)
+                if not in_outage(m):  # minutes of hours without data do not count
+                    occupancy_day[(sid, day_ns)].append(occ)
+                m += timedelta(minutes=1)
+
+    # ---- assemble the truth tables
+    day_of_hour: dict[tuple[str, int], int] = {}
+    for meta in metas:
+        for day in days:
+            tz = meta.tz
+            t = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+            stop = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+            while t < stop:
+                day_of_hour[(meta.id, datetime_to_ns(t))] = _local_midnight_ns(day, tz)
+                t += HOUR
+    for key, acc in hourly.items():
+        if key not in day_of_hour:
+            continue
+        if not acc.get("_covered"):
+            truth.gap_hours.add(key)
+            continue
+        fields = _store_fields(acc, occupancy_minutes.get(key), visit_durations_h.get(key))
+        truth.hourly[key] = fields
+    for key in day_of_hour:
+        if key not in hourly or not hourly[key].get("_covered"):
+            truth.gap_hours.add(key)
+    # daily sums over covered hours
+    daily_acc: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for (sid, h_ns), fields in truth.hourly.items():
+        d_key = (sid, day_of_hour[(sid, h_ns)])
+        acc = daily_acc[d_key]
+        acc["covered_hours"] += 1
+        for name in (
+            "visitors",
+            "exits",
+            "passersby",
+            "wifi_visits",
+            "wifi_walkbys",
+            "transactions",
+            "revenue",
+        ):
+            acc[name] += fields.get(name, 0.0)
+    for d_key, acc in daily_acc.items():
+        sid, d_ns = d_key
+        fields = _store_fields(acc, occupancy_day.get(d_key), visit_durations_d.get(d_key))
+        fields["covered_hours"] = acc["covered_hours"]
+        ordinal = datetime.fromtimestamp(d_ns / 1e9, ZoneInfo(stores.meta(sid).timezone)).date().toordinal()  # type: ignore[union-attr]
+        devices = [dev for (s, dev), ords in wifi_visit_days.items() if s == sid and ordinal in ords]
+        repeats = [
+            dev for dev in devices if any(ordinal - 30 <= o < ordinal for o in wifi_visit_days[(sid, dev)])
+        ]
+        fields["wifi_visitors"] = len(devices)
+        fields["repeat_visitors"] = len(repeats)
+        if devices:
+            fields["repeat_rate"] = len(repeats) / len(devices)
+        truth.daily[d_key] = fields
+    _rollups(truth, stores, occupancy_minutes, visit_durations_h, visit_durations_d)
+    events.sort(key=lambda e: e.ts)
+    return Simulation(cfg, events, pos, stores, CampaignsConfig(campaigns=[campaign]), truth, people)
+
+
+def _store_fields(
+    acc: dict[str, float], occ: list[float] | None, durations: list[float] | None
+) -> dict[str, float]:
+    f = {
+        k: float(acc.get(k, 0.0))
+        for k in ("visitors", "exits", "passersby", "wifi_visits", "wifi_walkbys", "transactions", "revenue")
+    }
+    f["walkbys"] = max(f["passersby"] - f["visitors"], 0.0)
+    if f["passersby"]:
+        f["capture_rate"] = f["visitors"] / f["passersby"]
+    if f["visitors"]:
+        f["conversion"] = f["transactions"] / f["visitors"]
+        f["sales_per_visitor"] = f["revenue"] / f["visitors"]
+    if f["transactions"]:
+        f["atv"] = f["revenue"] / f["transactions"]
+    if occ:
+        f["occupancy_avg"] = float(np.mean(occ))
+        f["occupancy_max"] = float(np.max(occ))
+    if durations:
+        f["visit_duration_median_s"] = float(np.median(durations))
+    return f
+
+
+def _rollups(
+    truth: Truth,
+    stores: StoresConfig,
+    occupancy_minutes: dict[tuple[str, int], list[float]],
+    durations_h: dict[tuple[str, int], list[float]],
+    durations_d: dict[tuple[str, int], list[float]],
+) -> None:
+    """store=all: hourly by UTC hour, daily by local calendar date stamped at UTC midnight."""
+    sums = ("visitors", "exits", "passersby", "wifi_visits", "wifi_walkbys", "transactions", "revenue")
+    for table, durations, key_of in (
+        (truth.hourly, durations_h, lambda sid, ns: ns - ns % (3600 * SECOND_NS)),
+        (truth.daily, durations_d, lambda sid, ns: _utc_midnight_of_local_date(stores, sid, ns)),
+    ):
+        acc: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        pooled: dict[int, list[float]] = defaultdict(list)
+        occ: dict[int, float] = defaultdict(float)
+        for (sid, ns), fields in list(table.items()):
+            if sid == "all":
+                continue
+            k = key_of(sid, ns)
+            for name in sums:
+                acc[k][name] += fields.get(name, 0.0)
+            for name in ("covered_hours", "wifi_visitors", "repeat_visitors"):
+                if name in fields:
+                    acc[k][name] += fields[name]
+            if "occupancy_avg" in fields:
+                occ[k] += fields["occupancy_avg"]
+                acc[k]["_occ"] = 1
+            pooled[k] += durations.get((sid, ns), [])
+        for k, a in acc.items():
+            f = _store_fields(a, None, pooled.get(k) or None)
+            for name in ("covered_hours", "wifi_visitors", "repeat_visitors"):
+                if name in a:
+                    f[name] = a[name]
+            if a.get("wifi_visitors"):
+                f["repeat_rate"] = a["repeat_visitors"] / a["wifi_visitors"]
+            if a.get("_occ"):
+                f["occupancy_avg"] = occ[k]
+            table[("all", k)] = f
+    del occupancy_minutes
+
+
+def _utc_midnight_of_local_date(stores: StoresConfig, sid: str, local_midnight_ns: int) -> int:
+    tz = ZoneInfo(stores.meta(sid).timezone)  # type: ignore[union-attr]
+    d = datetime.fromtimestamp(local_midnight_ns / 1e9, tz).date()
+    return datetime_to_ns(datetime(d.year, d.month, d.day, tzinfo=UTC))
+
+
+# --------------------------------------------------------------------------- emitting
+
+
+def emit_to_influx(sim: Simulation, client, batch: int = 20_000) -> int:  # type: ignore[no-untyped-def]
+    """Write the events exactly as ingest does (``event_to_point(e).to_line()``) plus the POS points."""
+    lines = [event_to_point(e).to_line() for e in sim.events] + [p.to_point().to_line() for p in sim.pos]
+    for i in range(0, len(lines), batch):
+        client.write_lines(lines[i : i + batch])
+    return len(lines)
+
+
+def emit_to_store(sim: Simulation, store) -> int:  # type: ignore[no-untyped-def]
+    """Write events and POS into any analytics EventStore (e.g. DuckDBStore)."""
+    return store.write_points([event_to_point(e) for e in sim.events] + [p.to_point() for p in sim.pos])
+
+
+def emit_via_mqtt(events: Iterable[Event], mqtt_url: str, *, timeout_s: float = 120.0) -> int:
+    """Publish events through a real broker as the edge does: paho-mqtt, QoS 1, topic = event.topic.
+    The user in ``mqtt_url`` must be allowed to write every store's topics (e.g. ``admin``)."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from footfall.contracts.config import MqttSettings
+
+    settings = MqttSettings.from_url(mqtt_url)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{time.monotonic_ns()}", clean_session=True
+    )
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password)
+    client.max_inflight_messages_set(1000)
+    client.connect(settings.host, settings.port)
+    client.loop_start()
+    infos = []
+    try:
+        for event in events:
+            infos.append(client.publish(event.topic, event.to_json(), qos=1))
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            if not info.is_published():
+                raise TimeoutError("broker did not acknowledge every event in time")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return len(infos)

@@ -1,0 +1,293 @@
+"""Pure-function tests of the KPI core with exact expected values."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from footfall.analytics.campaign import t975, uplift_from_sums
+from footfall.analytics.config import StaffRules, StoreMeta, StoresConfig, load_campaigns, load_stores
+from footfall.analytics.core import (
+    compute_kpis,
+    grouped_quantiles,
+    occupancy_minutes,
+    repeat_flags,
+    safe_ratio,
+    staff_track_mask,
+    wifi_sessions,
+)
+from footfall.analytics.frames import raw_from_events
+from footfall.analytics.grid import HOUR_NS, MINUTE_NS, build_grid
+from footfall.contracts.config import ConfigError
+from footfall.contracts.events import CrossingEvent, HeartbeatEvent, ZoneVisitEvent
+from footfall.contracts.measurements import datetime_to_ns
+
+S = 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("num", "den", "expected"),
+    [
+        (3, 4, 0.75),
+        (0, 5, 0.0),
+        (5, 0, math.nan),
+        (0, 0, math.nan),
+        (math.nan, 2, math.nan),
+        (2, math.nan, math.nan),
+    ],
+)
+def test_safe_ratio_is_absent_without_a_denominator(num: float, den: float, expected: float) -> None:
+    got = float(safe_ratio(np.array([num]), np.array([den]))[0])
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 1.0])
+def test_grouped_quantiles_match_numpy_per_group(seed: int, q: float) -> None:
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 7, 300)
+    values = rng.exponential(100, 300)
+    uniq, counts, qs = grouped_quantiles(keys, values, (q,))
+    for k, c, got in zip(uniq, counts, qs[:, 0], strict=True):
+        assert c == np.sum(keys == k)
+        assert got == pytest.approx(np.quantile(values[keys == k], q), rel=1e-12)
+
+
+def test_grouped_quantiles_exact_small_example() -> None:
+    keys, counts, qs = grouped_quantiles(
+        np.array([5, 5, 5, 5, 2]), np.array([40.0, 10.0, 30.0, 20.0, 7.0]), (0.5, 0.9)
+    )
+    assert keys.tolist() == [2, 5]
+    assert counts.tolist() == [1, 4]
+    assert qs.tolist() == [[7.0, 7.0], [25.0, 37.0]]  # 0.9 * 3 = 2.7 -> 30 + 0.7 * 10
+
+
+def test_staff_track_mask_matches_key_and_horizon() -> None:
+    # crossings: (store, device, track, ts)
+    c_store = np.array([0, 0, 0, 1, 0])
+    c_dev = np.array([0, 0, 0, 0, 1])
+    c_track = np.array([7, 7, 8, 7, 7])
+    c_ts = np.array([100, 500, 150, 150, 150]) * S
+    s_key = (np.array([0]), np.array([0]), np.array([7]))
+    s_start = np.array([90]) * S
+    mask = staff_track_mask((c_store, c_dev, c_track), c_ts, s_key, s_start, 300 * S)
+    # same key within 300 s after the staff-zone start; other track/store/device never
+    assert mask.tolist() == [True, False, False, False, False]
+
+
+def test_wifi_sessions_split_on_gap_and_per_device() -> None:
+    ts = np.array([0, 60, 120, 1000, 1010, 30]) * S
+    store = np.zeros(6, np.int64)
+    device = np.array([1, 1, 1, 1, 1, 2])
+    rssi = np.array([-80, -60, -70, -90, -85, -50])
+    ses = wifi_sessions(store, device, ts, rssi, np.zeros(6, bool), np.array([300 * S]))
+    assert ses.device.tolist() == [1, 1, 2]
+    assert (ses.duration_s).tolist() == [120.0, 10.0, 0.0]
+    assert ses.max_rssi.tolist() == [-60, -85, -50]
+    assert ses.sightings.tolist() == [3, 2, 1]
+
+
+def test_occupancy_is_corrected_to_zero_at_closing() -> None:
+    # one day open 10 minutes; 3 in, 1 out -> raw drift 2 at closing, removed linearly
+    day_open = np.array([0])
+    day_close = np.array([10 * MINUTE_NS])
+    ev_ts = np.array([0, 0, 60, 300]) * S + 1
+    delta = np.array([1.0, 1.0, 1.0, -1.0])
+    _, starts, occ = occupancy_minutes(day_open, day_close, np.zeros(4, np.int64), ev_ts, delta)
+    raw = np.array([2, 3, 3, 3, 3, 2, 2, 2, 2, 2], float)
+    expected = np.maximum(raw - 2 * np.arange(1, 11) / 10, 0)
+    assert starts.tolist() == [m * MINUTE_NS for m in range(10)]
+    assert occ == pytest.approx(expected)
+    assert occ[-1] == 0.0
+
+
+def test_repeat_flags_within_30_days() -> None:
+    store = np.array([0, 0, 0, 0, 1, 0])
+    device = np.array([5, 5, 5, 6, 5, 5])
+    day = np.array([100, 100, 120, 120, 125, 151])  # day 151 is 31 days after 120
+    keys, rep = repeat_flags(store, device, day)
+    got = {tuple(k): r for k, r in zip(keys.T.tolist(), rep.tolist(), strict=True)}
+    assert got == {
+        (0, 5, 100): False,
+        (0, 5, 120): True,
+        (0, 5, 151): False,
+        (0, 6, 120): False,
+        (1, 5, 125): False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("tz", "day", "hours"),
+    [
+        ("Europe/Berlin", date(2026, 3, 29), 23),
+        ("Europe/Berlin", date(2026, 10, 25), 25),
+        ("Asia/Kolkata", date(2026, 10, 25), 24),
+    ],
+)
+def test_grid_has_local_hours_across_dst(tz: str, day: date, hours: int) -> None:
+    grid = build_grid([StoreMeta(id="s", timezone=tz)], day, day)
+    assert grid.n_slots == hours
+    assert np.all(np.diff(grid.slot_start) == HOUR_NS)
+    first = datetime.fromtimestamp(grid.slot_start[0] / 1e9, UTC).astimezone(
+        StoreMeta(id="s", timezone=tz).tz
+    )
+    assert (first.date(), first.hour, first.minute) == (day, 0, 0)
+    # bucketing: one second after each slot start lands in that slot
+    assert grid.slot_of(np.zeros(hours, np.int32), grid.slot_start + S).tolist() == list(range(hours))
+    assert grid.slot_of(np.zeros(1, np.int32), np.array([grid.slot_end[-1]])).tolist() == [-1]
+
+
+def _at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, 10, 6, hour, minute, second, tzinfo=UTC)
+
+
+def _crossing(
+    i: int, t: datetime, line: str, direction: str, track: int | None = None, count: int = 1
+) -> CrossingEvent:
+    kind = "passby" if line == "street" else "entrance"
+    source = "beam" if track is None else "camera"
+    return CrossingEvent(
+        id=f"c{i}",
+        store="s1",
+        device="cam",
+        ts=t,
+        line=line,
+        kind=kind,
+        direction=direction,
+        track_id=track,
+        count=count,
+        source=source,
+    )
+
+
+def test_compute_kpis_exact_small_store_day() -> None:
+    meta = StoreMeta(
+        id="s1",
+        timezone="UTC",
+        opening_hours={"mon-sun": "09:00-12:00"},
+        staff=StaffRules(zones=["backroom"], count_outside_hours=False),
+    )
+    cfg = StoresConfig(stores=[meta])
+    events = [
+        # heartbeats in hours 08, 09, 11 only: hour 10 is a gap
+        *(
+            HeartbeatEvent(
+                id=f"h{h}", store="s1", device="cam", ts=_at(h, 30), fps=10, latency_ms=1, dropped_frames=0
+            )
+            for h in (8, 9, 11)
+        ),
+        _crossing(1, _at(8, 50), "door", "in", 1),  # before opening: not a visitor
+        _crossing(2, _at(9, 5), "door", "in", 2),
+        _crossing(3, _at(9, 6), "door", "in", None, count=3),  # a beam counter interval total
+        _crossing(4, _at(9, 20), "door", "out", 4),
+        _crossing(5, _at(9, 40), "door", "out", 5),  # staff: track 5 starts in the back room
+        ZoneVisitEvent(
+            id="z1",
+            store="s1",
+            device="cam",
+            ts=_at(9, 35),
+            zone="backroom",
+            track_id=5,
+            enter_ts=_at(9, 30),
+            exit_ts=_at(9, 35),
+            dwell_s=300,
+        ),
+        ZoneVisitEvent(
+            id="z2",
+            store="s1",
+            device="cam",
+            ts=_at(9, 30),
+            zone="shelf",
+            track_id=2,
+            enter_ts=_at(9, 10),
+            exit_ts=_at(9, 30),
+            dwell_s=1200,
+        ),
+        ZoneVisitEvent(
+            id="z3",
+            store="s1",
+            device="cam",
+            ts=_at(9, 50),
+            zone="shelf",
+            track_id=9,
+            enter_ts=_at(9, 49),
+            exit_ts=_at(9, 50),
+            dwell_s=60,
+        ),
+        _crossing(6, _at(9, 1), "street", "in", 20),
+        _crossing(7, _at(9, 2), "street", "out", 21),
+        _crossing(8, _at(10, 30), "door", "in", 30),  # in the gap hour
+        _crossing(9, _at(11, 10), "door", "out", 31),
+    ]
+    raw = raw_from_events(events, cfg)
+    grid = build_grid(cfg.stores, date(2026, 10, 6), date(2026, 10, 6))
+    kpis = compute_kpis(raw, grid, cfg)
+    hourly = {p.ts_ns: p.fields for p in kpis.hourly if p.tags["store"] == "s1"}
+    assert set(hourly) == {datetime_to_ns(_at(h)) for h in (8, 9, 11)}  # hour 10: no point at all
+    assert hourly[datetime_to_ns(_at(8))] == {"visitors": 0, "exits": 0, "passersby": 0, "walkbys": 0}
+    h9 = hourly[datetime_to_ns(_at(9))]
+    assert {k: h9[k] for k in ("visitors", "exits", "passersby", "walkbys", "capture_rate")} == {
+        "visitors": 4,
+        "exits": 1,
+        "passersby": 2,
+        "walkbys": 0,
+        "capture_rate": 2.0,
+    }
+    assert "conversion" not in h9  # no POS data for this store: absent, not 0
+    # occupancy after each minute of 09:00-09:59: 0 (min 0-4), 1 (5), 4 (6-19), 3 (20-59); the
+    # track of 08:50 is staff-free but before opening and uncounted; the out at 11:10 leaves drift
+    # -1 +1... drift at closing: 4 - 1 + 1 (10:30) - 1 (11:10) = 3, removed linearly over 180 min.
+    raw_occ = np.array([0] * 5 + [1] + [4] * 14 + [3] * 40, float)
+    drift = 3.0
+    corrected = np.maximum(raw_occ - drift * np.arange(1, 61) / 180, 0)
+    assert h9["occupancy_avg"] == pytest.approx(corrected.mean())
+    assert h9["occupancy_max"] == pytest.approx(corrected.max())
+    zones = {
+        (p.tags["store"], p.tags["zone"]): p.fields
+        for p in kpis.zone_hourly
+        if p.ts_ns == datetime_to_ns(_at(9))
+    }
+    assert zones[("s1", "shelf")] == {"visits": 2, "dwell_median_s": 630.0, "dwell_p90_s": 1086.0}
+    assert ("s1", "backroom") not in zones
+    daily = [p.fields for p in kpis.daily if p.tags["store"] == "s1"]
+    assert (daily[0]["visitors"], daily[0]["exits"], daily[0]["covered_hours"]) == (4, 2, 3)
+
+
+def test_uplift_interval_exact() -> None:
+    weekly = np.array([100.0, 110.0, 90.0, 100.0])
+    up = uplift_from_sums("s", 150.0, weekly, 10)
+    s = float(np.std(weekly, ddof=1))
+    half = 3.182 * s * math.sqrt(1.25)
+    assert (up.baseline, up.uplift, up.uplift_pct) == (100.0, 50.0, 50.0)
+    assert (up.ci_low, up.ci_high) == pytest.approx((50 - half, 50 + half))
+    assert t975(200) == pytest.approx(1.972, abs=1e-3)
+
+
+def test_store_config_errors_name_file_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "stores.yaml"
+    path.write_text(
+        "stores:\n  - id: a\n    timezone: Mars/Olympus\n"
+        "    opening_hours: {mon: '10:00-09:00'}\n    colour: red\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_stores(path)
+    text = str(err.value)
+    assert f"{path}: stores.0.timezone" in text
+    assert "stores.0.opening_hours" in text
+    assert "stores.0.colour: unknown key" in text
+
+
+def test_campaigns_load_from_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.csv"
+    path.write_text(
+        "name,stores,start,end,channel\npromo,a;b,2026-11-05T00:00:00+01:00,2026-11-08T00:00:00+01:00,social\n"
+    )
+    c = load_campaigns(path).get("promo")
+    assert c.stores == ["a", "b"]
+    assert c.start == datetime(2026, 11, 4, 23, tzinfo=UTC)
+    assert c.end - c.start == timedelta(days=3)
+    with pytest.raises(ConfigError, match="no campaign named"):
+        load_campaigns(path).get("nope")

@@ -1,0 +1,353 @@
+"""Simulator end to end: events -> real InfluxDB (and the embedded DuckDB store) -> job -> KPI
+points read back, every KPI asserted against the simulator's truth.
+
+Exact (to float rounding) for counts and ratios; stated tolerances for estimators:
+- ``visit_duration_median_s`` vs the Wi-Fi sightings: 0.01 s (the sub-millisecond id offset of the
+  point times); vs the true dwell of those visitors: 150 s (a phone is first seen 5-60 s after
+  entering and every 90 s after that, so a session is 5-150 s shorter than the visit);
+- campaign uplift: the 95 % interval covers the injected extra visitors, per store and overall.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from footfall.analytics import DuckDBStore, InfluxStore, report_campaign, run_job
+from footfall.contracts.events import CrossingEvent
+from footfall.contracts.influx import InfluxClient
+from footfall.contracts.measurements import (
+    KPI_CAMPAIGN,
+    KPI_DAILY,
+    KPI_HOURLY,
+    KPI_ZONE_DAILY,
+    KPI_ZONE_HOURLY,
+    Point,
+    event_to_point,
+)
+from tests.simulator import Simulation, emit_to_influx, emit_to_store, emit_via_mqtt, simulate
+
+ESTIMATED = {"visit_duration_median_s": 0.01}
+ALL_TIME = (0, 2**62)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulation:
+    return simulate()
+
+
+def emit(sim: Simulation, client: InfluxClient) -> None:
+    """The one emit step. Until the ingest branch lands this writes what ingest writes; the lead
+    switches it to ``emit_via_mqtt`` + a running ``footfall ingest``."""
+    emit_to_influx(sim, client)
+
+
+def _by_key(points: list[Point]) -> dict[tuple[str, int], dict]:
+    return {(p.tags["store"], p.ts_ns): dict(p.fields) for p in points}
+
+
+def assert_matches_truth(
+    measured: dict[tuple[str, int], dict], expected: dict[tuple[str, int], dict], what: str
+) -> None:
+    assert set(measured) == set(expected), (
+        f"{what}: points differ: {sorted(set(measured) ^ set(expected))[:5]}"
+    )
+    for key, exp in expected.items():
+        got = measured[key]
+        assert set(got) == set(exp), f"{what} {key}: fields {sorted(set(got) ^ set(exp))}"
+        for name, value in exp.items():
+            tol = ESTIMATED.get(name, 1e-9 * max(1.0, abs(value)))
+            assert got[name] == pytest.approx(value, abs=tol), f"{what} {key} {name}"
+
+
+def assert_all_kpis(sim: Simulation, read) -> None:  # type: ignore[no-untyped-def]
+    hourly, daily = _by_key(read(KPI_HOURLY)), _by_key(read(KPI_DAILY))
+    assert_matches_truth(hourly, sim.truth.hourly, "hourly")
+    assert_matches_truth(daily, sim.truth.daily, "daily")
+    # gaps: the outage hours have no point although the store's neighbours do
+    assert len(sim.truth.gap_hours) >= 3
+    assert not sim.truth.gap_hours & set(hourly)
+    # estimator vs the real visit durations, per store-day
+    for key, true_dwell in sim.truth.visit_duration_true_s.items():
+        assert abs(daily[key]["visit_duration_median_s"] - float(np.median(true_dwell))) <= 150.0
+    # zones: exact median and p90 per store, zone and hour/day
+    for measurement, truth in (
+        (KPI_ZONE_HOURLY, sim.truth.zone_dwell_hourly),
+        (KPI_ZONE_DAILY, sim.truth.zone_dwell_daily),
+    ):
+        zones = {
+            (p.tags["store"], p.tags["zone"], p.ts_ns): p.fields
+            for p in read(measurement)
+            if p.tags["store"] != "all"
+        }
+        assert set(zones) == set(truth)
+        for key, dwell in truth.items():
+            assert zones[key]["visits"] == len(dwell)
+            assert zones[key]["dwell_median_s"] == pytest.approx(float(np.median(dwell)))
+            assert zones[key]["dwell_p90_s"] == pytest.approx(float(np.quantile(dwell, 0.9)))
+    # repeat visitors exist and staff devices are not among the day's Wi-Fi visitors
+    assert sum(f.get("repeat_visitors", 0) for (s, _), f in daily.items() if s != "all") > 100
+
+
+def assert_uplift_covers_injection(sim: Simulation, rows) -> None:  # type: ignore[no-untyped-def]
+    by_store = {r.store: r for r in rows}
+    injected = dict(sim.truth.campaign_extra)
+    injected["all"] = sum(injected.values())
+    assert set(by_store) == set(injected)
+    for store, extra in injected.items():
+        r = by_store[store]
+        assert r.baseline_weeks == 4
+        assert r.ci_low <= extra <= r.ci_high, f"{store}: {extra} not in [{r.ci_low:.1f}, {r.ci_high:.1f}]"
+        assert r.ci_low > 0  # a 40 % lift is detected
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_simulated_stores_through_influxdb(sim: Simulation, influx_db: InfluxClient) -> None:
+    emit(sim, influx_db)
+    store = InfluxStore(influx_db)
+    result = run_job(store, sim.start, sim.end, sim.stores, sim.campaigns)
+    assert result.points_written == len(result.kpis.all_points()) > 3000
+
+    def read(measurement: str) -> list[Point]:
+        return store.read_points(measurement, *ALL_TIME)
+
+    assert_all_kpis(sim, read)
+    campaign_points = read(KPI_CAMPAIGN)
+    assert {p.tags["store"] for p in campaign_points} == {"store-a", "store-b", "all"}
+    assert_uplift_covers_injection(sim, result.uplifts["autumn-promo"])
+    # idempotent: re-running a window rewrites the same points
+    before = influx_db.query("SELECT count(visitors) FROM kpi_hourly")[0].values[0][1]
+    run_job(store, sim.start + timedelta(days=3), sim.start + timedelta(days=5), sim.stores, sim.campaigns)
+    assert influx_db.query("SELECT count(visitors) FROM kpi_hourly")[0].values[0][1] == before
+    assert_matches_truth(_by_key(read(KPI_HOURLY)), sim.truth.hourly, "hourly after re-run")
+
+
+@pytest.mark.slow
+def test_simulated_stores_through_duckdb(sim: Simulation, tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "footfall.duckdb") as store:
+        emit_to_store(sim, store)
+        emit_to_store(sim, store)  # a redelivery overwrites itself
+        result = run_job(store, sim.start, sim.end, sim.stores, sim.campaigns)
+        assert_all_kpis(sim, lambda m: store.read_points(m, *ALL_TIME))
+        assert_uplift_covers_injection(sim, result.uplifts["autumn-promo"])
+        _, rows = report_campaign(store, "autumn-promo", sim.campaigns, sim.stores)
+        assert [(r.store, r.visitors, r.ci_low) for r in rows] == [
+            (r.store, r.visitors, r.ci_low) for r in result.uplifts["autumn-promo"]
+        ]
+        # a late event is picked up by re-running its day
+        person = sim.people[len(sim.people) // 2]
+        late = CrossingEvent(
+            id="late-1",
+            store=person.store,
+            device="cam-1",
+            ts=person.arrival + timedelta(seconds=1),
+            line="door",
+            kind="entrance",
+            direction="in",
+            track_id=99_999_999,
+        )
+        store.write_points([event_to_point(late)])
+        day = person.arrival.astimezone(sim.stores.meta(person.store).tz).date()  # type: ignore[union-attr]
+        rerun = run_job(store, day, day, sim.stores, store=person.store)
+        assert {p.tags["store"] for p in rerun.kpis.hourly + rerun.kpis.daily} == {person.store}
+        hourly = _by_key(store.read_points(KPI_HOURLY, *ALL_TIME, store=person.store))
+        key = next(
+            k
+            for k in sim.truth.hourly
+            if k[0] == person.store and k[1] <= event_to_point(late).ts_ns < k[1] + 3600 * 10**9
+        )
+        assert hourly[key]["visitors"] == sim.truth.hourly[key]["visitors"] + 1
+
+
+@pytest.mark.slow
+def test_cli_run_and_campaign_report_on_duckdb(sim: Simulation, tmp_path: Path) -> None:
+    db = tmp_path / "cli.duckdb"
+    with DuckDBStore(db) as store:
+        emit_to_store(sim, store)
+    stores_yaml = tmp_path / "stores.yaml"
+    stores_yaml.write_text(sim.stores.model_dump_json())  # JSON is YAML
+    campaigns_yaml = tmp_path / "campaigns.yaml"
+    campaigns_yaml.write_text(sim.campaigns.model_dump_json())
+    footfall = [sys.executable, "-m", "footfall"]
+    run = subprocess.run(
+        [
+            *footfall,
+            "analytics",
+            "run",
+            "--db",
+            str(db),
+            "--from",
+            sim.start.isoformat(),
+            "--to",
+            sim.end.isoformat(),
+            "--stores-config",
+            str(stores_yaml),
+            "--campaigns",
+            str(campaigns_yaml),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "KPI points" in run.stdout
+    report = subprocess.run(
+        [
+            *footfall,
+            "report",
+            "campaign",
+            "autumn-promo",
+            "--db",
+            str(db),
+            "--campaigns",
+            str(campaigns_yaml),
+            "--stores-config",
+            str(stores_yaml),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    lines = report.stdout.splitlines()
+    assert lines[0].startswith("campaign autumn-promo (social)")
+    assert [line.split()[0] for line in lines[2:]] == ["store-a", "store-b", "all"]
+    with DuckDBStore(db) as store:
+        assert_matches_truth(
+            _by_key(store.read_points(KPI_DAILY, *ALL_TIME)), sim.truth.daily, "daily via CLI"
+        )
+    bad = subprocess.run(
+        [*footfall, "analytics", "run", "--db", str(db), "--from", "2026-13-01", "--to", "2026-10-02"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert "--from" in bad.stderr
+
+
+@pytest.mark.servers
+def test_cli_scheduled_mode_writes_recent_window(influxdb, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client = influxdb.create_database("sched")
+    now = datetime.now(UTC).replace(microsecond=0)
+    from footfall.contracts.events import HeartbeatEvent
+
+    client.write_lines(
+        [
+            event_to_point(
+                HeartbeatEvent(
+                    id="hb-now",
+                    store="s1",
+                    device="cam",
+                    ts=now - timedelta(minutes=1),
+                    fps=5,
+                    latency_ms=1,
+                    dropped_frames=0,
+                )
+            ).to_line(),
+            event_to_point(
+                CrossingEvent(
+                    id="in-now",
+                    store="s1",
+                    device="cam",
+                    ts=now - timedelta(minutes=1),
+                    line="door",
+                    kind="entrance",
+                    direction="in",
+                    track_id=1,
+                )
+            ).to_line(),
+        ]
+    )
+    env = {
+        "INFLUX_USER": influxdb.admin_user,
+        "INFLUX_PASSWORD": influxdb.admin_password,
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "footfall",
+            "analytics",
+            "run",
+            "--influx-url",
+            influxdb.url,
+            "--influx-db",
+            "sched",
+            "--every",
+            "1s",
+            "--recent",
+            "1h",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        while sum("KPI points" in line for line in seen) < 2 and len(seen) < 50:
+            seen.append(proc.stdout.readline())
+        assert sum("KPI points" in line for line in seen) == 2, "".join(seen)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    series = client.query("SELECT visitors FROM kpi_hourly WHERE store = 's1'")
+    assert [row[1] for row in series[0].values][-1] == 1
+
+
+@pytest.mark.servers
+def test_emit_via_mqtt_publishes_contract_events(sim: Simulation, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    """The simulator's MQTT emitter: QoS 1 to event.topic, payloads that parse back to the events."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from footfall.contracts.config import MqttSettings
+    from footfall.contracts.events import parse_event
+
+    events = sim.events[:300]
+    received: dict[str, object] = {}
+    done = threading.Event()
+    settings = MqttSettings.from_url(mosquitto.url("ingest"))
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-test-sub")
+    sub.username_pw_set(settings.username, settings.password)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *args: subscribed.set()
+
+    def on_message(client, userdata, msg) -> None:  # type: ignore[no-untyped-def]
+        event = parse_event(msg.payload, topic=msg.topic, now=datetime(2026, 11, 10, tzinfo=UTC))
+        received[event.id] = event
+        if len(received) == len(events):
+            done.set()
+
+    sub.on_message = on_message
+    sub.connect(settings.host, settings.port)
+    sub.subscribe("footfall/v1/#", qos=1)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        assert emit_via_mqtt(events, mosquitto.url("admin")) == len(events)
+        assert done.wait(30), f"received {len(received)} of {len(events)}"
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert received == {e.id: e for e in events}
+
+
+@pytest.mark.servers
+def test_chunked_query_joins_split_series(influx_db: InfluxClient) -> None:
+    """InfluxClient.query(chunk_size=...) (added for the analytics reader) equals the plain answer."""
+    influx_db.write_lines([f"m,store=s{i % 2} v={i}i {1_000_000_000 * (i + 1)}" for i in range(7)])
+    plain = influx_db.query('SELECT v FROM m GROUP BY "store"')
+    chunked = influx_db.query('SELECT v FROM m GROUP BY "store"', chunk_size=2)
+    assert [(s.tags, s.values) for s in chunked] == [(s.tags, s.values) for s in plain]
+    assert [len(s.values) for s in plain] == [4, 3]
