@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from footfall.contracts.events import (
     CrossingEvent,
+    DeadLetter,
     Event,
     HeartbeatEvent,
     OccupancyEvent,
@@ -138,6 +139,21 @@ def event_to_point(event: Event) -> Point:
                 ts_ns,
             )
     raise TypeError(f"no measurement for {type(event).__name__}")
+
+
+def deadletter_point(letter: DeadLetter) -> Point:
+    """One refused message, counted in ``deadletter`` (tags reason, component; field count=1).
+
+    The timestamp is the receive time plus an offset from topic and payload, so two refused
+    messages in the same millisecond stay two points.
+    """
+    key = f"{letter.topic}|{letter.payload or letter.payload_b64 or ''}|{letter.size}"
+    return Point(
+        DEADLETTER,
+        {"reason": letter.reason, "component": letter.component},
+        {"count": 1, "topic": letter.topic, "detail": letter.detail, "size": letter.size},
+        datetime_to_ns(letter.received_at) + ts_jitter_ns(key),
+    )
 
 
 def _escape_measurement(value: str) -> str:
