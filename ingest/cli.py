@@ -26,6 +26,9 @@ def ingest(
     group: Annotated[
         str, typer.Option(help="shared-subscription group; workers of one group split the load")
     ] = ("footfall-ingest"),
+    share: Annotated[
+        bool, typer.Option(help="shared subscription ($share/GROUP/...); --no-share: one exclusive worker")
+    ] = True,
     client_id: Annotated[
         str | None,
         typer.Option(help="stable MQTT client id of this worker (default footfall-ingest-HOSTNAME)"),
@@ -54,6 +57,7 @@ def ingest(
     settings = IngestSettings(
         mqtt=MqttSettings.from_url(mqtt_url),
         group=group,
+        shared=share,
         client_id=client_id or default_client_id(),
         batch_size=batch_size,
         max_latency_s=max_latency,

@@ -53,6 +53,10 @@ def default_client_id() -> str:
 class IngestSettings:
     mqtt: MqttSettings
     group: str = "footfall-ingest"
+    # False: a plain (exclusive) subscription for a single worker. Mosquitto 2.0.x does not restore
+    # shared subscriptions from its persistence file, so only an exclusive one also survives a
+    # broker restart that happens while this worker is disconnected (see docs/ingest.md).
+    shared: bool = True
     # Stable per worker: the broker keeps this client's session (subscription and un-acknowledged
     # messages) across restarts. Give each worker of a group its own id.
     client_id: str = field(default_factory=default_client_id)
@@ -65,7 +69,7 @@ class IngestSettings:
 
     @property
     def subscription(self) -> str:
-        return f"$share/{self.group}/{SUBSCRIPTION}"
+        return f"$share/{self.group}/{SUBSCRIPTION}" if self.shared else SUBSCRIPTION
 
 
 @dataclass(slots=True)

@@ -111,10 +111,12 @@ def ingest_process(
     *,
     client_id: str,
     batch_size: int = 500,
+    share: bool = True,
 ) -> LoggedProcess:
     return LoggedProcess(
         [
             "ingest",
+            "--share" if share else "--no-share",
             "--mqtt-url",
             broker.url(),
             "--influx-url",
