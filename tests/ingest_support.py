@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from footfall.contracts.config import MqttSettings
 from footfall.contracts.events import DEADLETTER_TOPIC, CrossingEvent
@@ -168,7 +170,9 @@ def wait_for_count(
 class MqttTestClient:
     """A plain paho client (MQTT v5) for tests: publish with PUBACK waits, collect subscriptions."""
 
-    def __init__(self, broker: MosquittoServer, user: str, *, client_id: str | None = None) -> None:
+    def __init__(
+        self, broker: MosquittoServer, user: str, *, client_id: str | None = None, persistent: bool = False
+    ) -> None:
         s = MqttSettings.from_url(broker.url(user))
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -184,7 +188,11 @@ class MqttTestClient:
         self.client.on_connect = lambda *a: self._connected.set()
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect(s.host, s.port)
+        props = None
+        if persistent:  # keeps its subscriptions (and missed messages) across broker restarts
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+        self.client.connect(s.host, s.port, clean_start=not persistent, properties=props)
         self.client.loop_start()
         assert self._connected.wait(10), f"{user} could not connect"
 
