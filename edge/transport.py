@@ -196,7 +196,8 @@ class StoreAndForwardPublisher:
             client.tls_set()
         client.will_set(self._status_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
-        client.max_inflight_messages_set(self.window + 10)
+        # Our own window bounds what paho holds; paho's limit would rescan its queue on every PUBACK.
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -1,0 +1,214 @@
+"""End-to-end ingest throughput: publisher -> Mosquitto -> `footfall ingest` -> InfluxDB.
+
+Starts its own Mosquitto and InfluxDB (tests/servers.py), then in the same run on the same InfluxDB:
+1. raw: the same points' line protocol written straight to /write in batches (the ceiling);
+2. end to end: the events published with QoS 1 and stored by N real `footfall ingest` workers on one
+   shared subscription; timed from the first publish until InfluxDB holds every point.
+Prints both rates and their ratio. Not part of the test suite.
+
+    .venv/bin/python bench/ingest_throughput.py --events 100000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from footfall.contracts.events import CrossingEvent, OccupancyEvent, ZoneVisitEvent  # noqa: E402
+from footfall.contracts.influx import InfluxClient  # noqa: E402
+from footfall.contracts.measurements import event_to_point  # noqa: E402
+from tests.conftest import DEFAULT_MQTT_USERS  # noqa: E402
+from tests.servers import InfluxServer, MosquittoServer  # noqa: E402
+
+
+def make_events(n: int) -> list[CrossingEvent | ZoneVisitEvent | OccupancyEvent]:
+    """A realistic mix: mostly crossings, some zone visits and occupancy samples, 3 stores x 4 cameras."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    run = uuid.uuid4().hex[:8]
+    events: list[CrossingEvent | ZoneVisitEvent | OccupancyEvent] = []
+    for i in range(n):
+        store, device, ts = f"store-{i % 3}", f"cam-{i % 4}", start + timedelta(microseconds=i * 20)
+        if i % 10 < 7:
+            events.append(
+                CrossingEvent(
+                    id=f"{run}-{i}",
+                    store=store,
+                    device=device,
+                    ts=ts,
+                    line="door",
+                    kind="entrance",
+                    direction="in" if i % 2 else "out",
+                    track_id=i,
+                    frame=i,
+                )
+            )
+        elif i % 10 < 9:
+            events.append(
+                ZoneVisitEvent(
+                    id=f"{run}-{i}",
+                    store=store,
+                    device=device,
+                    ts=ts,
+                    zone="promo",
+                    track_id=i,
+                    enter_ts=ts - timedelta(seconds=30),
+                    exit_ts=ts,
+                    dwell_s=30.0,
+                )
+            )
+        else:
+            events.append(
+                OccupancyEvent(id=f"{run}-{i}", store=store, device=device, ts=ts, zone="promo", count=3)
+            )
+    return events
+
+
+def total_points(client: InfluxClient) -> int:
+    total = 0
+    for measurement in ("crossing", "zone_visit", "occupancy"):
+        series = client.query(f'SELECT count("id") FROM "{measurement}"')
+        total += int(series[0].column("count")[0]) if series else 0
+    return total
+
+
+def raw_write(client: InfluxClient, lines: list[str], batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(lines), batch):
+        client.write_lines(lines[i : i + batch])
+    return time.perf_counter() - started
+
+
+def publish_all(url_port: int, password: str, payloads: list[tuple[str, bytes]], window: int) -> None:
+    """Publish QoS 1 with up to `window` messages awaiting PUBACK; returns when all are acknowledged."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    client.username_pw_set("admin", password)
+    # paho's own in-flight limit rescans its whole queue on every PUBACK: keep it off, bound the
+    # window with a semaphore instead.
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    room = threading.Semaphore(window)
+    client.on_publish = lambda *a: room.release()
+    client.connect("127.0.0.1", url_port)
+    client.loop_start()
+    for topic, payload in payloads:
+        room.acquire()
+        client.publish(topic, payload, qos=1)
+    for _ in range(window):
+        room.acquire()
+    client.disconnect()
+    client.loop_stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1, help="ingest processes on one shared subscription")
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--window", type=int, default=2000, help="publisher QoS 1 messages in flight")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
+    broker = MosquittoServer(tmp / "mosquitto", users=DEFAULT_MQTT_USERS)
+    influx = InfluxServer(tmp / "influxdb")
+    broker.start()
+    influx.start()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        events = make_events(args.events)
+        lines = [event_to_point(e).to_line() for e in events]
+        payloads = [(e.topic, e.to_json().encode()) for e in events]
+
+        raw_db = influx.create_database("bench_raw")
+        raw_s = raw_write(raw_db, lines, args.batch_size)
+        assert total_points(raw_db) == args.events, "raw write lost points"
+        raw_rate = args.events / raw_s
+
+        e2e_db = influx.create_database("bench_e2e")
+        env = {
+            **os.environ,
+            "MQTT_USER": "ingest",
+            "MQTT_PASSWORD": DEFAULT_MQTT_USERS["ingest"][0],
+            "INFLUX_USER": influx.admin_user,
+            "INFLUX_PASSWORD": influx.admin_password,
+        }
+        for w in range(args.workers):
+            log = open(tmp / f"ingest-{w}.log", "wb")  # noqa: SIM115 - owned by the child
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "footfall",
+                        "ingest",
+                        "--mqtt-url",
+                        broker.url(),
+                        "--influx-url",
+                        influx.url,
+                        "--influx-db",
+                        "bench_e2e",
+                        "--client-id",
+                        f"bench-ingest-{w}",
+                        "--batch-size",
+                        str(args.batch_size),
+                        "--max-latency",
+                        "0.2",
+                        "--log-level",
+                        "WARNING",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=REPO,
+                )
+            )
+        # Every worker must hold its subscription before the first publish (or the broker drops it).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if all("connected" in (tmp / f"ingest-{w}.log").read_text() for w in range(args.workers)):
+                break
+        time.sleep(1.0)
+
+        started = time.perf_counter()
+        publish_all(broker.port, DEFAULT_MQTT_USERS["admin"][0], payloads, args.window)
+        published_s = time.perf_counter() - started
+        stored = 0
+        while time.perf_counter() - started < 600:
+            stored = total_points(e2e_db)
+            if stored >= args.events:
+                break
+            time.sleep(0.1)
+        e2e_s = time.perf_counter() - started
+        e2e_rate = stored / e2e_s
+        print(f"events:            {args.events} ({args.workers} ingest worker(s), batch {args.batch_size})")
+        print(f"raw line protocol: {raw_rate:10,.0f} events/s ({raw_s:.2f} s)")
+        print(
+            f"end to end:        {e2e_rate:10,.0f} events/s ({e2e_s:.2f} s; "
+            f"publishing took {published_s:.2f} s)"
+        )
+        print(f"ratio e2e / raw:   {e2e_rate / raw_rate:.2f}")
+        print(f"stored:            {stored} of {args.events}")
+    finally:
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.wait(15)
+        broker.kill()
+        influx.kill()
+
+
+if __name__ == "__main__":
+    main()
