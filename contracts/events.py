@@ -130,6 +130,9 @@ class WifiEvent(_Event):
     rssi: int = Field(ge=-120, le=0)
     randomized: bool
     key_epoch: int = Field(ge=0)
+    # The same MAC hashed with the previous epoch's key, so a visit just after a key rotation still
+    # matches one just before it (repeat visits within 30 days; see docs/ingest.md).
+    prev_device_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")
 
 
 Event = Annotated[

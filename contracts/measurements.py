@@ -126,18 +126,16 @@ def event_to_point(event: Event) -> Point:
                 ts_ns,
             )
         case WifiEvent():
-            return Point(
-                WIFI,
-                base | {"sensor": event.sensor},
-                {
-                    "id": event.id,
-                    "device_hash": event.device_hash,
-                    "rssi": event.rssi,
-                    "randomized": event.randomized,
-                    "key_epoch": event.key_epoch,
-                },
-                ts_ns,
-            )
+            wifi: dict[str, FieldValue] = {
+                "id": event.id,
+                "device_hash": event.device_hash,
+                "rssi": event.rssi,
+                "randomized": event.randomized,
+                "key_epoch": event.key_epoch,
+            }
+            if event.prev_device_hash is not None:
+                wifi["prev_device_hash"] = event.prev_device_hash
+            return Point(WIFI, base | {"sensor": event.sensor}, wifi, ts_ns)
     raise TypeError(f"no measurement for {type(event).__name__}")
 
 

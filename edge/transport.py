@@ -287,6 +287,12 @@ class StoreAndForwardPublisher:
     def publish_many(self, events: Sequence[Event], *, meta: dict[str, str] | None = None) -> int:
         """Queue events durably (in one transaction); returns how many the queue took."""
         rows = [(e.topic, self._with_depth(e).to_json().encode()) for e in events]
+        return self.publish_payloads(rows, meta=meta)
+
+    def publish_payloads(
+        self, rows: Sequence[tuple[str, bytes]], *, meta: dict[str, str] | None = None
+    ) -> int:
+        """Queue ready-made (topic, payload) messages, e.g. dead letters."""
         taken = self.queue.put(rows, meta=meta)
         self._idle.clear()
         self._wake.set()

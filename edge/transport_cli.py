@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
+    from footfall.edge.bridges import BeamBridge, WifiBridge
     from footfall.edge.transport import DiskQueue, FullPolicy, StoreAndForwardPublisher
 
 edge_app = typer.Typer(help="Run the edge counter and publish its events (store-and-forward MQTT).")
@@ -202,3 +205,125 @@ def edge_replay(
     )
     if bad:
         sys.exit(1)
+
+
+def _run_bridge_command(
+    make_bridge: Callable[[], WifiBridge | BeamBridge],
+    *,
+    kind: str,
+    mqtt_url: str,
+    store: str,
+    device: str,
+    topic: str,
+    queue: Path | None,
+    max_queue: int,
+    when_full: str,
+) -> None:
+    from footfall.contracts.config import MqttSettings
+    from footfall.edge.bridges import run_bridge
+
+    bridge = make_bridge()
+    _, publisher = _open_publisher(
+        mqtt_url, store=store, device=device, queue_path=queue, max_queue=max_queue, when_full=when_full
+    )
+    publisher.start()
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        run_bridge(
+            bridge,
+            MqttSettings.from_url(mqtt_url),
+            topic,
+            publisher,
+            stopping,
+            client_id=f"footfall-bridge-{kind}-{store}-{device}",
+        )
+    finally:
+        publisher.stop()
+
+
+@bridge_app.command("wifi")
+def bridge_wifi(
+    mqtt_url: MqttUrl,
+    store: Annotated[str, typer.Option(help="store the sniffers are in")],
+    device: Annotated[str, typer.Option(help="this bridge's device name")] = "wifi-bridge",
+    topic: Annotated[str, typer.Option(help="sensor topic filter; the last level is the sensor id")] = (
+        "sensors/wifi/+"
+    ),
+    epoch_days: Annotated[int, typer.Option(min=1, help="days between hashing-key rotations")] = 30,
+    queue: QueuePath = None,
+    max_queue: MaxQueue = 1_000_000,
+    when_full: WhenFull = "drop_oldest",
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Wi-Fi probe sightings -> `wifi` events with keyed, rotating MAC hashes (secret from
+    FOOTFALL_WIFI_SECRET or FOOTFALL_WIFI_SECRET_FILE). The raw MAC never leaves this process."""
+    from footfall.contracts.config import ConfigError
+    from footfall.contracts.influx import secret_from_env
+    from footfall.edge.bridges import MIN_SECRET_BYTES, WIFI_SECRET_ENV, MacHasher, WifiBridge
+
+    _setup_logging(log_level)
+    secret = secret_from_env(WIFI_SECRET_ENV)
+    if not secret or len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{WIFI_SECRET_ENV} (or {WIFI_SECRET_ENV}_FILE): a secret of at least {MIN_SECRET_BYTES} bytes "
+            "is required to hash MAC addresses"
+        )
+    hasher = MacHasher(secret.encode(), epoch_days=epoch_days)
+    _run_bridge_command(
+        lambda: WifiBridge(store, hasher, device=device),
+        kind="wifi",
+        mqtt_url=mqtt_url,
+        store=store,
+        device=device,
+        topic=topic,
+        queue=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+    )
+
+
+@bridge_app.command("beam")
+def bridge_beam(
+    mqtt_url: MqttUrl,
+    store: Annotated[str, typer.Option(help="store the beam counters are in")],
+    line: Annotated[
+        str, typer.Option(help="entrance line of counters not named in --sensor-line")
+    ] = "entrance",
+    sensor_line: Annotated[
+        list[str] | None, typer.Option(help="SENSOR=LINE, repeatable: the entrance line of one counter")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="this bridge's name (status topic, queue file)")
+    ] = "beam-bridge",
+    topic: Annotated[str, typer.Option(help="sensor topic filter; the last level is the sensor id")] = (
+        "sensors/beam/+"
+    ),
+    queue: QueuePath = None,
+    max_queue: MaxQueue = 1_000_000,
+    when_full: WhenFull = "drop_oldest",
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Beam counter interval counts (in, out) -> crossing counts on a named entrance line."""
+    from footfall.contracts.config import ConfigError
+    from footfall.edge.bridges import BeamBridge
+
+    _setup_logging(log_level)
+    lines: dict[str, str] = {}
+    for item in sensor_line or []:
+        sensor, sep, name = item.partition("=")
+        if not sep or not sensor or not name:
+            raise ConfigError(f"--sensor-line: expected SENSOR=LINE, got {item!r}")
+        lines[sensor] = name
+    _run_bridge_command(
+        lambda: BeamBridge(store, default_line=line, lines=lines),
+        kind="beam",
+        mqtt_url=mqtt_url,
+        store=store,
+        device=device,
+        topic=topic,
+        queue=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+    )

@@ -69,8 +69,10 @@ class IngestSettings:
     stats_every_s: float = 10.0
 
     @property
-    def subscription(self) -> str:
-        return f"$share/{self.group}/{SUBSCRIPTION}" if self.shared else SUBSCRIPTION
+    def subscriptions(self) -> list[str]:
+        """Events, plus the dead letters of bridges (counted here so every dead letter is in one place)."""
+        topics = [SUBSCRIPTION, DEADLETTER_TOPIC]
+        return [f"$share/{self.group}/{t}" if self.shared else t for t in topics]
 
 
 @dataclass(slots=True)
@@ -199,13 +201,13 @@ class IngestService:
             return
         self._connection += 1
         log.info("connected (session present: %s)", flags.session_present)
-        client.subscribe(self.settings.subscription, qos=1)
+        client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid, reason_codes, props) -> None:  # type: ignore[no-untyped-def]
         if any(rc.is_failure for rc in reason_codes):
-            log.error("subscription to %s refused: %s", self.settings.subscription, reason_codes)
+            log.error("subscription to %s refused: %s", self.settings.subscriptions, reason_codes)
             return
-        log.info("ingest ready: subscribed to %s", self.settings.subscription)
+        log.info("ingest ready: subscribed to %s", ", ".join(self.settings.subscriptions))
         self.ready.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
@@ -268,10 +270,16 @@ class IngestService:
         now = datetime.now(UTC)
         points: list[tuple[str, str]] = []  # (line, topic it came from)
         letters: list[DeadLetter] = []
+        foreign = 0
         for item in batch:
             if _is_status_topic(item.topic):
                 # Retained online/offline of devices; not an event, nothing to store.
                 self.stats.status_messages += 1
+                continue
+            if item.topic == DEADLETTER_TOPIC:
+                if line := self._foreign_dead_letter(item.payload):
+                    points.append((line, item.topic))
+                    foreign += 1
                 continue
             try:
                 event = parse_event(item.payload, topic=item.topic, now=now)
@@ -288,7 +296,7 @@ class IngestService:
         for letter in letters + written.rejected:
             self._client.publish(DEADLETTER_TOPIC, letter.to_json().encode(), qos=1)
         self.stats.received += len(batch)
-        self.stats.written += written.count - len(letters) - len(written.rejected)
+        self.stats.written += written.count - len(letters) - len(written.rejected) - foreign
         self.stats.batches += 1
         current = self._connection
         for item in batch:
@@ -296,6 +304,18 @@ class IngestService:
             # packet ids of its own; an ack for an old id would be meaningless.
             if item.qos and item.connection == current:
                 self._client.ack(item.mid, item.qos)
+
+    def _foreign_dead_letter(self, payload: bytes) -> str | None:
+        """A bridge's dead letter -> its ``deadletter`` point (ours are counted when we make them)."""
+        try:
+            letter = DeadLetter.model_validate_json(payload)
+        except ValueError:
+            log.warning("unreadable message on %s ignored", DEADLETTER_TOPIC)
+            return None
+        if letter.component == COMPONENT:
+            return None
+        self.stats.deadletters[f"{letter.component}:{letter.reason}"] += 1
+        return deadletter_point(letter).to_line()
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, detail: str, now: datetime) -> DeadLetter:
         self.stats.deadletters[reason] += 1
