@@ -13,7 +13,13 @@ import pytest
 from footfall.contracts.events import CrossingEvent
 from footfall.contracts.influx import InfluxClient
 from footfall.edge.bridges import BeamBridge
-from tests.ingest_support import LoggedProcess, MqttTestClient, count_points, ingest_process
+from tests.ingest_support import (
+    LoggedProcess,
+    MqttTestClient,
+    count_points,
+    ingest_process,
+    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
+)
 from tests.servers import InfluxServer, MosquittoServer
 
 NOW = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)

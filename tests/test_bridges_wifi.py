@@ -12,7 +12,11 @@ import pytest
 
 from footfall.contracts.events import DEADLETTER_TOPIC, WifiEvent, parse_event
 from footfall.edge.bridges import MacHasher, WifiBridge, is_locally_administered, parse_mac, redact_macs
-from tests.ingest_support import LoggedProcess, MqttTestClient
+from tests.ingest_support import (
+    LoggedProcess,
+    MqttTestClient,
+    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
+)
 from tests.servers import MosquittoServer
 
 SECRET = b"test-secret-0123456789"

@@ -19,6 +19,7 @@ from tests.ingest_support import (
     crossing_events,
     deadletter_listener,
     ingest_process,
+    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
     wait_for_count,
 )
 from tests.servers import InfluxServer, MosquittoServer

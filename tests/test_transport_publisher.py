@@ -14,7 +14,13 @@ import pytest
 from footfall.contracts.config import MqttSettings
 from footfall.contracts.events import HeartbeatEvent, parse_event, status_topic
 from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
-from tests.ingest_support import LoggedProcess, MqttTestClient, crossing_events, write_jsonl
+from tests.ingest_support import (
+    LoggedProcess,
+    MqttTestClient,
+    crossing_events,
+    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
+    write_jsonl,
+)
 from tests.servers import MosquittoServer
 
 
