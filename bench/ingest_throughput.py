@@ -12,6 +12,7 @@ Prints both rates and their ratio. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -112,12 +115,29 @@ def publish_all(url_port: int, password: str, payloads: list[tuple[str, bytes]],
     client.loop_stop()
 
 
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def _publish_when_told(
+    go: Any, cpu: Any, port: int, password: str, payloads: list[tuple[str, bytes]], window: int
+) -> None:
+    go.wait()
+    before = time.process_time()
+    publish_all(port, password, payloads, window)
+    cpu.put(time.process_time() - before)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=1, help="ingest processes on one shared subscription")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--window", type=int, default=2000, help="publisher QoS 1 messages in flight")
+    parser.add_argument(
+        "--publishers", type=int, default=1, help="publishing processes (stand-ins for many edges)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
@@ -178,12 +198,39 @@ def main() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            if all("connected" in (tmp / f"ingest-{w}.log").read_text() for w in range(args.workers)):
+            if all("ingest ready" in (tmp / f"ingest-{w}.log").read_text() for w in range(args.workers)):
                 break
         time.sleep(1.0)
 
+        # Forked publishers (stand-ins for many edge devices), each with its slice of the events.
+        context = multiprocessing.get_context("fork")
+        go, publisher_cpu = context.Event(), context.Queue()
+        publishers = [
+            context.Process(
+                target=_publish_when_told,
+                args=(
+                    go,
+                    publisher_cpu,
+                    broker.port,
+                    DEFAULT_MQTT_USERS["admin"][0],
+                    payloads[p :: args.publishers],
+                    args.window,
+                ),
+            )
+            for p in range(args.publishers)
+        ]
+        for proc in publishers:
+            proc.start()
+        processes = {
+            "mosquitto": psutil.Process(broker.proc.pid),  # type: ignore[union-attr]
+            "influxd": psutil.Process(influx.proc.pid),  # type: ignore[union-attr]
+            **{f"ingest worker {w}": psutil.Process(p.pid) for w, p in enumerate(workers)},
+        }
+        cpu_before = {name: _cpu_s(proc) for name, proc in processes.items()}
         started = time.perf_counter()
-        publish_all(broker.port, DEFAULT_MQTT_USERS["admin"][0], payloads, args.window)
+        go.set()
+        for proc in publishers:
+            proc.join()
         published_s = time.perf_counter() - started
         stored = 0
         while time.perf_counter() - started < 600:
@@ -193,6 +240,8 @@ def main() -> None:
             time.sleep(0.1)
         e2e_s = time.perf_counter() - started
         e2e_rate = stored / e2e_s
+        cpu_used = {name: _cpu_s(proc) - cpu_before[name] for name, proc in processes.items()}
+        cpu_used |= {f"publisher {p}": publisher_cpu.get(timeout=5) for p in range(args.publishers)}
         print(f"events:            {args.events} ({args.workers} ingest worker(s), batch {args.batch_size})")
         print(f"raw line protocol: {raw_rate:10,.0f} events/s ({raw_s:.2f} s)")
         print(
@@ -201,6 +250,14 @@ def main() -> None:
         )
         print(f"ratio e2e / raw:   {e2e_rate / raw_rate:.2f}")
         print(f"stored:            {stored} of {args.events}")
+        print(
+            f"load average:      {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work shares them)"
+        )
+        print("CPU per event during the end-to-end run (independent of other load):")
+        for name, seconds in cpu_used.items():
+            print(f"  {name:26s} {seconds / args.events * 1e6:7.1f} µs  ({seconds:.2f} s)")
+        ingest_cpu = sum(v for k, v in cpu_used.items() if k.startswith("ingest"))
+        print(f"  => ingest alone could sustain ~{args.events / ingest_cpu:,.0f} events/s per CPU core")
     finally:
         for proc in workers:
             proc.terminate()
