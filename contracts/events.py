@@ -52,7 +52,8 @@ def stable_event_id(*parts: object) -> str:
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN / Infinity: InfluxDB cannot store them, so such an event must fail validation here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: EventId
     store: Name

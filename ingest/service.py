@@ -282,13 +282,16 @@ class IngestService:
                     foreign += 1
                 continue
             try:
-                event = parse_event(item.payload, topic=item.topic, now=now)
+                line = event_to_point(parse_event(item.payload, topic=item.topic, now=now)).to_line()
             except EventError as exc:
                 letter = self._dead_letter(item.topic, item.payload, exc.reason, exc.detail, now)
-                letters.append(letter)
-                points.append((deadletter_point(letter).to_line(), item.topic))
+            except Exception as exc:  # a valid event no point can hold: never let one message stop ingest
+                letter = self._dead_letter(item.topic, item.payload, "wrong_type", f"unstorable: {exc}", now)
+            else:
+                points.append((line, item.topic))
                 continue
-            points.append((event_to_point(event).to_line(), item.topic))
+            letters.append(letter)
+            points.append((deadletter_point(letter).to_line(), item.topic))
         written = _WriteResult()
         self._write_or_bisect(points, written, now)
         if not written.complete:

@@ -72,6 +72,11 @@ def _bad_payload(case: str, device: str) -> bytes:
             return json.dumps(_event(device, ts=(now + timedelta(days=1)).isoformat())).encode()
         case "ts_in_past":
             return json.dumps(_event(device, ts=(now - timedelta(days=800)).isoformat())).encode()
+        case "infinite_float":
+            crossing = _event(device)
+            heartbeat = {k: crossing[k] for k in ("id", "store", "device", "ts")}
+            heartbeat |= {"type": "heartbeat", "fps": float("inf"), "latency_ms": 1.0, "dropped_frames": 0}
+            return json.dumps(heartbeat).encode()  # json writes Infinity, which InfluxDB cannot store
         case "topic_mismatch":
             return json.dumps(_event(device, store="store-b")).encode()
     raise AssertionError(case)
@@ -88,6 +93,7 @@ CASES = [
     ("ts_in_future", "ts_out_of_range"),
     ("ts_in_past", "ts_out_of_range"),
     ("topic_mismatch", "topic_mismatch"),
+    ("infinite_float", "wrong_type"),
 ]
 
 
@@ -110,6 +116,8 @@ def test_bad_message_is_dead_lettered_with_reason(
         listener.close()
         sender.close()
     assert letter["reason"] == reason
+    if case == "infinite_float":
+        assert "finite number" in str(letter["detail"])  # refused by the schema, not by InfluxDB
     assert letter["component"] == "ingest"
     assert letter["size"] == len(payload)
     # The refused message travels with its dead letter (as text, or base64 when not UTF-8).
