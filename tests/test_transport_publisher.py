@@ -102,7 +102,17 @@ def test_backlog_drains_in_order_with_depth_in_heartbeat(
 def test_status_online_then_offline_last_will_on_sigkill(mosquitto: MosquittoServer, tmp_path: Path) -> None:
     events_file = write_jsonl(tmp_path / "e.jsonl", crossing_events(200, device="will-cam"))
     replay = LoggedProcess(
-        ["edge", "replay", str(events_file), "--mqtt-url", mosquitto.url("edge-store-a"), "--rate", "20"],
+        [
+            "edge",
+            "replay",
+            str(events_file),
+            "--mqtt-url",
+            mosquitto.url("edge-store-a"),
+            "--rate",
+            "20",
+            "--queue",
+            str(tmp_path / "q.sqlite"),
+        ],
         tmp_path / "replay.log",
     )
     topic = status_topic("store-a", "will-cam")
