@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -121,12 +124,65 @@ def _cpu_s(proc: psutil.Process) -> float:
 
 
 def _publish_when_told(
-    go: Any, cpu: Any, port: int, password: str, payloads: list[tuple[str, bytes]], window: int
+    go: Any, port: int, password: str, payloads: list[tuple[str, bytes]], window: int
 ) -> None:
     go.wait()
-    before = time.process_time()
     publish_all(port, password, payloads, window)
-    cpu.put(time.process_time() - before)
+
+
+def start_publishers(
+    kind: str, count: int, port: int, password: str, payloads: list[tuple[str, bytes]], window: int, tmp: Path
+) -> Callable[[], None]:
+    """Prepare the publishers; return a function that starts them and waits until they are done.
+
+    ``paho``: `count` forked Python processes (each with a slice). ``mosquitto_pub``: one C
+    `mosquitto_pub -l` per topic, i.e. per (store, device, type), standing in for a fleet of edges.
+    """
+    if kind == "paho":
+        context = multiprocessing.get_context("fork")
+        go = context.Event()
+        procs = [
+            context.Process(target=_publish_when_told, args=(go, port, password, payloads[p::count], window))
+            for p in range(count)
+        ]
+        for proc in procs:
+            proc.start()
+
+        def run_paho() -> None:
+            go.set()
+            for proc in procs:
+                proc.join()
+
+        return run_paho
+    by_topic: dict[str, list[bytes]] = {}
+    for topic, payload in payloads:
+        by_topic.setdefault(topic, []).append(payload)
+    files = []
+    for i, (topic, lines) in enumerate(by_topic.items()):
+        path = tmp / f"pub-{i}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        files.append((topic, path))
+
+    def run_mosquitto_pub() -> None:
+        procs = []
+        for topic, path in files:
+            with open(path, "rb") as stdin:
+                procs.append(
+                    subprocess.Popen(
+                        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "admin", "-P", password,
+                         "-V", "mqttv5", "-q", "1", "-M", str(window), "-t", topic, "-l"],
+                        stdin=stdin,
+                    )
+                )  # fmt: skip
+        for proc in procs:
+            assert proc.wait() == 0, "mosquitto_pub failed"
+
+    return run_mosquitto_pub
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -136,8 +192,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--window", type=int, default=2000, help="publisher QoS 1 messages in flight")
     parser.add_argument(
-        "--publishers", type=int, default=1, help="publishing processes (stand-ins for many edges)"
+        "--publisher",
+        choices=["mosquitto_pub", "paho"],
+        default="mosquitto_pub" if shutil.which("mosquitto_pub") else "paho",
+        help="load generator: C mosquitto_pub per topic (package mosquitto-clients) or paho processes",
     )
+    parser.add_argument("--publishers", type=int, default=1, help="paho publishing processes")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
@@ -202,36 +262,26 @@ def main() -> None:
                 break
         time.sleep(1.0)
 
-        # Forked publishers (stand-ins for many edge devices), each with its slice of the events.
-        context = multiprocessing.get_context("fork")
-        go, publisher_cpu = context.Event(), context.Queue()
-        publishers = [
-            context.Process(
-                target=_publish_when_told,
-                args=(
-                    go,
-                    publisher_cpu,
-                    broker.port,
-                    DEFAULT_MQTT_USERS["admin"][0],
-                    payloads[p :: args.publishers],
-                    args.window,
-                ),
-            )
-            for p in range(args.publishers)
-        ]
-        for proc in publishers:
-            proc.start()
+        run_publishers = start_publishers(
+            args.publisher,
+            args.publishers,
+            broker.port,
+            DEFAULT_MQTT_USERS["admin"][0],
+            payloads,
+            args.window,
+            tmp,
+        )
         processes = {
             "mosquitto": psutil.Process(broker.proc.pid),  # type: ignore[union-attr]
             "influxd": psutil.Process(influx.proc.pid),  # type: ignore[union-attr]
             **{f"ingest worker {w}": psutil.Process(p.pid) for w, p in enumerate(workers)},
         }
         cpu_before = {name: _cpu_s(proc) for name, proc in processes.items()}
+        children_before = _children_cpu_s()
         started = time.perf_counter()
-        go.set()
-        for proc in publishers:
-            proc.join()
+        run_publishers()
         published_s = time.perf_counter() - started
+        publishers_cpu = _children_cpu_s() - children_before
         stored = 0
         while time.perf_counter() - started < 600:
             stored = total_points(e2e_db)
@@ -241,8 +291,11 @@ def main() -> None:
         e2e_s = time.perf_counter() - started
         e2e_rate = stored / e2e_s
         cpu_used = {name: _cpu_s(proc) - cpu_before[name] for name, proc in processes.items()}
-        cpu_used |= {f"publisher {p}": publisher_cpu.get(timeout=5) for p in range(args.publishers)}
-        print(f"events:            {args.events} ({args.workers} ingest worker(s), batch {args.batch_size})")
+        cpu_used[f"publishers ({args.publisher})"] = publishers_cpu
+        print(
+            f"events:            {args.events} ({args.workers} ingest worker(s), batch {args.batch_size}, "
+            f"publisher {args.publisher})"
+        )
         print(f"raw line protocol: {raw_rate:10,.0f} events/s ({raw_s:.2f} s)")
         print(
             f"end to end:        {e2e_rate:10,.0f} events/s ({e2e_s:.2f} s; "

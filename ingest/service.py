@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -131,12 +132,22 @@ class _BufferedSocket:
         return getattr(self._sock, name)
 
 
+_PUBACK = struct.Struct("!BBH")
+
+
 class _FastReadClient(mqtt.Client):
     """paho's client reading up to 1000 packets per wake-up (paho reads one per ``select`` when it
     has nothing of its own in flight, as for a pure subscriber), from a buffered socket."""
 
     def _create_socket(self) -> Any:
         return _BufferedSocket(super()._create_socket())
+
+    def ack_many(self, mids: list[int]) -> None:
+        """PUBACK many QoS 1 messages with one write: paho would queue, wake its loop and ``send``
+        once per message. Same 4-byte packets as paho's own ``ack`` (MQTT v5 allows the short form)."""
+        if mids:
+            packet = b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids)
+            self._packet_queue(mqtt.PUBACK, packet, 0, 1)
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         for _ in range(1000):
@@ -302,11 +313,9 @@ class IngestService:
         self.stats.written += written.count - len(letters) - len(written.rejected) - foreign
         self.stats.batches += 1
         current = self._connection
-        for item in batch:
-            # After a reconnect the broker resends what the old connection left un-acked, with
-            # packet ids of its own; an ack for an old id would be meaningless.
-            if item.qos and item.connection == current:
-                self._client.ack(item.mid, item.qos)
+        # After a reconnect the broker resends what the old connection left un-acked; an ack for a
+        # packet id of the old connection would be meaningless. (QoS is at most 1: we subscribe so.)
+        self._client.ack_many([item.mid for item in batch if item.qos and item.connection == current])
 
     def _foreign_dead_letter(self, payload: bytes) -> str | None:
         """A bridge's dead letter -> its ``deadletter`` point (ours are counted when we make them)."""
