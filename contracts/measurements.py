@@ -126,16 +126,20 @@ def event_to_point(event: Event) -> Point:
                 ts_ns,
             )
         case WifiEvent():
-            wifi: dict[str, FieldValue] = {
-                "id": event.id,
-                "device_hash": event.device_hash,
-                "rssi": event.rssi,
-                "randomized": event.randomized,
-                "key_epoch": event.key_epoch,
-            }
-            if event.prev_device_hash is not None:
-                wifi["prev_device_hash"] = event.prev_device_hash
-            return Point(WIFI, base | {"sensor": event.sensor}, wifi, ts_ns)
+            return Point(
+                WIFI,
+                base | {"sensor": event.sensor},
+                {
+                    "id": event.id,
+                    "device_hash": event.device_hash,
+                    "rssi": event.rssi,
+                    "randomized": event.randomized,
+                    "key_epoch": event.key_epoch,
+                    # None (no previous epoch) is left out of the line by ``to_line``.
+                    "prev_device_hash": event.prev_device_hash,  # type: ignore[dict-item]
+                },
+                ts_ns,
+            )
     raise TypeError(f"no measurement for {type(event).__name__}")
 
 
