@@ -6,6 +6,7 @@ and ``EventError.reason`` is the machine-readable reason that goes to the dead-l
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
@@ -51,7 +52,8 @@ def stable_event_id(*parts: object) -> str:
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN / Infinity: InfluxDB cannot store them, so such an event must fail validation here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: EventId
     store: Name
@@ -129,6 +131,9 @@ class WifiEvent(_Event):
     rssi: int = Field(ge=-120, le=0)
     randomized: bool
     key_epoch: int = Field(ge=0)
+    # The same MAC hashed with the previous epoch's key, so a visit just after a key rotation still
+    # matches one just before it (repeat visits within 30 days; see docs/ingest.md).
+    prev_device_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")
 
 
 Event = Annotated[
@@ -195,6 +200,61 @@ def parse_event(payload: bytes | str, *, topic: str | None = None, now: datetime
     if topic is not None and topic != event.topic:
         raise EventError("topic_mismatch", f"topic {topic!r} but payload says {event.topic!r}")
     return event
+
+
+# Reasons beyond ``EventError.REASONS`` that a dead letter may carry: a sensor message a bridge cannot
+# map, and a point InfluxDB itself refused (HTTP 400, e.g. a field type conflict).
+DEADLETTER_REASONS = (*EventError.REASONS, "bad_sensor_message", "db_rejected")
+# Dead letters carry the refused message itself up to this many bytes (then ``truncated``).
+DEADLETTER_MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class DeadLetter(BaseModel):
+    """The JSON published on ``DEADLETTER_TOPIC`` for every message that could not be stored.
+
+    ``payload`` holds the message as text when it is valid UTF-8, ``payload_b64`` otherwise.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str
+    detail: str
+    topic: str
+    component: Name
+    received_at: AwareDatetime
+    size: int = Field(ge=0)
+    payload: str | None = None
+    payload_b64: str | None = None
+    truncated: bool = False
+
+    @field_serializer("received_at")
+    def _ser_received_at(self, value: datetime) -> str:
+        return format_ts(value)
+
+    @classmethod
+    def build(
+        cls, *, reason: str, detail: str, topic: str, payload: bytes, component: str, received_at: datetime
+    ) -> DeadLetter:
+        kept = payload[:DEADLETTER_MAX_PAYLOAD_BYTES]
+        try:
+            text: str | None = kept.decode("utf-8")
+            b64 = None
+        except UnicodeDecodeError:
+            text, b64 = None, base64.b64encode(kept).decode("ascii")
+        return cls(
+            reason=reason,
+            detail=detail[:500],
+            topic=topic[:512],
+            component=component,
+            received_at=received_at,
+            size=len(payload),
+            payload=text,
+            payload_b64=b64,
+            truncated=len(kept) < len(payload),
+        )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
 
 
 def event_topic(store: str, device: str, event_type: str) -> str:

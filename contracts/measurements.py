@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from footfall.contracts.events import (
     CrossingEvent,
+    DeadLetter,
     Event,
     HeartbeatEvent,
     OccupancyEvent,
@@ -135,6 +136,8 @@ def event_to_point(event: Event) -> Point:
                     "rssi": event.rssi,
                     "randomized": event.randomized,
                     "key_epoch": event.key_epoch,
+                    # None (no previous epoch) is left out of the line by ``to_line``.
+                    "prev_device_hash": event.prev_device_hash,  # type: ignore[dict-item]
                 },
                 ts_ns,
             )
@@ -153,6 +156,21 @@ def pos_transaction_point(
         fields["items"] = int(items)
     ts = ts_ns - ts_ns % 1_000_000 + ts_jitter_ns(stable_event_id("pos", store, transaction_id))
     return Point(POS_TRANSACTION, {"store": store}, fields, ts)
+
+
+def deadletter_point(letter: DeadLetter) -> Point:
+    """One refused message, counted in ``deadletter`` (tags reason, component; field count=1).
+
+    The timestamp is the receive time plus an offset from topic and payload, so two refused
+    messages in the same millisecond stay two points.
+    """
+    key = f"{letter.topic}|{letter.payload or letter.payload_b64 or ''}|{letter.size}"
+    return Point(
+        DEADLETTER,
+        {"reason": letter.reason, "component": letter.component},
+        {"count": 1, "topic": letter.topic, "detail": letter.detail, "size": letter.size},
+        datetime_to_ns(letter.received_at) + ts_jitter_ns(key),
+    )
 
 
 def _escape_measurement(value: str) -> str:

@@ -94,6 +94,9 @@ def _register_components() -> None:
 
     for component in (edge_cli, ingest_cli, analytics_cli, dashboards_cli):
         component.register(app)
+    from footfall.edge import transport_cli
+
+    transport_cli.register(app)
 
 
 _register_components()

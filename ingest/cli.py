@@ -1,9 +1,68 @@
-"""Subcommands of the ingest component."""
+"""Subcommands of the ingest component: ``footfall ingest``."""
 
 from __future__ import annotations
+
+import logging
+import signal
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the ``footfall`` CLI."""
+    app.command("ingest")(ingest)
+
+
+def ingest(
+    mqtt_url: Annotated[
+        str, typer.Option(help="mqtt://[user:pass@]host:port (or MQTT_USER / MQTT_PASSWORD[_FILE])")
+    ],
+    influx_url: Annotated[str, typer.Option(help="InfluxDB base URL, e.g. http://influx:8086")],
+    influx_db: Annotated[str, typer.Option(help="database (InfluxDB 2/3: the bucket mapped to it)")],
+    influx_user: Annotated[str | None, typer.Option(help="or INFLUX_USER[_FILE]")] = None,
+    influx_password: Annotated[str | None, typer.Option(help="or INFLUX_PASSWORD[_FILE]")] = None,
+    influx_token: Annotated[str | None, typer.Option(help="or INFLUX_TOKEN[_FILE] (InfluxDB 2/3)")] = None,
+    group: Annotated[
+        str, typer.Option(help="shared-subscription group; workers of one group split the load")
+    ] = ("footfall-ingest"),
+    share: Annotated[
+        bool, typer.Option(help="shared subscription ($share/GROUP/...); --no-share: one exclusive worker")
+    ] = True,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="stable MQTT client id of this worker (default footfall-ingest-HOSTNAME)"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="points per InfluxDB write")] = 5000,
+    max_latency: Annotated[
+        float, typer.Option(min=0.0, help="seconds a message may wait for its batch")
+    ] = 0.5,
+    create_db: Annotated[bool, typer.Option(help="CREATE DATABASE at start (needs admin rights)")] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Store events from MQTT in InfluxDB: validated, batched, acknowledged only once written."""
+    from footfall.contracts.config import MqttSettings
+    from footfall.contracts.influx import InfluxClient, InfluxError
+    from footfall.ingest.service import IngestService, IngestSettings, default_client_id
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    influx = InfluxClient.from_env(
+        influx_url, influx_db, username=influx_user, password=influx_password, token=influx_token
+    )
+    if create_db:
+        try:
+            influx.create_database()
+        except InfluxError as exc:
+            logging.getLogger("footfall.ingest").warning("could not create database %s: %s", influx_db, exc)
+    settings = IngestSettings(
+        mqtt=MqttSettings.from_url(mqtt_url),
+        group=group,
+        shared=share,
+        client_id=client_id or default_client_id(),
+        batch_size=batch_size,
+        max_latency_s=max_latency,
+    )
+    service = IngestService(settings, influx)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    service.run()

@@ -1,0 +1,324 @@
+"""End-to-end ingest throughput: publisher -> Mosquitto -> `footfall ingest` -> InfluxDB.
+
+Starts its own Mosquitto and InfluxDB (tests/servers.py), then in the same run on the same InfluxDB:
+1. raw: the same points' line protocol written straight to /write in batches (the ceiling);
+2. end to end: the events published with QoS 1 and stored by N real `footfall ingest` workers on one
+   shared subscription; timed from the first publish until InfluxDB holds every point.
+Prints both rates and their ratio. Not part of the test suite.
+
+    .venv/bin/python bench/ingest_throughput.py --events 100000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from footfall.contracts.events import CrossingEvent, OccupancyEvent, ZoneVisitEvent  # noqa: E402
+from footfall.contracts.influx import InfluxClient  # noqa: E402
+from footfall.contracts.measurements import event_to_point  # noqa: E402
+from tests.conftest import DEFAULT_MQTT_USERS  # noqa: E402
+from tests.servers import InfluxServer, MosquittoServer  # noqa: E402
+
+
+def make_events(n: int) -> list[CrossingEvent | ZoneVisitEvent | OccupancyEvent]:
+    """A realistic mix: mostly crossings, some zone visits and occupancy samples, 3 stores x 4 cameras."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    run = uuid.uuid4().hex[:8]
+    events: list[CrossingEvent | ZoneVisitEvent | OccupancyEvent] = []
+    for i in range(n):
+        store, device, ts = f"store-{i % 3}", f"cam-{i % 4}", start + timedelta(microseconds=i * 20)
+        if i % 10 < 7:
+            events.append(
+                CrossingEvent(
+                    id=f"{run}-{i}",
+                    store=store,
+                    device=device,
+                    ts=ts,
+                    line="door",
+                    kind="entrance",
+                    direction="in" if i % 2 else "out",
+                    track_id=i,
+                    frame=i,
+                )
+            )
+        elif i % 10 < 9:
+            events.append(
+                ZoneVisitEvent(
+                    id=f"{run}-{i}",
+                    store=store,
+                    device=device,
+                    ts=ts,
+                    zone="promo",
+                    track_id=i,
+                    enter_ts=ts - timedelta(seconds=30),
+                    exit_ts=ts,
+                    dwell_s=30.0,
+                )
+            )
+        else:
+            events.append(
+                OccupancyEvent(id=f"{run}-{i}", store=store, device=device, ts=ts, zone="promo", count=3)
+            )
+    return events
+
+
+def total_points(client: InfluxClient) -> int:
+    total = 0
+    for measurement in ("crossing", "zone_visit", "occupancy"):
+        series = client.query(f'SELECT count("id") FROM "{measurement}"')
+        total += int(series[0].column("count")[0]) if series else 0
+    return total
+
+
+def raw_write(client: InfluxClient, lines: list[str], batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(lines), batch):
+        client.write_lines(lines[i : i + batch])
+    return time.perf_counter() - started
+
+
+def publish_all(url_port: int, password: str, payloads: list[tuple[str, bytes]], window: int) -> None:
+    """Publish QoS 1 with up to `window` messages awaiting PUBACK; returns when all are acknowledged."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    client.username_pw_set("admin", password)
+    # paho's own in-flight limit rescans its whole queue on every PUBACK: keep it off, bound the
+    # window with a semaphore instead.
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    room = threading.Semaphore(window)
+    client.on_publish = lambda *a: room.release()
+    client.connect("127.0.0.1", url_port)
+    client.loop_start()
+    for topic, payload in payloads:
+        room.acquire()
+        client.publish(topic, payload, qos=1)
+    for _ in range(window):
+        room.acquire()
+    client.disconnect()
+    client.loop_stop()
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def _publish_when_told(
+    go: Any, port: int, password: str, payloads: list[tuple[str, bytes]], window: int
+) -> None:
+    go.wait()
+    publish_all(port, password, payloads, window)
+
+
+def start_publishers(
+    kind: str, count: int, port: int, password: str, payloads: list[tuple[str, bytes]], window: int, tmp: Path
+) -> Callable[[], None]:
+    """Prepare the publishers; return a function that starts them and waits until they are done.
+
+    ``paho``: `count` forked Python processes (each with a slice). ``mosquitto_pub``: one C
+    `mosquitto_pub -l` per topic, i.e. per (store, device, type), standing in for a fleet of edges.
+    """
+    if kind == "paho":
+        context = multiprocessing.get_context("fork")
+        go = context.Event()
+        procs = [
+            context.Process(target=_publish_when_told, args=(go, port, password, payloads[p::count], window))
+            for p in range(count)
+        ]
+        for proc in procs:
+            proc.start()
+
+        def run_paho() -> None:
+            go.set()
+            for proc in procs:
+                proc.join()
+
+        return run_paho
+    by_topic: dict[str, list[bytes]] = {}
+    for topic, payload in payloads:
+        by_topic.setdefault(topic, []).append(payload)
+    files = []
+    for i, (topic, lines) in enumerate(by_topic.items()):
+        path = tmp / f"pub-{i}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        files.append((topic, path))
+
+    def run_mosquitto_pub() -> None:
+        procs = []
+        for topic, path in files:
+            with open(path, "rb") as stdin:
+                procs.append(
+                    subprocess.Popen(
+                        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "admin", "-P", password,
+                         "-V", "mqttv5", "-q", "1", "-M", str(window), "-t", topic, "-l"],
+                        stdin=stdin,
+                    )
+                )  # fmt: skip
+        for proc in procs:
+            assert proc.wait() == 0, "mosquitto_pub failed"
+
+    return run_mosquitto_pub
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1, help="ingest processes on one shared subscription")
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--window", type=int, default=2000, help="publisher QoS 1 messages in flight")
+    parser.add_argument(
+        "--publisher",
+        choices=["mosquitto_pub", "paho"],
+        default="mosquitto_pub" if shutil.which("mosquitto_pub") else "paho",
+        help="load generator: C mosquitto_pub per topic (package mosquitto-clients) or paho processes",
+    )
+    parser.add_argument("--publishers", type=int, default=1, help="paho publishing processes")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
+    broker = MosquittoServer(tmp / "mosquitto", users=DEFAULT_MQTT_USERS)
+    influx = InfluxServer(tmp / "influxdb")
+    broker.start()
+    influx.start()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        events = make_events(args.events)
+        lines = [event_to_point(e).to_line() for e in events]
+        payloads = [(e.topic, e.to_json().encode()) for e in events]
+
+        raw_db = influx.create_database("bench_raw")
+        raw_s = raw_write(raw_db, lines, args.batch_size)
+        assert total_points(raw_db) == args.events, "raw write lost points"
+        raw_rate = args.events / raw_s
+
+        e2e_db = influx.create_database("bench_e2e")
+        env = {
+            **os.environ,
+            "MQTT_USER": "ingest",
+            "MQTT_PASSWORD": DEFAULT_MQTT_USERS["ingest"][0],
+            "INFLUX_USER": influx.admin_user,
+            "INFLUX_PASSWORD": influx.admin_password,
+        }
+        for w in range(args.workers):
+            log = open(tmp / f"ingest-{w}.log", "wb")  # noqa: SIM115 - owned by the child
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "footfall",
+                        "ingest",
+                        "--mqtt-url",
+                        broker.url(),
+                        "--influx-url",
+                        influx.url,
+                        "--influx-db",
+                        "bench_e2e",
+                        "--client-id",
+                        f"bench-ingest-{w}",
+                        "--batch-size",
+                        str(args.batch_size),
+                        "--max-latency",
+                        "0.2",
+                        "--log-level",
+                        "WARNING",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=REPO,
+                )
+            )
+        # Every worker must hold its subscription before the first publish (or the broker drops it).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if all("ingest ready" in (tmp / f"ingest-{w}.log").read_text() for w in range(args.workers)):
+                break
+        time.sleep(1.0)
+
+        run_publishers = start_publishers(
+            args.publisher,
+            args.publishers,
+            broker.port,
+            DEFAULT_MQTT_USERS["admin"][0],
+            payloads,
+            args.window,
+            tmp,
+        )
+        processes = {
+            "mosquitto": psutil.Process(broker.proc.pid),  # type: ignore[union-attr]
+            "influxd": psutil.Process(influx.proc.pid),  # type: ignore[union-attr]
+            **{f"ingest worker {w}": psutil.Process(p.pid) for w, p in enumerate(workers)},
+        }
+        cpu_before = {name: _cpu_s(proc) for name, proc in processes.items()}
+        children_before = _children_cpu_s()
+        started = time.perf_counter()
+        run_publishers()
+        published_s = time.perf_counter() - started
+        publishers_cpu = _children_cpu_s() - children_before
+        stored = 0
+        while time.perf_counter() - started < 600:
+            stored = total_points(e2e_db)
+            if stored >= args.events:
+                break
+            time.sleep(0.1)
+        e2e_s = time.perf_counter() - started
+        e2e_rate = stored / e2e_s
+        cpu_used = {name: _cpu_s(proc) - cpu_before[name] for name, proc in processes.items()}
+        cpu_used[f"publishers ({args.publisher})"] = publishers_cpu
+        print(
+            f"events:            {args.events} ({args.workers} ingest worker(s), batch {args.batch_size}, "
+            f"publisher {args.publisher})"
+        )
+        print(f"raw line protocol: {raw_rate:10,.0f} events/s ({raw_s:.2f} s)")
+        print(
+            f"end to end:        {e2e_rate:10,.0f} events/s ({e2e_s:.2f} s; "
+            f"publishing took {published_s:.2f} s)"
+        )
+        print(f"ratio e2e / raw:   {e2e_rate / raw_rate:.2f}")
+        print(f"stored:            {stored} of {args.events}")
+        print(
+            f"load average:      {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work shares them)"
+        )
+        print("CPU per event during the end-to-end run (independent of other load):")
+        for name, seconds in cpu_used.items():
+            print(f"  {name:26s} {seconds / args.events * 1e6:7.1f} µs  ({seconds:.2f} s)")
+        ingest_cpu = sum(v for k, v in cpu_used.items() if k.startswith("ingest"))
+        print(f"  => ingest alone could sustain ~{args.events / ingest_cpu:,.0f} events/s per CPU core")
+    finally:
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.wait(15)
+        broker.kill()
+        influx.kill()
+
+
+if __name__ == "__main__":
+    main()

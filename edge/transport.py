@@ -1,0 +1,324 @@
+"""Store-and-forward MQTT publishing for edge devices and sensor bridges.
+
+Every event is first committed to an on-disk queue (SQLite in WAL mode) and leaves it only when the
+broker has acknowledged it (PUBACK, QoS 1). A broker outage, a network cut or a SIGKILL of the
+process loses nothing: a restarted publisher drains the queue from its oldest row, in order.
+Resending after a crash may deliver an event twice; ingest stores it idempotently (same point).
+
+The queue has a cap. When it is full the configured policy applies, is logged, and is counted:
+``drop_oldest`` (keep the newest data; default) or ``refuse_new`` (keep the oldest; ``put`` returns
+False for what it could not take).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from footfall.contracts.config import MqttSettings
+from footfall.contracts.events import Event, HeartbeatEvent, status_topic
+
+log = logging.getLogger("footfall.transport")
+
+FullPolicy = Literal["drop_oldest", "refuse_new"]
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+class DiskQueue:
+    """A durable FIFO of (topic, payload) rows with a cap; safe to use from several threads."""
+
+    def __init__(
+        self, path: str | Path, *, max_events: int = 1_000_000, when_full: FullPolicy = "drop_oldest"
+    ):
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_events = max_events
+        self.when_full = when_full
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # WAL + synchronous=NORMAL: a committed row survives a crash or SIGKILL of this process
+        # (use FULL to also survive a power cut, at the cost of an fsync per commit).
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+            " payload BLOB NOT NULL)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._depth = int(self._db.execute("SELECT count(*) FROM queue").fetchone()[0])
+        self.dropped = int(self.get_meta("dropped") or 0)
+        self.refused = int(self.get_meta("refused") or 0)
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def put(self, rows: Sequence[tuple[str, bytes]], *, meta: dict[str, str] | None = None) -> int:
+        """Append rows in one transaction (with optional progress metadata); returns how many were
+        taken. A full queue applies ``when_full``."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                taken = self._put_locked(rows)
+                for key, value in (meta or {}).items():
+                    self._set_meta_locked(key, value)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return taken
+
+    def _put_locked(self, rows: Sequence[tuple[str, bytes]]) -> int:
+        overflow = self._depth + len(rows) - self.max_events
+        if overflow > 0 and self.when_full == "refuse_new":
+            keep = max(len(rows) - overflow, 0)
+            self.refused += len(rows) - keep
+            self._set_meta_locked("refused", str(self.refused))
+            log.warning(
+                "queue full (%d events): refused %d new events (%d refused so far)",
+                self.max_events,
+                len(rows) - keep,
+                self.refused,
+            )
+            rows = rows[:keep]
+        elif overflow > 0:
+            removed = self._db.execute(
+                "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue ORDER BY seq LIMIT ?)", (overflow,)
+            ).rowcount
+            self._depth -= removed
+            self.dropped += overflow  # rows that do not fit at all (more than the cap in one put) count too
+            self._set_meta_locked("dropped", str(self.dropped))
+            if removed < overflow:
+                rows = rows[overflow - removed :]
+            log.warning(
+                "queue full (%d events): dropped the %d oldest events (%d dropped so far)",
+                self.max_events,
+                overflow,
+                self.dropped,
+            )
+        self._db.executemany("INSERT INTO queue (topic, payload) VALUES (?, ?)", rows)
+        self._depth += len(rows)
+        return len(rows)
+
+    def peek(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, topic, payload FROM queue WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            ).fetchall()
+
+    def delete(self, seqs: Iterable[int]) -> None:
+        seqs = list(seqs)
+        if not seqs:
+            return
+        with self._lock:
+            removed = self._db.executemany("DELETE FROM queue WHERE seq = ?", ((s,) for s in seqs)).rowcount
+            self._depth -= removed
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta_locked(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass
+class PublisherStats:
+    published: int = 0
+    acknowledged: int = 0
+    refused_by_broker: int = 0
+
+
+class StoreAndForwardPublisher:
+    """Publishes queued events with QoS 1 over a persistent MQTT v5 session.
+
+    A sender thread hands queued rows to paho (at most ``window`` un-acknowledged at a time); on
+    each PUBACK the row is deleted. paho itself re-sends un-acknowledged messages after a reconnect.
+    The device's retained status topic reads ``online`` while connected and ``offline`` (the last
+    will) when the connection is lost.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        queue: DiskQueue,
+        *,
+        store: str,
+        device: str,
+        client_id: str | None = None,
+        window: int = 1000,
+        session_expiry_s: int = 7 * 24 * 3600,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.store = store
+        self.device = device
+        self.window = window
+        self.session_expiry_s = session_expiry_s
+        self.stats = PublisherStats()
+        self._status_topic = status_topic(store, device)
+        self._inflight: dict[int, int] = {}  # paho mid -> queue seq; sender thread only
+        self._acked: deque[tuple[int, bool]] = deque()  # (mid, refused) from the network thread
+        self._last_seq = 0
+        self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._send_loop, name="footfall-sender", daemon=True)
+        self._client = self._make_client(client_id or f"footfall-{store}-{device}")
+
+    def _make_client(self, client_id: str) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set()
+        client.will_set(self._status_topic, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # Our own window bounds what paho holds; paho's limit would rescan its queue on every PUBACK.
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # ---- paho network thread -------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        client.publish(self._status_topic, ONLINE, qos=1, retain=True)
+        log.info(
+            "connected to %s:%d; %d events queued", self.settings.host, self.settings.port, self.queue.depth
+        )
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+        self._connected.clear()
+        if not self._stopping.is_set():
+            log.warning("disconnected (%s); %d events queued, reconnecting", reason_code, self.queue.depth)
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+        # Called with paho's message lock held: only record it, the sender thread does the rest.
+        self._acked.append((mid, bool(reason_code.is_failure)))
+        self._wake.set()
+
+    # ---- sender thread -------------------------------------------------------------------------
+
+    def start(self) -> StoreAndForwardPublisher:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry_s
+        s = self.settings
+        self._client.connect_async(s.host, s.port, keepalive=30, clean_start=False, properties=props)
+        self._client.loop_start()
+        self._thread.start()
+        return self
+
+    def _send_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            self._settle_acks()
+            sent = self._send_more() if self._connected.is_set() else 0
+            if not sent:
+                if not self._inflight and self.queue.depth == 0:
+                    self._idle.set()
+                self._wake.wait(0.1)
+        self._settle_acks()
+
+    def _settle_acks(self) -> None:
+        done: list[int] = []
+        while self._acked:
+            mid, refused = self._acked.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue  # e.g. the retained status message
+            if refused:
+                # The broker refused it for good (e.g. the ACL): re-sending cannot help.
+                self.stats.refused_by_broker += 1
+                log.error("broker refused queued event #%d; dropping it", seq)
+            else:
+                self.stats.acknowledged += 1
+            done.append(seq)
+        self.queue.delete(done)
+
+    def _send_more(self) -> int:
+        room = self.window - len(self._inflight)
+        if room <= 0:
+            return 0
+        rows = self.queue.peek(self._last_seq, min(room, 500))
+        for seq, topic, payload in rows:
+            info = self._client.publish(topic, payload, qos=1)
+            self._inflight[info.mid] = seq
+            self._last_seq = seq
+        self.stats.published += len(rows)
+        if rows:
+            self._idle.clear()
+        return len(rows)
+
+    # ---- producer API --------------------------------------------------------------------------
+
+    def publish(self, event: Event) -> bool:
+        return self.publish_many([event]) == 1
+
+    def publish_many(self, events: Sequence[Event], *, meta: dict[str, str] | None = None) -> int:
+        """Queue events durably (in one transaction); returns how many the queue took."""
+        rows = [(e.topic, self._with_depth(e).to_json().encode()) for e in events]
+        return self.publish_payloads(rows, meta=meta)
+
+    def publish_payloads(
+        self, rows: Sequence[tuple[str, bytes]], *, meta: dict[str, str] | None = None
+    ) -> int:
+        """Queue ready-made (topic, payload) messages, e.g. dead letters."""
+        taken = self.queue.put(rows, meta=meta)
+        self._idle.clear()
+        self._wake.set()
+        return taken
+
+    def _with_depth(self, event: Event) -> Event:
+        if isinstance(event, HeartbeatEvent):
+            return event.model_copy(update={"queue_depth": self.queue.depth})
+        return event
+
+    def wait_drained(self, timeout_s: float | None = None) -> bool:
+        """Block until every queued event is acknowledged by the broker."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            if self._idle.wait(0.2) and self.queue.depth == 0 and not self._inflight:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+
+    def stop(self) -> None:
+        """Stop sending; what is not acknowledged stays queued for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(5)
+        if self._connected.is_set():
+            # A clean goodbye suppresses the will, so say offline ourselves.
+            self._client.publish(self._status_topic, OFFLINE, qos=1, retain=True).wait_for_publish(2)
+        self._client.disconnect()
+        self._client.loop_stop()

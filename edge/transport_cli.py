@@ -1,0 +1,329 @@
+"""CLI of the transport: ``footfall edge run``, ``footfall edge replay``, ``footfall bridge wifi|beam``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from footfall.edge.bridges import BeamBridge, WifiBridge
+    from footfall.edge.transport import DiskQueue, FullPolicy, StoreAndForwardPublisher
+
+edge_app = typer.Typer(help="Run the edge counter and publish its events (store-and-forward MQTT).")
+bridge_app = typer.Typer(help="Bridge store sensors that speak MQTT (Wi-Fi probes, beam counters) to events.")
+
+MqttUrl = Annotated[
+    str,
+    typer.Option(
+        help="mqtt://[user:pass@]host:port (credentials also from MQTT_USER / MQTT_PASSWORD[_FILE])"
+    ),
+]
+QueuePath = Annotated[
+    Path | None, typer.Option(help="on-disk queue (SQLite); default .footfall/queue-STORE-DEVICE.sqlite")
+]
+MaxQueue = Annotated[int, typer.Option(min=1, help="queue cap in events")]
+WhenFull = Annotated[str, typer.Option(help="policy when the queue is full: drop_oldest or refuse_new")]
+LogLevel = Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``footfall edge ...`` and ``footfall bridge ...``."""
+    app.add_typer(edge_app, name="edge")
+    app.add_typer(bridge_app, name="bridge")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _open_publisher(
+    mqtt_url: str,
+    *,
+    store: str,
+    device: str,
+    queue_path: Path | None,
+    max_queue: int,
+    when_full: str,
+    client_id: str | None = None,
+    queue_prefix: str = "queue",
+) -> tuple[DiskQueue, StoreAndForwardPublisher]:
+    from footfall.contracts.config import ConfigError, MqttSettings
+    from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
+
+    if when_full not in ("drop_oldest", "refuse_new"):
+        raise ConfigError(f"--when-full: expected drop_oldest or refuse_new, got {when_full!r}")
+    policy: FullPolicy = "drop_oldest" if when_full == "drop_oldest" else "refuse_new"
+    queue = DiskQueue(
+        queue_path or Path(".footfall") / f"{queue_prefix}-{store}-{device}.sqlite",
+        max_events=max_queue,
+        when_full=policy,
+    )
+    publisher = StoreAndForwardPublisher(
+        MqttSettings.from_url(mqtt_url), queue, store=store, device=device, client_id=client_id
+    )
+    return queue, publisher
+
+
+def _stop_on_signals() -> list[bool]:
+    """SIGTERM / SIGINT set a flag the loops check, so queued events are committed first."""
+    stopping = [False]
+
+    def handler(*_: object) -> None:
+        stopping[0] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    return stopping
+
+
+@edge_app.command("run")
+def edge_run(
+    config: Annotated[Path, typer.Option(help="camera YAML (store, camera, lines, zones, model)")],
+    source: Annotated[str, typer.Option(help="video file, RTSP/HTTP URL or camera index")],
+    mqtt_url: MqttUrl,
+    weights: Annotated[str | None, typer.Option(help="override the model weights of the config")] = None,
+    fps: Annotated[float | None, typer.Option(help="process at most this many frames per second")] = None,
+    realtime: Annotated[bool, typer.Option(help="pace a file source at its native frame rate")] = False,
+    heartbeat_every: Annotated[float, typer.Option(help="seconds between heartbeats")] = 10.0,
+    queue: QueuePath = None,
+    max_queue: MaxQueue = 1_000_000,
+    when_full: WhenFull = "drop_oldest",
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Count people on a live source and publish every event through the on-disk queue."""
+    from footfall.contracts.config import CameraConfig, load_config
+    from footfall.edge.pipeline import iter_events  # written by the edge component; heavy imports
+
+    _setup_logging(log_level)
+    camera = load_config(config, CameraConfig)
+    _, publisher = _open_publisher(
+        mqtt_url,
+        store=camera.store,
+        device=camera.camera,
+        queue_path=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+    )
+    publisher.start()
+    stopping = _stop_on_signals()
+    try:
+        for event in iter_events(
+            source, camera, weights=weights, fps=fps, realtime=realtime, heartbeat_every_s=heartbeat_every
+        ):
+            publisher.publish(event)
+            if stopping[0]:
+                break
+        publisher.wait_drained(None if not stopping[0] else 5)
+    finally:
+        publisher.stop()
+
+
+@edge_app.command("replay")
+def edge_replay(
+    events_file: Annotated[Path, typer.Argument(help="JSON lines written by `footfall count --out`")],
+    mqtt_url: MqttUrl,
+    queue: QueuePath = None,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="queue at most this many events/s")] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (default footfall-replay-STORE-DEVICE)")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="give up waiting for the broker after N s")] = None,
+    max_queue: MaxQueue = 1_000_000,
+    when_full: WhenFull = "drop_oldest",
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Publish events counted offline, through the same store-and-forward queue.
+
+    Progress is stored with the queued events, so a replay killed at any point and started again
+    neither loses nor re-queues a line. Invalid lines are reported with their line number.
+    """
+    from footfall.contracts.events import EventError, parse_event
+
+    _setup_logging(log_level)
+    log = logging.getLogger("footfall.replay")
+    try:
+        lines = events_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.secho(f"{events_file}: cannot read: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    events, bad = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append((number, parse_event(line)))
+        except EventError as exc:
+            bad += 1
+            log.error("%s:%d: skipped: %s", events_file, number, exc)
+    if not events:
+        typer.secho(f"{events_file}: no valid events", fg="red", err=True)
+        raise typer.Exit(1)
+    first = events[0][1]
+    queue_db, publisher = _open_publisher(
+        mqtt_url,
+        store=first.store,
+        device=first.device,
+        queue_path=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+        client_id=client_id or f"footfall-replay-{first.store}-{first.device}",
+        queue_prefix="replay",  # never the queue of a live `edge run` of the same device
+    )
+    progress_key = f"replay:{events_file.resolve()}:{events_file.stat().st_size}"
+    done_lines = int(queue_db.get_meta(progress_key) or 0)
+    todo = [(n, e) for n, e in events if n > done_lines]
+    if done_lines:
+        log.info("resuming %s after line %d (%d events left to queue)", events_file, done_lines, len(todo))
+    publisher.start()
+    stopping = _stop_on_signals()
+    chunk = 500 if rate is None else max(1, min(500, int(rate / 10)))
+    started = time.monotonic()
+    try:
+        for i in range(0, len(todo), chunk):
+            part = todo[i : i + chunk]
+            publisher.publish_many([e for _, e in part], meta={progress_key: str(part[-1][0])})
+            if rate is not None:
+                time.sleep(max(0.0, started + (i + len(part)) / rate - time.monotonic()))
+            if stopping[0]:
+                raise typer.Exit(130)
+        if not publisher.wait_drained(timeout):
+            typer.secho(f"broker did not take everything; {queue_db.depth} events stay queued", err=True)
+            raise typer.Exit(1)
+    finally:
+        publisher.stop()
+    typer.echo(
+        f"replayed {len(todo)} events from {events_file} ({len(events) - len(todo)} queued earlier, "
+        f"{bad} invalid lines skipped); queue empty"
+    )
+    if bad:
+        sys.exit(1)
+
+
+def _run_bridge_command(
+    make_bridge: Callable[[], WifiBridge | BeamBridge],
+    *,
+    kind: str,
+    mqtt_url: str,
+    store: str,
+    device: str,
+    topic: str,
+    queue: Path | None,
+    max_queue: int,
+    when_full: str,
+) -> None:
+    from footfall.contracts.config import MqttSettings
+    from footfall.edge.bridges import run_bridge
+
+    bridge = make_bridge()
+    _, publisher = _open_publisher(
+        mqtt_url, store=store, device=device, queue_path=queue, max_queue=max_queue, when_full=when_full
+    )
+    publisher.start()
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        run_bridge(
+            bridge,
+            MqttSettings.from_url(mqtt_url),
+            topic,
+            publisher,
+            stopping,
+            client_id=f"footfall-bridge-{kind}-{store}-{device}",
+        )
+    finally:
+        publisher.stop()
+
+
+@bridge_app.command("wifi")
+def bridge_wifi(
+    mqtt_url: MqttUrl,
+    store: Annotated[str, typer.Option(help="store the sniffers are in")],
+    device: Annotated[str, typer.Option(help="this bridge's device name")] = "wifi-bridge",
+    topic: Annotated[str, typer.Option(help="sensor topic filter; the last level is the sensor id")] = (
+        "sensors/wifi/+"
+    ),
+    epoch_days: Annotated[int, typer.Option(min=1, help="days between hashing-key rotations")] = 30,
+    queue: QueuePath = None,
+    max_queue: MaxQueue = 1_000_000,
+    when_full: WhenFull = "drop_oldest",
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Wi-Fi probe sightings -> `wifi` events with keyed, rotating MAC hashes (secret from
+    FOOTFALL_WIFI_SECRET or FOOTFALL_WIFI_SECRET_FILE). The raw MAC never leaves this process."""
+    from footfall.contracts.config import ConfigError
+    from footfall.contracts.influx import secret_from_env
+    from footfall.edge.bridges import MIN_SECRET_BYTES, WIFI_SECRET_ENV, MacHasher, WifiBridge
+
+    _setup_logging(log_level)
+    secret = secret_from_env(WIFI_SECRET_ENV)
+    if not secret or len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{WIFI_SECRET_ENV} (or {WIFI_SECRET_ENV}_FILE): a secret of at least {MIN_SECRET_BYTES} bytes "
+            "is required to hash MAC addresses"
+        )
+    hasher = MacHasher(secret.encode(), epoch_days=epoch_days)
+    _run_bridge_command(
+        lambda: WifiBridge(store, hasher, device=device),
+        kind="wifi",
+        mqtt_url=mqtt_url,
+        store=store,
+        device=device,
+        topic=topic,
+        queue=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+    )
+
+
+@bridge_app.command("beam")
+def bridge_beam(
+    mqtt_url: MqttUrl,
+    store: Annotated[str, typer.Option(help="store the beam counters are in")],
+    line: Annotated[
+        str, typer.Option(help="entrance line of counters not named in --sensor-line")
+    ] = "entrance",
+    sensor_line: Annotated[
+        list[str] | None, typer.Option(help="SENSOR=LINE, repeatable: the entrance line of one counter")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="this bridge's name (status topic, queue file)")
+    ] = "beam-bridge",
+    topic: Annotated[str, typer.Option(help="sensor topic filter; the last level is the sensor id")] = (
+        "sensors/beam/+"
+    ),
+    queue: QueuePath = None,
+    max_queue: MaxQueue = 1_000_000,
+    when_full: WhenFull = "drop_oldest",
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Beam counter interval counts (in, out) -> crossing counts on a named entrance line."""
+    from footfall.contracts.config import ConfigError
+    from footfall.edge.bridges import BeamBridge
+
+    _setup_logging(log_level)
+    lines: dict[str, str] = {}
+    for item in sensor_line or []:
+        sensor, sep, name = item.partition("=")
+        if not sep or not sensor or not name:
+            raise ConfigError(f"--sensor-line: expected SENSOR=LINE, got {item!r}")
+        lines[sensor] = name
+    _run_bridge_command(
+        lambda: BeamBridge(store, default_line=line, lines=lines),
+        kind="beam",
+        mqtt_url=mqtt_url,
+        store=store,
+        device=device,
+        topic=topic,
+        queue=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+    )

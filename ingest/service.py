@@ -1,0 +1,402 @@
+"""The central ingest: MQTT (shared subscription, manual acks) -> validation -> InfluxDB batches.
+
+Guarantees:
+- A message is acknowledged to the broker only after the batch holding it is in InfluxDB (or its
+  dead letter is), so a crash, a SIGKILL or a database outage loses nothing: the broker keeps the
+  un-acknowledged messages in the persistent session and sends them again.
+- Every point's timestamp is derived from the event (``event_to_point``), so a redelivered event
+  overwrites itself: at-least-once delivery becomes exactly-once storage.
+- Bad input never stops the loop: it goes to ``footfall/v1/deadletter`` with a reason and is
+  counted in the ``deadletter`` measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
+
+from footfall.contracts.config import MqttSettings
+from footfall.contracts.events import (
+    DEADLETTER_TOPIC,
+    TOPIC_ROOT,
+    DeadLetter,
+    EventError,
+    parse_event,
+)
+from footfall.contracts.influx import InfluxClient, InfluxError
+from footfall.contracts.measurements import deadletter_point, event_to_point
+
+log = logging.getLogger("footfall.ingest")
+
+SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/+"
+COMPONENT = "ingest"
+# MQTT v5 allows at most 65535 un-acknowledged QoS 1 messages in flight to one client.
+MAX_RECEIVE_MAXIMUM = 65535
+
+
+def default_client_id() -> str:
+    return f"footfall-ingest-{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    mqtt: MqttSettings
+    group: str = "footfall-ingest"
+    # False: a plain (exclusive) subscription for a single worker. Mosquitto 2.0.x does not restore
+    # shared subscriptions from its persistence file, so only an exclusive one also survives a
+    # broker restart that happens while this worker is disconnected (see docs/ingest.md).
+    shared: bool = True
+    # Stable per worker: the broker keeps this client's session (subscription and un-acknowledged
+    # messages) across restarts. Give each worker of a group its own id.
+    client_id: str = field(default_factory=default_client_id)
+    batch_size: int = 5000
+    max_latency_s: float = 0.5
+    receive_maximum: int = MAX_RECEIVE_MAXIMUM
+    session_expiry_s: int = 7 * 24 * 3600
+    max_backoff_s: float = 10.0
+    stats_every_s: float = 10.0
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Events, plus the dead letters of bridges (counted here so every dead letter is in one place)."""
+        topics = [SUBSCRIPTION, DEADLETTER_TOPIC]
+        return [f"$share/{self.group}/{t}" if self.shared else t for t in topics]
+
+
+@dataclass(slots=True)
+class _Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    # Which connection delivered it: a PUBACK only makes sense on that same connection.
+    connection: int
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    written: int = 0
+    status_messages: int = 0
+    batches: int = 0
+    write_retries: int = 0
+    deadletters: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        dead = ", ".join(f"{k}={v}" for k, v in sorted(self.deadletters.items())) or "none"
+        return (
+            f"received={self.received} written={self.written} batches={self.batches} "
+            f"retries={self.write_retries} status={self.status_messages} deadletters: {dead}"
+        )
+
+
+class _BufferedSocket:
+    """Reads the socket in 64 KiB chunks and serves paho's small reads from memory.
+
+    paho reads each packet with several tiny ``recv`` calls after one ``select``; at thousands of
+    messages per second those syscalls dominate. paho already honours ``pending()`` (meant for TLS
+    sockets) to skip waiting in ``select`` while buffered bytes remain.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def recv(self, size: int) -> bytes:
+        if not self._buffer:
+            data = self._sock.recv(max(size, 65536))
+            if not data:
+                return b""
+            self._buffer += data
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def pending(self) -> int:
+        return len(self._buffer) + (self._sock.pending() if hasattr(self._sock, "pending") else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+_PUBACK = struct.Struct("!BBH")
+
+
+class _FastReadClient(mqtt.Client):
+    """paho's client reading up to 1000 packets per wake-up (paho reads one per ``select`` when it
+    has nothing of its own in flight, as for a pure subscriber), from a buffered socket."""
+
+    def _create_socket(self) -> Any:
+        return _BufferedSocket(super()._create_socket())
+
+    def ack_many(self, mids: list[int]) -> None:
+        """PUBACK many QoS 1 messages with one write: paho would queue, wake its loop and ``send``
+        once per message. Same 4-byte packets as paho's own ``ack`` (MQTT v5 allows the short form)."""
+        if mids:
+            packet = b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids)
+            self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        for _ in range(1000):
+            if self._sock is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+class IngestService:
+    """One ingest worker. ``run()`` blocks until ``stop()``; the paho network loop runs in its own
+    thread and only hands messages over, the calling thread validates, writes and acknowledges."""
+
+    def __init__(self, settings: IngestSettings, influx: InfluxClient) -> None:
+        self.settings = settings
+        self.influx = influx
+        self.stats = IngestStats()
+        self._inbox: queue.SimpleQueue[_Received] = queue.SimpleQueue()
+        self._connection = 0
+        self._stopping = threading.Event()
+        self.ready = threading.Event()
+        self._client = self._make_client()
+
+    # ---- MQTT side (paho network thread) -------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings.mqtt
+        client = _FastReadClient(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        # Our own publishes are only dead letters; let paho queue as many as needed.
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        # Let the broker have many un-acknowledged messages in flight to us: we ack per batch.
+        props.ReceiveMaximum = min(self.settings.receive_maximum, MAX_RECEIVE_MAXIMUM)
+        return props
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        self._connection += 1
+        log.info("connected (session present: %s)", flags.session_present)
+        client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid, reason_codes, props) -> None:  # type: ignore[no-untyped-def]
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("subscription to %s refused: %s", self.settings.subscriptions, reason_codes)
+            return
+        log.info("ingest ready: subscribed to %s", ", ".join(self.settings.subscriptions))
+        self.ready.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+        if not self._stopping.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        # Only hand over: validation and writes happen in the batch thread.
+        self._inbox.put(_Received(msg.topic, msg.payload, msg.mid, msg.qos, self._connection))
+
+    # ---- batch side ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        s = self.settings.mqtt
+        self._client.connect_async(
+            s.host, s.port, keepalive=30, clean_start=False, properties=self._connect_properties()
+        )
+        self._client.loop_start()
+        last_stats = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                batch = self._take_batch()
+                if batch:
+                    self._process(batch)
+                if time.monotonic() - last_stats >= self.settings.stats_every_s:
+                    log.info("stats: %s", self.stats.summary())
+                    last_stats = time.monotonic()
+        finally:
+            # Whatever was not written stays un-acknowledged: the broker sends it again.
+            self._client.disconnect()
+            self._client.loop_stop()
+            log.info("stopped: %s", self.stats.summary())
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _take_batch(self) -> list[_Received]:
+        try:
+            first = self._inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.max_latency_s
+        while len(batch) < self.settings.batch_size:
+            try:
+                batch.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=min(remaining, 0.05)))
+            except queue.Empty:
+                continue
+        return batch
+
+    def _process(self, batch: list[_Received]) -> None:
+        now = datetime.now(UTC)
+        points: list[tuple[str, str]] = []  # (line, topic it came from)
+        letters: list[DeadLetter] = []
+        foreign = 0
+        for item in batch:
+            if _is_status_topic(item.topic):
+                # Retained online/offline of devices; not an event, nothing to store.
+                self.stats.status_messages += 1
+                continue
+            if item.topic == DEADLETTER_TOPIC:
+                if line := self._foreign_dead_letter(item.payload):
+                    points.append((line, item.topic))
+                    foreign += 1
+                continue
+            try:
+                line = event_to_point(parse_event(item.payload, topic=item.topic, now=now)).to_line()
+            except EventError as exc:
+                letter = self._dead_letter(item.topic, item.payload, exc.reason, exc.detail, now)
+            except Exception as exc:  # a valid event no point can hold: never let one message stop ingest
+                letter = self._dead_letter(item.topic, item.payload, "wrong_type", f"unstorable: {exc}", now)
+            else:
+                points.append((line, item.topic))
+                continue
+            letters.append(letter)
+            points.append((deadletter_point(letter).to_line(), item.topic))
+        written = _WriteResult()
+        self._write_or_bisect(points, written, now)
+        if not written.complete:
+            return  # stopping during an outage: nothing acked, the broker redelivers
+        for letter in letters + written.rejected:
+            self._client.publish(DEADLETTER_TOPIC, letter.to_json().encode(), qos=1)
+        self.stats.received += len(batch)
+        self.stats.written += written.count - len(letters) - len(written.rejected) - foreign
+        self.stats.batches += 1
+        current = self._connection
+        # After a reconnect the broker resends what the old connection left un-acked; an ack for a
+        # packet id of the old connection would be meaningless. (QoS is at most 1: we subscribe so.)
+        self._client.ack_many([item.mid for item in batch if item.qos and item.connection == current])
+
+    def _foreign_dead_letter(self, payload: bytes) -> str | None:
+        """A bridge's dead letter -> its ``deadletter`` point (ours are counted when we make them)."""
+        try:
+            letter = DeadLetter.model_validate_json(payload)
+        except ValueError:
+            log.warning("unreadable message on %s ignored", DEADLETTER_TOPIC)
+            return None
+        if letter.component == COMPONENT:
+            return None
+        self.stats.deadletters[f"{letter.component}:{letter.reason}"] += 1
+        return deadletter_point(letter).to_line()
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str, detail: str, now: datetime) -> DeadLetter:
+        self.stats.deadletters[reason] += 1
+        log.warning("dead letter (%s) from %s: %s", reason, topic, detail[:200])
+        return DeadLetter.build(
+            reason=reason,
+            detail=detail,
+            topic=topic,
+            payload=payload,
+            component=COMPONENT,
+            received_at=now,
+        )
+
+    def _write_or_bisect(self, points: list[tuple[str, str]], result: _WriteResult, now: datetime) -> None:
+        """Write with retry until stored; lines InfluxDB refuses outright (HTTP 400, e.g. a field
+        type conflict) are found by bisection and dead-lettered, the rest is still written."""
+        if not points:
+            return
+        try:
+            self._write_with_retry([line for line, _ in points])
+            result.count += len(points)
+        except InfluxError as exc:
+            if exc.status != 400:
+                result.complete = False  # only while stopping: the retry loop gave up
+                return
+            if len(points) > 1:
+                half = len(points) // 2
+                self._write_or_bisect(points[:half], result, now)
+                self._write_or_bisect(points[half:], result, now)
+                return
+            line, topic = points[0]
+            letter = self._dead_letter(topic, line.encode(), "db_rejected", str(exc), now)
+            result.rejected.append(letter)
+            self._write_or_bisect([(deadletter_point(letter).to_line(), topic)], result, now)
+
+    def _write_with_retry(self, lines: list[str]) -> None:
+        def retryable(exc: BaseException) -> bool:
+            # Anything but a malformed point (400) is worth retrying: the server is down, restarting,
+            # overloaded, or credentials/database are being fixed. Until then nothing is acked.
+            return isinstance(exc, InfluxError) and exc.status != 400
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.write_retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "InfluxDB write failed (attempt %d), retrying in %.1fs: %s",
+                state.attempt_number,
+                state.next_action.sleep if state.next_action else 0,
+                exc,
+            )
+
+        for attempt in Retrying(
+            retry=retry_if_exception(retryable),
+            wait=wait_exponential(multiplier=0.2, max=self.settings.max_backoff_s),
+            stop=lambda _state: self._stopping.is_set(),
+            before_sleep=before_sleep,
+            reraise=True,
+            sleep=self._stopping.wait,
+        ):
+            with attempt:
+                self.influx.write_lines(lines)
+
+
+@dataclass
+class _WriteResult:
+    count: int = 0
+    complete: bool = True
+    rejected: list[DeadLetter] = field(default_factory=list)
+
+
+def _is_status_topic(topic: str) -> bool:
+    return topic.startswith(TOPIC_ROOT + "/") and topic.endswith("/status") and topic.count("/") == 4
