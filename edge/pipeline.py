@@ -122,6 +122,7 @@ class FrameOutcome:
     result: FrameResult
     events: list[Event]
     counter: Counter
+    final: bool = False  # the end-of-stream flush (zone visits still open); no new frame
 
 
 def run_frames(
@@ -174,7 +175,7 @@ def run_frames(
             closing = [factory.zone_visit(v) for v in counter.flush()]
             if closing:
                 empty = FrameResult([], [], {})
-                yield FrameOutcome(last, Tracks.empty(), empty, closing, counter)
+                yield FrameOutcome(last, Tracks.empty(), empty, closing, counter, final=True)
     finally:
         frames.close()
 
