@@ -1,0 +1,138 @@
+"""Edge helpers that need no model: sources, ground points, image sizes, ground truth, config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from footfall.contracts.config import CameraConfig, ConfigError, load_config
+from footfall.edge.detector import fit_imgsz, ground_points, resolve_weights
+from footfall.edge.evaluation import evaluate
+from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
+from footfall.edge.sources import FolderSource, SourceError, open_source
+
+CONFIGS = Path(__file__).resolve().parent.parent / "edge" / "configs"
+
+
+def write_video(path: Path, frames: int, fps: float, size: tuple[int, int] = (64, 48)) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), i % 256, dtype=np.uint8)
+        writer.write(image)
+    writer.release()
+
+
+@pytest.mark.parametrize(
+    ("frame_size", "long_side", "expected"),
+    [
+        ((1920, 1080), 640, (384, 640)),  # 16:9 camera: no square letterbox
+        ((1280, 720), 640, (384, 640)),
+        ((480, 360), 1280, (960, 1280)),  # small people: upscaled input
+        ((640, 480), 640, (480, 640)),
+        ((1080, 1920), 640, (640, 384)),  # portrait
+    ],
+)
+def test_fit_imgsz_keeps_the_aspect_ratio(
+    frame_size: tuple[int, int], long_side: int, expected: tuple[int, int]
+) -> None:
+    assert fit_imgsz(frame_size, long_side) == expected
+
+
+def test_ground_point_prefers_confident_ankles() -> None:
+    boxes = np.array([[0, 0, 10, 100], [20, 0, 40, 100], [50, 0, 60, 80]], dtype=float)
+    kpts = np.zeros((3, 17, 3))
+    kpts[0, 15] = [4, 95, 0.9]
+    kpts[0, 16] = [8, 97, 0.8]  # both ankles -> their mean
+    kpts[1, 15] = [25, 90, 0.9]
+    kpts[1, 16] = [35, 99, 0.1]  # one confident ankle -> that one
+    kpts[2, 15:17] = [[55, 70, 0.2], [56, 71, 0.3]]  # none confident -> bottom-centre
+    got = ground_points(boxes, kpts, min_conf=0.5)
+    np.testing.assert_allclose(got, [[6, 96], [25, 90], [55, 80]])
+    np.testing.assert_allclose(ground_points(boxes, None, 0.5), [[5, 100], [30, 100], [55, 80]])
+
+
+def test_model_override_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_file, env_file, flag_file = (tmp_path / n for n in ("cfg.pt", "env.pt", "flag.pt"))
+    for f in (cfg_file, env_file, flag_file):
+        f.write_bytes(b"x")
+    config = CameraConfig.model_validate({"store": "s", "camera": "c", "model": {"weights": str(cfg_file)}})
+    monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
+    assert resolve_weights(config.model) == cfg_file
+    monkeypatch.setenv("FOOTFALL_MODEL", str(env_file))
+    assert resolve_weights(config.model) == env_file
+    assert resolve_weights(config.model, str(flag_file)) == flag_file
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_weights(config.model, str(tmp_path / "missing.pt"))
+
+
+def test_unknown_counting_key_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "cam.yaml"
+    path.write_text("store: s\ncamera: c\ncounting:\n  hysteresis: 0.1\n  confrm_frames: 2\n")
+    with pytest.raises(ConfigError, match=r"cam.yaml: counting.confrm_frames: unknown key"):
+        load_config(path, CameraConfig)
+
+
+def test_video_file_source_media_time(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, 20, fps=10)
+    with open_source(str(path)) as source:
+        frames = list(source)
+    assert source.fps == pytest.approx(10)
+    assert [f.index for f in frames] == list(range(20))
+    assert frames[-1].t == pytest.approx(1.9)
+
+
+def test_realtime_source_drops_frames_when_the_consumer_is_slow(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, 40, fps=100)
+    seen = []
+    with open_source(str(path), realtime=True) as source:
+        for frame in source:
+            seen.append(frame.index)
+            time.sleep(0.03)  # three frame periods per frame
+        dropped = source.dropped
+    assert seen == sorted(seen)
+    assert dropped > 0
+    assert len(seen) + dropped == 40  # every frame was either processed or counted as dropped
+
+
+def test_frame_folder_takes_fps_from_seqinfo(tmp_path: Path) -> None:
+    import cv2
+
+    (tmp_path / "img1").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "img1" / f"{i + 1:06d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=7\nimWidth=64\n")
+    source = FolderSource(tmp_path)
+    assert (source.fps, source.size, source.frame_count) == (7.0, (64, 48), 3)
+    assert [f.t for f in source] == pytest.approx([0, 1 / 7, 2 / 7])
+    (tmp_path / "seqinfo.ini").unlink()
+    with pytest.raises(SourceError, match="--fps"):
+        FolderSource(tmp_path / "img1")
+    assert FolderSource(tmp_path / "img1", fps=25).fps == 25
+
+
+def test_missing_source_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        open_source("/nonexistent/clip.mp4")
+
+
+@pytest.mark.model
+def test_ground_truth_is_scaled_to_the_video(video_dir: Path) -> None:
+    seq = find_sequence(video_dir / "pets09_s2l1")
+    assert seq.annotated_width == 768  # seqinfo describes the original; the mp4 is 480 wide
+    rows = load_gt(seq.gt_file, 480 / 768)
+    assert rows[:, 0].min() == 0  # frames are 0-based after loading
+    feet_y = rows[:, 3] + rows[:, 5]
+    assert feet_y.max() <= 360 + 5  # inside the 480x360 frame
+    config = load_config(CONFIGS / "pets09_s2l1.yaml", CameraConfig)
+    truth = gt_crossings(rows, config, fps=10.0)
+    assert len(truth) >= 50
+    # The truth scores perfectly against itself (a check of the evaluation, not of the model).
+    report = evaluate(config.lines, truth, truth)
+    assert (report.abs_error, report.precision, report.recall) == (0, 1.0, 1.0)
