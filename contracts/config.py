@@ -91,6 +91,8 @@ class ModelConfig(StrictModel):
     cache_dir: str | None = None
     # Pose models: ankles at least this confident give the ground point, else the box's bottom-centre.
     keypoint_conf: float = Field(default=0.5, gt=0, lt=1)
+    # Skip inference on frames without motion while nobody is tracked (an empty shop at night).
+    motion_gating: bool = True
 
 
 class CountingConfig(StrictModel):

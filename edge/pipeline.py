@@ -23,6 +23,7 @@ from footfall.contracts.events import (
 )
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
 from footfall.edge.detector import PersonDetector
+from footfall.edge.motion import MotionGate
 from footfall.edge.sources import Frame, FrameSource, open_source
 from footfall.edge.tracking import PersonTracker, Tracks
 
@@ -143,10 +144,12 @@ def run_frames(
         counter = Counter(config.lines, config.zones, config.counting)
         factory = EventFactory(config, (start or datetime.now(UTC)).astimezone(UTC))
         health = _Health()
+        gate = MotionGate(enabled=config.model.motion_gating)
         last: Frame | None = None
+        tracks = Tracks.empty()
         for frame in frames:
-            detections = detector(frame.image)
-            tracks = tracker.update(detections, frame.image)
+            if gate.should_detect(frame.image, frame.t, tracking=len(tracks) > 0):
+                tracks = tracker.update(detector(frame.image), frame.image)
             result = counter.update(frame.index, frame.t, tracks.ids, tracks.ground, tracks.heights)
             events: list[Event] = [factory.crossing(c) for c in result.crossings]
             events += [factory.zone_visit(v) for v in result.visits]

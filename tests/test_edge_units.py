@@ -136,3 +136,22 @@ def test_ground_truth_is_scaled_to_the_video(video_dir: Path) -> None:
     # The truth scores perfectly against itself (a check of the evaluation, not of the model).
     report = evaluate(config.lines, truth, truth)
     assert (report.abs_error, report.precision, report.recall) == (0, 1.0, 1.0)
+
+
+def test_motion_gate_skips_only_static_empty_frames() -> None:
+    from footfall.edge.motion import MotionGate
+
+    gate = MotionGate(max_skip_s=2.0)
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (360, 480, 3), dtype=np.uint8)
+    noisy = [np.clip(background.astype(int) + rng.integers(-3, 4, background.shape), 0, 255).astype(np.uint8)]
+    assert gate.should_detect(background, 0.0, tracking=False)  # the first frame is always analysed
+    assert not gate.should_detect(noisy[0], 0.1, tracking=False)  # sensor noise is not motion
+    assert gate.should_detect(background, 0.2, tracking=True)  # someone is tracked: always analyse
+    walker = background.copy()
+    walker[100:200, 200:240] = 255  # a person-sized change
+    assert gate.should_detect(walker, 0.3, tracking=False)
+    assert not gate.should_detect(walker, 0.4, tracking=False)
+    assert gate.should_detect(walker, 2.5, tracking=False)  # never skip longer than max_skip_s
+    assert gate.skipped == 2
+    assert MotionGate(enabled=False).should_detect(background, 0.0, tracking=False)
