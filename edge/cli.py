@@ -68,9 +68,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from footfall.edge.detector import resolve_weights
         from footfall.edge.pipeline import run_frames
 
         camera = load_config(config, CameraConfig)
+        resolve_weights(camera.model, model)  # fail on a missing model before truncating --out
         frames = _open(source, fps)
         writer = None
         crossings: Tally[tuple[str, str]] = Tally()
@@ -155,9 +157,11 @@ def register(app: typer.Typer) -> None:
         """Accuracy audit against ground-truth crossings derived from gt.txt with the same rule."""
         from rich.console import Console
 
+        from footfall.edge.detector import resolve_weights
         from footfall.edge.groundtruth import SequenceError, find_sequence
 
         camera = load_config(config, CameraConfig)
+        resolve_weights(camera.model, model)
         try:
             seq = find_sequence(sequence)
         except SequenceError as exc:

@@ -155,3 +155,24 @@ def test_motion_gate_skips_only_static_empty_frames() -> None:
     assert gate.should_detect(walker, 2.5, tracking=False)  # never skip longer than max_skip_s
     assert gate.skipped == 2
     assert MotionGate(enabled=False).should_detect(background, 0.0, tracking=False)
+
+
+def test_count_with_a_missing_model_fails_before_touching_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
+    clip, out = tmp_path / "clip.mp4", tmp_path / "events.jsonl"
+    write_video(clip, 5, fps=10)
+    out.write_text("previous run\n")
+    config = CONFIGS / "tud_campus.yaml"
+    result = CliRunner().invoke(
+        app,
+        ["count", str(clip), "--config", str(config), "--out", str(out), "--model", str(tmp_path / "no.pt")],
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "does not exist" in str(result.exception)
+    assert out.read_text() == "previous run\n"
