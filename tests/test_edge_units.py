@@ -176,3 +176,35 @@ def test_count_with_a_missing_model_fails_before_touching_the_output(
     assert isinstance(result.exception, ConfigError)
     assert "does not exist" in str(result.exception)
     assert out.read_text() == "previous run\n"
+
+
+def test_stream_source_reconnects_and_gives_up_when_the_server_is_gone(tmp_path: Path) -> None:
+    """A real HTTP stream: each end of stream is a drop, followed by a reconnect with back-off."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from footfall.edge.sources import StreamSource
+
+    write_video(tmp_path / "clip.mp4", 10, fps=10)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://user:secret@127.0.0.1:{server.server_address[1]}/clip.mp4"
+    source = StreamSource(url, max_backoff_s=1.0, give_up_after_s=2.0)
+    assert "secret" not in source._safe_name()
+    frames = []
+
+    def consume() -> None:
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == 25:  # two reconnects done: take the server away
+                server.shutdown()
+                server.server_close()
+
+    with pytest.raises(SourceError, match="no frames for 2 s"):
+        consume()
+    source.close()
+    assert len(frames) >= 25
+    assert source.reconnects >= 2
+    assert [f.index for f in frames] == sorted(f.index for f in frames)
