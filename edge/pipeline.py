@@ -124,6 +124,7 @@ class FrameOutcome:
     events: list[Event]
     counter: Counter
     final: bool = False  # the end-of-stream flush (zone visits still open); no new frame
+    analysed: bool = True  # False when the motion gate skipped inference on this frame
 
 
 def run_frames(
@@ -148,7 +149,8 @@ def run_frames(
         last: Frame | None = None
         tracks = Tracks.empty()
         for frame in frames:
-            if gate.should_detect(frame.image, frame.t, tracking=len(tracks) > 0):
+            analysed = gate.should_detect(frame.image, frame.t, tracking=len(tracks) > 0)
+            if analysed:
                 tracks = tracker.update(detector(frame.image), frame.image)
             result = counter.update(frame.index, frame.t, tracks.ids, tracks.ground, tracks.heights)
             events: list[Event] = [factory.crossing(c) for c in result.crossings]
@@ -173,7 +175,7 @@ def run_frames(
                     )
                 )
             last = frame
-            yield FrameOutcome(frame, tracks, result, events, counter)
+            yield FrameOutcome(frame, tracks, result, events, counter, analysed=analysed)
         if last is not None:
             closing = [factory.zone_visit(v) for v in counter.flush()]
             if closing:

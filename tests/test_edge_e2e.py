@@ -7,15 +7,22 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from footfall.cli import app
 from footfall.contracts.config import CameraConfig, load_config
-from footfall.contracts.events import CrossingEvent, HeartbeatEvent, parse_event
+from footfall.contracts.events import (
+    CrossingEvent,
+    HeartbeatEvent,
+    OccupancyEvent,
+    ZoneVisitEvent,
+    parse_event,
+)
 from footfall.edge.cli import run_eval
 from footfall.edge.groundtruth import find_sequence
-from footfall.edge.pipeline import iter_events
+from footfall.edge.pipeline import iter_events, run_frames
 
 pytestmark = pytest.mark.model
 CONFIGS = Path(__file__).resolve().parent.parent / "edge" / "configs"
@@ -163,3 +170,46 @@ def test_preview_draws_the_layout(video_dir: Path, tmp_path: Path) -> None:
     # The configured line at x=220 is drawn in the line colour (BGR 0,215,255).
     column = drawn[150:250, 219:222].reshape(-1, 3).astype(int)
     assert (abs(column - [0, 215, 255]).sum(axis=1) < 60).mean() > 0.5
+
+
+@pytest.mark.slow
+def test_zone_visits_occupancy_and_motion_gate_on_the_intel_clip(video_dir: Path, edge_env: Path) -> None:
+    """Six people come one at a time to a table (hand-checked presence intervals)."""
+    import csv
+
+    folder = video_dir / "intel_one_by_one"
+    with (folder / "gt_presence_intervals.csv").open() as handle:
+        intervals = [(int(r["first_frame"]), int(r["last_frame"])) for r in csv.DictReader(handle)]
+    fps = 10.0
+    view, occupancy, visits, skipped = 0, [], [], []
+    for outcome in run_frames(
+        str(folder / "one-by-one-person-detection.mp4"),
+        camera("intel_one_by_one"),
+        weights=str(edge_env),
+        start=START,
+    ):
+        for event in outcome.events:
+            if isinstance(event, OccupancyEvent) and event.zone is None:
+                view = event.count
+            elif isinstance(event, ZoneVisitEvent):
+                visits.append(event)
+        if not outcome.final:
+            occupancy.append(view)
+            if not outcome.analysed:
+                skipped.append(outcome.frame.index)
+    present = np.zeros(len(occupancy), dtype=bool)
+    for first, last in intervals:
+        present[first : last + 1] = True
+    counts = np.array(occupancy)
+    assert counts.max() == 1  # one person at a time
+    assert np.mean((counts > 0) == present) >= 0.9  # edges: half-visible people, 1 s occupancy grace
+    # One visit to the table per person, inside that person's presence interval.
+    assert len(visits) == len(intervals)
+    for visit, (first, last) in zip(sorted(visits, key=lambda v: v.enter_ts), intervals, strict=True):
+        enter_frame = (visit.enter_ts - START).total_seconds() * fps
+        exit_frame = (visit.exit_ts - START).total_seconds() * fps
+        assert first - 5 <= enter_frame < exit_frame <= last + 5
+        assert visit.dwell_s >= 5
+    # The motion gate skipped inference only while the room was empty, and it did skip.
+    assert len(skipped) >= 50
+    assert not present[skipped].any()
