@@ -31,16 +31,23 @@ def inward_arrow(line: LineConfig, length: float = 30.0) -> tuple[tuple[int, int
 
 
 def draw_layout(
-    image: np.ndarray, config: CameraConfig, counts: Mapping[tuple[str, str], int] | None = None
+    image: np.ndarray,
+    config: CameraConfig,
+    counts: Mapping[tuple[str, str], int] | None = None,
+    occupancy: Mapping[str | None, int] | None = None,
 ) -> None:
+    """Lines with an arrow toward "in", zones; with ``counts``/``occupancy``, the live counters."""
     import cv2
 
+    font = cv2.FONT_HERSHEY_SIMPLEX
     for zone in config.zones:
         poly = np.asarray(zone.polygon, dtype=np.int32)
         cv2.polylines(image, [poly], True, ZONE_COLOUR, 2)
-        cv2.putText(
-            image, zone.name, _pt(poly[0]), cv2.FONT_HERSHEY_SIMPLEX, 0.5, ZONE_COLOUR, 1, cv2.LINE_AA
-        )
+        label = zone.name if occupancy is None else f"{zone.name}: {occupancy.get(zone.name, 0)} now"
+        cv2.putText(image, label, _pt(poly[0]), font, 0.5, ZONE_COLOUR, 1, cv2.LINE_AA)
+    if occupancy is not None:
+        text = f"in view: {occupancy.get(None, 0)}"
+        cv2.putText(image, text, (8, image.shape[0] - 10), font, 0.6, TEXT_COLOUR, 2, cv2.LINE_AA)
     for line in config.lines:
         cv2.line(image, _pt(line.start), _pt(line.end), LINE_COLOUR, 2, cv2.LINE_AA)
         tail, head = inward_arrow(line)

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         ):
             task = progress.add_task("count", total=total, fps=0.0)
             t0 = time.monotonic()
-            n = 0
+            n = analysed = 0
             for outcome in run_frames(frames, camera, weights=model, start=_parse_start(start)):
                 for event in outcome.events:
                     sink.write(event.to_json() + "\n")
@@ -102,11 +102,16 @@ def register(app: typer.Typer) -> None:
                         dwell[event.zone].append(event.dwell_s)
                 if annotate is not None and not outcome.final:
                     writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
-                n += 1
+                n += not outcome.final
+                analysed += outcome.analysed and not outcome.final
                 progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
         if writer is not None:
             writer.release()
-        Console().print(_summary_table(camera, crossings, dwell, n, out))
+        console = Console()
+        console.print(_summary_table(camera, crossings, dwell, n, out))
+        console.print(
+            f"inference ran on {analysed} of {n} frames (the motion gate skipped static, empty ones)"
+        )
 
     @app.command()
     def preview(
@@ -216,7 +221,7 @@ def _write_annotated(
     from footfall.edge.annotate import draw_layout, draw_tracks
 
     image = outcome.frame.image.copy()
-    draw_layout(image, camera, counts)
+    draw_layout(image, camera, counts, outcome.counter.occupancy)
     draw_tracks(image, outcome.tracks)
     if writer is None:
         path.parent.mkdir(parents=True, exist_ok=True)
