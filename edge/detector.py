@@ -115,13 +115,19 @@ def export_model(weights: Path, backend: str, imgsz: tuple[int, int], cache: Pat
     target = cache / f"{stem}{suffix}"
     if target.exists():
         return target
-    # Export writes next to the .pt, and the weights may lie on a read-only share: copy first.
-    work = cache / f"{stem}.pt"
-    if not work.exists():
-        shutil.copyfile(weights, work)
-    exported = Path(YOLO(str(work)).export(format=backend, imgsz=list(imgsz), dynamic=False, simplify=True))
-    if exported != target:
-        exported.rename(target)
+    # Export writes next to the .pt (the weights may lie on a read-only share), so export a copy in
+    # a private folder and move the result into place: concurrent first runs cannot clash.
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".export-") as work:
+        copy = Path(work) / f"{stem}.pt"
+        shutil.copyfile(weights, copy)
+        exported = Path(
+            YOLO(str(copy)).export(format=backend, imgsz=list(imgsz), dynamic=False, simplify=True)
+        )
+        try:
+            exported.rename(target)
+        except OSError:
+            if not target.exists():
+                raise
     return target
 
 

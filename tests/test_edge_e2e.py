@@ -213,3 +213,25 @@ def test_zone_visits_occupancy_and_motion_gate_on_the_intel_clip(video_dir: Path
     # The motion gate skipped inference only while the room was empty, and it did skip.
     assert len(skipped) >= 50
     assert not present[skipped].any()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
+def test_every_backend_finds_the_group_with_feet_inside_the_boxes(
+    backend: str, video_dir: Path, edge_env: Path
+) -> None:
+    import cv2
+
+    from footfall.contracts.config import ModelConfig
+    from footfall.edge.detector import PersonDetector
+
+    cap = cv2.VideoCapture(str(video_dir / "tud_campus" / "TUD-Campus.mp4"))
+    _, image = cap.read()
+    detector = PersonDetector(ModelConfig(weights=str(edge_env), backend=backend), (640, 480))
+    assert detector.backend == backend
+    assert detector.is_pose
+    found = detector(image)
+    confident = found.conf >= 0.5
+    assert confident.sum() >= 4  # the walking group in the first frame
+    x1, y1, x2, y2 = found.xyxy.T
+    gx, gy = found.ground.T
+    assert np.all((gx >= x1 - 1) & (gx <= x2 + 1) & (gy >= y1 + 0.6 * (y2 - y1)) & (gy <= y2 + 1))
