@@ -100,10 +100,10 @@ def register(app: typer.Typer) -> None:
                         crossings[(event.line, event.direction)] += 1
                     elif event.type == "zone_visit":
                         dwell[event.zone].append(event.dwell_s)
-                if annotate is not None and not outcome.final:
+                if annotate is not None and not outcome.final and outcome.frame.image is not None:
                     writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
-                n += not outcome.final
-                analysed += outcome.analysed and not outcome.final
+                n += not outcome.final and outcome.frame.image is not None
+                analysed += outcome.analysed
                 progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
         if writer is not None:
             writer.release()
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
         image = None
         try:
             for f in frames:
-                if f.index >= frame:
+                if f.image is not None and f.index >= frame:
                     image = f.image.copy()
                     break
         finally:

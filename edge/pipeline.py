@@ -149,16 +149,23 @@ def run_frames(
         last: Frame | None = None
         tracks = Tracks.empty()
         for frame in frames:
-            analysed = gate.should_detect(frame.image, frame.t, tracking=len(tracks) > 0)
+            analysed = frame.image is not None and gate.should_detect(
+                frame.image, frame.t, tracking=len(tracks) > 0
+            )
             if analysed:
                 tracks = tracker.update(detector(frame.image), frame.image)
+            elif frame.image is None:
+                # A stalled live source: nobody seen, but time moves on (forgetting, heartbeats).
+                # (The gate only skips while nobody is tracked, so `tracks` is already empty then.)
+                tracks = Tracks.empty()
             result = counter.update(frame.index, frame.t, tracks.ids, tracks.ground, tracks.heights)
             events: list[Event] = [factory.crossing(c) for c in result.crossings]
             events += [factory.zone_visit(v) for v in result.visits]
             events += [
                 factory.occupancy(z, n, frame.index, frame.t) for z, n in result.occupancy_changes.items()
             ]
-            health.add(frame)
+            if frame.image is not None:
+                health.add(frame)
             if health.last_beat_t is None:
                 health.last_beat_t = frame.t
             elif frame.t - health.last_beat_t >= heartbeat_every_s:
@@ -180,7 +187,7 @@ def run_frames(
             closing = [factory.zone_visit(v) for v in counter.flush()]
             if closing:
                 empty = FrameResult([], [], {})
-                yield FrameOutcome(last, Tracks.empty(), empty, closing, counter, final=True)
+                yield FrameOutcome(last, Tracks.empty(), empty, closing, counter, final=True, analysed=False)
     finally:
         frames.close()
 

@@ -34,8 +34,13 @@ class SourceError(RuntimeError):
 class Frame:
     index: int  # frame number since the start (dropped frames included)
     t: float  # seconds since the start of the source
-    image: np.ndarray
+    image: np.ndarray | None  # None: a live source's "still waiting" tick (see STALL_TICK_S)
     captured_at: float  # time.monotonic() when the frame was read, for latency
+
+
+# A live source that delivers nothing for this long yields an image-less tick, so that the
+# pipeline keeps its clock moving (heartbeats report the outage, vanished tracks are closed).
+STALL_TICK_S = 1.0
 
 
 class FrameSource:
@@ -167,8 +172,12 @@ class _LatestFrameReader:
         self.dropped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.t0 = time.monotonic()  # the source's time origin, shared with its producer
+        self._last_index = 0
 
     def start(self, produce: Iterator[Frame]) -> None:
+        self.t0 = time.monotonic()
+
         def run() -> None:
             try:
                 for frame in produce:
@@ -189,16 +198,20 @@ class _LatestFrameReader:
         self._thread = threading.Thread(target=run, name="footfall-frames", daemon=True)
         self._thread.start()
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, tick_s: float = STALL_TICK_S) -> Iterator[Frame]:
         while True:
             with self._cond:
-                while self._latest is None and not self._done:
-                    self._cond.wait(0.5)
+                self._cond.wait_for(lambda: self._latest is not None or self._done, timeout=tick_s)
                 frame, self._latest = self._latest, None
-                if frame is None:
+                if frame is None and self._done:
                     if self._error is not None:
                         raise self._error
                     return
+            if frame is None:
+                now = time.monotonic()
+                yield Frame(self._last_index, now - self.t0, None, now)
+                continue
+            self._last_index = frame.index
             yield frame
 
     def stop(self) -> None:
@@ -222,7 +235,7 @@ class PacedSource(FrameSource):
         return self._reader.dropped
 
     def _paced(self) -> Iterator[Frame]:
-        t0 = time.monotonic()
+        t0 = self._reader.t0
         for frame in self.inner:
             delay = t0 + frame.t - time.monotonic()
             if delay > 0:
@@ -270,7 +283,7 @@ class StreamSource(FrameSource):
         return self._reader.dropped
 
     def _read_forever(self) -> Iterator[Frame]:
-        t0 = time.monotonic()
+        t0 = self._reader.t0
         index = 0
         backoff = 1.0
         failing_since: float | None = None

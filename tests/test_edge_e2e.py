@@ -235,3 +235,46 @@ def test_every_backend_finds_the_group_with_feet_inside_the_boxes(
     x1, y1, x2, y2 = found.xyxy.T
     gx, gy = found.ground.T
     assert np.all((gx >= x1 - 1) & (gx <= x2 + 1) & (gy >= y1 + 0.6 * (y2 - y1)) & (gy <= y2 + 1))
+
+
+def test_a_stalled_live_source_still_beats_and_closes_visits(video_dir: Path, edge_env: Path) -> None:
+    """Frames, then a 4 s outage (image-less ticks, as live sources yield them): the outage shows
+    as a heartbeat with fps 0, and people who vanished have their zone visits closed."""
+    import time
+
+    from footfall.edge.sources import Frame, FrameSource, open_source
+
+    with open_source(str(video_dir / "tud_campus" / "TUD-Campus.mp4")) as clip:
+        images = [f.image for f in clip][:40]
+
+    class StallingSource(FrameSource):
+        fps, size, live = 25.0, (640, 480), True
+
+        def __iter__(self):  # type: ignore[override]
+            for i, image in enumerate(images):
+                yield Frame(i, i / 25, image, time.monotonic())
+            for k in range(1, 5):
+                time.sleep(0.05)  # the pipeline measures fps on the wall clock
+                yield Frame(len(images) - 1, len(images) / 25 + k * 1.0, None, time.monotonic())
+
+    config = CameraConfig.model_validate(
+        {
+            **camera("tud_campus").model_dump(),
+            "zones": [{"name": "walkway", "polygon": [[0, 300], [640, 300], [640, 480], [0, 480]]}],
+            "counting": {"forget_after_s": 2.0},
+        }
+    )
+    outcomes = list(
+        run_frames(StallingSource(), config, weights=str(edge_env), start=START, heartbeat_every_s=1.0)
+    )
+    stalled = [o for o in outcomes if o.frame.image is None and not o.final]
+    assert len(stalled) == 4
+    assert not any(o.analysed for o in stalled)
+    beats = [e for o in stalled for e in o.events if isinstance(e, HeartbeatEvent)]
+    assert beats
+    assert beats[-1].fps == 0
+    visits = [e for o in stalled for e in o.events if isinstance(e, ZoneVisitEvent)]
+    assert len(visits) >= 3  # closed by forgetting during the outage, not at the end of the stream
+    assert all(v.exit_ts <= START + timedelta(seconds=40 / 25) for v in visits)
+    view = [e for o in stalled for e in o.events if isinstance(e, OccupancyEvent) and e.zone is None]
+    assert view[-1].count == 0

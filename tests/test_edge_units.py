@@ -195,8 +195,13 @@ def test_stream_source_reconnects_and_gives_up_when_the_server_is_gone(tmp_path:
     assert "secret" not in source._safe_name()
     frames = []
 
+    ticks = []
+
     def consume() -> None:
         for frame in source:
+            if frame.image is None:
+                ticks.append(frame)  # nothing arrived for STALL_TICK_S: the clock still moves
+                continue
             frames.append(frame)
             if len(frames) == 25:  # two reconnects done: take the server away
                 server.shutdown()
@@ -208,3 +213,5 @@ def test_stream_source_reconnects_and_gives_up_when_the_server_is_gone(tmp_path:
     assert len(frames) >= 25
     assert source.reconnects >= 2
     assert [f.index for f in frames] == sorted(f.index for f in frames)
+    assert ticks  # the outage was visible to the consumer while it lasted
+    assert all(tick.t > frames[-1].t for tick in ticks[-1:])
