@@ -22,7 +22,7 @@ from footfall.contracts.events import (
     stable_event_id,
 )
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
-from footfall.edge.detector import PersonDetector
+from footfall.edge.detector import PersonDetector, resolve_weights
 from footfall.edge.motion import MotionGate
 from footfall.edge.sources import Frame, FrameSource, open_source
 from footfall.edge.tracking import PersonTracker, Tracks
@@ -140,7 +140,9 @@ def run_frames(
     """Process a source frame by frame; the last outcome's events include the end-of-stream flush."""
     frames = open_source(source, fps=fps, realtime=realtime) if isinstance(source, str) else source
     try:
-        detector = PersonDetector(config.model, frames.size, weights=weights)
+        # Built on the first picture: a live camera that is down at start has no known size yet.
+        detector: PersonDetector | None = None
+        resolve_weights(config.model, weights)  # but a missing model fails at once
         tracker = PersonTracker(config.model, frames.fps)
         counter = Counter(config.lines, config.zones, config.counting)
         factory = EventFactory(config, (start or datetime.now(UTC)).astimezone(UTC))
@@ -153,6 +155,10 @@ def run_frames(
                 frame.image, frame.t, tracking=len(tracks) > 0
             )
             if analysed:
+                assert frame.image is not None
+                if detector is None:
+                    size = (frame.image.shape[1], frame.image.shape[0])
+                    detector = PersonDetector(config.model, size, weights=weights)
                 tracks = tracker.update(detector(frame.image), frame.image)
             elif frame.image is None:
                 # A stalled live source: nobody seen, but time moves on (forgetting, heartbeats).

@@ -66,10 +66,11 @@ class FrameSource:
 
 def open_source(source: str, *, fps: float | None = None, realtime: bool = False) -> FrameSource:
     """Open a file path, a stream URL, a USB camera index (``"0"``) or a frame folder."""
+    # A live service (realtime) waits for a camera that is down at start; a one-off command fails fast.
     if source.isdigit():
-        return StreamSource(int(source), fps=fps)
+        return StreamSource(int(source), fps=fps, wait_for_first_connection=realtime)
     if source.lower().startswith(STREAM_PREFIXES):
-        return StreamSource(source, fps=fps)
+        return StreamSource(source, fps=fps, wait_for_first_connection=realtime)
     path = Path(source)
     if path.is_dir():
         inner: FrameSource = FolderSource(path, fps=fps)
@@ -263,17 +264,26 @@ class StreamSource(FrameSource):
         fps: float | None = None,
         max_backoff_s: float = 30.0,
         give_up_after_s: float | None = None,
+        wait_for_first_connection: bool = False,
     ) -> None:
         import cv2
 
         self.target = target
         self.max_backoff_s = max_backoff_s
         self.give_up_after_s = give_up_after_s
-        self._cap = _capture(target)
-        self.fps = float(fps or self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
+        try:
+            self._cap: Any = _capture(target)
+        except SourceError:
+            if not wait_for_first_connection:
+                raise
+            log.warning("%s: not reachable yet; retrying with back-off", self._safe_name())
+            self._cap = None
+        self.fps = float(fps or (self._cap.get(cv2.CAP_PROP_FPS) if self._cap else 0) or 25.0)
+        # (0, 0) until connected: the pipeline sizes its model from the first frame instead.
         self.size = (
-            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            if self._cap
+            else (0, 0)
         )
         self.reconnects = 0
         self._reader = _LatestFrameReader()

@@ -215,3 +215,27 @@ def test_stream_source_reconnects_and_gives_up_when_the_server_is_gone(tmp_path:
     assert [f.index for f in frames] == sorted(f.index for f in frames)
     assert ticks  # the outage was visible to the consumer while it lasted
     assert all(tick.t > frames[-1].t for tick in ticks[-1:])
+
+
+def test_a_camera_down_at_start_fails_fast_for_commands_and_is_awaited_by_services() -> None:
+    import socket
+
+    from footfall.edge.sources import StreamSource
+
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/stream.mjpg"
+    with pytest.raises(SourceError, match="cannot open"):
+        open_source(url)
+    waiting = StreamSource(url, wait_for_first_connection=True, max_backoff_s=0.5, give_up_after_s=1.5)
+    assert waiting.size == (0, 0)
+    seen = []
+
+    def consume() -> None:
+        seen.extend(waiting)
+
+    with pytest.raises(SourceError, match="no frames"):
+        consume()
+    waiting.close()
+    assert seen
+    assert all(f.image is None for f in seen)
