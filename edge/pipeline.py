@@ -22,7 +22,7 @@ from footfall.contracts.events import (
     stable_event_id,
 )
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
-from footfall.edge.detector import PersonDetector, resolve_weights
+from footfall.edge.detector import PersonDetector, prepare_offline_ultralytics, resolve_weights
 from footfall.edge.motion import MotionGate
 from footfall.edge.sources import Frame, FrameSource, open_source
 from footfall.edge.tracking import PersonTracker, Tracks
@@ -138,6 +138,7 @@ def run_frames(
     heartbeat_every_s: float = 10.0,
 ) -> Iterator[FrameOutcome]:
     """Process a source frame by frame; the last outcome's events include the end-of-stream flush."""
+    prepare_offline_ultralytics()  # before anything imports ultralytics
     frames = open_source(source, fps=fps, realtime=realtime) if isinstance(source, str) else source
     try:
         # Built on the first picture: a live camera that is down at start has no known size yet.

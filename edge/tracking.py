@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from footfall.contracts.config import ModelConfig
-from footfall.edge.detector import Detections
+from footfall.edge.detector import Detections, prepare_offline_ultralytics
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,7 @@ class _TrackerInput:
 
 class PersonTracker:
     def __init__(self, config: ModelConfig, fps: float) -> None:
+        prepare_offline_ultralytics()
         from ultralytics.trackers.bot_sort import BOTSORT
         from ultralytics.trackers.byte_tracker import BYTETracker
         from ultralytics.utils import IterableSimpleNamespace
