@@ -27,14 +27,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from footfall.contracts.config import CountingConfig, LineConfig, ZoneConfig
+from footfall.contracts.events import Direction, LineKind
 from footfall.edge.geometry import as_points, line_orientation, points_in_polygon, signed_distances
 
 
 @dataclass(frozen=True, slots=True)
 class Crossing:
     line: str
-    kind: str
-    direction: str  # "in" | "out"
+    kind: LineKind
+    direction: Direction
     track_id: int
     frame: int
     t: float

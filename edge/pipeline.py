@@ -53,8 +53,8 @@ class EventFactory:
             device=self.device,
             ts=ts,
             line=c.line,
-            kind=c.kind,  # type: ignore[arg-type]
-            direction=c.direction,  # type: ignore[arg-type]
+            kind=c.kind,
+            direction=c.direction,
             track_id=c.track_id,
             frame=c.frame,
         )
