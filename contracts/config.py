@@ -87,6 +87,31 @@ class ModelConfig(StrictModel):
     tracker: Literal["bytetrack", "botsort"] = "bytetrack"
     device: str = "cpu"
     threads: int | None = Field(default=None, ge=1)
+    # Where exported ONNX/OpenVINO models are cached (default: $FOOTFALL_CACHE_DIR or ~/.cache/footfall).
+    cache_dir: str | None = None
+    # Pose models: ankles at least this confident give the ground point, else the box's bottom-centre.
+    keypoint_conf: float = Field(default=0.5, gt=0, lt=1)
+    # Skip inference on frames without motion while nobody is tracked (an empty shop at night).
+    motion_gating: bool = True
+
+
+class CountingConfig(StrictModel):
+    """The line-crossing and zone state machine (defaults are resolution- and frame-rate-independent)."""
+
+    # The ground point must be this far past a line, as a fraction of the person's box height
+    # (at least min_hysteresis_px), before a crossing can be confirmed: jitter on the line never counts.
+    hysteresis: float = Field(default=0.1, ge=0, le=2)
+    min_hysteresis_px: float = Field(default=2.0, ge=0)
+    # Consecutive observations beyond the hysteresis band on the new side that confirm a crossing.
+    confirm_frames: int = Field(default=2, ge=1, le=100)
+    # A track must have been observed this many times before it may count (unconfirmed tracks never do).
+    min_track_hits: int = Field(default=3, ge=1, le=1000)
+    # State of a track not seen for this long is forgotten (its open zone visits are closed).
+    forget_after_s: float = Field(default=10.0, gt=0, le=3600)
+    # Consecutive observations inside/outside a zone that confirm entering/leaving it.
+    zone_confirm_frames: int = Field(default=2, ge=1, le=100)
+    # A track missed by the detector for up to this long still counts towards occupancy.
+    occupancy_grace_s: float = Field(default=1.0, ge=0, le=60)
 
 
 class CameraConfig(StrictModel):
@@ -95,6 +120,7 @@ class CameraConfig(StrictModel):
     lines: list[LineConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    counting: CountingConfig = Field(default_factory=CountingConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CameraConfig:

@@ -1,9 +1,277 @@
-"""Subcommands of the edge component."""
+"""Subcommands of the edge component: ``count``, ``preview`` and ``eval``."""
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections import Counter as Tally
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from footfall.contracts.config import CameraConfig, ConfigError, load_config
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Camera YAML (lines, zones, model).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Weights path; overrides FOOTFALL_MODEL and model.weights.", show_default=False
+    ),
+]
+FpsOpt = Annotated[
+    float | None, typer.Option("--fps", help="Frame rate of a frame folder.", show_default=False)
+]
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--start: not an ISO 8601 / RFC 3339 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ConfigError(f"--start: give a UTC offset, e.g. {value}Z")
+    return parsed
+
+
+def _open(source: str, fps: float | None) -> Any:
+    from footfall.edge.sources import SourceError, open_source
+
+    try:
+        return open_source(source, fps=fps)
+    except SourceError as exc:
+        raise ConfigError(f"SOURCE: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the ``footfall`` CLI."""
+
+    @app.command()
+    def count(
+        source: Annotated[str, typer.Argument(help="Video file, RTSP/HTTP URL, USB index or frame folder.")],
+        config: ConfigOpt,
+        out: Annotated[Path, typer.Option("--out", "-o", help="Write events here, one JSON per line.")],
+        annotate: Annotated[
+            Path | None, typer.Option(help="Also write a video with lines, zones, tracks and counters.")
+        ] = None,
+        model: ModelOpt = None,
+        start: Annotated[
+            str | None, typer.Option(help="Media time origin (RFC 3339); default: now.", show_default=False)
+        ] = None,
+        fps: FpsOpt = None,
+    ) -> None:
+        """Count people crossing lines and visiting zones in a recording; write events as JSONL."""
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from footfall.edge.detector import resolve_weights
+        from footfall.edge.pipeline import run_frames
+
+        camera = load_config(config, CameraConfig)
+        resolve_weights(camera.model, model)  # fail on a missing model before truncating --out
+        frames = _open(source, fps)
+        writer = None
+        crossings: Tally[tuple[str, str]] = Tally()
+        dwell: dict[str, list[float]] = defaultdict(list)
+        total = getattr(frames, "frame_count", None)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            out.open("w", encoding="utf-8") as sink,
+            Progress(
+                TextColumn("[bold]counting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[fps]:.1f} fps"),
+                TimeRemainingColumn(),
+                transient=True,
+            ) as progress,
+        ):
+            task = progress.add_task("count", total=total, fps=0.0)
+            t0 = time.monotonic()
+            n = analysed = 0
+            for outcome in run_frames(frames, camera, weights=model, start=_parse_start(start)):
+                for event in outcome.events:
+                    sink.write(event.to_json() + "\n")
+                    if event.type == "crossing":
+                        crossings[(event.line, event.direction)] += 1
+                    elif event.type == "zone_visit":
+                        dwell[event.zone].append(event.dwell_s)
+                if annotate is not None and not outcome.final and outcome.frame.image is not None:
+                    writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
+                n += not outcome.final and outcome.frame.image is not None
+                analysed += outcome.analysed
+                progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
+        if writer is not None:
+            writer.release()
+        console = Console()
+        console.print(_summary_table(camera, crossings, dwell, n, out))
+        console.print(
+            f"inference ran on {analysed} of {n} frames (the motion gate skipped static, empty ones)"
+        )
+
+    @app.command()
+    def preview(
+        source: Annotated[str, typer.Argument(help="Video file, RTSP/HTTP URL, USB index or frame folder.")],
+        config: ConfigOpt,
+        out: Annotated[Path, typer.Option("--out", "-o", help="PNG/JPEG to write.")],
+        frame: Annotated[int, typer.Option(help="Which frame of a recording to draw on.")] = 0,
+        fps: FpsOpt = None,
+    ) -> None:
+        """One frame with the configured lines (arrow toward "in"), zones and pixel rulers."""
+        import cv2
+
+        from footfall.edge.annotate import draw_layout, draw_rulers
+
+        camera = load_config(config, CameraConfig)
+        frames = _open(source, fps)
+        image = None
+        try:
+            for f in frames:
+                if f.image is not None and f.index >= frame:
+                    image = f.image.copy()
+                    break
+        finally:
+            frames.close()
+        if image is None:
+            raise ConfigError(f"--frame: the source has fewer than {frame + 1} frames")
+        draw_rulers(image)
+        draw_layout(image, camera)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(out), image):
+            raise ConfigError(f"--out: cannot write an image to {out}")
+        typer.echo(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
+
+    @app.command("eval")
+    def eval_(
+        sequence: Annotated[
+            Path, typer.Argument(help="MOTChallenge sequence: gt/gt.txt + img1/ or a video.")
+        ],
+        config: ConfigOpt,
+        model: ModelOpt = None,
+        max_error: Annotated[
+            float, typer.Option(help="Fail (exit 1) above this summed |error| / truth.")
+        ] = 0.10,
+        tolerance: Annotated[float, typer.Option(help="Seconds within which events match.")] = 1.0,
+        out: Annotated[Path | None, typer.Option(help="Also write the counted events as JSONL.")] = None,
+        fps: FpsOpt = None,
+    ) -> None:
+        """Accuracy audit against ground-truth crossings derived from gt.txt with the same rule."""
+        from rich.console import Console
+
+        from footfall.edge.detector import resolve_weights
+        from footfall.edge.groundtruth import SequenceError, find_sequence
+
+        camera = load_config(config, CameraConfig)
+        resolve_weights(camera.model, model)
+        try:
+            seq = find_sequence(sequence)
+        except SequenceError as exc:
+            raise ConfigError(str(exc)) from None
+        report = run_eval(seq, camera, weights=model, fps=fps, tolerance_s=tolerance, events_out=out)
+        console = Console()
+        console.print(_eval_table(report, sequence.name))
+        verdict = "OK" if report.relative_error <= max_error else "FAIL"
+        console.print(
+            f"{verdict}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
+            f"precision {report.precision:.1%}, recall {report.recall:.1%} within {tolerance:g} s"
+        )
+        if verdict == "FAIL":
+            raise typer.Exit(1)
+
+
+def run_eval(
+    seq: Any,
+    camera: CameraConfig,
+    *,
+    weights: str | None = None,
+    fps: float | None = None,
+    tolerance_s: float = 1.0,
+    events_out: Path | None = None,
+) -> Any:
+    """Derive the truth from ``seq``'s gt.txt, run the pipeline on its media, compare."""
+    from footfall.edge.evaluation import evaluate
+    from footfall.edge.groundtruth import gt_crossings, load_gt
+    from footfall.edge.pipeline import run_frames
+
+    frames = _open(str(seq.media), fps or (seq.fps if seq.media.is_dir() else None))
+    scale = frames.size[0] / seq.annotated_width if seq.annotated_width else 1.0
+    truth = gt_crossings(load_gt(seq.gt_file, scale), camera, frames.fps)
+    counted = []
+    sink = events_out.open("w", encoding="utf-8") if events_out else None
+    try:
+        for outcome in run_frames(frames, camera, weights=weights):
+            counted += outcome.result.crossings
+            if sink is not None:
+                sink.writelines(e.to_json() + "\n" for e in outcome.events)
+    finally:
+        if sink is not None:
+            sink.close()
+    return evaluate(camera.lines, truth, counted, tolerance_s)
+
+
+def _write_annotated(
+    writer: Any, path: Path, frames: Any, outcome: Any, camera: CameraConfig, counts: Tally[tuple[str, str]]
+) -> Any:
+    import cv2
+
+    from footfall.edge.annotate import draw_layout, draw_tracks
+
+    image = outcome.frame.image.copy()
+    draw_layout(image, camera, counts, outcome.counter.occupancy)
+    draw_tracks(image, outcome.tracks)
+    if writer is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), frames.fps, frames.size)
+        if not writer.isOpened():
+            raise ConfigError(f"--annotate: cannot write a video to {path}")
+    writer.write(image)
+    return writer
+
+
+def _summary_table(
+    camera: CameraConfig,
+    crossings: Tally[tuple[str, str]],
+    dwell: dict[str, list[float]],
+    frames: int,
+    out: Path,
+) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{camera.store}/{camera.camera}: {frames} frames -> {out}")
+    table.add_column("line / zone")
+    table.add_column("kind")
+    table.add_column("in", justify="right")
+    table.add_column("out", justify="right")
+    table.add_column("visits", justify="right")
+    table.add_column("median dwell s", justify="right")
+    for line in camera.lines:
+        table.add_row(
+            line.name, line.kind, str(crossings[(line.name, "in")]), str(crossings[(line.name, "out")])
+        )
+    for zone in camera.zones:
+        times = dwell.get(zone.name, [])
+        median = f"{statistics.median(times):.1f}" if times else "-"
+        table.add_row(zone.name, "zone", "", "", str(len(times)), median)
+    return table
+
+
+def _eval_table(report: Any, title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"accuracy: {title}")
+    for name in ("line", "direction", "truth", "counted", "error"):
+        table.add_column(name, justify="left" if name in ("line", "direction") else "right")
+    for row in report.rows:
+        table.add_row(row.line, row.direction, str(row.truth), str(row.counted), f"{row.error:+d}")
+    table.add_row(
+        "total",
+        "",
+        str(report.truth_total),
+        str(sum(r.counted for r in report.rows)),
+        f"|{report.abs_error}|",
+    )
+    return table

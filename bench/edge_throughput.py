@@ -1,0 +1,169 @@
+"""Edge throughput: footfall's pipeline vs Ultralytics' ``solutions.ObjectCounter``, one process.
+
+Both run on the same decoded frames (held in memory, so decoding is not timed), with the same
+weights, the same image size and the same counting line; both counts are compared with the
+ground truth derived from the sequence's gt.txt. Then footfall's pipeline runs over the clip
+``--loops`` times as one long stream, printing resident memory and tracked-state size per loop:
+both must stay flat.
+
+    .venv/bin/python bench/edge_throughput.py ../shared/data/video/pets09_s2l1 \\
+        --config edge/configs/pets09_s2l1.yaml --line centre --model ../shared/models/yolo11n-pose.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from footfall.contracts.config import CameraConfig, LineConfig, load_config
+from footfall.edge.detector import prepare_offline_ultralytics, resolve_imgsz
+from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
+from footfall.edge.sources import Frame, FrameSource, open_source
+
+
+class MemorySource(FrameSource):
+    """Pre-decoded frames, replayed ``loops`` times as one continuous stream."""
+
+    def __init__(self, images: list[np.ndarray], fps: float, loops: int = 1) -> None:
+        self.images, self.fps, self.loops = images, fps, loops
+        self.size = (images[0].shape[1], images[0].shape[0])
+        self.on_loop_end: list = []
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        for loop in range(self.loops):
+            for image in self.images:
+                yield Frame(index, index / self.fps, image, time.monotonic())
+                index += 1
+            for callback in self.on_loop_end:
+                callback(loop)
+
+
+def oc_directions(line: LineConfig) -> tuple[str, str]:
+    """ObjectCounter calls rightward (vertical line) or downward (horizontal line) motion IN."""
+    (x1, y1), (x2, y2) = line.start, line.end
+    vertical = abs(x1 - x2) < abs(y1 - y2)
+    mid = ((x1 + x2) / 2, (y1 + y2) / 2)
+    positive_is_inside = (line.inside[0] > mid[0]) if vertical else (line.inside[1] > mid[1])
+    return ("in", "out") if positive_is_inside else ("out", "in")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sequence", type=Path, help="MOTChallenge sequence folder (video or img1/ + gt/gt.txt)"
+    )
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--line", help="line to compare (default: the config's first)")
+    parser.add_argument("--model", required=True, help=".pt weights (ObjectCounter needs the .pt)")
+    parser.add_argument("--frames", type=int, default=0, help="only the first N frames (0 = all)")
+    parser.add_argument("--loops", type=int, default=3, help="memory run: replay the clip this many times")
+    args = parser.parse_args()
+
+    prepare_offline_ultralytics()
+    camera = load_config(args.config, CameraConfig)
+    line = next((ln for ln in camera.lines if ln.name == args.line), camera.lines[0])
+    one_line = camera.model_copy(update={"lines": [line], "zones": []})
+    seq = find_sequence(args.sequence)
+    with open_source(str(seq.media), fps=seq.fps if seq.media.is_dir() else None) as source:
+        images = [f.image for f in source]
+        fps, size = source.fps, source.size
+    if args.frames:
+        images = images[: args.frames]
+    scale = size[0] / seq.annotated_width if seq.annotated_width else 1.0
+    rows = load_gt(seq.gt_file, scale)
+    rows = rows[rows[:, 0] < len(images)]
+    truth = gt_crossings(rows, one_line, fps)
+    truth_in = sum(c.direction == "in" for c in truth)
+    truth_out = len(truth) - truth_in
+    imgsz = resolve_imgsz(camera.model, size)
+    print(
+        f"{seq.root.name}: {len(images)} frames {size[0]}x{size[1]} @ {fps:g} fps, line {line.name!r}, "
+        f"imgsz {imgsz[0]}x{imgsz[1]}, truth in {truth_in} out {truth_out}, cpus {os.cpu_count()}"
+    )
+
+    # --- Ultralytics ObjectCounter, its defaults except the shared model, line, class and size ----
+    from ultralytics import solutions
+
+    counter = solutions.ObjectCounter(
+        model=args.model,
+        region=[line.start, line.end],
+        classes=[0],
+        imgsz=max(imgsz),
+        show=False,
+        verbose=False,
+    )
+    # ObjectCounter draws its annotations into the frame it is given: hand it copies (made before
+    # timing) so footfall later sees the same clean frames.
+    oc_images = [image.copy() for image in images]
+    counter.process(oc_images[0])  # warm-up (model load) is not timed
+    t0 = time.perf_counter()
+    for image in oc_images[1:]:
+        counter.process(image)
+    oc_fps = (len(images) - 1) / (time.perf_counter() - t0)
+    in_name, out_name = oc_directions(line)
+    oc = {in_name: counter.in_count, out_name: counter.out_count}
+    oc_error = abs(oc["in"] - truth_in) + abs(oc["out"] - truth_out)
+    del counter, oc_images
+
+    # --- footfall -----------------------------------------------------------------------------
+    from footfall.edge.pipeline import run_frames
+
+    ours = {"in": 0, "out": 0}
+    outcomes = run_frames(MemorySource(images, fps), one_line, weights=args.model)
+    first = next(outcomes)  # model load / export and warm-up are not timed
+    ours_counted = list(first.result.crossings)
+    t0 = time.perf_counter()
+    n = 0
+    for outcome in outcomes:
+        ours_counted += outcome.result.crossings
+        n += 0 if outcome.final else 1
+    ff_fps = n / (time.perf_counter() - t0)
+    for c in ours_counted:
+        ours[c.direction] += 1
+    ff_error = abs(ours["in"] - truth_in) + abs(ours["out"] - truth_out)
+
+    print(f"{'':24}{'fps':>8}{'in':>6}{'out':>6}{'|error|':>9}")
+    print(f"{'truth':24}{'':>8}{truth_in:>6}{truth_out:>6}")
+    print(f"{'ultralytics ObjectCounter':24}{oc_fps:>8.2f}{oc['in']:>6}{oc['out']:>6}{oc_error:>9}")
+    print(f"{'footfall':24}{ff_fps:>8.2f}{ours['in']:>6}{ours['out']:>6}{ff_error:>9}")
+    print(
+        f"ratio footfall / ObjectCounter: {ff_fps / oc_fps:.2f}x fps; "
+        f"count error {ff_error} vs {oc_error} of {truth_in + truth_out}"
+    )
+
+    # --- memory over a long run ---------------------------------------------------------------
+    if args.loops > 0:
+        process = psutil.Process()
+        source = MemorySource(images, fps, loops=args.loops)
+        state: dict[str, object] = {}
+        source.on_loop_end.append(
+            lambda loop: print(
+                f"memory: after loop {loop + 1}/{args.loops} ({(loop + 1) * len(images)} frames): "
+                f"rss {process.memory_info().rss / 2**20:.0f} MiB, "
+                f"tracked state {state['counter'].tracked if 'counter' in state else '?'} tracks"  # type: ignore[attr-defined]
+            )
+        )
+        for outcome in run_frames(source, camera, weights=args.model):
+            state["counter"] = outcome.counter
+        peak = process.memory_info().rss
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        except ImportError:
+            pass
+        print(
+            f"peak rss {peak / 2**20:.0f} MiB (includes the decoded frames: "
+            f"{sum(i.nbytes for i in images) / 2**20:.0f} MiB)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""The counting state machine: tracked ground points in, line crossings and zone visits out.
+
+Pure Python + numpy and time-agnostic (``t`` is seconds on any monotonic clock), so the same rule
+runs on detector tracks (the pipeline) and on annotated ground-truth tracks (``eval``).
+
+The crossing rule, per track and line:
+
+* a track has a *committed side* of each line, set the first time its ground point is clearly
+  (more than the hysteresis band) on one side; that first sighting never counts;
+* a crossing is confirmed when the point has been beyond the band on the other side for
+  ``confirm_frames`` observations, the track has at least ``min_track_hits`` observations, and the
+  last time the path changed sides it passed through the segment itself (walking round the end
+  of a line, or crossing the line's extension, only updates the committed side);
+* standing on the line or jittering within the band never confirms anything; coming back
+  (out and in again) is two confirmed crossings;
+* direction is ``in`` when the new side is the side of the line's ``inside`` point;
+* state of a track unseen for ``forget_after_s`` is dropped, so memory is bounded by the number
+  of people in view, not by the length of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from footfall.contracts.config import CountingConfig, LineConfig, ZoneConfig
+from footfall.contracts.events import Direction, LineKind
+from footfall.edge.geometry import as_points, line_orientation, points_in_polygon, signed_distances
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    line: str
+    kind: LineKind
+    direction: Direction
+    track_id: int
+    frame: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneVisit:
+    zone: str
+    track_id: int
+    enter_t: float
+    exit_t: float
+
+    @property
+    def dwell_s(self) -> float:
+        return max(0.0, self.exit_t - self.enter_t)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    crossings: list[Crossing]
+    visits: list[ZoneVisit]
+    # Zone name (None = the whole view) -> people now, only for values that changed this frame.
+    occupancy_changes: dict[str | None, int]
+
+
+@dataclass(slots=True)
+class _TrackState:
+    hits: int
+    last_t: float
+    # Per line.
+    side: NDArray[np.int8]  # committed side: -1, +1, or 0 = not yet known
+    pending: NDArray[np.int16]  # observations beyond the band on the other side
+    ref_sign: NDArray[np.int8]  # sign of the last observation not exactly on the line
+    ref_point: NDArray[np.float64]  # (L, 2) where that observation was
+    transit_on_segment: NDArray[np.bool_]  # did the last change of sides pass through the segment?
+    # Per zone.
+    in_zone: NDArray[np.bool_]
+    zone_streak: NDArray[np.int16]
+    zone_enter_t: NDArray[np.float64]
+    zone_last_inside_t: NDArray[np.float64]
+
+
+class Counter:
+    """Feed it one frame of tracks at a time with ``update``; call ``flush`` at the end."""
+
+    def __init__(
+        self,
+        lines: Sequence[LineConfig],
+        zones: Sequence[ZoneConfig] = (),
+        params: CountingConfig | None = None,
+    ) -> None:
+        self.lines = list(lines)
+        self.zones = list(zones)
+        self.params = params or CountingConfig()
+        self._starts = as_points([ln.start for ln in self.lines]) if self.lines else np.zeros((0, 2))
+        self._ends = as_points([ln.end for ln in self.lines]) if self.lines else np.zeros((0, 2))
+        self._orientation = (
+            line_orientation(self._starts, self._ends, [ln.inside for ln in self.lines])
+            if self.lines
+            else np.zeros(0)
+        )
+        self._polygons = [as_points(z.polygon) for z in self.zones]
+        self._tracks: dict[int, _TrackState] = {}
+        self._occupancy: dict[str | None, int] = {None: 0, **{z.name: 0 for z in self.zones}}
+
+    @property
+    def tracked(self) -> int:
+        """How many tracks the counter holds state for (bounded by people recently in view)."""
+        return len(self._tracks)
+
+    @property
+    def occupancy(self) -> dict[str | None, int]:
+        return dict(self._occupancy)
+
+    def update(
+        self,
+        frame: int,
+        t: float,
+        track_ids: ArrayLike,
+        points: ArrayLike,
+        heights: ArrayLike,
+    ) -> FrameResult:
+        ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        pts = as_points(points)
+        hts = np.asarray(heights, dtype=np.float64).reshape(-1)
+        if not (len(ids) == len(pts) == len(hts)):
+            raise ValueError("track_ids, points and heights must have the same length")
+        p = self.params
+        n_lines, n_zones = len(self.lines), len(self.zones)
+        dist = (
+            signed_distances(pts, self._starts, self._ends, self._orientation)
+            if n_lines
+            else np.zeros((len(ids), 0))
+        )
+        inside = (
+            np.stack([points_in_polygon(pts, poly) for poly in self._polygons], axis=1)
+            if n_zones
+            else np.zeros((len(ids), 0), dtype=bool)
+        )
+        margins = np.maximum(p.min_hysteresis_px, p.hysteresis * hts)
+
+        crossings: list[Crossing] = []
+        visits: list[ZoneVisit] = []
+        for row, track_id in enumerate(ids.tolist()):
+            state = self._tracks.get(track_id)
+            if state is None:
+                state = self._new_state(t)
+                self._tracks[track_id] = state
+            state.hits += 1
+            state.last_t = t
+            for li in range(n_lines):
+                crossing = self._step_line(state, li, dist[row, li], margins[row], pts[row], track_id, frame)
+                if crossing is not None:
+                    crossings.append(crossing)
+            for zi in range(n_zones):
+                visit = self._step_zone(state, zi, bool(inside[row, zi]), track_id, t)
+                if visit is not None:
+                    visits.append(visit)
+
+        visits.extend(self._forget(t))
+        return FrameResult(crossings, visits, self._update_occupancy(t))
+
+    def flush(self) -> list[ZoneVisit]:
+        """End of stream: close every open zone visit at the track's last sighting and forget all."""
+        visits = [v for tid, st in self._tracks.items() for v in self._close_visits(tid, st)]
+        self._tracks.clear()
+        return visits
+
+    # -- lines ---------------------------------------------------------------------------------
+
+    def _step_line(
+        self,
+        st: _TrackState,
+        li: int,
+        d: float,
+        margin: float,
+        point: NDArray[np.float64],
+        track_id: int,
+        frame: int,
+    ) -> Crossing | None:
+        sign = 1 if d > 0 else -1 if d < 0 else 0
+        if sign != 0:
+            if st.ref_sign[li] != 0 and sign != st.ref_sign[li]:
+                st.transit_on_segment[li] = self._on_segment(li, st.ref_point[li], point)
+            st.ref_sign[li] = sign
+            st.ref_point[li] = point
+        beyond = abs(d) > margin
+        committed = int(st.side[li])
+        if committed == 0:
+            if beyond:
+                st.side[li] = sign
+            return None
+        if sign == committed:
+            st.pending[li] = 0
+            return None
+        if not beyond:
+            return None  # in the band on the other side: neither confirms nor resets
+        st.pending[li] += 1
+        if st.pending[li] < self.params.confirm_frames or st.hits < self.params.min_track_hits:
+            return None
+        st.side[li] = sign
+        st.pending[li] = 0
+        if not st.transit_on_segment[li]:
+            return None  # went round the end of the segment
+        line = self.lines[li]
+        return Crossing(line.name, line.kind, "in" if sign > 0 else "out", track_id, frame, st.last_t)
+
+    def _on_segment(self, li: int, p0: NDArray[np.float64], p1: NDArray[np.float64]) -> bool:
+        a, b = self._starts[li], self._ends[li]
+        seg, path = b - a, p1 - p0
+        denom = seg[0] * path[1] - seg[1] * path[0]
+        if denom == 0:
+            return False
+        off = p0 - a
+        u = (off[0] * path[1] - off[1] * path[0]) / denom
+        return bool(0.0 <= u <= 1.0)
+
+    # -- zones ---------------------------------------------------------------------------------
+
+    def _step_zone(self, st: _TrackState, zi: int, inside: bool, track_id: int, t: float) -> ZoneVisit | None:
+        if inside:
+            st.zone_last_inside_t[zi] = t
+        if inside == bool(st.in_zone[zi]):
+            st.zone_streak[zi] = 0
+            return None
+        st.zone_streak[zi] += 1
+        if st.zone_streak[zi] == 1 and inside:
+            st.zone_enter_t[zi] = t  # the visit starts at the first observation inside
+        if st.zone_streak[zi] < self.params.zone_confirm_frames or st.hits < self.params.min_track_hits:
+            return None
+        st.zone_streak[zi] = 0
+        st.in_zone[zi] = inside
+        if inside:
+            return None
+        zone = self.zones[zi]
+        return ZoneVisit(zone.name, track_id, float(st.zone_enter_t[zi]), float(st.zone_last_inside_t[zi]))
+
+    def _close_visits(self, track_id: int, st: _TrackState) -> list[ZoneVisit]:
+        return [
+            ZoneVisit(z.name, track_id, float(st.zone_enter_t[zi]), float(st.zone_last_inside_t[zi]))
+            for zi, z in enumerate(self.zones)
+            if st.in_zone[zi]
+        ]
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _new_state(self, t: float) -> _TrackState:
+        n_lines, n_zones = len(self.lines), len(self.zones)
+        return _TrackState(
+            hits=0,
+            last_t=t,
+            side=np.zeros(n_lines, np.int8),
+            pending=np.zeros(n_lines, np.int16),
+            ref_sign=np.zeros(n_lines, np.int8),
+            ref_point=np.zeros((n_lines, 2)),
+            transit_on_segment=np.zeros(n_lines, bool),
+            in_zone=np.zeros(n_zones, bool),
+            zone_streak=np.zeros(n_zones, np.int16),
+            zone_enter_t=np.zeros(n_zones),
+            zone_last_inside_t=np.zeros(n_zones),
+        )
+
+    def _forget(self, t: float) -> list[ZoneVisit]:
+        stale = [tid for tid, st in self._tracks.items() if t - st.last_t > self.params.forget_after_s]
+        visits: list[ZoneVisit] = []
+        for tid in stale:
+            visits.extend(self._close_visits(tid, self._tracks.pop(tid)))
+        return visits
+
+    def _update_occupancy(self, t: float) -> dict[str | None, int]:
+        recent = [
+            st
+            for st in self._tracks.values()
+            if st.hits >= self.params.min_track_hits and t - st.last_t <= self.params.occupancy_grace_s
+        ]
+        now: dict[str | None, int] = {None: len(recent)}
+        for zi, zone in enumerate(self.zones):
+            now[zone.name] = sum(1 for st in recent if st.in_zone[zi])
+        changed = {k: v for k, v in now.items() if self._occupancy.get(k) != v}
+        self._occupancy = now
+        return changed

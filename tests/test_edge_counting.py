@@ -1,0 +1,284 @@
+"""The geometry and the counting state machine: the failure modes users report in other counters."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from footfall.contracts.config import CountingConfig, LineConfig, ZoneConfig
+from footfall.edge.counting import Counter, Crossing, ZoneVisit
+from footfall.edge.geometry import crossing_parameter, line_orientation, points_in_polygon, signed_distances
+
+# A horizontal door from x=100 to x=300 at y=200; "in" is up (smaller y).
+DOOR = LineConfig(name="door", start=(100, 200), end=(300, 200), inside=(200, 100))
+HEIGHT = 50.0  # person height in pixels -> hysteresis band 5 px with the defaults
+FPS = 10.0
+
+Path = Sequence[tuple[float, float] | None]  # None = the track was not seen in that frame
+
+
+def vertical(x: float, y_from: float, y_to: float, step: float = 10.0) -> list[tuple[float, float]]:
+    n = int(abs(y_to - y_from) / step) + 1
+    return [(x, float(y)) for y in np.linspace(y_from, y_to, n)]
+
+
+def run(
+    tracks: dict[int, Path],
+    lines: Sequence[LineConfig] = (DOOR,),
+    params: CountingConfig | None = None,
+    height: float = HEIGHT,
+) -> list[Crossing]:
+    """Feed per-track paths (aligned by frame index) through a Counter; return all crossings."""
+    counter = Counter(lines, params=params)
+    n_frames = max(len(p) for p in tracks.values())
+    out: list[Crossing] = []
+    for frame in range(n_frames):
+        seen = [(tid, p[frame]) for tid, p in tracks.items() if frame < len(p) and p[frame] is not None]
+        ids = [tid for tid, _ in seen]
+        pts = [pt for _, pt in seen]
+        out += counter.update(frame, frame / FPS, ids, pts, [height] * len(ids)).crossings
+    return out
+
+
+def summary(crossings: list[Crossing]) -> list[tuple[str, str]]:
+    return [(c.line, c.direction) for c in crossings]
+
+
+# -- geometry -----------------------------------------------------------------------------------
+
+
+def test_signed_distance_is_positive_on_the_inside() -> None:
+    orient = line_orientation([DOOR.start], [DOOR.end], [DOOR.inside])
+    d = signed_distances([(200, 150), (200, 260), (50, 200)], [DOOR.start], [DOOR.end], orient)
+    np.testing.assert_allclose(d[:, 0], [50, -60, 0])
+
+
+@pytest.mark.parametrize(
+    ("p0", "p1", "expected"),
+    [
+        ((200, 250), (200, 150), 0.5),
+        ((100, 250), (100, 150), 0.0),
+        ((300, 250), (300, 150), 1.0),
+        ((350, 250), (350, 150), 1.25),
+        ((0, 250), (0, 150), -0.5),
+    ],
+)
+def test_crossing_parameter(p0: tuple[int, int], p1: tuple[int, int], expected: float) -> None:
+    u = crossing_parameter([p0], [p1], [DOOR.start], [DOOR.end])
+    assert u.shape == (1, 1)
+    assert u[0, 0] == pytest.approx(expected)
+
+
+def test_crossing_parameter_is_nan_for_a_parallel_path() -> None:
+    assert np.isnan(crossing_parameter([(0, 210)], [(400, 210)], [DOOR.start], [DOOR.end])[0, 0])
+
+
+def test_points_in_polygon_concave() -> None:
+    # An L shape: the notch at the top right is outside.
+    poly = [(0, 0), (10, 0), (10, 4), (4, 4), (4, 10), (0, 10)]
+    inside = points_in_polygon([(2, 2), (8, 2), (2, 8), (8, 8), (-1, 5), (11, 1)], poly)
+    assert inside.tolist() == [True, True, True, False, False, False]
+
+
+# -- crossing rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (200, [("door", "in")]),  # the middle
+        (100, [("door", "in")]),  # exactly at the start point
+        (300, [("door", "in")]),  # exactly at the end point
+        (101, [("door", "in")]),
+        (99, []),  # just beyond the ends: the line's extension is not the line
+        (301, []),
+        (500, []),
+    ],
+)
+def test_crossing_at_and_beyond_segment_ends(x: float, expected: list[tuple[str, str]]) -> None:
+    assert summary(run({1: vertical(x, 260, 140)})) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (vertical(200, 260, 140), "in"),
+        (vertical(200, 140, 260), "out"),
+    ],
+)
+def test_direction_follows_the_inside_point(path: list[tuple[float, float]], expected: str) -> None:
+    assert [c.direction for c in run({7: path})] == [expected]
+
+
+def test_direction_of_a_diagonal_line() -> None:
+    line = LineConfig(name="diag", start=(0, 0), end=(100, 100), inside=(100, 0))
+    path = [(20.0 + 5 * i, 80.0 - 5 * i) for i in range(13)]  # from below-left to upper-right
+    assert summary(run({1: path}, lines=[line])) == [("diag", "in")]
+
+
+def test_path_round_the_end_of_the_line_does_not_count() -> None:
+    # Down beside the line's end, then back across the extension: never through the segment.
+    path = [(320.0, 260.0 - 10 * i) for i in range(13)] + [(320.0 - 10 * i, 140.0) for i in range(10)]
+    assert run({1: path}) == []
+
+
+def test_walking_parallel_to_the_line() -> None:
+    along_band = [(110.0 + 10 * i, 200.0 + (2 if i % 2 else -2)) for i in range(20)]
+    along_side = [(110.0 + 10 * i, 220.0) for i in range(20)]
+    assert run({1: along_band, 2: along_side}) == []
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 4.0, 8.0, 15.0])
+def test_jitter_on_the_line_never_counts(amplitude: float) -> None:
+    # Alternating sides every frame: even beyond the band, never twice in a row on the new side.
+    path = [(200.0, 200.0 + (amplitude if i % 2 else -amplitude)) for i in range(40)]
+    assert run({1: path}) == []
+
+
+def test_standing_on_the_line_then_walking_in_counts_once() -> None:
+    path = vertical(200, 260, 200) + [(200.0, 201.0)] * 30 + vertical(200, 200, 130)
+    assert summary(run({1: path})) == [("door", "in")]
+
+
+def test_out_and_back_in_counts_each_time() -> None:
+    path = vertical(200, 260, 140) + vertical(200, 140, 260) + vertical(200, 260, 140)
+    assert summary(run({1: path})) == [("door", "in"), ("door", "out"), ("door", "in")]
+
+
+def test_gap_in_a_track_still_counts_the_crossing() -> None:
+    path: list[tuple[float, float] | None] = [
+        *vertical(200, 260, 230),
+        *([None] * 15),
+        *vertical(200, 170, 140),
+    ]
+    crossings = run({1: path})
+    assert summary(crossings) == [("door", "in")]
+    assert crossings[0].frame == 4 + 15 + 1  # confirmed on the second frame beyond the band
+
+
+def test_gap_whose_straight_path_misses_the_segment_does_not_count() -> None:
+    path: list[tuple[float, float] | None] = [
+        (50.0, 260.0),
+        (50.0, 250.0),
+        None,
+        None,
+        (50.0, 150.0),
+        (50.0, 140.0),
+    ]
+    assert run({1: path}) == []
+
+
+def test_id_switch_never_double_counts() -> None:
+    crossed = vertical(200, 260, 140)
+    # Track 1 crosses and is counted, the tracker then switches the same person to id 2.
+    after = [None] * len(crossed) + vertical(200, 140, 100)
+    # Track 3 approaches, switches to track 4 in the middle of the band.
+    approach = vertical(250, 260, 203)
+    rest: list[tuple[float, float] | None] = [None] * len(approach) + vertical(250, 197, 140)
+    crossings = run({1: crossed, 2: after, 3: approach, 4: rest})
+    assert summary(crossings) == [("door", "in")]
+    assert crossings[0].track_id == 1
+
+
+@pytest.mark.parametrize(("observations", "counted"), [(2, 0), (3, 1)])
+def test_unconfirmed_tracks_do_not_count(observations: int, counted: int) -> None:
+    path = [(200.0, 260.0), (200.0, 150.0), (200.0, 140.0)][:observations]
+    assert len(run({1: path})) == counted
+
+
+def test_confirmation_frames_are_configurable() -> None:
+    path = vertical(200, 260, 190) + [(200.0, 180.0)] * 2
+    assert len(run({1: path}, params=CountingConfig(confirm_frames=3))) == 1
+    assert len(run({1: path}, params=CountingConfig(confirm_frames=4))) == 0
+
+
+def test_hysteresis_scales_with_the_person() -> None:
+    # A 400 px tall person (1080p, close to the camera) swaying 15 px around the line.
+    path = [(200.0, 200.0 + (15 if (i // 3) % 2 else -15)) for i in range(60)]
+    assert run({1: path}, height=400) == []
+    assert len(run({1: path}, height=50)) > 0  # the same sway is a real step for a small person
+
+
+def test_several_people_and_lines_in_one_frame() -> None:
+    side = LineConfig(name="side", kind="passby", start=(400, 0), end=(400, 400), inside=(500, 200))
+    tracks: dict[int, Path] = {
+        1: vertical(150, 260, 140),
+        2: vertical(250, 140, 260),
+        3: [(350.0 + 10 * i, 100.0) for i in range(12)],
+    }
+    got = sorted((c.line, c.direction, c.track_id) for c in run(tracks, lines=[DOOR, side]))
+    assert got == [("door", "in", 1), ("door", "out", 2), ("side", "in", 3)]
+    assert next(c.kind for c in run(tracks, lines=[DOOR, side]) if c.line == "side") == "passby"
+
+
+def test_memory_is_bounded_over_a_long_run() -> None:
+    counter = Counter([DOOR], params=CountingConfig(forget_after_s=2.0))
+    peak = 0
+    counted = 0
+    # 5,000 people, each crossing in 13 frames, a new one every 4 frames: ids never repeat.
+    for frame in range(20_000 + 13):
+        active = [
+            t for t in range(max(0, frame // 4 - 3), min(5000, frame // 4 + 1)) if 0 <= frame - 4 * t < 13
+        ]
+        pts = [(200.0, 260.0 - 10 * (frame - 4 * tid)) for tid in active]
+        counted += len(counter.update(frame, frame / FPS, active, pts, [HEIGHT] * len(active)).crossings)
+        peak = max(peak, counter.tracked)
+    assert counted == 5000
+    assert peak <= 2.0 * FPS / 4 + 5  # people seen within forget_after_s, not everyone ever seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(100, 300), st.floats(100, 300)), min_size=1, max_size=60))
+def test_any_path_through_the_door_alternates_directions(path: list[tuple[float, float]]) -> None:
+    # Every change of sides passes through the segment here, so in and out must alternate
+    # (round the end of a line they need not: out round the end and in through the door is in, in).
+    directions = [c.direction for c in run({1: path})]
+    assert all(a != b for a, b in itertools.pairwise(directions))
+
+
+# -- zones --------------------------------------------------------------------------------------
+
+ZONE = ZoneConfig(name="till", polygon=[(0, 0), (100, 0), (100, 100), (0, 100)])
+
+
+def test_zone_visit_dwell_and_occupancy() -> None:
+    counter = Counter([], [ZONE])
+    visits: list[ZoneVisit] = []
+    occupancy: list[dict[str | None, int]] = []
+    path = [(150.0, 50.0)] * 3 + [(50.0, 50.0)] * 30 + [(150.0, 50.0)] * 5
+    for frame, pt in enumerate(path):
+        result = counter.update(frame, frame / FPS, [9], [pt], [HEIGHT])
+        visits += result.visits
+        occupancy.append(result.occupancy_changes)
+    assert len(visits) == 1
+    assert visits[0].zone == "till"
+    assert visits[0].enter_t == pytest.approx(0.3)
+    assert visits[0].exit_t == pytest.approx(3.2)
+    assert visits[0].dwell_s == pytest.approx(2.9)
+    zone_counts = [c["till"] for c in occupancy if "till" in c]
+    assert zone_counts == [1, 0]
+
+
+def test_zone_visit_closed_when_the_track_vanishes_or_the_stream_ends() -> None:
+    counter = Counter([], [ZONE], CountingConfig(forget_after_s=1.0))
+    for frame in range(10):
+        counter.update(frame, frame / FPS, [1, 2], [(50.0, 50.0), (60.0, 60.0)], [HEIGHT, HEIGHT])
+    vanished = []
+    for frame in range(10, 30):  # track 1 gone, track 2 stays
+        vanished += counter.update(frame, frame / FPS, [2], [(60.0, 60.0)], [HEIGHT]).visits
+    assert [(v.track_id, v.exit_t) for v in vanished] == [(1, pytest.approx(0.9))]
+    remaining = counter.flush()
+    assert [(v.track_id, v.exit_t) for v in remaining] == [(2, pytest.approx(2.9))]
+    assert counter.tracked == 0
+
+
+def test_zone_flicker_does_not_split_a_visit() -> None:
+    counter = Counter([], [ZONE])
+    path = [(50.0, 50.0)] * 10 + [(105.0, 50.0)] + [(50.0, 50.0)] * 10 + [(150.0, 50.0)] * 3
+    visits = [v for f, pt in enumerate(path) for v in counter.update(f, f / FPS, [1], [pt], [HEIGHT]).visits]
+    assert len(visits) == 1

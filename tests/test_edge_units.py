@@ -1,0 +1,241 @@
+"""Edge helpers that need no model: sources, ground points, image sizes, ground truth, config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from footfall.contracts.config import CameraConfig, ConfigError, load_config
+from footfall.edge.detector import fit_imgsz, ground_points, resolve_weights
+from footfall.edge.evaluation import evaluate
+from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
+from footfall.edge.sources import FolderSource, SourceError, open_source
+
+CONFIGS = Path(__file__).resolve().parent.parent / "edge" / "configs"
+
+
+def write_video(path: Path, frames: int, fps: float, size: tuple[int, int] = (64, 48)) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), i % 256, dtype=np.uint8)
+        writer.write(image)
+    writer.release()
+
+
+@pytest.mark.parametrize(
+    ("frame_size", "long_side", "expected"),
+    [
+        ((1920, 1080), 640, (384, 640)),  # 16:9 camera: no square letterbox
+        ((1280, 720), 640, (384, 640)),
+        ((480, 360), 1280, (960, 1280)),  # small people: upscaled input
+        ((640, 480), 640, (480, 640)),
+        ((1080, 1920), 640, (640, 384)),  # portrait
+    ],
+)
+def test_fit_imgsz_keeps_the_aspect_ratio(
+    frame_size: tuple[int, int], long_side: int, expected: tuple[int, int]
+) -> None:
+    assert fit_imgsz(frame_size, long_side) == expected
+
+
+def test_ground_point_prefers_confident_ankles() -> None:
+    boxes = np.array([[0, 0, 10, 100], [20, 0, 40, 100], [50, 0, 60, 80]], dtype=float)
+    kpts = np.zeros((3, 17, 3))
+    kpts[0, 15] = [4, 95, 0.9]
+    kpts[0, 16] = [8, 97, 0.8]  # both ankles -> their mean
+    kpts[1, 15] = [25, 90, 0.9]
+    kpts[1, 16] = [35, 99, 0.1]  # one confident ankle -> that one
+    kpts[2, 15:17] = [[55, 70, 0.2], [56, 71, 0.3]]  # none confident -> bottom-centre
+    got = ground_points(boxes, kpts, min_conf=0.5)
+    np.testing.assert_allclose(got, [[6, 96], [25, 90], [55, 80]])
+    np.testing.assert_allclose(ground_points(boxes, None, 0.5), [[5, 100], [30, 100], [55, 80]])
+
+
+def test_model_override_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_file, env_file, flag_file = (tmp_path / n for n in ("cfg.pt", "env.pt", "flag.pt"))
+    for f in (cfg_file, env_file, flag_file):
+        f.write_bytes(b"x")
+    config = CameraConfig.model_validate({"store": "s", "camera": "c", "model": {"weights": str(cfg_file)}})
+    monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
+    assert resolve_weights(config.model) == cfg_file
+    monkeypatch.setenv("FOOTFALL_MODEL", str(env_file))
+    assert resolve_weights(config.model) == env_file
+    assert resolve_weights(config.model, str(flag_file)) == flag_file
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_weights(config.model, str(tmp_path / "missing.pt"))
+
+
+def test_unknown_counting_key_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "cam.yaml"
+    path.write_text("store: s\ncamera: c\ncounting:\n  hysteresis: 0.1\n  confrm_frames: 2\n")
+    with pytest.raises(ConfigError, match=r"cam.yaml: counting.confrm_frames: unknown key"):
+        load_config(path, CameraConfig)
+
+
+def test_video_file_source_media_time(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, 20, fps=10)
+    with open_source(str(path)) as source:
+        frames = list(source)
+    assert source.fps == pytest.approx(10)
+    assert [f.index for f in frames] == list(range(20))
+    assert frames[-1].t == pytest.approx(1.9)
+
+
+def test_realtime_source_drops_frames_when_the_consumer_is_slow(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, 40, fps=100)
+    seen = []
+    with open_source(str(path), realtime=True) as source:
+        for frame in source:
+            seen.append(frame.index)
+            time.sleep(0.03)  # three frame periods per frame
+        dropped = source.dropped
+    assert seen == sorted(seen)
+    assert dropped > 0
+    assert len(seen) + dropped == 40  # every frame was either processed or counted as dropped
+
+
+def test_frame_folder_takes_fps_from_seqinfo(tmp_path: Path) -> None:
+    import cv2
+
+    (tmp_path / "img1").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "img1" / f"{i + 1:06d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=7\nimWidth=64\n")
+    source = FolderSource(tmp_path)
+    assert (source.fps, source.size, source.frame_count) == (7.0, (64, 48), 3)
+    assert [f.t for f in source] == pytest.approx([0, 1 / 7, 2 / 7])
+    (tmp_path / "seqinfo.ini").unlink()
+    with pytest.raises(SourceError, match="--fps"):
+        FolderSource(tmp_path / "img1")
+    assert FolderSource(tmp_path / "img1", fps=25).fps == 25
+
+
+def test_missing_source_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        open_source("/nonexistent/clip.mp4")
+
+
+@pytest.mark.model
+def test_ground_truth_is_scaled_to_the_video(video_dir: Path) -> None:
+    seq = find_sequence(video_dir / "pets09_s2l1")
+    assert seq.annotated_width == 768  # seqinfo describes the original; the mp4 is 480 wide
+    rows = load_gt(seq.gt_file, 480 / 768)
+    assert rows[:, 0].min() == 0  # frames are 0-based after loading
+    feet_y = rows[:, 3] + rows[:, 5]
+    assert feet_y.max() <= 360 + 5  # inside the 480x360 frame
+    config = load_config(CONFIGS / "pets09_s2l1.yaml", CameraConfig)
+    truth = gt_crossings(rows, config, fps=10.0)
+    assert len(truth) >= 50
+    # The truth scores perfectly against itself (a check of the evaluation, not of the model).
+    report = evaluate(config.lines, truth, truth)
+    assert (report.abs_error, report.precision, report.recall) == (0, 1.0, 1.0)
+
+
+def test_motion_gate_skips_only_static_empty_frames() -> None:
+    from footfall.edge.motion import MotionGate
+
+    gate = MotionGate(max_skip_s=2.0)
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (360, 480, 3), dtype=np.uint8)
+    noisy = [np.clip(background.astype(int) + rng.integers(-3, 4, background.shape), 0, 255).astype(np.uint8)]
+    assert gate.should_detect(background, 0.0, tracking=False)  # the first frame is always analysed
+    assert not gate.should_detect(noisy[0], 0.1, tracking=False)  # sensor noise is not motion
+    assert gate.should_detect(background, 0.2, tracking=True)  # someone is tracked: always analyse
+    walker = background.copy()
+    walker[100:200, 200:240] = 255  # a person-sized change
+    assert gate.should_detect(walker, 0.3, tracking=False)
+    assert not gate.should_detect(walker, 0.4, tracking=False)
+    assert gate.should_detect(walker, 2.5, tracking=False)  # never skip longer than max_skip_s
+    assert gate.skipped == 2
+    assert MotionGate(enabled=False).should_detect(background, 0.0, tracking=False)
+
+
+def test_count_with_a_missing_model_fails_before_touching_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
+    clip, out = tmp_path / "clip.mp4", tmp_path / "events.jsonl"
+    write_video(clip, 5, fps=10)
+    out.write_text("previous run\n")
+    config = CONFIGS / "tud_campus.yaml"
+    result = CliRunner().invoke(
+        app,
+        ["count", str(clip), "--config", str(config), "--out", str(out), "--model", str(tmp_path / "no.pt")],
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "does not exist" in str(result.exception)
+    assert out.read_text() == "previous run\n"
+
+
+def test_stream_source_reconnects_and_gives_up_when_the_server_is_gone(tmp_path: Path) -> None:
+    """A real HTTP stream: each end of stream is a drop, followed by a reconnect with back-off."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from footfall.edge.sources import StreamSource
+
+    write_video(tmp_path / "clip.mp4", 10, fps=10)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://user:secret@127.0.0.1:{server.server_address[1]}/clip.mp4"
+    source = StreamSource(url, max_backoff_s=1.0, give_up_after_s=2.0)
+    assert "secret" not in source._safe_name()
+    frames = []
+
+    ticks = []
+
+    def consume() -> None:
+        for frame in source:
+            if frame.image is None:
+                ticks.append(frame)  # nothing arrived for STALL_TICK_S: the clock still moves
+                continue
+            frames.append(frame)
+            if len(frames) == 25:  # two reconnects done: take the server away
+                server.shutdown()
+                server.server_close()
+
+    with pytest.raises(SourceError, match="no frames for 2 s"):
+        consume()
+    source.close()
+    assert len(frames) >= 25
+    assert source.reconnects >= 2
+    assert [f.index for f in frames] == sorted(f.index for f in frames)
+    assert ticks  # the outage was visible to the consumer while it lasted
+    assert all(tick.t > frames[-1].t for tick in ticks[-1:])
+
+
+def test_a_camera_down_at_start_fails_fast_for_commands_and_is_awaited_by_services() -> None:
+    import socket
+
+    from footfall.edge.sources import StreamSource
+
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/stream.mjpg"
+    with pytest.raises(SourceError, match="cannot open"):
+        open_source(url)
+    waiting = StreamSource(url, wait_for_first_connection=True, max_backoff_s=0.5, give_up_after_s=1.5)
+    assert waiting.size == (0, 0)
+    seen = []
+
+    def consume() -> None:
+        seen.extend(waiting)
+
+    with pytest.raises(SourceError, match="no frames"):
+        consume()
+    waiting.close()
+    assert seen
+    assert all(f.image is None for f in seen)
