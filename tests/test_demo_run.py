@@ -24,21 +24,6 @@ from tests.demo_browser import chromium_binary, dump_dom, screenshot
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _components_merged() -> bool:
-    try:
-        from footfall.analytics import run_job  # noqa: F401
-        from footfall.contracts.measurements import pos_transaction_point  # noqa: F401
-        from footfall.edge.pipeline import run_frames  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_components = pytest.mark.skipif(
-    not _components_merged(), reason="the edge and analytics components are not on this branch yet"
-)
-
-
 def test_model_resolution_never_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
     monkeypatch.setattr(demo, "SHARED_MODEL", tmp_path / "missing.pt")
@@ -92,7 +77,6 @@ def test_visits_group_each_persons_events() -> None:
     assert [v.span.total_seconds() for v in visits] == [16.0, 34.0]
 
 
-@needs_components
 def test_history_replays_visits_in_open_hours_only() -> None:
     config = load_config(demo.SAMPLE_CONFIG, CameraConfig)
     tz = ZoneInfo("Europe/Berlin")
@@ -115,7 +99,6 @@ def test_history_replays_visits_in_open_hours_only() -> None:
     assert 0 < len(history.pos) < len(ins)
 
 
-@needs_components
 @pytest.mark.slow
 @pytest.mark.model
 def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_dir: Path) -> None:
