@@ -19,9 +19,9 @@ from footfall.contracts.measurements import datetime_to_ns, event_to_point
 from footfall.dashboards.definitions import find_query
 from footfall.dashboards.spec import render_query
 from tests.servers import InfluxServer
-from tests.test_demo_run import _clip_run, needs_components
+from tests.test_demo_run import _clip_run
 
-pytestmark = [pytest.mark.servers, needs_components]
+pytestmark = pytest.mark.servers
 
 TZ = ZoneInfo("Europe/Berlin")
 LAST_DAY = date(2026, 3, 14)
