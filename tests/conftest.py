@@ -34,13 +34,13 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def require(condition: bool, what: str) -> None:
+def require(condition: bool, what: str, fix: str = "scripts/test.sh installs it") -> None:
     """Fail in CI, skip elsewhere, when a real part the test needs is missing."""
     if condition:
         return
     if in_ci():
-        pytest.fail(f"CI=true and {what} is missing; scripts/test.sh installs it")
-    pytest.skip(f"{what} is missing (install it with scripts/test.sh)")
+        pytest.fail(f"CI=true and {what} is missing; {fix}")
+    pytest.skip(f"{what} is missing; {fix}")
 
 
 @pytest.fixture(scope="session")
@@ -96,21 +96,25 @@ def influx_db(influxdb: InfluxServer) -> InfluxClient:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    require(SHARED_DIR.is_dir(), f"the shared models/footage folder {SHARED_DIR}")
+    require(
+        SHARED_DIR.is_dir(),
+        f"the shared models/footage folder {SHARED_DIR}",
+        "it lies beside the checkout (../shared) or is named by FOOTFALL_SHARED_DIR",
+    )
     return SHARED_DIR
 
 
 @pytest.fixture(scope="session")
 def pose_model_path(shared_dir: Path) -> Path:
     path = shared_dir / "models" / "yolo11n-pose.pt"
-    require(path.is_file(), f"the model weights {path}")
+    require(path.is_file(), f"the model weights {path}", "they ship in the shared folder")
     return path
 
 
 @pytest.fixture(scope="session")
 def video_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "video"
-    require(path.is_dir(), f"the footage folder {path}")
+    require(path.is_dir(), f"the footage folder {path}", "it ships in the shared folder")
     return path
 
 
