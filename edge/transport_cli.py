@@ -110,10 +110,11 @@ def edge_run(
     exits. SIGTERM / SIGINT end the stream at the next frame (open zone visits are closed), give the
     broker a few seconds, and leave whatever it has not acknowledged queued for the next start.
     """
-    from footfall.contracts.config import CameraConfig, load_config
+    from footfall.contracts.config import CameraConfig, ConfigError, load_config
     from footfall.edge.cli import _parse_start
     from footfall.edge.detector import resolve_weights
     from footfall.edge.pipeline import iter_events  # heavy imports
+    from footfall.edge.sources import STREAM_PREFIXES, SourceError
 
     _setup_logging(log_level)
     log = logging.getLogger("footfall.edge")
@@ -128,20 +129,25 @@ def edge_run(
         max_queue=max_queue,
         when_full=when_full,
     )
+    # A service waits for a camera that is down at start (realtime), where `count` would fail.
+    live = source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
     stopping = _stop_on_signals()
     publisher.start()
     try:
-        for event in iter_events(
-            source,
-            camera,
-            weights=model,
-            start=origin,
-            fps=fps,
-            realtime=realtime,
-            heartbeat_every_s=heartbeat_every,
-            stop=lambda: stopping[0],
-        ):
-            publisher.publish(event)
+        try:
+            for event in iter_events(
+                source,
+                camera,
+                weights=model,
+                start=origin,
+                fps=fps,
+                realtime=realtime or live,
+                heartbeat_every_s=heartbeat_every,
+                stop=lambda: stopping[0],
+            ):
+                publisher.publish(event)
+        except SourceError as exc:  # what was counted before stays queued
+            raise ConfigError(f"--source: {exc}") from None
         log.info(
             "%s; %d events queued, waiting for the broker to take them",
             "stopping" if stopping[0] else "source ended",

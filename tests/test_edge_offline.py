@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,22 @@ def test_openvino_telemetry_is_off_in_the_edge(mode: str, tmp_path: Path) -> Non
     else:
         assert result["sent"] > 0
         assert result["consent"] is True
+
+
+def test_edge_run_unreadable_source_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = tmp_path / "person.pt"
+    weights.write_bytes(b"x")  # never loaded: the source fails first
+    monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    args = ["edge", "run", "--config", str(_camera_yaml(tmp_path, f"  weights: {weights}\n"))]
+    args += ["--source", str(tmp_path / "missing.mp4"), "--mqtt-url", "mqtt://127.0.0.1:9"]
+    try:
+        result = CliRunner().invoke(app, [*args, "--queue", str(tmp_path / "queue.sqlite")])
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception).startswith("--source: ")
+    assert "missing.mp4" in str(result.exception)
