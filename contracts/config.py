@@ -2,6 +2,8 @@
 
 Every model forbids unknown keys. ``load_config`` turns any problem into a ``ConfigError`` that
 names the file and the key path, e.g. ``camera.yaml: lines.0.kind: Input should be 'entrance'...``.
+Relative file paths in a YAML file (``model.weights``, ``model.cache_dir``) are relative to the
+folder of that file, so a config works whatever the working directory.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from footfall.contracts.events import LineKind, Name
 
@@ -36,12 +47,14 @@ def load_config(path: str | Path, model: type[M]) -> M:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return validate_config(data if data is not None else {}, model, source=str(path))
+    return validate_config(data if data is not None else {}, model, source=str(path), base_dir=path.parent)
 
 
-def validate_config(data: Any, model: type[M], *, source: str) -> M:
+def validate_config(data: Any, model: type[M], *, source: str, base_dir: str | Path | None = None) -> M:
+    """Validate ``data`` from ``source``; relative paths resolve against ``base_dir`` when given."""
+    context = {"source": source, "base_dir": Path(base_dir).absolute() if base_dir is not None else None}
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -93,6 +106,25 @@ class ModelConfig(StrictModel):
     keypoint_conf: float = Field(default=0.5, gt=0, lt=1)
     # Skip inference on frames without motion while nobody is tracked (an empty shop at night).
     motion_gating: bool = True
+    _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("weights", "cache_dir")
+    @classmethod
+    def _relative_to_config_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base_dir")
+        if value is None or base is None or Path(value).expanduser().is_absolute():
+            return value
+        return str(base / value)
+
+    @model_validator(mode="after")
+    def _remember_source(self, info: ValidationInfo) -> ModelConfig:
+        self._source = (info.context or {}).get("source")
+        return self
+
+    @property
+    def source(self) -> str | None:
+        """The file these settings came from (for error messages), if any."""
+        return self._source
 
 
 class CountingConfig(StrictModel):

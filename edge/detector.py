@@ -26,23 +26,56 @@ STRIDE = 32
 
 
 def prepare_offline_ultralytics() -> None:
-    """Ultralytics must never reach the network nor write into ~/.config on an edge device."""
+    """Ultralytics and OpenVINO must never reach the network (nor write into ~/.config) on an edge
+    device. Call before anything imports ultralytics or openvino."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install a missing export backend
     os.environ.setdefault("YOLO_VERBOSE", "False")
     if "YOLO_CONFIG_DIR" not in os.environ:
         path = Path(tempfile.gettempdir()) / "footfall-yolo-config"
         path.mkdir(parents=True, exist_ok=True)
         os.environ["YOLO_CONFIG_DIR"] = str(path)
+    disable_openvino_telemetry()
+
+
+def disable_openvino_telemetry() -> None:
+    """Decline OpenVINO's usage telemetry in this process.
+
+    ``import openvino`` and every model conversion send events to Google Analytics unless the
+    consent file ``~/intel/openvino_telemetry`` holds ``0`` or ``CI=true`` is set (the only switches
+    openvino-telemetry has). Setting ``CI`` would change other code's behaviour, and the documented
+    ``opt_in_out --opt_out`` writes into $HOME and itself sends an opt-out event; so the consent
+    check answers "declined" here, for this process only, before openvino is imported.
+    """
+    if importlib.util.find_spec("openvino_telemetry") is None:
+        return  # openvino then uses its built-in stub, which sends nothing
+    from openvino_telemetry.utils import opt_in_checker
+
+    def declined(*_: object, **__: object) -> opt_in_checker.ConsentCheckResult:
+        return opt_in_checker.ConsentCheckResult.DECLINED
+
+    opt_in_checker.OptInChecker.check = declined  # type: ignore[method-assign]
 
 
 def resolve_weights(config: ModelConfig, override: str | None = None) -> Path:
-    """``--model`` beats ``FOOTFALL_MODEL`` beats ``model.weights``; the file must exist."""
-    chosen = override or os.environ.get("FOOTFALL_MODEL") or config.weights
+    """``--model`` beats ``FOOTFALL_MODEL`` beats ``model.weights``; the file must exist.
+
+    A relative ``model.weights`` from a YAML file was made relative to that file's folder when it
+    was loaded; ``--model`` and ``FOOTFALL_MODEL`` are relative to the working directory.
+    """
+    env = os.environ.get("FOOTFALL_MODEL")
+    if override:
+        chosen, origin = override, "--model"
+    elif env:
+        chosen, origin = env, "FOOTFALL_MODEL"
+    else:
+        chosen = config.weights
+        origin = f"{config.source}: model.weights" if config.source else "model.weights"
     if not chosen:
-        raise ConfigError("model.weights: no model given (use --model PATH, FOOTFALL_MODEL or model.weights)")
+        raise ConfigError(f"{origin}: no model given (use --model PATH, FOOTFALL_MODEL or model.weights)")
     path = Path(chosen).expanduser()
     if not path.exists():
-        raise ConfigError(f"model.weights: {path} does not exist (weights are never downloaded)")
+        raise ConfigError(f"{origin}: {path} does not exist (weights are never downloaded)")
     return path
 
 

@@ -7,7 +7,7 @@ per-frame detail (tracks, counts) that ``count --annotate``, ``eval`` and the be
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -136,8 +136,13 @@ def run_frames(
     fps: float | None = None,
     realtime: bool = False,
     heartbeat_every_s: float = 10.0,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[FrameOutcome]:
-    """Process a source frame by frame; the last outcome's events include the end-of-stream flush."""
+    """Process a source frame by frame; the last outcome's events include the end-of-stream flush.
+
+    ``stop`` is asked before each frame (a live source ticks at least once a second): when it
+    returns True the stream ends there as at the end of a file, so open zone visits are closed.
+    """
     prepare_offline_ultralytics()  # before anything imports ultralytics
     frames = open_source(source, fps=fps, realtime=realtime) if isinstance(source, str) else source
     try:
@@ -152,6 +157,8 @@ def run_frames(
         last: Frame | None = None
         tracks = Tracks.empty()
         for frame in frames:
+            if stop is not None and stop():
+                break
             analysed = frame.image is not None and gate.should_detect(
                 frame.image, frame.t, tracking=len(tracks) > 0
             )
@@ -208,12 +215,14 @@ def iter_events(
     fps: float | None = None,
     realtime: bool = False,
     heartbeat_every_s: float = 10.0,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[Event]:
     """Validated contract events from a file, URL, USB index (``"0"``) or MOT frame folder.
 
     A generator: a live source streams events as they happen. ``weights`` overrides
     ``config.model.weights`` (``--model`` / ``FOOTFALL_MODEL``); ``start`` is the media-time origin
     for files (default: now); heartbeats leave ``queue_depth`` at 0 for the transport to fill.
+    ``stop``: see ``run_frames``.
     """
     for outcome in run_frames(
         source,
@@ -223,5 +232,6 @@ def iter_events(
         fps=fps,
         realtime=realtime,
         heartbeat_every_s=heartbeat_every_s,
+        stop=stop,
     ):
         yield from outcome.events

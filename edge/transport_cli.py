@@ -89,7 +89,13 @@ def edge_run(
     config: Annotated[Path, typer.Option(help="camera YAML (store, camera, lines, zones, model)")],
     source: Annotated[str, typer.Option(help="video file, RTSP/HTTP URL or camera index")],
     mqtt_url: MqttUrl,
-    weights: Annotated[str | None, typer.Option(help="override the model weights of the config")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "--weights", help="weights path; overrides FOOTFALL_MODEL and model.weights"),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="media time origin of a file source (RFC 3339); default: now")
+    ] = None,
     fps: Annotated[float | None, typer.Option(help="process at most this many frames per second")] = None,
     realtime: Annotated[bool, typer.Option(help="pace a file source at its native frame rate")] = False,
     heartbeat_every: Annotated[float, typer.Option(help="seconds between heartbeats")] = 10.0,
@@ -98,13 +104,24 @@ def edge_run(
     when_full: WhenFull = "drop_oldest",
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Count people on a live source and publish every event through the on-disk queue."""
-    from footfall.contracts.config import CameraConfig, load_config
-    from footfall.edge.pipeline import iter_events  # written by the edge component; heavy imports
+    """Count people on a live source and publish every event through the on-disk queue.
+
+    A file source ends at its end: the command then waits until the broker has every event and
+    exits. SIGTERM / SIGINT end the stream at the next frame (open zone visits are closed), give the
+    broker a few seconds, and leave whatever it has not acknowledged queued for the next start.
+    """
+    from footfall.contracts.config import CameraConfig, ConfigError, load_config
+    from footfall.edge.cli import _parse_start
+    from footfall.edge.detector import resolve_weights
+    from footfall.edge.pipeline import iter_events  # heavy imports
+    from footfall.edge.sources import STREAM_PREFIXES, SourceError
 
     _setup_logging(log_level)
+    log = logging.getLogger("footfall.edge")
     camera = load_config(config, CameraConfig)
-    _, publisher = _open_publisher(
+    resolve_weights(camera.model, model)  # a missing model fails before anything starts
+    origin = _parse_start(start)
+    queue_db, publisher = _open_publisher(
         mqtt_url,
         store=camera.store,
         device=camera.camera,
@@ -112,18 +129,40 @@ def edge_run(
         max_queue=max_queue,
         when_full=when_full,
     )
-    publisher.start()
+    # A service waits for a camera that is down at start (realtime), where `count` would fail.
+    live = source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
     stopping = _stop_on_signals()
+    publisher.start()
     try:
-        for event in iter_events(
-            source, camera, weights=weights, fps=fps, realtime=realtime, heartbeat_every_s=heartbeat_every
-        ):
-            publisher.publish(event)
-            if stopping[0]:
-                break
-        publisher.wait_drained(None if not stopping[0] else 5)
+        try:
+            for event in iter_events(
+                source,
+                camera,
+                weights=model,
+                start=origin,
+                fps=fps,
+                realtime=realtime or live,
+                heartbeat_every_s=heartbeat_every,
+                stop=lambda: stopping[0],
+            ):
+                publisher.publish(event)
+        except SourceError as exc:  # what was counted before stays queued
+            raise ConfigError(f"--source: {exc}") from None
+        log.info(
+            "%s; %d events queued, waiting for the broker to take them",
+            "stopping" if stopping[0] else "source ended",
+            queue_db.depth,
+        )
+        # Until drained; a stop signal cuts the wait short (a queue left on disk is sent next start).
+        while not stopping[0] and not publisher.wait_drained(0.5):
+            pass
+        drained = publisher.wait_drained(5)
     finally:
         publisher.stop()
+    if drained:
+        log.info("all events delivered; stopped")
+    else:
+        log.warning("stopped with %d events queued; they are sent on the next start", queue_db.depth)
 
 
 @edge_app.command("replay")
