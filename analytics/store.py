@@ -84,6 +84,7 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "rssi": "BIGINT",
             "randomized": "BOOLEAN",
             "key_epoch": "BIGINT",
+            "prev_device_hash": "VARCHAR",
         },
     ),
     POS_TRANSACTION: (("store",), {"transaction_id": "VARCHAR", "amount": "DOUBLE", "items": "BIGINT"}),
@@ -234,7 +235,7 @@ class InfluxStore:
         ZONE_VISIT: ('"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
         HEARTBEAT: ('count("fps")', 'time(15m),"store" fill(none)'),  # 15-min buckets are enough
         POS_TRANSACTION: ('"amount","transaction_id"', '"store"'),
-        WIFI: ('"device_hash","rssi","randomized"', '"store"'),
+        WIFI: ('"device_hash","prev_device_hash","rssi","randomized"', '"store"'),
     }
 
     def read_raw(
@@ -325,12 +326,16 @@ def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
             elif measurement == POS_TRANSACTION:
                 b.add_pos(store=s.tags["store"], ts=_ints(cols[0]), amount=_floats(cols[1]))
             else:
+                # by name: InfluxDB leaves out a selected field that no point of the range has
+                col = dict(zip(s.columns, cols, strict=True))
+                n = len(cols[0])
                 b.add_wifi(
                     store=s.tags["store"],
-                    ts=_ints(cols[0]),
-                    device_hash=np.array(cols[1], dtype=object),
-                    rssi=_ints(cols[2]),
-                    randomized=np.array(cols[3], bool),
+                    ts=_ints(col["time"]),
+                    device_hash=np.array(col["device_hash"], dtype=object),
+                    rssi=_ints(col["rssi"]),
+                    randomized=np.array(col["randomized"], bool),
+                    prev_hash=np.array(col.get("prev_device_hash", [None] * n), dtype=object),
                 )
 
 
@@ -373,6 +378,9 @@ class DuckDBStore:
                 f'CREATE TABLE IF NOT EXISTS "{measurement}" ({", ".join(cols)}, '
                 f'"time" BIGINT NOT NULL, PRIMARY KEY ({key}))'
             )
+            # files made by an older version lack fields added since (e.g. wifi.prev_device_hash)
+            for f, typ in fields.items():
+                self.con.execute(f'ALTER TABLE "{measurement}" ADD COLUMN IF NOT EXISTS "{f}" {typ}')
 
     def close(self) -> None:
         self.con.close()
@@ -412,11 +420,14 @@ class DuckDBStore:
                 select.append(f'CAST("{name}" AS {fields[name]}) AS "{name}"')
             else:
                 select.append(f'"{name}"')
+        target = ", ".join(f'"{c}"' for c in (*tags, *fields, "time"))
         with self._lock:
             self.con.register("_batch", batch)
             try:
                 self.con.execute(
-                    f'INSERT OR REPLACE INTO "{measurement}" SELECT {", ".join(select)} FROM _batch'
+                    # columns by name: a table migrated from an older file has its added ones last
+                    f'INSERT OR REPLACE INTO "{measurement}" ({target}) '
+                    f"SELECT {', '.join(select)} FROM _batch"
                 )
             finally:
                 self.con.unregister("_batch")
@@ -430,7 +441,14 @@ class DuckDBStore:
         return sql, params
 
     def _coded(
-        self, measurement: str, tags: tuple[str, ...], values: str, a: int, b: int, store: str | None
+        self,
+        measurement: str,
+        tags: tuple[str, ...],
+        values: str,
+        a: int,
+        b: int,
+        store: str | None,
+        joins: str = "",
     ) -> tuple[list[tuple[str, ...]], dict[str, np.ndarray]]:
         where, params = self._where(a, b, store)
         m_where, _ = self._where(a, b, store, prefix="m.")
@@ -449,7 +467,7 @@ class DuckDBStore:
         try:
             data = self.con.execute(
                 f'SELECT k._combo AS combo, {values} FROM "{measurement}" m '
-                f"JOIN _combos k USING ({tag_sql}) WHERE {m_where}",
+                f"JOIN _combos k USING ({tag_sql}) {joins} WHERE {m_where}",
                 params,
             ).fetchnumpy()
         finally:
@@ -515,14 +533,28 @@ class DuckDBStore:
                 amount=np.asarray(pos["amount"]),
             )
             wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
-            combos, wf = self._coded(
-                WIFI,
-                ("store",),
-                '"time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, rssi, randomized',
-                wifi_from,
-                end_ns,
-                store,
+            # Both hashes coded in SQL with one numbering, so the same hash gets the same code in
+            # either column (the hash strings never cross into Python).
+            w_where, w_params = self._where(wifi_from, end_ns, store)
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE _wifi_ids AS SELECT h, row_number() OVER () - 1 AS code FROM "
+                f"(SELECT device_hash AS h FROM wifi WHERE {w_where} UNION "
+                f"SELECT prev_device_hash FROM wifi WHERE {w_where} AND prev_device_hash IS NOT NULL)",
+                w_params + w_params,
             )
+            try:
+                combos, wf = self._coded(
+                    WIFI,
+                    ("store",),
+                    'm."time" AS ts, d.code AS dev, coalesce(p.code, -1) AS prev, m.rssi, m.randomized',
+                    wifi_from,
+                    end_ns,
+                    store,
+                    joins="JOIN _wifi_ids d ON m.device_hash = d.h "
+                    "LEFT JOIN _wifi_ids p ON m.prev_device_hash = p.h",
+                )
+            finally:
+                self.con.execute("DROP TABLE IF EXISTS _wifi_ids")
             if not combos:
                 return b.build()
             b.add_wifi(
@@ -531,6 +563,7 @@ class DuckDBStore:
                 device_hash=np.asarray(wf["dev"]),
                 rssi=np.asarray(wf["rssi"]),
                 randomized=np.asarray(wf["randomized"]),
+                prev_hash=np.asarray(wf["prev"]),
             )
         return b.build()
 

@@ -92,6 +92,11 @@ def assert_all_kpis(sim: Simulation, read) -> None:  # type: ignore[no-untyped-d
             assert zones[key]["dwell_p90_s"] == pytest.approx(float(np.quantile(dwell, 0.9)))
     # repeat visitors exist and staff devices are not among the day's Wi-Fi visitors
     assert sum(f.get("repeat_visitors", 0) for (s, _), f in daily.items() if s != "all") > 100
+    # the Wi-Fi hashes rotated inside the simulated weeks, and the repeat counts above (exact)
+    # include visits only linkable through prev_device_hash
+    wifi_epochs = {e.key_epoch for e in sim.events if e.type == "wifi"}  # type: ignore[union-attr]
+    assert len(wifi_epochs) == 2
+    assert sim.truth.repeats_across_rotation > 20
 
 
 def assert_uplift_covers_injection(sim: Simulation, rows) -> None:  # type: ignore[no-untyped-def]
