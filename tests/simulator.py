@@ -36,7 +36,7 @@ Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross bot
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -65,6 +65,7 @@ from footfall.contracts.measurements import datetime_to_ns, event_to_point
 from footfall.edge.bridges import MacHasher
 
 HOUR = timedelta(hours=1)
+MAX_UNACKED = 30_000
 SECOND_NS = 1_000_000_000
 
 
@@ -688,16 +689,25 @@ def emit_via_mqtt(events: Iterable[Event], mqtt_url: str, *, timeout_s: float = 
     client.max_inflight_messages_set(1000)
     client.connect(settings.host, settings.port)
     client.loop_start()
-    infos = []
-    try:
-        for event in events:
-            infos.append(client.publish(event.topic, event.to_json(), qos=1))
-        deadline = time.monotonic() + timeout_s
-        for info in infos:
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
+    deadline = time.monotonic() + timeout_s
+    sent = 0
+
+    def settle(keep: int) -> None:
+        while len(pending) > keep:
+            info = pending.popleft()
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))
             if not info.is_published():
                 raise TimeoutError("broker did not acknowledge every event in time")
+
+    try:
+        for event in events:
+            # paho's message ids wrap at 65535: never have that many unacknowledged
+            settle(MAX_UNACKED)
+            pending.append(client.publish(event.topic, event.to_json(), qos=1))
+            sent += 1
+        settle(0)
     finally:
         client.loop_stop()
         client.disconnect()
-    return len(infos)
+    return sent
