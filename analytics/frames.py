@@ -187,8 +187,10 @@ class RawDataBuilder:
         ts: np.ndarray,
         count: np.ndarray,
         track: np.ndarray,
+        only_role: int | None = None,
     ) -> None:
-        """``combos``: distinct (store, device, line, kind, direction); ``combo``: index per row."""
+        """``combos``: distinct (store, device, line, kind, direction); ``combo``: index per row.
+        ``only_role``: keep only the crossings of that role (ENTRANCE / PASSBY)."""
         if len(ts) == 0:
             return
         c_store = np.array([self.data.stores.code(c[0]) for c in combos], np.int32)
@@ -196,7 +198,7 @@ class RawDataBuilder:
         c_role = np.array([self.meta(c[0]).line_role(c[2], c[3]) for c in combos], np.int8)
         c_in = np.array([c[4] == "in" for c in combos], bool)
         combo = np.asarray(combo, np.int64)
-        keep = c_role[combo] >= 0
+        keep = c_role[combo] >= 0 if only_role is None else c_role[combo] == only_role
         if not keep.all():
             combo, ts, count, track = combo[keep], ts[keep], count[keep], track[keep]
         self._parts.setdefault("crossings", []).append(

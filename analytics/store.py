@@ -22,7 +22,7 @@ import numpy as np
 
 from footfall.analytics.config import StoresConfig
 from footfall.analytics.core import INT_FIELDS
-from footfall.analytics.frames import NO_TRACK, RawData, RawDataBuilder
+from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData, RawDataBuilder
 from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import (
     CROSSING,
@@ -46,6 +46,7 @@ from footfall.contracts.measurements import (
 )
 
 DAY_NS = 86_400_000_000_000
+PASSBY_SUMS = "crossing:passby-sums"  # the name of the pre-aggregated crossing query
 WRITE_BATCH = 20_000
 # Rows per chunk of a streamed (chunked=true) InfluxQL answer; None = one JSON document.
 READ_CHUNK_ROWS: int | None = 50_000
@@ -182,10 +183,15 @@ def _lines_from_columns(measurement: str, columns: Mapping[str, np.ndarray]) -> 
 
 
 class InfluxStore:
-    def __init__(self, client: InfluxClient, *, chunk_ns: int = DAY_NS, workers: int = 3) -> None:
+    def __init__(
+        self, client: InfluxClient, *, chunk_ns: int = DAY_NS, workers: int = 3, passby_sums: bool = True
+    ) -> None:
+        """``passby_sums=False`` reads passby crossings row by row too (the same KPIs, slower; for
+        comparison)."""
         self.client = client
         self.chunk_ns = chunk_ns
         self.workers = workers
+        self.passby_sums = passby_sums
         self._local = threading.local()
 
     def write_lines(self, lines: Iterable[str]) -> int:
@@ -213,11 +219,13 @@ class InfluxStore:
             t += self.chunk_ns
 
     def _select(
-        self, what: str, measurement: str, a: int, b: int, store: str | None, group: str
+        self, what: str, measurement: str, a: int, b: int, store: str | None, group: str, extra: str = ""
     ) -> list[Any]:
         where = f"time >= {a} AND time < {b}"
         if store:
             where += f" AND \"store\" = '{store}'"
+        if extra:
+            where += f" AND ({extra})"
         return self._client().query(
             f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}', chunk_size=READ_CHUNK_ROWS
         )
@@ -229,13 +237,22 @@ class InfluxStore:
             client = self._local.client = dataclasses.replace(self.client)
         return client
 
-    # measurement -> (selected fields, GROUP BY)
-    _RAW_QUERIES: ClassVar[dict[str, tuple[str, str]]] = {
-        CROSSING: ('"count","track_id"', '"store","device","line","kind","direction"'),
-        ZONE_VISIT: ('"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
-        HEARTBEAT: ('count("fps")', 'time(15m),"store" fill(none)'),  # 15-min buckets are enough
-        POS_TRANSACTION: ('"amount","transaction_id"', '"store"'),
-        WIFI: ('"device_hash","prev_device_hash","rssi","randomized"', '"store"'),
+    # query name -> (measurement, selected fields, GROUP BY)
+    _RAW_QUERIES: ClassVar[dict[str, tuple[str, str, str]]] = {
+        # Entrance crossings row by row (staff tracks, opening hours and occupancy need each one);
+        # passby crossings only as 15-minute sums: passersby has no per-track rule, and every time
+        # zone offset is a multiple of 15 min, so a bucket lies inside one local hour.
+        CROSSING: (CROSSING, '"count","track_id"', '"store","device","line","kind","direction"'),
+        PASSBY_SUMS: (
+            CROSSING,
+            'sum("count")',
+            'time(15m),"store","device","line","kind","direction" fill(none)',
+        ),
+        ZONE_VISIT: (ZONE_VISIT, '"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
+        # 15-min buckets are enough for coverage
+        HEARTBEAT: (HEARTBEAT, 'count("fps")', 'time(15m),"store" fill(none)'),
+        POS_TRANSACTION: (POS_TRANSACTION, '"amount","transaction_id"', '"store"'),
+        WIFI: (WIFI, '"device_hash","prev_device_hash","rssi","randomized"', '"store"'),
     }
 
     def read_raw(
@@ -250,31 +267,26 @@ class InfluxStore:
         """Day-sized queries per measurement, fetched by ``workers`` threads (InfluxDB answers
         one query per core) and decoded here in order."""
         jobs = [
-            (m, a, z)
-            for m in self._RAW_QUERIES
+            (name, a, z)
+            for name in self._RAW_QUERIES
+            if name != PASSBY_SUMS or self.passby_sums
             for a, z in self._chunks(
-                wifi_start_ns if m == WIFI and wifi_start_ns is not None else start_ns, end_ns
+                wifi_start_ns if name == WIFI and wifi_start_ns is not None else start_ns, end_ns
             )
         ]
+        entrance_filter = _maybe_entrance_filter(config) if self.passby_sums else ""
+
+        def fetch(job: tuple[str, int, int]) -> tuple[str, list[Any]]:
+            name, a, z = job
+            measurement, what, group = self._RAW_QUERIES[name]
+            extra = entrance_filter if name == CROSSING else ""
+            return name, self._select(what, measurement, a, z, store, group, extra)
+
         b = RawDataBuilder(config)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            results = pool.map(
-                lambda job: (
-                    job[0],
-                    self._select(
-                        *self._RAW_QUERIES[job[0]][:1],
-                        job[0],
-                        job[1],
-                        job[2],
-                        store,
-                        self._RAW_QUERIES[job[0]][1],
-                    ),
-                ),
-                jobs,
-            )
-            for measurement, series in results:
+            for name, series in pool.map(fetch, jobs):
                 if series:
-                    _decode(b, measurement, series)
+                    _decode(b, name, series, all_roles=not self.passby_sums)
         return b.build()
 
     def read_points(
@@ -295,20 +307,41 @@ class InfluxStore:
         return sorted({row[1] for s in series for row in s.values} - {"all"})
 
 
-def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
-    if measurement == CROSSING:
-        combo, cols = _stack(series, 3)
-        b.add_crossings(
-            combos=[
-                (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
-                for s in series
-            ],
-            combo=combo,
-            ts=_ints(cols[0]),
-            count=_ints(cols[1], 1),
-            track=_ints(cols[2], NO_TRACK),
-        )
-    elif measurement == ZONE_VISIT:
+def _maybe_entrance_filter(config: StoresConfig) -> str:
+    """An InfluxQL condition that keeps every crossing that can be an entrance crossing of some store
+    (the event's kind says entrance, or its line is configured as an entrance line somewhere) and
+    drops the rest, which are passby crossings (read as sums) or ignored lines. Rows it lets through
+    that are not entrances are dropped by role when decoded."""
+    lines = sorted({line for meta in config.stores for line in (meta.entrance_lines or [])})
+    return " OR ".join(["\"kind\" != 'passby'", *(f"\"line\" = '{line}'" for line in lines)])
+
+
+def _decode(b: RawDataBuilder, name: str, series: list[Any], *, all_roles: bool = False) -> None:
+    if name in (CROSSING, PASSBY_SUMS):
+        combo, cols = _stack(series, 3 if name == CROSSING else 2)
+        combos = [
+            (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
+            for s in series
+        ]
+        if name == CROSSING:
+            b.add_crossings(
+                combos=combos,
+                combo=combo,
+                ts=_ints(cols[0]),
+                count=_ints(cols[1], 1),
+                track=_ints(cols[2], NO_TRACK),
+                only_role=None if all_roles else ENTRANCE,
+            )
+        else:  # one row per 15-minute bucket: its start, the bucket's total, no track
+            b.add_crossings(
+                combos=combos,
+                combo=combo,
+                ts=_ints(cols[0]),
+                count=_ints(cols[1]),
+                track=np.full(len(combo), NO_TRACK, np.int64),
+                only_role=PASSBY,
+            )
+    elif name == ZONE_VISIT:
         combo, cols = _stack(series, 4)
         b.add_zone_visits(
             combos=[(s.tags["store"], s.tags["device"], s.tags["zone"]) for s in series],
@@ -321,9 +354,9 @@ def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
     else:
         for s in series:
             _, cols = _stack([s], len(s.columns))
-            if measurement == HEARTBEAT:
+            if name == HEARTBEAT:
                 b.add_heartbeats(store=s.tags["store"], ts=_ints(cols[0]))
-            elif measurement == POS_TRANSACTION:
+            elif name == POS_TRANSACTION:
                 b.add_pos(store=s.tags["store"], ts=_ints(cols[0]), amount=_floats(cols[1]))
             else:
                 # by name: InfluxDB leaves out a selected field that no point of the range has
