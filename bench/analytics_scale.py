@@ -268,12 +268,12 @@ def main() -> None:
                     report(label, "influx load raw (setup)", total, m)
                     job_phases(influx, config, peak, label + " influx", report)
                     # the same read with passby crossings row by row (the reader before it summed them)
-                    rows = InfluxStore(client, passby_sums=False)
+                    row_reader = InfluxStore(client, passby_sums=False)
                     grid = build_grid(
                         config.stores, START, START + timedelta(days=DAYS - 1), REPEAT_WINDOW_DAYS, 1
                     )
                     with peak.measure() as m:
-                        raw = rows.read_raw(
+                        raw = row_reader.read_raw(
                             config, grid.read_start_ns, grid.read_end_ns, wifi_start_ns=grid.lookback_start_ns
                         )
                     report(label + " influx", "read, passby row by row", raw.n_events, m)
