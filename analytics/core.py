@@ -127,6 +127,34 @@ def _seen_in_staff_zone(
     return after | before
 
 
+def link_identities(device: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """One canonical code per sighting for devices whose hashed id changed at a key rotation.
+
+    The Wi-Fi bridge publishes each MAC's hash under the current key (``device``) and under the
+    previous epoch's key (``prev``, -1 when absent): a sighting (h_new, h_old) is the same device as
+    any sighting whose id is h_old. Ids joined by such pairs form connected components (a union-find,
+    done here as vectorised min-label propagation with pointer jumping); every sighting gets its
+    component's representative. Codes stay within the input's range."""
+    device = np.asarray(device, np.int64)
+    prev = np.asarray(prev, np.int64)
+    linked = (prev >= 0) & (prev != device)
+    if not linked.any():
+        return device
+    size = np.int64(max(int(device.max()), int(prev.max())) + 1)
+    pairs = np.unique(device[linked] * size + prev[linked])  # distinct edges only
+    a, b = pairs // size, pairs % size
+    label = np.arange(size, dtype=np.int64)
+    while True:
+        low = np.minimum(label[a], label[b])
+        nxt = label.copy()
+        np.minimum.at(nxt, a, low)
+        np.minimum.at(nxt, b, low)
+        nxt = nxt[nxt]  # pointer jumping: follow the label's own label (halves chain lengths)
+        if np.array_equal(nxt, label):
+            return label[device]
+        label = nxt
+
+
 @dataclass
 class Sessions:
     store: np.ndarray
@@ -376,12 +404,12 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
     wf_slot = grid.slot_of(wf.store, wf.ts)
     min_hours = np.array([m.staff.wifi_min_hours_per_day or 0 for m in metas], np.int64)
     min_days = np.array([m.staff.wifi_min_days for m in metas], np.int64)
-    wf_staff = staff_devices(wf.store, wf.device_hash, wf_slot, grid.slot_day, min_hours, min_days)
+    # one id per physical device across key rotations, for staff devices, sessions and repeats
+    wf_device = link_identities(wf.device_hash, wf.prev_hash)
+    wf_staff = staff_devices(wf.store, wf_device, wf_slot, grid.slot_day, min_hours, min_days)
     gap = np.array([int(m.wifi.session_gap_s * S_NS) for m in metas], np.int64)
     keep = ~wf_staff & (wf_slot >= 0)
-    ses = wifi_sessions(
-        wf.store[keep], wf.device_hash[keep], wf.ts[keep], wf.rssi[keep], wf.randomized[keep], gap
-    )
+    ses = wifi_sessions(wf.store[keep], wf_device[keep], wf.ts[keep], wf.rssi[keep], wf.randomized[keep], gap)
     visit_min_ns = np.array([int(m.wifi.visit_min_s * S_NS) for m in metas], np.int64)
     visit_rssi = np.array([m.wifi.visit_min_rssi for m in metas], np.int64)
     ses_visit = (ses.end - ses.start >= visit_min_ns[ses.store]) & (ses.max_rssi >= visit_rssi[ses.store])

@@ -27,6 +27,7 @@ ENTRANCE, PASSBY = 0, 1
 # A tag column already coded by a database: (distinct labels, index into them per row).
 Coded = tuple[Sequence[str], np.ndarray]
 NO_TRACK = -1
+NO_HASH = -1
 
 
 class Vocab:
@@ -101,6 +102,9 @@ class WifiSightings(_Table):
     device_hash: np.ndarray  # int64 code of the hashed device id (never the hash itself in the core)
     rssi: np.ndarray  # int16
     randomized: np.ndarray  # bool
+    # int64 code of the same MAC's hash under the previous rotation key (same codes as device_hash),
+    # NO_HASH when the sighting has none
+    prev_hash: np.ndarray
 
 
 @dataclass
@@ -123,6 +127,7 @@ def _empty(cls: type[_Table]) -> _Table:
         "track": np.int64,
         "count": np.int64,
         "device_hash": np.int64,
+        "prev_hash": np.int64,
         "dwell_s": np.float64,
         "amount": np.float64,
         "inbound": bool,
@@ -182,8 +187,10 @@ class RawDataBuilder:
         ts: np.ndarray,
         count: np.ndarray,
         track: np.ndarray,
+        only_role: int | None = None,
     ) -> None:
-        """``combos``: distinct (store, device, line, kind, direction); ``combo``: index per row."""
+        """``combos``: distinct (store, device, line, kind, direction); ``combo``: index per row.
+        ``only_role``: keep only the crossings of that role (ENTRANCE / PASSBY)."""
         if len(ts) == 0:
             return
         c_store = np.array([self.data.stores.code(c[0]) for c in combos], np.int32)
@@ -191,7 +198,7 @@ class RawDataBuilder:
         c_role = np.array([self.meta(c[0]).line_role(c[2], c[3]) for c in combos], np.int8)
         c_in = np.array([c[4] == "in" for c in combos], bool)
         combo = np.asarray(combo, np.int64)
-        keep = c_role[combo] >= 0
+        keep = c_role[combo] >= 0 if only_role is None else c_role[combo] == only_role
         if not keep.all():
             combo, ts, count, track = combo[keep], ts[keep], count[keep], track[keep]
         self._parts.setdefault("crossings", []).append(
@@ -243,7 +250,10 @@ class RawDataBuilder:
         device_hash: np.ndarray,
         rssi: np.ndarray,
         randomized: np.ndarray,
+        prev_hash: np.ndarray | None = None,
     ) -> None:
+        """``device_hash`` / ``prev_hash``: hash strings, or integer codes of one shared coding
+        (a database's); a missing previous hash is None, "" or a negative code."""
         n = len(ts)
         if n:
             self._parts.setdefault("wifi", []).append(
@@ -253,8 +263,22 @@ class RawDataBuilder:
                     device_hash=self._hashes.codes(device_hash).astype(np.int64),
                     rssi=np.asarray(rssi, np.int16),
                     randomized=np.asarray(randomized, bool),
+                    prev_hash=self._optional_hashes(prev_hash, n),
                 )
             )
+
+    def _optional_hashes(self, values: np.ndarray | None, n: int) -> np.ndarray:
+        out = np.full(n, NO_HASH, np.int64)
+        if values is None:
+            return out
+        arr = np.asarray(values)
+        if arr.dtype.kind in "iu":
+            present = arr >= 0
+        else:
+            present = np.array([isinstance(v, str) and v != "" for v in arr.tolist()], bool)
+        if present.any():
+            out[present] = self._hashes.codes(arr[present])
+        return out
 
     def add_heartbeats(self, *, store: str | np.ndarray, ts: np.ndarray) -> None:
         if len(ts):
@@ -289,7 +313,7 @@ def raw_from_events(
     z_combos: dict[tuple[str, ...], int] = {}
     c: dict[str, list] = {k: [] for k in ("combo", "ts", "count", "track")}
     z: dict[str, list] = {k: [] for k in ("combo", "ts", "enter", "dwell_s", "track")}
-    w: dict[str, list] = {k: [] for k in ("store", "ts", "device_hash", "rssi", "randomized")}
+    w: dict[str, list] = {k: [] for k in ("store", "ts", "device_hash", "rssi", "randomized", "prev_hash")}
     h: dict[str, list] = {"store": [], "ts": []}
     for event in events:
         ts = event_to_point(event).ts_ns
@@ -314,6 +338,7 @@ def raw_from_events(
                     ("device_hash", event.device_hash),
                     ("rssi", event.rssi),
                     ("randomized", event.randomized),
+                    ("prev_hash", event.prev_device_hash),
                 ):
                     w[k].append(v)
             case HeartbeatEvent():
@@ -341,6 +366,7 @@ def raw_from_events(
         device_hash=arr(w["device_hash"], dtype=object),
         rssi=arr(w["rssi"], np.int64),
         randomized=arr(w["randomized"], bool),
+        prev_hash=arr(w["prev_hash"], dtype=object),
     )
     builder.add_heartbeats(store=arr(h["store"], dtype=object), ts=arr(h["ts"], np.int64))
     pos = list(pos)

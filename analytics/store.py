@@ -22,7 +22,7 @@ import numpy as np
 
 from footfall.analytics.config import StoresConfig
 from footfall.analytics.core import INT_FIELDS
-from footfall.analytics.frames import NO_TRACK, RawData, RawDataBuilder
+from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData, RawDataBuilder
 from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import (
     CROSSING,
@@ -46,6 +46,7 @@ from footfall.contracts.measurements import (
 )
 
 DAY_NS = 86_400_000_000_000
+PASSBY_SUMS = "crossing:passby-sums"  # the name of the pre-aggregated crossing query
 WRITE_BATCH = 20_000
 # Rows per chunk of a streamed (chunked=true) InfluxQL answer; None = one JSON document.
 READ_CHUNK_ROWS: int | None = 50_000
@@ -84,6 +85,7 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "rssi": "BIGINT",
             "randomized": "BOOLEAN",
             "key_epoch": "BIGINT",
+            "prev_device_hash": "VARCHAR",
         },
     ),
     POS_TRANSACTION: (("store",), {"transaction_id": "VARCHAR", "amount": "DOUBLE", "items": "BIGINT"}),
@@ -181,10 +183,15 @@ def _lines_from_columns(measurement: str, columns: Mapping[str, np.ndarray]) -> 
 
 
 class InfluxStore:
-    def __init__(self, client: InfluxClient, *, chunk_ns: int = DAY_NS, workers: int = 3) -> None:
+    def __init__(
+        self, client: InfluxClient, *, chunk_ns: int = DAY_NS, workers: int = 3, passby_sums: bool = True
+    ) -> None:
+        """``passby_sums=False`` reads passby crossings row by row too (the same KPIs, slower; for
+        comparison)."""
         self.client = client
         self.chunk_ns = chunk_ns
         self.workers = workers
+        self.passby_sums = passby_sums
         self._local = threading.local()
 
     def write_lines(self, lines: Iterable[str]) -> int:
@@ -212,11 +219,13 @@ class InfluxStore:
             t += self.chunk_ns
 
     def _select(
-        self, what: str, measurement: str, a: int, b: int, store: str | None, group: str
+        self, what: str, measurement: str, a: int, b: int, store: str | None, group: str, extra: str = ""
     ) -> list[Any]:
         where = f"time >= {a} AND time < {b}"
         if store:
             where += f" AND \"store\" = '{store}'"
+        if extra:
+            where += f" AND ({extra})"
         return self._client().query(
             f'SELECT {what} FROM "{measurement}" WHERE {where} GROUP BY {group}', chunk_size=READ_CHUNK_ROWS
         )
@@ -228,13 +237,22 @@ class InfluxStore:
             client = self._local.client = dataclasses.replace(self.client)
         return client
 
-    # measurement -> (selected fields, GROUP BY)
-    _RAW_QUERIES: ClassVar[dict[str, tuple[str, str]]] = {
-        CROSSING: ('"count","track_id"', '"store","device","line","kind","direction"'),
-        ZONE_VISIT: ('"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
-        HEARTBEAT: ('count("fps")', 'time(15m),"store" fill(none)'),  # 15-min buckets are enough
-        POS_TRANSACTION: ('"amount","transaction_id"', '"store"'),
-        WIFI: ('"device_hash","rssi","randomized"', '"store"'),
+    # query name -> (measurement, selected fields, GROUP BY)
+    _RAW_QUERIES: ClassVar[dict[str, tuple[str, str, str]]] = {
+        # Entrance crossings row by row (staff tracks, opening hours and occupancy need each one);
+        # passby crossings only as 15-minute sums: passersby has no per-track rule, and every time
+        # zone offset is a multiple of 15 min, so a bucket lies inside one local hour.
+        CROSSING: (CROSSING, '"count","track_id"', '"store","device","line","kind","direction"'),
+        PASSBY_SUMS: (
+            CROSSING,
+            'sum("count")',
+            'time(15m),"store","device","line","kind","direction" fill(none)',
+        ),
+        ZONE_VISIT: (ZONE_VISIT, '"enter_ns","dwell_s","track_id"', '"store","device","zone"'),
+        # 15-min buckets are enough for coverage
+        HEARTBEAT: (HEARTBEAT, 'count("fps")', 'time(15m),"store" fill(none)'),
+        POS_TRANSACTION: (POS_TRANSACTION, '"amount","transaction_id"', '"store"'),
+        WIFI: (WIFI, '"device_hash","prev_device_hash","rssi","randomized"', '"store"'),
     }
 
     def read_raw(
@@ -249,31 +267,26 @@ class InfluxStore:
         """Day-sized queries per measurement, fetched by ``workers`` threads (InfluxDB answers
         one query per core) and decoded here in order."""
         jobs = [
-            (m, a, z)
-            for m in self._RAW_QUERIES
+            (name, a, z)
+            for name in self._RAW_QUERIES
+            if name != PASSBY_SUMS or self.passby_sums
             for a, z in self._chunks(
-                wifi_start_ns if m == WIFI and wifi_start_ns is not None else start_ns, end_ns
+                wifi_start_ns if name == WIFI and wifi_start_ns is not None else start_ns, end_ns
             )
         ]
+        entrance_filter = _maybe_entrance_filter(config) if self.passby_sums else ""
+
+        def fetch(job: tuple[str, int, int]) -> tuple[str, list[Any]]:
+            name, a, z = job
+            measurement, what, group = self._RAW_QUERIES[name]
+            extra = entrance_filter if name == CROSSING else ""
+            return name, self._select(what, measurement, a, z, store, group, extra)
+
         b = RawDataBuilder(config)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            results = pool.map(
-                lambda job: (
-                    job[0],
-                    self._select(
-                        *self._RAW_QUERIES[job[0]][:1],
-                        job[0],
-                        job[1],
-                        job[2],
-                        store,
-                        self._RAW_QUERIES[job[0]][1],
-                    ),
-                ),
-                jobs,
-            )
-            for measurement, series in results:
+            for name, series in pool.map(fetch, jobs):
                 if series:
-                    _decode(b, measurement, series)
+                    _decode(b, name, series, all_roles=not self.passby_sums)
         return b.build()
 
     def read_points(
@@ -294,20 +307,41 @@ class InfluxStore:
         return sorted({row[1] for s in series for row in s.values} - {"all"})
 
 
-def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
-    if measurement == CROSSING:
-        combo, cols = _stack(series, 3)
-        b.add_crossings(
-            combos=[
-                (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
-                for s in series
-            ],
-            combo=combo,
-            ts=_ints(cols[0]),
-            count=_ints(cols[1], 1),
-            track=_ints(cols[2], NO_TRACK),
-        )
-    elif measurement == ZONE_VISIT:
+def _maybe_entrance_filter(config: StoresConfig) -> str:
+    """An InfluxQL condition that keeps every crossing that can be an entrance crossing of some store
+    (the event's kind says entrance, or its line is configured as an entrance line somewhere) and
+    drops the rest, which are passby crossings (read as sums) or ignored lines. Rows it lets through
+    that are not entrances are dropped by role when decoded."""
+    lines = sorted({line for meta in config.stores for line in (meta.entrance_lines or [])})
+    return " OR ".join(["\"kind\" != 'passby'", *(f"\"line\" = '{line}'" for line in lines)])
+
+
+def _decode(b: RawDataBuilder, name: str, series: list[Any], *, all_roles: bool = False) -> None:
+    if name in (CROSSING, PASSBY_SUMS):
+        combo, cols = _stack(series, 3 if name == CROSSING else 2)
+        combos = [
+            (s.tags["store"], s.tags["device"], s.tags["line"], s.tags["kind"], s.tags["direction"])
+            for s in series
+        ]
+        if name == CROSSING:
+            b.add_crossings(
+                combos=combos,
+                combo=combo,
+                ts=_ints(cols[0]),
+                count=_ints(cols[1], 1),
+                track=_ints(cols[2], NO_TRACK),
+                only_role=None if all_roles else ENTRANCE,
+            )
+        else:  # one row per 15-minute bucket: its start, the bucket's total, no track
+            b.add_crossings(
+                combos=combos,
+                combo=combo,
+                ts=_ints(cols[0]),
+                count=_ints(cols[1]),
+                track=np.full(len(combo), NO_TRACK, np.int64),
+                only_role=PASSBY,
+            )
+    elif name == ZONE_VISIT:
         combo, cols = _stack(series, 4)
         b.add_zone_visits(
             combos=[(s.tags["store"], s.tags["device"], s.tags["zone"]) for s in series],
@@ -320,38 +354,47 @@ def _decode(b: RawDataBuilder, measurement: str, series: list[Any]) -> None:
     else:
         for s in series:
             _, cols = _stack([s], len(s.columns))
-            if measurement == HEARTBEAT:
+            if name == HEARTBEAT:
                 b.add_heartbeats(store=s.tags["store"], ts=_ints(cols[0]))
-            elif measurement == POS_TRANSACTION:
+            elif name == POS_TRANSACTION:
                 b.add_pos(store=s.tags["store"], ts=_ints(cols[0]), amount=_floats(cols[1]))
             else:
+                # by name: InfluxDB leaves out a selected field that no point of the range has
+                col = dict(zip(s.columns, cols, strict=True))
+                n = len(cols[0])
                 b.add_wifi(
                     store=s.tags["store"],
-                    ts=_ints(cols[0]),
-                    device_hash=np.array(cols[1], dtype=object),
-                    rssi=_ints(cols[2]),
-                    randomized=np.array(cols[3], bool),
+                    ts=_ints(col["time"]),
+                    device_hash=col["device_hash"],
+                    rssi=_ints(col["rssi"]),
+                    randomized=col["randomized"].astype(bool),
+                    prev_hash=col.get("prev_device_hash", np.full(n, None, dtype=object)),
                 )
 
 
-def _stack(series: Sequence[Any], n_cols: int) -> tuple[np.ndarray, list[list[Any]]]:
-    """Concatenate the rows of several series: (series index per row, columns as lists)."""
+def _stack(series: Sequence[Any], n_cols: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Concatenate the rows of several series: (series index per row, columns as object arrays).
+
+    One 2-D object array and column slices: numpy's C loop instead of transposing in Python (3x)."""
     sizes = [len(s.values) for s in series]
     combo = np.repeat(np.arange(len(series)), sizes)
     rows = [row for s in series for row in s.values]
-    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(n_cols)]
-    return combo, cols
+    if not rows:
+        return combo, [np.zeros(0, object) for _ in range(n_cols)]
+    table = np.empty((len(rows), n_cols), dtype=object)
+    table[:] = rows
+    return combo, [table[:, j] for j in range(n_cols)]
 
 
-def _ints(values: list[Any], default: int = 0) -> np.ndarray:
+def _ints(values: np.ndarray, default: int = 0) -> np.ndarray:
     try:
-        return np.array(values, np.int64)
-    except (TypeError, ValueError):
-        return np.array([default if v is None else v for v in values], np.int64)
+        return values.astype(np.int64)
+    except (TypeError, ValueError):  # None where a point lacks the field
+        return np.where(np.equal(values, None), default, values).astype(np.int64)
 
 
-def _floats(values: list[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], np.float64)
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.where(np.equal(values, None), np.nan, values).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- DuckDB
@@ -373,6 +416,9 @@ class DuckDBStore:
                 f'CREATE TABLE IF NOT EXISTS "{measurement}" ({", ".join(cols)}, '
                 f'"time" BIGINT NOT NULL, PRIMARY KEY ({key}))'
             )
+            # files made by an older version lack fields added since (e.g. wifi.prev_device_hash)
+            for f, typ in fields.items():
+                self.con.execute(f'ALTER TABLE "{measurement}" ADD COLUMN IF NOT EXISTS "{f}" {typ}')
 
     def close(self) -> None:
         self.con.close()
@@ -412,11 +458,14 @@ class DuckDBStore:
                 select.append(f'CAST("{name}" AS {fields[name]}) AS "{name}"')
             else:
                 select.append(f'"{name}"')
+        target = ", ".join(f'"{c}"' for c in (*tags, *fields, "time"))
         with self._lock:
             self.con.register("_batch", batch)
             try:
                 self.con.execute(
-                    f'INSERT OR REPLACE INTO "{measurement}" SELECT {", ".join(select)} FROM _batch'
+                    # columns by name: a table migrated from an older file has its added ones last
+                    f'INSERT OR REPLACE INTO "{measurement}" ({target}) '
+                    f"SELECT {', '.join(select)} FROM _batch"
                 )
             finally:
                 self.con.unregister("_batch")
@@ -430,7 +479,14 @@ class DuckDBStore:
         return sql, params
 
     def _coded(
-        self, measurement: str, tags: tuple[str, ...], values: str, a: int, b: int, store: str | None
+        self,
+        measurement: str,
+        tags: tuple[str, ...],
+        values: str,
+        a: int,
+        b: int,
+        store: str | None,
+        joins: str = "",
     ) -> tuple[list[tuple[str, ...]], dict[str, np.ndarray]]:
         where, params = self._where(a, b, store)
         m_where, _ = self._where(a, b, store, prefix="m.")
@@ -449,7 +505,7 @@ class DuckDBStore:
         try:
             data = self.con.execute(
                 f'SELECT k._combo AS combo, {values} FROM "{measurement}" m '
-                f"JOIN _combos k USING ({tag_sql}) WHERE {m_where}",
+                f"JOIN _combos k USING ({tag_sql}) {joins} WHERE {m_where}",
                 params,
             ).fetchnumpy()
         finally:
@@ -515,14 +571,28 @@ class DuckDBStore:
                 amount=np.asarray(pos["amount"]),
             )
             wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
-            combos, wf = self._coded(
-                WIFI,
-                ("store",),
-                '"time" AS ts, dense_rank() OVER (ORDER BY device_hash) AS dev, rssi, randomized',
-                wifi_from,
-                end_ns,
-                store,
+            # Both hashes coded in SQL with one numbering, so the same hash gets the same code in
+            # either column (the hash strings never cross into Python).
+            w_where, w_params = self._where(wifi_from, end_ns, store)
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE _wifi_ids AS SELECT h, row_number() OVER () - 1 AS code FROM "
+                f"(SELECT device_hash AS h FROM wifi WHERE {w_where} UNION "
+                f"SELECT prev_device_hash FROM wifi WHERE {w_where} AND prev_device_hash IS NOT NULL)",
+                w_params + w_params,
             )
+            try:
+                combos, wf = self._coded(
+                    WIFI,
+                    ("store",),
+                    'm."time" AS ts, d.code AS dev, coalesce(p.code, -1) AS prev, m.rssi, m.randomized',
+                    wifi_from,
+                    end_ns,
+                    store,
+                    joins="JOIN _wifi_ids d ON m.device_hash = d.h "
+                    "LEFT JOIN _wifi_ids p ON m.prev_device_hash = p.h",
+                )
+            finally:
+                self.con.execute("DROP TABLE IF EXISTS _wifi_ids")
             if not combos:
                 return b.build()
             b.add_wifi(
@@ -531,6 +601,7 @@ class DuckDBStore:
                 device_hash=np.asarray(wf["dev"]),
                 rssi=np.asarray(wf["rssi"]),
                 randomized=np.asarray(wf["randomized"]),
+                prev_hash=np.asarray(wf["prev"]),
             )
         return b.build()
 

@@ -267,6 +267,17 @@ def main() -> None:
                             influx.write_columns(measurement, c)
                     report(label, "influx load raw (setup)", total, m)
                     job_phases(influx, config, peak, label + " influx", report)
+                    # the same read with passby crossings row by row (the reader before it summed them)
+                    row_reader = InfluxStore(client, passby_sums=False)
+                    grid = build_grid(
+                        config.stores, START, START + timedelta(days=DAYS - 1), REPEAT_WINDOW_DAYS, 1
+                    )
+                    with peak.measure() as m:
+                        raw = row_reader.read_raw(
+                            config, grid.read_start_ns, grid.read_end_ns, wifi_start_ns=grid.lookback_start_ns
+                        )
+                    report(label + " influx", "read, passby row by row", raw.n_events, m)
+                    del raw
                 finally:
                     server.stop()
     print("\nsize, phase, events, seconds, peak MiB")

@@ -36,7 +36,7 @@ Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross bot
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -62,8 +62,10 @@ from footfall.contracts.events import (
     stable_event_id,
 )
 from footfall.contracts.measurements import datetime_to_ns, event_to_point
+from footfall.edge.bridges import MacHasher
 
 HOUR = timedelta(hours=1)
+MAX_UNACKED = 30_000
 SECOND_NS = 1_000_000_000
 
 
@@ -82,10 +84,22 @@ DEFAULT_STORES = (
 )
 
 
+def recent_start(weeks: int, today: date | None = None) -> date:
+    """The Monday starting ``weeks`` whole weeks that end on the last Sunday at least two days ago
+    (UTC): every store's last local day (UTC-12..UTC+14) is then over, and the oldest event is
+    well inside ingest's 400-day window."""
+    today = today or datetime.now(UTC).date()
+    latest = today - timedelta(days=2)
+    last_sunday = latest - timedelta(days=(latest.weekday() - 6) % 7)
+    return last_sunday - timedelta(days=7 * weeks - 1)
+
+
 @dataclass
 class SimConfig:
     stores: Sequence[SimStore] = DEFAULT_STORES
-    start: date = date(2026, 10, 5)  # a Monday
+    # A Monday. None: the recent weeks (``recent_start``), so the events pass ingest's time window;
+    # a fixed date (e.g. 2026-10-05, whose weeks cross both DST ends) for direct writes.
+    start: date | None = None
     weeks: int = 5
     seed: int = 7
     campaign_uplift: float = 0.4
@@ -100,6 +114,12 @@ class SimConfig:
     wifi_share: float = 0.45
     randomized_share: float = 0.2
     purchase_share: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.start is None:
+            self.start = recent_start(self.weeks)
+        if self.start.weekday() != 0:
+            raise ValueError(f"the simulation starts on a Monday, not {self.start:%A %Y-%m-%d}")
 
 
 @dataclass
@@ -122,6 +142,9 @@ class Truth:
     visit_duration_true_s: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # per day
     campaign_extra: dict[str, int] = field(default_factory=dict)  # injected extra visitors per store
     gap_hours: set[tuple[str, int]] = field(default_factory=set)
+    # repeat visits whose previous visit was under the previous hashing key (only linkable through
+    # prev_device_hash)
+    repeats_across_rotation: int = 0
     outage_days: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -137,12 +160,13 @@ class Simulation:
 
     @property
     def start(self) -> date:
+        assert self.config.start is not None
         return self.config.start
 
     @property
     def end(self) -> date:
         """Last simulated local day (inclusive)."""
-        return self.config.start + timedelta(days=7 * self.config.weeks - 1)
+        return self.start + timedelta(days=7 * self.config.weeks - 1)
 
 
 def _crossing(
@@ -161,8 +185,11 @@ def _crossing(
     )  # type: ignore[arg-type]
 
 
-def _hash(*parts: object) -> str:
-    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+def _mac(*parts: object, randomized: bool = False) -> bytes:
+    """A deterministic MAC; ``randomized`` sets the locally-administered bit (as probing phones do)."""
+    raw = bytearray(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=6).digest())
+    raw[0] = (raw[0] & 0xFC) | (0x02 if randomized else 0x00)  # unicast; LA bit as asked
+    return bytes(raw)
 
 
 def _local_hour_ns(ts: datetime, tz: ZoneInfo) -> int:
@@ -204,6 +231,7 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         for s in cfg.stores
     ]
     stores = StoresConfig(rollup_timezone="UTC", stores=metas)
+    assert cfg.start is not None
     days = [cfg.start + timedelta(days=i) for i in range(7 * cfg.weeks)]
     camp_days = days[-4:-1]  # Thu, Fri, Sat of the last week
     tz_a = metas[0].tz
@@ -224,7 +252,28 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     hourly: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     occupancy_minutes: dict[tuple[str, int], list[float]] = defaultdict(list)  # hour -> per-minute values
     occupancy_day: dict[tuple[str, int], list[float]] = defaultdict(list)
-    wifi_visit_days: dict[tuple[str, str], set[int]] = defaultdict(set)  # (store, device) -> day ordinals
+    wifi_visit_days: dict[tuple[str, bytes], set[int]] = defaultdict(set)  # (store, MAC) -> day ordinals
+    visit_epochs: dict[tuple[str, bytes, int], int] = {}  # (store, MAC, day ordinal) -> key epoch
+    # The bridge's real hashing: a secret per seed, keys rotating every 30 days (epochs counted from
+    # 1970, so any 5 simulated weeks contain a rotation).
+    hasher = MacHasher(hashlib.sha256(f"footfall-sim-{cfg.seed}".encode()).digest(), epoch_days=30)
+
+    def sighting(event_id: str, store: str, ts: datetime, mac: bytes, rssi: int) -> WifiEvent:
+        """What the Wi-Fi bridge publishes for a MAC seen at ``ts``."""
+        epoch, current, previous = hasher.hashes(mac, ts)
+        return WifiEvent(
+            id=event_id,
+            store=store,
+            device="wifi-1",
+            ts=ts,
+            sensor="s1",
+            device_hash=current,
+            prev_device_hash=previous,
+            rssi=rssi,
+            randomized=bool(mac[0] & 0x02),  # locally administered, as the bridge flags it
+            key_epoch=epoch,
+        )
+
     visit_durations_h: dict[tuple[str, int], list[float]] = defaultdict(list)
     visit_durations_d: dict[tuple[str, int], list[float]] = defaultdict(list)
     seq = 0
@@ -236,7 +285,7 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         tz = meta.tz
         sid = meta.id
         track = 0
-        loyal = [_hash("loyal", cfg.seed, sid, i)[:32] for i in range(cfg.loyal_pool)]
+        loyal = [_mac("loyal", cfg.seed, sid, i) for i in range(cfg.loyal_pool)]
         outage = None
         for day_idx, day in enumerate(days):
             day_ns = _local_midnight_ns(day, tz)
@@ -294,21 +343,11 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                     )
                     hourly[(sid, _local_hour_ns(t, tz))]["passersby"] += 1
                     if rng.random() < 0.3:  # a phone seen weakly, briefly
-                        dev = _hash("walkby", cfg.seed, sid, track)[:32]
+                        mac = _mac("walkby", cfg.seed, sid, track, randomized=bool(rng.random() < 0.5))
                         for k in range(int(rng.integers(1, 3))):
                             ts = t + timedelta(seconds=10 * k)
                             events.append(
-                                WifiEvent(
-                                    id=eid("wbw", sid, track, k),
-                                    store=sid,
-                                    device="wifi-1",
-                                    ts=ts,
-                                    sensor="s1",
-                                    device_hash=dev,
-                                    rssi=int(rng.integers(-88, -75)),
-                                    randomized=bool(rng.random() < 0.5),
-                                    key_epoch=1,
-                                )
+                                sighting(eid("wbw", sid, track, k), sid, ts, mac, int(rng.integers(-88, -75)))
                             )
                         hourly[(sid, _local_hour_ns(t, tz))]["wifi_walkbys"] += 1
             if hours is None:
@@ -316,7 +355,7 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             open_t, close_t = (x.astimezone(UTC) for x in hours)
             # staff: before opening in, after closing out; a break via the back room and the door
             for n_staff in range(2):
-                staff_dev = _hash("staff", cfg.seed, sid, n_staff)[:32]
+                staff_mac = _mac("staff", cfg.seed, sid, n_staff)
                 arrive, leave = open_t - timedelta(minutes=30), close_t + timedelta(minutes=20)
                 track += 1
                 events.append(_crossing(eid("st-in", sid, day, n_staff), sid, arrive, "door", "in", track))
@@ -362,19 +401,7 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 t = arrive
                 while t <= leave:
                     if not in_outage(t):
-                        events.append(
-                            WifiEvent(
-                                id=eid("st-w", sid, day, n_staff, t),
-                                store=sid,
-                                device="wifi-1",
-                                ts=t,
-                                sensor="s1",
-                                device_hash=staff_dev,
-                                rssi=-60,
-                                randomized=False,
-                                key_epoch=1,
-                            )
-                        )
+                        events.append(sighting(eid("st-w", sid, day, n_staff, t), sid, t, staff_mac, -60))
                     t += timedelta(minutes=5)
             # customers
             in_campaign_day = sid in campaign.stores
@@ -443,24 +470,18 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 # Wi-Fi
                 if rng.random() < cfg.wifi_share:
                     randomized = rng.random() < cfg.randomized_share or not loyal_today
-                    dev = _hash("rnd", cfg.seed, sid, track)[:32] if randomized else loyal[loyal_today.pop()]
+                    mac = (
+                        _mac("rnd", cfg.seed, sid, track, randomized=True)
+                        if randomized
+                        else loyal[loyal_today.pop()]
+                    )
                     first = a + timedelta(seconds=int(rng.integers(5, 60)))
                     ts = first
                     last = first
                     k = 0
                     while ts < d:
                         events.append(
-                            WifiEvent(
-                                id=eid("cw", sid, track, k),
-                                store=sid,
-                                device="wifi-1",
-                                ts=ts,
-                                sensor="s1",
-                                device_hash=dev,
-                                rssi=int(rng.integers(-66, -50)),
-                                randomized=bool(randomized),
-                                key_epoch=1,
-                            )
+                            sighting(eid("cw", sid, track, k), sid, ts, mac, int(rng.integers(-66, -50)))
                         )
                         last = ts
                         ts += timedelta(seconds=90)
@@ -473,7 +494,8 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                         visit_durations_d[(sid, day_ns)].append(dur)
                         truth.visit_duration_true_s.setdefault((sid, day_ns), []).append(dwell_s)
                         if not randomized:
-                            wifi_visit_days[(sid, dev)].add(day.toordinal())
+                            wifi_visit_days[(sid, mac)].add(day.toordinal())
+                            visit_epochs[(sid, mac, day.toordinal())] = hasher.epoch(first)
                     else:
                         hourly[h]["wifi_walkbys"] += 1
                 # purchase
@@ -549,6 +571,11 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         ]
         fields["wifi_visitors"] = len(devices)
         fields["repeat_visitors"] = len(repeats)
+        truth.repeats_across_rotation += sum(
+            visit_epochs[(sid, dev, ordinal)]
+            != visit_epochs[(sid, dev, max(o for o in wifi_visit_days[(sid, dev)] if o < ordinal))]
+            for dev in repeats
+        )
         if devices:
             fields["repeat_rate"] = len(repeats) / len(devices)
         truth.daily[d_key] = fields
@@ -662,16 +689,25 @@ def emit_via_mqtt(events: Iterable[Event], mqtt_url: str, *, timeout_s: float = 
     client.max_inflight_messages_set(1000)
     client.connect(settings.host, settings.port)
     client.loop_start()
-    infos = []
-    try:
-        for event in events:
-            infos.append(client.publish(event.topic, event.to_json(), qos=1))
-        deadline = time.monotonic() + timeout_s
-        for info in infos:
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
+    deadline = time.monotonic() + timeout_s
+    sent = 0
+
+    def settle(keep: int) -> None:
+        while len(pending) > keep:
+            info = pending.popleft()
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))
             if not info.is_published():
                 raise TimeoutError("broker did not acknowledge every event in time")
+
+    try:
+        for event in events:
+            # paho's message ids wrap at 65535: never have that many unacknowledged
+            settle(MAX_UNACKED)
+            pending.append(client.publish(event.topic, event.to_json(), qos=1))
+            sent += 1
+        settle(0)
     finally:
         client.loop_stop()
         client.disconnect()
-    return len(infos)
+    return sent

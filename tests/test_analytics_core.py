@@ -13,6 +13,7 @@ from footfall.analytics.config import StaffRules, StoreMeta, StoresConfig, load_
 from footfall.analytics.core import (
     compute_kpis,
     grouped_quantiles,
+    link_identities,
     occupancy_minutes,
     repeat_flags,
     safe_ratio,
@@ -22,7 +23,7 @@ from footfall.analytics.core import (
 from footfall.analytics.frames import raw_from_events
 from footfall.analytics.grid import HOUR_NS, MINUTE_NS, build_grid
 from footfall.contracts.config import ConfigError
-from footfall.contracts.events import CrossingEvent, HeartbeatEvent, ZoneVisitEvent
+from footfall.contracts.events import CrossingEvent, HeartbeatEvent, WifiEvent, ZoneVisitEvent
 from footfall.contracts.measurements import datetime_to_ns
 
 S = 1_000_000_000
@@ -117,6 +118,119 @@ def test_repeat_flags_within_30_days() -> None:
         (0, 6, 120): False,
         (1, 5, 125): False,
     }
+
+
+@pytest.mark.parametrize(
+    ("device", "prev", "same_groups"),
+    [
+        ([0, 1, 2], [-1, -1, -1], [[0], [1], [2]]),  # no previous hashes: ids unchanged
+        ([0, 1, 1], [-1, 0, 0], [[0, 1, 2]]),  # h1 seen with prev h0 = the device seen as h0
+        ([3, 2, 1, 0], [2, 1, 0, -1], [[0, 1, 2, 3]]),  # a chain over several rotations, any order
+        ([5, 4, 5, 9], [4, -1, 4, 8], [[0, 1, 2], [3]]),  # h9's previous hash h8 was never seen alone
+        ([0, 1, 2, 3], [1, 0, 3, 2], [[0, 1], [2, 3]]),  # two devices stay two
+        ([7, 7], [7, 7], [[0, 1]]),  # prev == current (no rotation) links nothing else
+    ],
+)
+def test_link_identities_joins_hashes_across_rotations(
+    device: list[int], prev: list[int], same_groups: list[list[int]]
+) -> None:
+    ids = link_identities(np.array(device), np.array(prev))
+    groups = {}
+    for i, c in enumerate(ids.tolist()):
+        groups.setdefault(c, []).append(i)
+    assert sorted(groups.values()) == same_groups
+    assert ids.min() >= 0
+    assert ids.max() <= max(max(device), max(prev))
+
+
+def test_link_identities_long_random_chains_match_a_plain_union_find() -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    device = rng.integers(0, 3000, n)
+    prev = np.where(rng.random(n) < 0.5, rng.integers(0, 3000, n), -1)
+    parent = list(range(3000))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(device.tolist(), prev.tolist(), strict=True):
+        if b >= 0:
+            parent[find(a)] = find(b)
+    expected = np.array([find(d) for d in device.tolist()])
+    got = link_identities(device, prev)
+    # the same partition of the sightings (representatives may differ)
+    pairs = np.unique(np.stack([got, expected]), axis=1)
+    assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+
+
+def _wifi(i: int, ts: datetime, device_hash: str, prev: str | None, rssi: int = -55) -> WifiEvent:
+    return WifiEvent(
+        id=f"w{i}",
+        store="s",
+        device="wifi-1",
+        ts=ts,
+        sensor="s1",
+        device_hash=device_hash,
+        prev_device_hash=prev,
+        rssi=rssi,
+        randomized=False,
+        key_epoch=1,
+    )
+
+
+@pytest.mark.parametrize("linked", [True, False])
+def test_wifi_kpis_follow_a_device_across_a_key_rotation(linked: bool) -> None:
+    """Hashes under key 1 before 2026-03-03 00:00 UTC, under key 2 (with the key-1 hash as the previous
+    one) after it: one visit spanning the rotation is one session, and the visit four days later is a
+    repeat. Without the previous hash (``linked=False``) both would be miscounted."""
+    old, new, other_prev = "a" * 32, "b" * 32, "c" * 32
+    rotation = datetime(2026, 3, 3, tzinfo=UTC)
+    sightings = [
+        (rotation - timedelta(minutes=4), old, None),  # a visit 23:56-00:02 across the rotation
+        (rotation - timedelta(minutes=1), old, None),
+        (rotation + timedelta(minutes=2), new, old),
+        (datetime(2026, 3, 2, 10, tzinfo=UTC), old, None),  # an earlier visit, key 1
+        (datetime(2026, 3, 2, 10, 3, tzinfo=UTC), old, None),
+        (datetime(2026, 3, 6, 10, tzinfo=UTC), new, old),  # four days later, key 2
+        (datetime(2026, 3, 6, 10, 3, tzinfo=UTC), new, old),
+    ]
+    events: list = [_wifi(i, ts, h, p if linked else None) for i, (ts, h, p) in enumerate(sightings)]
+    events += [
+        HeartbeatEvent(
+            id=f"hb{i}",
+            store="s",
+            device="cam",
+            ts=datetime(2026, 3, 1, tzinfo=UTC) + timedelta(minutes=10 * i),
+            fps=10,
+            latency_ms=1,
+            dropped_frames=0,
+        )
+        for i in range(6 * 24 * 7)
+    ]
+    # an unrelated device whose previous hash is nobody's: counted on its own
+    events.append(_wifi(900, datetime(2026, 3, 6, 12, tzinfo=UTC), "d" * 32, other_prev))
+    events.append(_wifi(901, datetime(2026, 3, 6, 12, 5, tzinfo=UTC), "d" * 32, other_prev))
+    config = StoresConfig(stores=[StoreMeta(id="s", timezone="UTC")])
+    grid = build_grid(config.stores, date(2026, 3, 2), date(2026, 3, 6), lookback_days=30, context_days=1)
+    kpis = compute_kpis(raw_from_events(events, config), grid, config)
+    daily = {
+        datetime.fromtimestamp(int(k[1]) // S, UTC).date().day: v
+        for k, v in kpis.table("kpi_daily").items()
+        if k[0] == "s"
+    }
+    if linked:
+        assert daily[2]["wifi_visits"] == 2
+        assert daily[3]["wifi_visits"] == 0
+        assert daily[6]["wifi_visitors"] == 2
+        assert daily[6]["repeat_visitors"] == 1
+        assert daily[6]["repeat_rate"] == 0.5
+    else:
+        assert daily[2]["wifi_visits"] == 2  # 10:00-10:03, and 23:56-23:59 (3 min)
+        assert daily[3]["wifi_walkbys"] == 1  # 00:02 alone: a new device, a walk-by
+        assert daily[6]["repeat_visitors"] == 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""The analytics readers and the previous-key Wi-Fi hash: stored, read back, and absent in older data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from footfall.analytics import DuckDBStore, InfluxStore, StoreMeta, StoresConfig, run_job
+from footfall.contracts.events import WifiEvent
+from footfall.contracts.influx import InfluxClient
+from footfall.contracts.measurements import KPI_DAILY, KPI_HOURLY, event_to_point
+from tests.simulator import SimConfig, emit_to_influx, emit_to_store, simulate
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+CONFIG = StoresConfig(stores=[StoreMeta(id="s", timezone="UTC")])
+WINDOW = (int(T0.timestamp() - 3600) * 10**9, int(T0.timestamp() + 3600) * 10**9)
+
+
+def _sightings(with_prev: bool) -> list[WifiEvent]:
+    # device A under key 1, then under key 2 with A's key-1 hash as its previous hash; device C alone
+    rows = [("a" * 32, None), ("b" * 32, "a" * 32), ("c" * 32, "9" * 32)]
+    return [
+        WifiEvent(
+            id=f"w{i}",
+            store="s",
+            device="wifi-1",
+            ts=T0 + timedelta(minutes=i),
+            sensor="s1",
+            device_hash=h,
+            prev_device_hash=p if with_prev else None,
+            rssi=-60,
+            randomized=False,
+            key_epoch=1 + i,
+        )
+        for i, (h, p) in enumerate(rows)
+    ]
+
+
+def _assert_codes(raw, with_prev: bool) -> None:  # type: ignore[no-untyped-def]
+    w = raw.wifi
+    order = np.argsort(w.ts)
+    dev, prev = w.device_hash[order], w.prev_hash[order]
+    assert len(set(dev.tolist())) == 3
+    if with_prev:
+        assert prev[0] == -1
+        assert prev[1] == dev[0]  # one coding for both columns
+        assert prev[2] >= 0
+        assert prev[2] not in dev.tolist()
+    else:
+        assert prev.tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("with_prev", [True, False])
+def test_duckdb_reads_previous_hashes_in_one_coding(tmp_path: Path, with_prev: bool) -> None:
+    with DuckDBStore(tmp_path / "w.duckdb") as store:
+        store.write_points(event_to_point(e) for e in _sightings(with_prev))
+        _assert_codes(store.read_raw(CONFIG, *WINDOW), with_prev)
+
+
+def test_duckdb_file_from_before_the_field_gets_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE wifi (store VARCHAR NOT NULL, device VARCHAR NOT NULL, sensor VARCHAR NOT NULL, "
+        "id VARCHAR, device_hash VARCHAR, rssi BIGINT, randomized BOOLEAN, key_epoch BIGINT, "
+        '"time" BIGINT NOT NULL, PRIMARY KEY (store, device, sensor, "time"))'
+    )
+    old_ns = WINDOW[0] + 10**9
+    con.execute(
+        f"INSERT INTO wifi VALUES ('s', 'wifi-1', 's1', 'old', '{'e' * 32}', -50, false, 1, {old_ns})"
+    )
+    con.close()
+    with DuckDBStore(path) as store:
+        store.write_points(event_to_point(e) for e in _sightings(True))
+        raw = store.read_raw(CONFIG, *WINDOW)
+    assert len(raw.wifi) == 4
+    assert sorted(raw.wifi.prev_hash.tolist())[:2] == [-1, -1]  # the old row and the first sighting
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("with_prev", [True, False])
+def test_influx_reads_previous_hashes_in_one_coding(influx_db: InfluxClient, with_prev: bool) -> None:
+    # without any prev_device_hash in the database InfluxDB leaves the column out of its answer
+    influx_db.write_lines([event_to_point(e).to_line() for e in _sightings(with_prev)])
+    _assert_codes(InfluxStore(influx_db).read_raw(CONFIG, *WINDOW), with_prev)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("line_roles", ["configured lines", "event kinds"])
+def test_influx_and_duckdb_readers_give_the_same_kpis(
+    influx_db: InfluxClient, tmp_path: Path, line_roles: str
+) -> None:
+    """The InfluxDB reader takes passby crossings as 15-minute sums and entrance crossings row by row;
+    the DuckDB reader takes every row: the KPIs must be identical, whether the stores list their
+    lines or the crossings' ``kind`` decides (then the row filter is only ``kind != 'passby'``)."""
+    sim = simulate(SimConfig(weeks=1, seed=3))
+    config = sim.stores
+    if line_roles == "event kinds":
+        config = StoresConfig(
+            rollup_timezone=config.rollup_timezone,
+            stores=[
+                m.model_copy(update={"entrance_lines": None, "passby_lines": None}) for m in config.stores
+            ],
+        )
+    emit_to_influx(sim, influx_db)
+    with DuckDBStore(tmp_path / "same.duckdb") as duck:
+        emit_to_store(sim, duck)
+        from_duck = run_job(duck, sim.start, sim.end, config, write=False).kpis
+    for passby_sums in (True, False):
+        influx = InfluxStore(influx_db, passby_sums=passby_sums)
+        from_influx = run_job(influx, sim.start, sim.end, config, write=False).kpis
+        for measurement in (KPI_HOURLY, KPI_DAILY):
+            duck_table, influx_table = from_duck.table(measurement), from_influx.table(measurement)
+            assert sum("passersby" in f for f in duck_table.values()) > 20  # 4 stores x 7 days at least
+            assert influx_table.keys() == duck_table.keys()
+            for key, fields in duck_table.items():
+                assert influx_table[key] == pytest.approx(fields, rel=1e-12), (passby_sums, key)
