@@ -10,11 +10,15 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from footfall.contracts.influx import InfluxClient
 from tests.servers import InfluxServer, MosquittoServer, have_binary
+
+if TYPE_CHECKING:
+    from tests.pipeline_support import PipelineFill
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("FOOTFALL_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -124,3 +128,17 @@ def _offline_ultralytics(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_VERBOSE", "False")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo_config")))
+
+
+@pytest.fixture(scope="session")
+def simulated_pipeline(
+    mosquitto_factory: Callable[..., MosquittoServer],
+    influxdb: InfluxServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PipelineFill:
+    """The simulator's weeks through the real pipeline and the analytics job, once per session
+    (``tests/pipeline_support.py``): the analytics e2e and the dashboard tests read the same fill."""
+    from tests.pipeline_support import fill
+
+    client = influxdb.create_database(f"sim_{uuid.uuid4().hex[:10]}")
+    return fill(mosquitto_factory(), influxdb, client, tmp_path_factory.mktemp("pipeline"))

@@ -15,10 +15,8 @@ Exact (to float rounding) for counts and ratios; stated tolerances for estimator
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -38,13 +36,9 @@ from footfall.contracts.measurements import (
     event_to_point,
 )
 from tests.ingest_support import (
-    FOOTFALL,
-    count_points,
-    ingest_process,
     module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
-    wait_for_count,
 )
-from tests.servers import InfluxServer, MosquittoServer
+from tests.pipeline_support import PipelineFill
 from tests.simulator import SimConfig, Simulation, emit_to_store, emit_via_mqtt, simulate
 
 ESTIMATED = {"visit_duration_median_s": 0.01}
@@ -61,58 +55,6 @@ def sim() -> Simulation:
 def sim_dst() -> Simulation:
     """Five fixed weeks from Monday 2026-10-05: Europe and the US leave DST inside them."""
     return simulate(SimConfig(start=date(2026, 10, 5)))
-
-
-def emit_through_pipeline(
-    sim: Simulation, broker: MosquittoServer, influx: InfluxServer, client: InfluxClient, tmp_path: Path
-) -> dict[str, float]:
-    """Events: paho QoS 1 -> Mosquitto -> ``footfall ingest`` -> InfluxDB; POS: ``footfall pos import``.
-    Returns the seconds each step took."""
-    seconds: dict[str, float] = {}
-    expected: dict[str, set[tuple]] = {}
-    for event in sim.events:
-        point = event_to_point(event)
-        expected.setdefault(point.measurement, set()).add((tuple(sorted(point.tags.items())), point.ts_ns))
-    ingest = ingest_process(
-        broker, influx, client.database, tmp_path / "ingest.log", client_id="e2e-sim", batch_size=5000
-    )
-    ingest.start().wait_for_log("ingest ready")
-    try:
-        t0 = time.perf_counter()
-        assert emit_via_mqtt(sim.events, broker.url("admin"), timeout_s=240) == len(sim.events)
-        seconds["publish"] = time.perf_counter() - t0
-        for measurement, points in expected.items():
-            stored = wait_for_count(client, len(points), measurement=measurement, timeout_s=240)
-            assert stored == len(points), f"{measurement}: {stored} of {len(points)} stored\n{ingest.log()}"
-        seconds["publish + ingest"] = time.perf_counter() - t0
-    finally:
-        ingest.terminate()
-    assert count_points(client, "deadletter") == 0, ingest.log()
-    assert f"received={len(sim.events)} " in ingest.log()  # the final counters: each event once
-    sales = tmp_path / "sales.csv"
-    with sales.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["store", "ts", "transaction_id", "amount", "items"])
-        for p in sim.pos:
-            assert p.ts_ns % 10**9 == 0  # whole seconds: the ISO text is exact
-            ts = datetime.fromtimestamp(p.ts_ns // 10**9, UTC).isoformat()
-            writer.writerow([p.store, ts, p.transaction_id, repr(p.amount), p.items])
-    t0 = time.perf_counter()
-    imported = subprocess.run(
-        [*FOOTFALL, "pos", "import", str(sales), "--influx-url", influx.url, "--influx-db", client.database],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            "INFLUX_USER": influx.admin_user,
-            "INFLUX_PASSWORD": influx.admin_password,
-            "PATH": "/usr/bin:/bin",
-        },
-    )
-    assert imported.returncode == 0, imported.stderr
-    assert f"imported {len(sim.pos)} transactions" in imported.stdout
-    seconds["pos import"] = time.perf_counter() - t0
-    return seconds
 
 
 def _by_key(points: list[Point]) -> dict[tuple[str, int], dict]:
@@ -181,17 +123,12 @@ def assert_uplift_covers_injection(sim: Simulation, rows) -> None:  # type: igno
 
 @pytest.mark.servers
 @pytest.mark.slow
-def test_simulated_stores_through_mqtt_ingest_and_influxdb(
-    sim: Simulation,
-    mosquitto: MosquittoServer,
-    influxdb: InfluxServer,
-    influx_db: InfluxClient,
-    tmp_path: Path,
-) -> None:
-    seconds = emit_through_pipeline(sim, mosquitto, influxdb, influx_db, tmp_path)
-    print(f"{len(sim.events)} events, {len(sim.pos)} POS transactions: {seconds}")
+def test_simulated_stores_through_mqtt_ingest_and_influxdb(simulated_pipeline: PipelineFill) -> None:
+    # The fill (tests/pipeline_support.py, shared with the dashboard tests) asserts every event stored
+    # once, no dead letter from the simulated events and every POS transaction imported.
+    sim, influx_db, result = simulated_pipeline.sim, simulated_pipeline.client, simulated_pipeline.result
+    print(f"{len(sim.events)} events, {len(sim.pos)} POS transactions: {simulated_pipeline.seconds}")
     store = InfluxStore(influx_db)
-    result = run_job(store, sim.start, sim.end, sim.stores, sim.campaigns)
     assert result.points_written == len(result.kpis.all_points()) > 3000
 
     def read(measurement: str) -> list[Point]:
