@@ -26,8 +26,8 @@ Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross bot
 - staff: two per store, arriving 30 min before opening and leaving 20 min after closing
   (crossings outside opening hours), taking a break through the front door from the back-room
   staff zone (tracks seen in a staff zone), phones seen every 5 min all shift (staff devices);
-- heartbeats every 10 min from the camera, except a 3-hour outage at store C on one day, during
-  which nothing happens (no arrivals are generated into it, nobody is inside);
+- heartbeats every 10 min from the camera (health values varying by beat), except a 3-hour outage
+  at store C on one day, during which nothing happens (no arrivals are generated into it, nobody is inside);
 - a campaign (``autumn-promo``, stores A and B, Thu-Sat of the last week) adding 40 % extra arrivals.
 
 ``Truth`` is computed here from the simulated people, independently of the analytics code.
@@ -306,22 +306,28 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             midnight = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
             next_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
             t = midnight + timedelta(seconds=37)
+            beat = 0
             while t < next_midnight:
                 if not in_outage(t):
+                    # Health values vary by beat (not drawn from rng: the other events stay as they
+                    # were), so a dashboard's mean and max of them differ.
                     events.append(
                         HeartbeatEvent(
                             id=eid("hb", sid, t),
                             store=sid,
                             device="cam-1",
                             ts=t,
-                            fps=10.0,
-                            latency_ms=40.0,
-                            dropped_frames=0,
+                            fps=10.0 - (beat % 4) * 0.5,
+                            latency_ms=40.0 + (beat % 7) * 5,
+                            dropped_frames=beat % 3,
+                            queue_depth=(beat % 5) * 2,
+                            uptime_s=float(beat * cfg.heartbeat_every.total_seconds()),
                         )
                     )
                     truth_h = hourly[(sid, _local_hour_ns(t, tz))]
                     truth_h["_covered"] = 1
                 t += cfg.heartbeat_every
+                beat += 1
             hours = _hours_on(meta, day)
             # walk-bys along the street, 07:00-22:00 local
             for hour in range(7, 22):
