@@ -12,8 +12,9 @@ wrote from the simulated events, or aggregates raw events whose values the simul
 InfluxQL estimators (``median``, ``percentile``) are checked with the same definitions (numpy's
 median; InfluxQL's nearest-rank percentile) on the simulator's true dwell times.
 
-Time: the "today" panels (``now/d``) are checked on every simulated local day of each store, the
-week-shifted one on the local day seven calendar days earlier (Grafana shifts in calendar days), the
+Time: the "today" panels (``now/d``) are checked on every simulated local day of each store, with
+"now" at the day's end and at 15:00 local, the week-shifted one on the local day seven calendar days
+earlier (Grafana shifts in calendar days), the
 ``30d`` panel over the 30 days before the store's last simulated midnight. Queries with ``now()``
 (devices online) have it replaced by a chosen simulated instant T, with ``time <= T`` added: at a real
 T no later point would exist. Dead letters are stamped by ingest with the time it received them, so
@@ -160,35 +161,67 @@ def check_store_variable(fill: PipelineFill, q: PanelQuery) -> None:
     assert sorted(values) == stores_of(fill)
 
 
-def check_visitors_today(fill: PipelineFill, q: PanelQuery) -> None:
-    checked = 0
+# A "now" inside the day for the ``now/d`` panels: 15:00 local; the hour in progress has no KPI point
+# yet (the job writes whole hours), so the range ends at the millisecond before it.
+NOW_HOUR = 15
+
+
+def hourly_sum(fill: PipelineFill, store: str, field: str, start_ms: int, end_ms: int) -> float | None:
+    """The truth's hourly field summed over the points in a range; None when there is no point."""
+    values = [
+        f.get(field, 0.0)
+        for (s, ns), f in fill.sim.truth.hourly.items()
+        if s == store and start_ms <= ns // 1_000_000 <= end_ms
+    ]
+    return sum(values) if values else None
+
+
+def today_ranges(fill: PipelineFill, store: str, day: date) -> list[tuple[int, int]]:
+    """``now/d`` with "now" at the end of the local day and at NOW_HOUR (local)."""
+    start, end = local_day_range(fill, store, day)
+    tz = ZoneInfo(fill.sim.stores.meta(store).timezone)  # type: ignore[union-attr]
+    now = datetime(day.year, day.month, day.day, NOW_HOUR, tzinfo=tz)
+    return [(start, end), (start, ms(now) - 1)]
+
+
+def check_today_sums(
+    fill: PipelineFill, q: PanelQuery, shift: timedelta, expected: Callable[[float, float], float]
+) -> int:
+    """Check a ``now/d`` stat on every store-day, at both "now"s, against ``expected(visitors,
+    transactions)`` from the truth; ``shift``: the panel's time shift in calendar days. Returns how
+    many checks differ from the unshifted day's value (a wrong shift would show)."""
+    differs = checked = 0
     for store in stores_of(fill):
-        for day in sim_days(fill):
-            truth = daily_truth(fill, store, day)
-            if truth is None:  # a day with no open hour covered by the camera
-                continue
-            start, end = local_day_range(fill, store, day)
-            assert single(run(fill, q, store=store, start_ms=start, end_ms=end)) == truth["visitors"], (
-                store,
-                day,
-            )
-            checked += 1
-    assert checked >= 3 * 7 * fill.sim.config.weeks - 6  # store C closes on Sundays
+        for day in sim_days(fill)[shift.days :]:
+            for (start, end), (today_start, today_end) in zip(
+                today_ranges(fill, store, day - shift), today_ranges(fill, store, day), strict=True
+            ):
+                visitors = hourly_sum(fill, store, "visitors", start, end)
+                if not visitors:  # no point (outage) or no visitor (closed, or before opening)
+                    continue
+                transactions = hourly_sum(fill, store, "transactions", start, end) or 0.0
+                if end - start > DAY_MS - HOUR_MS:  # the whole day: the daily truth agrees
+                    assert daily_truth(fill, store, day - shift)["visitors"] == visitors  # type: ignore[index]
+                got = single(run(fill, q, store=store, start_ms=start, end_ms=end))
+                assert got == pytest.approx(expected(visitors, transactions)), (store, day, start, end)
+                checked += 1
+                unshifted = hourly_sum(fill, store, "visitors", today_start, today_end)
+                differs += unshifted != visitors
+    assert checked >= 2 * 3 * (7 * fill.sim.config.weeks - shift.days) - 30  # store C closes on Sundays
+    return differs
+
+
+def check_visitors_today(fill: PipelineFill, q: PanelQuery) -> None:
+    check_today_sums(fill, q, timedelta(0), lambda visitors, _: visitors)
 
 
 def check_same_weekday_last_week(fill: PipelineFill, q: PanelQuery) -> None:
-    differs = 0
-    for store in stores_of(fill):
-        for day in sim_days(fill)[7:]:
-            shifted = day - timedelta(days=7)  # the panel's timeShift 7d: seven calendar days earlier
-            truth, today = daily_truth(fill, store, shifted), daily_truth(fill, store, day)
-            if truth is None:
-                continue
-            start, end = local_day_range(fill, store, shifted)
-            got = single(run(fill, q, store=store, start_ms=start, end_ms=end))
-            assert got == truth["visitors"], (store, day)
-            differs += today is not None and got != today["visitors"]
-    assert differs > 50  # a wrong shift (or none) would show
+    # the panel's timeShift 7d: seven calendar days earlier, in the store's time zone
+    assert check_today_sums(fill, q, timedelta(days=7), lambda visitors, _: visitors) > 100
+
+
+def check_conversion_today(fill: PipelineFill, q: PanelQuery) -> None:
+    check_today_sums(fill, q, timedelta(0), lambda visitors, transactions: transactions / visitors)
 
 
 def check_occupancy_now(fill: PipelineFill, q: PanelQuery) -> None:
@@ -198,17 +231,6 @@ def check_occupancy_now(fill: PipelineFill, q: PanelQuery) -> None:
         got = run(fill, q, store=store, start_ms=start, end_ms=ms(at), expect_data=inside > 0)
         assert (single(got) if got else 0) == inside, store
     assert sum(inside for _, inside in fill.occupancy_now.values()) > 0
-
-
-def check_conversion_today(fill: PipelineFill, q: PanelQuery) -> None:
-    for store in stores_of(fill):
-        for day in sim_days(fill):
-            truth = daily_truth(fill, store, day)
-            if truth is None or not truth["visitors"]:
-                continue
-            start, end = local_day_range(fill, store, day)
-            got = single(run(fill, q, store=store, start_ms=start, end_ms=end))
-            assert got == pytest.approx(truth["transactions"] / truth["visitors"]), (store, day)
 
 
 def hourly_truth(fill: PipelineFill, store: str, field: str) -> dict[int, float]:
