@@ -349,7 +349,7 @@ def run_demo(
     campaigns = CampaignsConfig(
         campaigns=[
             Campaign(
-                name="spring-window",
+                name="window-display",
                 stores=[config.store],
                 start=history.campaign_start,
                 end=history.campaign_end,

@@ -48,7 +48,7 @@ def job(influxdb: InfluxServer) -> tuple[InfluxClient, object, object]:
     campaigns = CampaignsConfig(
         campaigns=[
             Campaign(
-                name="spring-window",
+                name="window-display",
                 stores=[config.store],
                 start=history.campaign_start,
                 end=history.campaign_end,

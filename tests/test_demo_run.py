@@ -133,7 +133,7 @@ def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_di
     assert abs(int(counted[2]) - people) <= 1
     assert "capture rate" in proc.stdout
     assert "conversion" in proc.stdout
-    assert re.search(r"campaign spring-window: uplift\s*│\s*\+\d", proc.stdout)
+    assert re.search(r"campaign window-display: uplift\s*│\s*\+\d", proc.stdout)
 
     report = out / "report.html"
     dom = dump_dom(report, tmp_path / "profile")
