@@ -9,7 +9,7 @@ folder of that file, so a config works whatever the working directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -25,6 +25,9 @@ from pydantic import (
 )
 
 from footfall.contracts.events import LineKind, Name
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -169,6 +172,13 @@ class MqttSettings(StrictModel):
     username: str | None = None
     password: str | None = None
     tls: bool = False
+
+    def configure(self, client: mqtt.Client) -> None:
+        """Apply these credentials and TLS to a paho client before it connects."""
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set()
 
     @classmethod
     def from_url(cls, url: str) -> MqttSettings:

@@ -326,10 +326,7 @@ def run_bridge(
     dead letter) are committed to the on-disk queue, so a crash of the bridge loses nothing either.
     """
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    if settings.username:
-        client.username_pw_set(settings.username, settings.password)
-    if settings.tls:
-        client.tls_set()
+    settings.configure(client)
 
     def on_connect(c: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:

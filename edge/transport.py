@@ -188,12 +188,8 @@ class StoreAndForwardPublisher:
         self._client = self._make_client(client_id or f"footfall-{store}-{device}")
 
     def _make_client(self, client_id: str) -> mqtt.Client:
-        s = self.settings
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set()
+        self.settings.configure(client)
         client.will_set(self._status_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         # Our own window bounds what paho holds; paho's limit would rescan its queue on every PUBACK.

@@ -178,17 +178,13 @@ class IngestService:
     # ---- MQTT side (paho network thread) -------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings.mqtt
         client = _FastReadClient(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.settings.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set()
+        self.settings.mqtt.configure(client)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         # Our own publishes are only dead letters; let paho queue as many as needed.
         client.max_inflight_messages_set(0)
