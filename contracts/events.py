@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -39,6 +40,11 @@ EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x
 LineKind = Literal["entrance", "passby"]
 Direction = Literal["in", "out"]
 EVENT_TYPES = ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi")
+# A device may also send several of its events as one message on ``.../{store}/{device}/batch``: a
+# JSON array of events. The edge does so when it has a backlog (see ``parse_batch``).
+BATCH_TYPE = "batch"
+MAX_BATCH_EVENTS = 5000
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 def format_ts(ts: datetime) -> str:
@@ -141,6 +147,7 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 class EventError(ValueError):
@@ -156,6 +163,7 @@ class EventError(ValueError):
         "wrong_type",
         "ts_out_of_range",
         "topic_mismatch",
+        "bad_batch",
     )
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -175,31 +183,127 @@ def parse_event(payload: bytes | str, *, topic: str | None = None, now: datetime
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise EventError("too_large", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
+        # Fast path: pydantic parses and validates the bytes in one go (Rust).
+        event = _EVENT_ADAPTER.validate_json(raw)
+    except ValidationError:
+        # Slow path, only for bad input: find the precise dead-letter reason.
+        event = _validate_object(_load_json(raw))
+    now = now or datetime.now(UTC)
+    _check_range(event, now)
+    if topic is not None and topic != event.topic:
+        raise EventError("topic_mismatch", f"topic {topic!r} but payload says {event.topic!r}")
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """One event of a batch that failed validation; the rest of the batch is still good."""
+
+    index: int
+    error: EventError
+    payload: bytes  # the event's own JSON, for its dead letter
+
+
+def batch_topic(store: str, device: str) -> str:
+    """Where a device publishes several of its events as one message (see ``parse_batch``)."""
+    return f"{TOPIC_ROOT}/{store}/{device}/{BATCH_TYPE}"
+
+
+def is_batch_topic(topic: str) -> bool:
+    return topic.endswith("/" + BATCH_TYPE) and topic.startswith(TOPIC_ROOT + "/") and topic.count("/") == 4
+
+
+def parse_batch(
+    payload: bytes | str, *, topic: str, now: datetime | None = None
+) -> tuple[list[Event], list[RejectedEvent]]:
+    """Validate a batch message: a JSON array of 1..``MAX_BATCH_EVENTS`` events, all of the store and
+    device named in ``topic`` (``footfall/v1/{store}/{device}/batch``), of any types.
+
+    A message that is not a batch at all raises ``EventError``; single bad events are returned as
+    ``RejectedEvent`` next to the good ones, so one bad event does not cost its neighbours.
+    """
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if len(raw) > MAX_BATCH_BYTES:
+        raise EventError("too_large", f"{len(raw)} bytes > {MAX_BATCH_BYTES}")
+    parts = topic.split("/")
+    if not is_batch_topic(topic):
+        raise EventError("topic_mismatch", f"{topic!r} is not {TOPIC_ROOT}/STORE/DEVICE/{BATCH_TYPE}")
+    store, device = parts[2], parts[3]
+    try:
+        candidates: list[tuple[Event | None, EventError | None, object]] = [
+            (event, None, None) for event in _BATCH_ADAPTER.validate_json(raw)
+        ]
+    except ValidationError:
+        candidates = []
+        items = _load_json(raw)
+        if not isinstance(items, list):
+            kind = type(items).__name__
+            raise EventError("bad_batch", f"a batch is a JSON array of events, got {kind}") from None
+        for item in items:
+            try:
+                candidates.append((_validate_object(item), None, item))
+            except EventError as exc:
+                candidates.append((None, exc, item))
+    if not 1 <= len(candidates) <= MAX_BATCH_EVENTS:
+        raise EventError("bad_batch", f"{len(candidates)} events; a batch holds 1..{MAX_BATCH_EVENTS}")
+    now = now or datetime.now(UTC)
+    low, high = now - MAX_PAST, now + MAX_FUTURE
+    events: list[Event] = []
+    rejected: list[RejectedEvent] = []
+    for index, (event, error, item) in enumerate(candidates):
+        if event is not None:
+            if not low <= event.ts <= high:
+                error = EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
+            elif event.store != store or event.device != device:
+                error = EventError(
+                    "topic_mismatch", f"topic {topic!r} but event says {event.store}/{event.device}"
+                )
+            else:
+                events.append(event)
+                continue
+        assert error is not None
+        text = event.to_json().encode() if event is not None else _dump_item(item)
+        located = EventError(error.reason, f"event {index}: {error.detail}")
+        rejected.append(RejectedEvent(index, located, text))
+    return events, rejected
+
+
+def _load_json(raw: bytes) -> object:
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventError("invalid_utf8", str(exc)) from None
     try:
-        obj = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EventError("malformed_json", str(exc)) from None
+
+
+def _validate_object(obj: object) -> Event:
     if not isinstance(obj, dict):
         raise EventError("not_an_object", f"got {type(obj).__name__}")
     if obj.get("type") not in EVENT_TYPES:
         raise EventError("unknown_type", f"type={obj.get('type')!r}")
     try:
-        event = _EVENT_ADAPTER.validate_python(obj)
+        return _EVENT_ADAPTER.validate_python(obj)
     except ValidationError as exc:
         errors = exc.errors()
         missing = [e for e in errors if e["type"] == "missing"]
         first = (missing or errors)[0]
         where = ".".join(str(p) for p in first["loc"][1:]) or "(event)"
         raise EventError("missing_field" if missing else "wrong_type", f"{where}: {first['msg']}") from None
-    now = now or datetime.now(UTC)
+
+
+def _check_range(event: Event, now: datetime) -> None:
     if not (now - MAX_PAST <= event.ts <= now + MAX_FUTURE):
         raise EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
-    if topic is not None and topic != event.topic:
-        raise EventError("topic_mismatch", f"topic {topic!r} but payload says {event.topic!r}")
-    return event
+
+
+def _dump_item(item: object) -> bytes:
+    try:
+        return json.dumps(item, ensure_ascii=False, allow_nan=True).encode()
+    except (TypeError, ValueError):
+        return repr(item).encode()
 
 
 # Reasons beyond ``EventError.REASONS`` that a dead letter may carry: a sensor message a bridge cannot

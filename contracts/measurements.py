@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from footfall.contracts.events import (
     CrossingEvent,
@@ -60,9 +60,15 @@ class Point:
         return f"{_escape_measurement(self.measurement)}{tag_part} {field_part} {self.ts_ns}"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def datetime_to_ns(ts: datetime) -> int:
-    ts = ts.astimezone(UTC)
-    return (int(ts.replace(microsecond=0).timestamp()) * 1_000_000 + ts.microsecond) * 1000
+    if ts.tzinfo is None:
+        ts = ts.astimezone(UTC)  # naive = local time, as ``datetime.timestamp`` reads it
+    # Integer arithmetic on the timedelta: exact, where float seconds would round.
+    return (ts - _EPOCH) // _MICROSECOND * 1000
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -142,6 +148,62 @@ def event_to_point(event: Event) -> Point:
                 ts_ns,
             )
     raise TypeError(f"no measurement for {type(event).__name__}")
+
+
+def event_to_line(event: Event) -> str:
+    """``event_to_point(event).to_line()``, formatted directly: ingest's hot path.
+
+    The same mapping (a test checks both agree for every event type): tags in sorted order, fields in
+    ``event_to_point``'s order, ``None`` fields left out. Tag values need no escaping because the
+    contract only lets names be ``[A-Za-z0-9_.:-]``.
+    """
+    ts = datetime_to_ns(event.ts) + ts_jitter_ns(event.id)
+    head = f"device={event.device}"
+    eid = _string_field(event.id)
+    match event:
+        case CrossingEvent():
+            fields = f"id={eid},count={event.count}i"
+            if event.track_id is not None:
+                fields += f",track_id={event.track_id}i"
+            if event.frame is not None:
+                fields += f",frame={event.frame}i"
+            return (
+                f"{CROSSING},{head},direction={event.direction},kind={event.kind},line={event.line},"
+                f"source={event.source},store={event.store} {fields} {ts}"
+            )
+        case ZoneVisitEvent():
+            return (
+                f"{ZONE_VISIT},{head},store={event.store},zone={event.zone} id={eid},"
+                f"dwell_s={float(event.dwell_s)!r},track_id={event.track_id}i,"
+                f"enter_ns={datetime_to_ns(event.enter_ts)}i {ts}"
+            )
+        case OccupancyEvent():
+            return (
+                f"{OCCUPANCY},{head},store={event.store},zone={event.zone or VIEW_ZONE} "
+                f"id={eid},count={event.count}i {ts}"
+            )
+        case HeartbeatEvent():
+            return (
+                f"{HEARTBEAT},{head},store={event.store} id={eid},fps={float(event.fps)!r},"
+                f"latency_ms={float(event.latency_ms)!r},dropped_frames={event.dropped_frames}i,"
+                f"queue_depth={event.queue_depth}i,frames={event.frames}i,"
+                f"uptime_s={float(event.uptime_s)!r} {ts}"
+            )
+        case WifiEvent():
+            fields = (
+                f'id={eid},device_hash="{event.device_hash}",rssi={event.rssi}i,'
+                f"randomized={'true' if event.randomized else 'false'},key_epoch={event.key_epoch}i"
+            )
+            if event.prev_device_hash is not None:
+                fields += f',prev_device_hash="{event.prev_device_hash}"'
+            return f"{WIFI},{head},sensor={event.sensor},store={event.store} {fields} {ts}"
+    raise TypeError(f"no measurement for {type(event).__name__}")
+
+
+def _string_field(value: str) -> str:
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
 
 
 def pos_transaction_point(

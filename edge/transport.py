@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +27,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from footfall.contracts.config import MqttSettings
-from footfall.contracts.events import Event, HeartbeatEvent, status_topic
+from footfall.contracts.events import (
+    BATCH_TYPE,
+    EVENT_TYPES,
+    MAX_BATCH_EVENTS,
+    TOPIC_ROOT,
+    Event,
+    HeartbeatEvent,
+    status_topic,
+)
 
 log = logging.getLogger("footfall.transport")
 
@@ -144,16 +152,33 @@ class DiskQueue:
 
 @dataclass
 class PublisherStats:
-    published: int = 0
+    published: int = 0  # events handed to the broker (re-sends after "no subscriber" count again)
+    messages: int = 0  # MQTT messages: one event, or a batch of them
     acknowledged: int = 0
     refused_by_broker: int = 0
+    unrouted: int = 0  # events the broker took while nothing subscribed: kept and sent again
+
+
+# MQTT v5 PUBACK reason code: "the message is accepted but there are no subscribers".
+NO_MATCHING_SUBSCRIBERS = 0x10
+# Events whose topics share ``footfall/v1/{store}/{device}`` go out as one batch message up to these.
+DEFAULT_MAX_BATCH = 500
+# (well under the contract's MAX_BATCH_BYTES)
+BATCH_TARGET_BYTES = 256 * 1024
 
 
 class StoreAndForwardPublisher:
     """Publishes queued events with QoS 1 over a persistent MQTT v5 session.
 
-    A sender thread hands queued rows to paho (at most ``window`` un-acknowledged at a time); on
-    each PUBACK the row is deleted. paho itself re-sends un-acknowledged messages after a reconnect.
+    A sender thread hands queued rows to paho (at most ``window`` events un-acknowledged at a time);
+    on each PUBACK the rows are deleted. paho itself re-sends un-acknowledged messages after a
+    reconnect. Consecutive events of one device leave as one batch message
+    (``footfall/v1/{store}/{device}/batch``, up to ``max_batch`` events): a backlog drains in a few
+    hundred messages instead of hundreds of thousands, while a lone live event keeps its own topic.
+
+    With ``require_subscriber`` (default), a PUBACK saying "no matching subscribers" does not count
+    as delivered: the broker would have dropped the event (e.g. just after a broker restart, before
+    ingest has subscribed again), so it stays queued and is sent again after a back-off, in order.
     The device's retained status topic reads ``online`` while connected and ``offline`` (the last
     will) when the connection is lost.
     """
@@ -166,20 +191,33 @@ class StoreAndForwardPublisher:
         store: str,
         device: str,
         client_id: str | None = None,
-        window: int = 1000,
+        window: int = 5000,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        require_subscriber: bool = True,
+        max_hold_s: float = 30.0,
         session_expiry_s: int = 7 * 24 * 3600,
     ) -> None:
+        if not 1 <= max_batch <= MAX_BATCH_EVENTS:
+            raise ValueError(f"max_batch must be 1..{MAX_BATCH_EVENTS}")
         self.settings = settings
         self.queue = queue
         self.store = store
         self.device = device
         self.window = window
+        self.max_batch = max_batch
+        self.require_subscriber = require_subscriber
+        self.max_hold_s = max_hold_s
         self.session_expiry_s = session_expiry_s
         self.stats = PublisherStats()
         self._status_topic = status_topic(store, device)
-        self._inflight: dict[int, int] = {}  # paho mid -> queue seq; sender thread only
-        self._acked: deque[tuple[int, bool]] = deque()  # (mid, refused) from the network thread
+        self._inflight: dict[int, list[int]] = {}  # paho mid -> queue seqs; sender thread only
+        self._inflight_events = 0
+        self._acked: deque[tuple[int, int]] = deque()  # (mid, reason code) from the network thread
         self._last_seq = 0
+        # Oldest queued event the broker had no subscriber for; sending resumes there after a hold.
+        self._retry_from: int | None = None
+        self._hold_until = 0.0
+        self._hold_s = 0.0
         self._connected = threading.Event()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -220,7 +258,7 @@ class StoreAndForwardPublisher:
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code, props) -> None:  # type: ignore[no-untyped-def]
         # Called with paho's message lock held: only record it, the sender thread does the rest.
-        self._acked.append((mid, bool(reason_code.is_failure)))
+        self._acked.append((mid, reason_code.value))
         self._wake.set()
 
     # ---- sender thread -------------------------------------------------------------------------
@@ -247,33 +285,83 @@ class StoreAndForwardPublisher:
 
     def _settle_acks(self) -> None:
         done: list[int] = []
+        unrouted = 0
         while self._acked:
-            mid, refused = self._acked.popleft()
-            seq = self._inflight.pop(mid, None)
-            if seq is None:
+            mid, code = self._acked.popleft()
+            seqs = self._inflight.pop(mid, None)
+            if seqs is None:
                 continue  # e.g. the retained status message
-            if refused:
+            self._inflight_events -= len(seqs)
+            if code == NO_MATCHING_SUBSCRIBERS and self.require_subscriber:
+                unrouted += len(seqs)
+                self._retry_from = seqs[0] if self._retry_from is None else min(self._retry_from, seqs[0])
+                continue
+            if code >= 0x80:
                 # The broker refused it for good (e.g. the ACL): re-sending cannot help.
-                self.stats.refused_by_broker += 1
-                log.error("broker refused queued event #%d; dropping it", seq)
+                self.stats.refused_by_broker += len(seqs)
+                log.error("broker refused %d queued event(s) (code %#x); dropping them", len(seqs), code)
             else:
-                self.stats.acknowledged += 1
-            done.append(seq)
+                self.stats.acknowledged += len(seqs)
+            done.extend(seqs)
         self.queue.delete(done)
+        if unrouted:
+            self.stats.unrouted += unrouted
+            if time.monotonic() >= self._hold_until:
+                self._hold_s = min(max(2 * self._hold_s, 1.0), self.max_hold_s)
+                self._hold_until = time.monotonic() + self._hold_s
+                log.warning(
+                    "no subscriber on the broker for %d event(s) (ingest not subscribed?); kept queued, "
+                    "sending again in %.0f s",
+                    unrouted,
+                    self._hold_s,
+                )
+        elif done and self._retry_from is None:
+            self._hold_s = 0.0
 
     def _send_more(self) -> int:
-        room = self.window - len(self._inflight)
+        if self._retry_from is not None:
+            # Resend from the oldest unrouted event, once nothing is in flight (no duplicates).
+            if self._inflight or time.monotonic() < self._hold_until:
+                return 0
+            self._last_seq, self._retry_from = self._retry_from - 1, None
+        room = self.window - self._inflight_events
         if room <= 0:
             return 0
-        rows = self.queue.peek(self._last_seq, min(room, 500))
-        for seq, topic, payload in rows:
+        rows = self.queue.peek(self._last_seq, min(room, 2000))
+        for topic, payload, seqs in self._messages(rows):
             info = self._client.publish(topic, payload, qos=1)
-            self._inflight[info.mid] = seq
-            self._last_seq = seq
-        self.stats.published += len(rows)
+            self._inflight[info.mid] = seqs
+            self._inflight_events += len(seqs)
+            self.stats.messages += 1
         if rows:
+            self._last_seq = rows[-1][0]
+            self.stats.published += len(rows)
             self._idle.clear()
         return len(rows)
+
+    def _messages(self, rows: Sequence[tuple[int, str, bytes]]) -> Iterator[tuple[str, bytes, list[int]]]:
+        """Consecutive events of one device -> batch messages; anything else -> one message each."""
+        group: list[tuple[int, str, bytes]] = []
+        group_device: str | None = None
+        size = 0
+        for row in rows:
+            device = _device_prefix(row[1]) if self.max_batch > 1 else None
+            if group and (
+                device is None
+                or device != group_device
+                or len(group) >= self.max_batch
+                or size + len(row[2]) + 1 > BATCH_TARGET_BYTES
+            ):
+                yield _as_message(group)
+                group, size = [], 0
+            if device is None:
+                yield row[1], row[2], [row[0]]
+                continue
+            group.append(row)
+            group_device = device
+            size += len(row[2]) + 1
+        if group:
+            yield _as_message(group)
 
     # ---- producer API --------------------------------------------------------------------------
 
@@ -318,3 +406,20 @@ class StoreAndForwardPublisher:
             self._client.publish(self._status_topic, OFFLINE, qos=1, retain=True).wait_for_publish(2)
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _device_prefix(topic: str) -> str | None:
+    """``footfall/v1/{store}/{device}`` of an event topic; ``None`` for anything else."""
+    prefix, _, event_type = topic.rpartition("/")
+    if event_type in EVENT_TYPES and prefix.startswith(TOPIC_ROOT + "/") and prefix.count("/") == 3:
+        return prefix
+    return None
+
+
+def _as_message(group: list[tuple[int, str, bytes]]) -> tuple[str, bytes, list[int]]:
+    if len(group) == 1:
+        seq, topic, payload = group[0]
+        return topic, payload, [seq]
+    prefix = group[0][1].rpartition("/")[0]
+    payload = b"[" + b",".join(row[2] for row in group) + b"]"
+    return f"{prefix}/{BATCH_TYPE}", payload, [row[0] for row in group]

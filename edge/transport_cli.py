@@ -32,6 +32,21 @@ QueuePath = Annotated[
 MaxQueue = Annotated[int, typer.Option(min=1, help="queue cap in events")]
 WhenFull = Annotated[str, typer.Option(help="policy when the queue is full: drop_oldest or refuse_new")]
 LogLevel = Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")]
+MaxBatch = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=5000,
+        help="events of one device per MQTT message when a backlog drains (1: one message per event)",
+    ),
+]
+RequireSubscriber = Annotated[
+    bool,
+    typer.Option(
+        help="keep events the broker reports it had no subscriber for (MQTT v5 PUBACK 0x10) and resend "
+        "them; --no-require-subscriber counts any PUBACK as delivered"
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +69,8 @@ def _open_publisher(
     when_full: str,
     client_id: str | None = None,
     queue_prefix: str = "queue",
+    max_batch: int = 500,
+    require_subscriber: bool = True,
 ) -> tuple[DiskQueue, StoreAndForwardPublisher]:
     from footfall.contracts.config import ConfigError, MqttSettings
     from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
@@ -67,7 +84,13 @@ def _open_publisher(
         when_full=policy,
     )
     publisher = StoreAndForwardPublisher(
-        MqttSettings.from_url(mqtt_url), queue, store=store, device=device, client_id=client_id
+        MqttSettings.from_url(mqtt_url),
+        queue,
+        store=store,
+        device=device,
+        client_id=client_id,
+        max_batch=max_batch,
+        require_subscriber=require_subscriber,
     )
     return queue, publisher
 
@@ -102,6 +125,8 @@ def edge_run(
     queue: QueuePath = None,
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
+    max_batch: MaxBatch = 500,
+    require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Count people on a live source and publish every event through the on-disk queue.
@@ -128,6 +153,8 @@ def edge_run(
         queue_path=queue,
         max_queue=max_queue,
         when_full=when_full,
+        max_batch=max_batch,
+        require_subscriber=require_subscriber,
     )
     # A service waits for a camera that is down at start (realtime), where `count` would fail.
     live = source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
@@ -177,6 +204,8 @@ def edge_replay(
     timeout: Annotated[float | None, typer.Option(help="give up waiting for the broker after N s")] = None,
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
+    max_batch: MaxBatch = 500,
+    require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Publish events counted offline, through the same store-and-forward queue.
@@ -215,6 +244,8 @@ def edge_replay(
         when_full=when_full,
         client_id=client_id or f"footfall-replay-{first.store}-{first.device}",
         queue_prefix="replay",  # never the queue of a live `edge run` of the same device
+        max_batch=max_batch,
+        require_subscriber=require_subscriber,
     )
     progress_key = f"replay:{events_file.resolve()}:{events_file.stat().st_size}"
     done_lines = int(queue_db.get_meta(progress_key) or 0)
@@ -257,13 +288,22 @@ def _run_bridge_command(
     queue: Path | None,
     max_queue: int,
     when_full: str,
+    max_batch: int,
+    require_subscriber: bool,
 ) -> None:
     from footfall.contracts.config import MqttSettings
     from footfall.edge.bridges import run_bridge
 
     bridge = make_bridge()
     _, publisher = _open_publisher(
-        mqtt_url, store=store, device=device, queue_path=queue, max_queue=max_queue, when_full=when_full
+        mqtt_url,
+        store=store,
+        device=device,
+        queue_path=queue,
+        max_queue=max_queue,
+        when_full=when_full,
+        max_batch=max_batch,
+        require_subscriber=require_subscriber,
     )
     publisher.start()
     stopping = threading.Event()
@@ -294,6 +334,8 @@ def bridge_wifi(
     queue: QueuePath = None,
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
+    max_batch: MaxBatch = 500,
+    require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Wi-Fi probe sightings -> `wifi` events with keyed, rotating MAC hashes (secret from
@@ -320,6 +362,8 @@ def bridge_wifi(
         queue=queue,
         max_queue=max_queue,
         when_full=when_full,
+        max_batch=max_batch,
+        require_subscriber=require_subscriber,
     )
 
 
@@ -342,6 +386,8 @@ def bridge_beam(
     queue: QueuePath = None,
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
+    max_batch: MaxBatch = 500,
+    require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Beam counter interval counts (in, out) -> crossing counts on a named entrance line."""
@@ -365,4 +411,6 @@ def bridge_beam(
         queue=queue,
         max_queue=max_queue,
         when_full=when_full,
+        max_batch=max_batch,
+        require_subscriber=require_subscriber,
     )

@@ -13,7 +13,6 @@ Guarantees:
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import struct
 import threading
@@ -34,10 +33,12 @@ from footfall.contracts.events import (
     TOPIC_ROOT,
     DeadLetter,
     EventError,
+    is_batch_topic,
+    parse_batch,
     parse_event,
 )
 from footfall.contracts.influx import InfluxClient, InfluxError
-from footfall.contracts.measurements import deadletter_point, event_to_point
+from footfall.contracts.measurements import deadletter_point, event_to_line
 
 log = logging.getLogger("footfall.ingest")
 
@@ -162,14 +163,22 @@ class _FastReadClient(mqtt.Client):
 
 
 class IngestService:
-    """One ingest worker. ``run()`` blocks until ``stop()``; the paho network loop runs in its own
-    thread and only hands messages over, the calling thread validates, writes and acknowledges."""
+    """One ingest worker. ``run()`` blocks until ``stop()``.
+
+    Two threads share one pending batch: paho's network thread validates each message as it arrives
+    and appends its points; the calling thread takes the batch when it is full (``batch_size``) or
+    old enough (``max_latency_s``), writes it to InfluxDB and then acknowledges its messages. The
+    next batch fills while one is written. The network thread waits (and so stops reading from the
+    broker) while twice ``batch_size`` points are pending, which bounds memory during an outage.
+    """
 
     def __init__(self, settings: IngestSettings, influx: InfluxClient) -> None:
         self.settings = settings
         self.influx = influx
         self.stats = IngestStats()
-        self._inbox: queue.SimpleQueue[_Received] = queue.SimpleQueue()
+        self._pending = _Batch()
+        self._cond = threading.Condition()
+        self._max_pending = 2 * settings.batch_size
         self._connection = 0
         self._stopping = threading.Event()
         self.ready = threading.Event()
@@ -222,10 +231,72 @@ class IngestService:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        # Only hand over: validation and writes happen in the batch thread.
-        self._inbox.put(_Received(msg.topic, msg.payload, msg.mid, msg.qos, self._connection))
+        part = _Batch()
+        self._validate(msg.topic, msg.payload, part)
+        if msg.qos:
+            part.acks.append((msg.mid, self._connection))
+        with self._cond:
+            # Back-pressure: while the writer is behind (e.g. InfluxDB is down), stop reading.
+            while len(self._pending.lines) >= self._max_pending and not self._stopping.is_set():
+                self._cond.wait(0.5)
+            self._pending.merge(part)
+            if len(self._pending.lines) >= self.settings.batch_size:
+                self._cond.notify_all()
 
-    # ---- batch side ----------------------------------------------------------------------------
+    def _validate(self, topic: str, payload: bytes, part: _Batch) -> None:
+        """One message -> its line(s) and dead letter(s) in ``part``."""
+        part.messages += 1
+        if _is_status_topic(topic):
+            # Retained online/offline of devices; not an event, nothing to store.
+            part.status += 1
+            return
+        if topic == DEADLETTER_TOPIC:
+            if line := self._foreign_dead_letter(payload, part):
+                part.lines.append((line, topic))
+            return
+        now = datetime.now(UTC)
+        try:
+            if is_batch_topic(topic):
+                events, rejected = parse_batch(payload, topic=topic, now=now)
+                for item in rejected:
+                    self._dead_letter(part, topic, item.payload, item.error.reason, item.error.detail, now)
+            else:
+                events, rejected = [parse_event(payload, topic=topic, now=now)], []
+        except EventError as exc:
+            self._dead_letter(part, topic, payload, exc.reason, exc.detail, now)
+            return
+        for event in events:
+            try:
+                line = event_to_line(event)
+            except Exception as exc:  # a valid event no point can hold: never let one message stop ingest
+                detail = f"unstorable: {exc}"
+                self._dead_letter(part, topic, event.to_json().encode(), "wrong_type", detail, now)
+            else:
+                part.lines.append((line, topic))
+                part.events += 1
+
+    def _foreign_dead_letter(self, payload: bytes, part: _Batch) -> str | None:
+        """A bridge's dead letter -> its ``deadletter`` point (ours are counted when we make them)."""
+        try:
+            letter = DeadLetter.model_validate_json(payload)
+        except ValueError:
+            log.warning("unreadable message on %s ignored", DEADLETTER_TOPIC)
+            return None
+        if letter.component == COMPONENT:
+            return None
+        part.deadletters[f"{letter.component}:{letter.reason}"] += 1
+        part.foreign += 1
+        return deadletter_point(letter).to_line()
+
+    def _dead_letter(
+        self, part: _Batch, topic: str, payload: bytes, reason: str, detail: str, now: datetime
+    ) -> None:
+        letter = _make_dead_letter(topic, payload, reason, detail, now)
+        part.letters.append(letter)
+        part.deadletters[reason] += 1
+        part.lines.append((deadletter_point(letter).to_line(), topic))
+
+    # ---- writer side (the thread that called run) ----------------------------------------------
 
     def run(self) -> None:
         s = self.settings.mqtt
@@ -237,13 +308,15 @@ class IngestService:
         try:
             while not self._stopping.is_set():
                 batch = self._take_batch()
-                if batch:
-                    self._process(batch)
+                if batch.messages:
+                    self._write_batch(batch)
                 if time.monotonic() - last_stats >= self.settings.stats_every_s:
                     log.info("stats: %s", self.stats.summary())
                     last_stats = time.monotonic()
         finally:
             # Whatever was not written stays un-acknowledged: the broker sends it again.
+            with self._cond:
+                self._cond.notify_all()
             self._client.disconnect()
             self._client.loop_stop()
             log.info("stopped: %s", self.stats.summary())
@@ -251,91 +324,41 @@ class IngestService:
     def stop(self) -> None:
         self._stopping.set()
 
-    def _take_batch(self) -> list[_Received]:
-        try:
-            first = self._inbox.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.settings.max_latency_s
-        while len(batch) < self.settings.batch_size:
-            try:
-                batch.append(self._inbox.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._inbox.get(timeout=min(remaining, 0.05)))
-            except queue.Empty:
-                continue
-        return batch
+    def _take_batch(self) -> _Batch:
+        """Wait until the pending batch is full or its oldest message has waited ``max_latency_s``."""
+        with self._cond:
+            while not self._stopping.is_set():
+                pending = self._pending
+                if len(pending.lines) >= self.settings.batch_size:
+                    break
+                if pending.messages:
+                    left = pending.started + self.settings.max_latency_s - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(min(left, 0.2))
+                else:
+                    self._cond.wait(0.2)
+            batch, self._pending = self._pending, _Batch()
+            self._cond.notify_all()  # the network thread may be waiting for room
+            return batch
 
-    def _process(self, batch: list[_Received]) -> None:
-        now = datetime.now(UTC)
-        points: list[tuple[str, str]] = []  # (line, topic it came from)
-        letters: list[DeadLetter] = []
-        foreign = 0
-        for item in batch:
-            if _is_status_topic(item.topic):
-                # Retained online/offline of devices; not an event, nothing to store.
-                self.stats.status_messages += 1
-                continue
-            if item.topic == DEADLETTER_TOPIC:
-                if line := self._foreign_dead_letter(item.payload):
-                    points.append((line, item.topic))
-                    foreign += 1
-                continue
-            try:
-                line = event_to_point(parse_event(item.payload, topic=item.topic, now=now)).to_line()
-            except EventError as exc:
-                letter = self._dead_letter(item.topic, item.payload, exc.reason, exc.detail, now)
-            except Exception as exc:  # a valid event no point can hold: never let one message stop ingest
-                letter = self._dead_letter(item.topic, item.payload, "wrong_type", f"unstorable: {exc}", now)
-            else:
-                points.append((line, item.topic))
-                continue
-            letters.append(letter)
-            points.append((deadletter_point(letter).to_line(), item.topic))
+    def _write_batch(self, batch: _Batch) -> None:
         written = _WriteResult()
-        self._write_or_bisect(points, written, now)
+        self._write_or_bisect(batch.lines, written, datetime.now(UTC))
         if not written.complete:
             return  # stopping during an outage: nothing acked, the broker redelivers
-        for letter in letters + written.rejected:
+        for letter in batch.letters + written.rejected:
             self._client.publish(DEADLETTER_TOPIC, letter.to_json().encode(), qos=1)
-        self.stats.received += len(batch)
-        self.stats.written += written.count - len(letters) - len(written.rejected) - foreign
+        self.stats.received += batch.messages
+        self.stats.status_messages += batch.status
+        self.stats.written += batch.events - len(written.rejected)
+        self.stats.deadletters.update(batch.deadletters)
+        self.stats.deadletters.update(letter.reason for letter in written.rejected)
         self.stats.batches += 1
         current = self._connection
         # After a reconnect the broker resends what the old connection left un-acked; an ack for a
-        # packet id of the old connection would be meaningless. (QoS is at most 1: we subscribe so.)
-        self._client.ack_many([item.mid for item in batch if item.qos and item.connection == current])
-
-    def _foreign_dead_letter(self, payload: bytes) -> str | None:
-        """A bridge's dead letter -> its ``deadletter`` point (ours are counted when we make them)."""
-        try:
-            letter = DeadLetter.model_validate_json(payload)
-        except ValueError:
-            log.warning("unreadable message on %s ignored", DEADLETTER_TOPIC)
-            return None
-        if letter.component == COMPONENT:
-            return None
-        self.stats.deadletters[f"{letter.component}:{letter.reason}"] += 1
-        return deadletter_point(letter).to_line()
-
-    def _dead_letter(self, topic: str, payload: bytes, reason: str, detail: str, now: datetime) -> DeadLetter:
-        self.stats.deadletters[reason] += 1
-        log.warning("dead letter (%s) from %s: %s", reason, topic, detail[:200])
-        return DeadLetter.build(
-            reason=reason,
-            detail=detail,
-            topic=topic,
-            payload=payload,
-            component=COMPONENT,
-            received_at=now,
-        )
+        # packet id of the old connection would be meaningless.
+        self._client.ack_many([mid for mid, connection in batch.acks if connection == current])
 
     def _write_or_bisect(self, points: list[tuple[str, str]], result: _WriteResult, now: datetime) -> None:
         """Write with retry until stored; lines InfluxDB refuses outright (HTTP 400, e.g. a field
@@ -355,7 +378,7 @@ class IngestService:
                 self._write_or_bisect(points[half:], result, now)
                 return
             line, topic = points[0]
-            letter = self._dead_letter(topic, line.encode(), "db_rejected", str(exc), now)
+            letter = _make_dead_letter(topic, line.encode(), "db_rejected", str(exc), now)
             result.rejected.append(letter)
             self._write_or_bisect([(deadletter_point(letter).to_line(), topic)], result, now)
 
@@ -385,6 +408,41 @@ class IngestService:
         ):
             with attempt:
                 self.influx.write_lines(lines)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Validated messages waiting for one InfluxDB write, and what to do once it is written."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (line, topic it came from)
+    letters: list[DeadLetter] = field(default_factory=list)  # to publish once stored
+    acks: list[tuple[int, int]] = field(default_factory=list)  # (packet id, connection)
+    messages: int = 0
+    events: int = 0
+    status: int = 0
+    foreign: int = 0
+    deadletters: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def merge(self, part: _Batch) -> None:
+        if not self.messages:
+            self.started = time.monotonic()
+        self.lines += part.lines
+        self.letters += part.letters
+        self.acks += part.acks
+        self.messages += part.messages
+        self.events += part.events
+        self.status += part.status
+        self.foreign += part.foreign
+        if part.deadletters:
+            self.deadletters.update(part.deadletters)
+
+
+def _make_dead_letter(topic: str, payload: bytes, reason: str, detail: str, now: datetime) -> DeadLetter:
+    log.warning("dead letter (%s) from %s: %s", reason, topic, detail[:200])
+    return DeadLetter.build(
+        reason=reason, detail=detail, topic=topic, payload=payload, component=COMPONENT, received_at=now
+    )
 
 
 @dataclass

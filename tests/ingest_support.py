@@ -20,7 +20,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from footfall.contracts.config import MqttSettings
-from footfall.contracts.events import DEADLETTER_TOPIC, CrossingEvent
+from footfall.contracts.events import (
+    DEADLETTER_TOPIC,
+    EVENT_TYPES,
+    CrossingEvent,
+    Event,
+    is_batch_topic,
+    parse_batch,
+    parse_event,
+)
 from footfall.contracts.influx import InfluxClient
 from tests.servers import InfluxServer, MosquittoServer
 
@@ -47,6 +55,19 @@ def crossing_events(
         )
         for i in range(n)
     ]
+
+
+def events_in(messages: Iterable[mqtt.MQTTMessage]) -> list[Event]:
+    """The events carried by received MQTT messages, in order, batch messages unpacked."""
+    events: list[Event] = []
+    for msg in messages:
+        if is_batch_topic(msg.topic):
+            batch, rejected = parse_batch(msg.payload, topic=msg.topic)
+            assert not rejected, rejected
+            events += batch
+        elif msg.topic.rpartition("/")[2] in EVENT_TYPES:
+            events.append(parse_event(msg.payload, topic=msg.topic))
+    return events
 
 
 def write_jsonl(path: Path, events: Iterable[CrossingEvent]) -> Path:

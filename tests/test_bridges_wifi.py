@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from footfall.contracts.events import DEADLETTER_TOPIC, WifiEvent, parse_event
+from footfall.contracts.events import DEADLETTER_TOPIC, WifiEvent
 from footfall.edge.bridges import MacHasher, WifiBridge, is_locally_administered, parse_mac, redact_macs
 from tests.ingest_support import (
     LoggedProcess,
     MqttTestClient,
+    events_in,
     module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
 )
 from tests.servers import MosquittoServer
@@ -155,13 +156,13 @@ def test_bridge_process_publishes_hashes_and_never_the_mac(
         sensor.publish(
             "sensors/wifi-test/sniffer-1", json.dumps({"mac": MAC, "rssi": "loud", "ts": 1}).encode()
         )
-        assert watcher.wait_for(lambda msgs: sum(m.topic.endswith("/wifi") for m in msgs) == 3, 15)
+        assert watcher.wait_for(lambda msgs: sum(e.type == "wifi" for e in events_in(msgs)) == 3, 15)
         assert watcher.wait_for(lambda msgs: any(m.topic == DEADLETTER_TOPIC for m in msgs), 10)
     finally:
         sensor.close()
         watcher.close()
         bridge.terminate()
-    events = [parse_event(m.payload, topic=m.topic) for m in watcher.messages if m.topic.endswith("/wifi")]
+    events = [e for e in events_in(watcher.messages) if e.type == "wifi"]
     assert all(isinstance(e, WifiEvent) for e in events)
     first, randomized, other_sensor = sorted(events, key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
     assert first.device_hash == other_sensor.device_hash  # same phone, two sniffers

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from footfall.contracts.config import CameraConfig, ConfigError, MqttSettings, load_config
 from footfall.contracts.events import (
+    MAX_BATCH_EVENTS,
     CrossingEvent,
+    Event,
     EventError,
+    HeartbeatEvent,
+    OccupancyEvent,
+    WifiEvent,
     ZoneVisitEvent,
+    batch_topic,
+    parse_batch,
     parse_event,
     stable_event_id,
 )
-from footfall.contracts.measurements import Point, event_to_point
+from footfall.contracts.measurements import Point, datetime_to_ns, event_to_line, event_to_point
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -109,6 +116,113 @@ def test_zone_visit_point_fields() -> None:
     assert point.measurement == "zone_visit"
     assert point.tags == {"store": "s", "device": "d", "zone": "checkout"}
     assert point.fields["dwell_s"] == 42.5
+
+
+BATCH_TOPIC = batch_topic("store-a", "cam-1")
+
+
+def _batch(*events: object) -> bytes:
+    return json.dumps(list(events)).encode()
+
+
+def test_batch_of_good_events_in_order() -> None:
+    occupancy = crossing(id="o1", type="occupancy", count=4)
+    for key in ("line", "kind", "direction", "track_id", "frame"):
+        del occupancy[key]
+    events, rejected = parse_batch(
+        _batch(crossing(id="a"), occupancy, crossing(id="b")), topic=BATCH_TOPIC, now=NOW
+    )
+    assert rejected == []
+    assert [(e.type, e.id) for e in events] == [("crossing", "a"), ("occupancy", "o1"), ("crossing", "b")]
+    assert events[0] == parse_event(json.dumps(crossing(id="a")), now=NOW)  # the same validation
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (crossing(id="bad", direction="sideways"), "wrong_type"),
+        ({k: v for k, v in crossing(id="bad").items() if k != "line"}, "missing_field"),
+        (crossing(id="bad", type="teleport"), "unknown_type"),
+        ("just a string", "not_an_object"),
+        (crossing(id="bad", ts="2020-01-01T00:00:00Z"), "ts_out_of_range"),
+        (crossing(id="bad", store="store-b"), "topic_mismatch"),  # another store inside the batch
+        (crossing(id="bad", device="cam-2"), "topic_mismatch"),
+    ],
+)
+def test_one_bad_event_in_a_batch_costs_only_itself(bad: object, reason: str) -> None:
+    events, rejected = parse_batch(
+        _batch(crossing(id="a"), bad, crossing(id="b")), topic=BATCH_TOPIC, now=NOW
+    )
+    assert [e.id for e in events] == ["a", "b"]
+    (item,) = rejected
+    assert (item.index, item.error.reason) == (1, reason)
+    assert item.error.detail.startswith("event 1: ")
+    assert json.loads(item.payload) == bad or json.loads(item.payload)["id"] == "bad"
+
+
+@pytest.mark.parametrize(
+    ("payload", "topic", "reason"),
+    [
+        (b"x" * (1024 * 1024 + 1), BATCH_TOPIC, "too_large"),
+        (b"[\xff]", BATCH_TOPIC, "invalid_utf8"),
+        (b"[{", BATCH_TOPIC, "malformed_json"),
+        (json.dumps(crossing()).encode(), BATCH_TOPIC, "bad_batch"),  # an object, not an array
+        (b"[]", BATCH_TOPIC, "bad_batch"),
+        (_batch(*[crossing(id=f"e{i}") for i in range(MAX_BATCH_EVENTS + 1)]), BATCH_TOPIC, "bad_batch"),
+        (_batch(crossing()), "footfall/v1/store-a/batch", "topic_mismatch"),
+    ],
+)
+def test_bad_batch_messages_get_a_reason(payload: bytes, topic: str, reason: str) -> None:
+    with pytest.raises(EventError) as info:
+        parse_batch(payload, topic=topic, now=NOW)
+    assert info.value.reason == reason
+
+
+def _one_of_each() -> list[Event]:
+    base = {"store": "store-a", "device": "cam-1", "ts": NOW}
+    return [
+        CrossingEvent(id="c1", line="door", kind="entrance", direction="in", track_id=3, frame=9, **base),
+        CrossingEvent(id='q"uo\\te', line="door", kind="passby", direction="out", **base),
+        CrossingEvent(
+            id="beam", line="door", kind="entrance", direction="in", count=7, source="beam", **base
+        ),
+        ZoneVisitEvent(
+            id="z1",
+            zone="promo",
+            track_id=4,
+            enter_ts=NOW - timedelta(seconds=3),
+            exit_ts=NOW,
+            dwell_s=3,
+            **base,
+        ),
+        OccupancyEvent(id="o1", zone="promo", count=2, **base),
+        OccupancyEvent(id="o2", count=0, **base),
+        HeartbeatEvent(id="h1", fps=12.5, latency_ms=40, dropped_frames=1, queue_depth=5, **base),
+        WifiEvent(
+            id="w1", sensor="sniffer-1", device_hash="ab" * 8, rssi=-60, randomized=False, key_epoch=3, **base
+        ),
+        WifiEvent(
+            id="w2",
+            sensor="s2",
+            device_hash="cd" * 8,
+            rssi=-70,
+            randomized=True,
+            key_epoch=4,
+            prev_device_hash="ef" * 8,
+            **base,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("event", _one_of_each(), ids=lambda e: f"{e.type}-{e.id}")
+def test_fast_line_is_the_point_mapping(event: Event) -> None:
+    assert event_to_line(event) == event_to_point(event).to_line()
+
+
+def test_datetime_to_ns_is_exact() -> None:
+    ts = datetime(2026, 11, 22, 11, 59, 0, 123457, tzinfo=UTC)
+    assert datetime_to_ns(ts) == 1795348740_123457_000
+    assert datetime_to_ns(ts.astimezone(timezone(timedelta(hours=-5)))) == datetime_to_ns(ts)
 
 
 def test_line_protocol_escaping() -> None:

@@ -4,13 +4,14 @@ reason and is counted in the ``deadletter`` measurement; valid events around it 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from footfall.contracts.events import DEADLETTER_TOPIC, MAX_PAYLOAD_BYTES, CrossingEvent
+from footfall.contracts.events import DEADLETTER_TOPIC, MAX_PAYLOAD_BYTES, CrossingEvent, batch_topic
 from footfall.contracts.influx import InfluxClient
 from tests.ingest_support import (
     LoggedProcess,
@@ -133,6 +134,35 @@ def test_bad_message_is_dead_lettered_with_reason(
     assert stored == 1, "only the valid event is stored"
     dead = count_points(ingest_db, "deadletter", where=f"WHERE reason = '{reason}' AND topic = '{topic}'")
     assert dead == 1
+
+
+def test_batch_with_one_bad_event_stores_the_rest(
+    mosquitto: MosquittoServer, ingest_db: InfluxClient, running_ingest: LoggedProcess
+) -> None:
+    device = "batch-cam"
+    good = [json.loads(e.to_json()) for e in crossing_events(4, device=device)]
+    bad = dict(good[1], direction="sideways")
+    topic = batch_topic("store-a", device)
+    listener = deadletter_listener(mosquitto)
+    sender = MqttTestClient(mosquitto, "admin")
+    try:
+        sender.publish(topic, json.dumps([good[0], bad, good[2], good[3]]))
+        sender.publish(topic, b'{"not": "an array"}')
+        assert listener.wait_for(lambda msgs: sum(m.topic == DEADLETTER_TOPIC for m in msgs) >= 2, 15)
+        letters = [m for m in listener.json_messages(DEADLETTER_TOPIC) if m["topic"] == topic]
+    finally:
+        listener.close()
+        sender.close()
+    by_reason = {letter["reason"]: letter for letter in letters}
+    assert sorted(by_reason) == ["bad_batch", "wrong_type"]
+    assert str(by_reason["wrong_type"]["detail"]).startswith("event 1: direction")
+    assert json.loads(str(by_reason["wrong_type"]["payload"])) == bad  # the event itself, not the batch
+    assert by_reason["bad_batch"]["payload"] == '{"not": "an array"}'
+    deadline = time.monotonic() + 15
+    while count_points(ingest_db, where=f"WHERE device = '{device}'") < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (series,) = ingest_db.query(f'SELECT "id" FROM "crossing" WHERE device = \'{device}\'')
+    assert sorted(series.column("id")) == sorted(str(good[i]["id"]) for i in (0, 2, 3))
 
 
 def test_status_messages_are_not_events(

@@ -71,11 +71,11 @@ def broker(mosquitto_factory: Callable[..., MosquittoServer]) -> MosquittoServer
 def test_broker_restarted_mid_stream(
     broker: MosquittoServer, influxdb: InfluxServer, influx_db: InfluxClient, tmp_path: Path
 ) -> None:
-    # Exclusive subscription: Mosquitto 2.0.11 does not restore *shared* subscriptions from its
-    # persistence file, so events published after the restart but before ingest is back would be
-    # dropped by the broker itself (docs/ingest.md, "Broker restarts").
+    # The default shared subscription. Mosquitto 2.0 does not restore shared subscriptions from its
+    # persistence file: until ingest has subscribed again, it answers the edge "no matching
+    # subscribers" (PUBACK 0x10), and the edge keeps those events queued and sends them again.
     ingest = ingest_process(
-        broker, influxdb, influx_db.database, tmp_path / "ingest.log", client_id="ing-broker", share=False
+        broker, influxdb, influx_db.database, tmp_path / "ingest.log", client_id="ing-broker"
     )
     ingest.start().wait_for_log("ingest ready")
     replay = _replay(broker, write_jsonl(tmp_path / "events.jsonl", crossing_events(N)), tmp_path).start()
@@ -89,6 +89,21 @@ def test_broker_restarted_mid_stream(
     finally:
         replay.kill()
         ingest.terminate()
+
+
+def test_broker_restarted_while_ingest_is_down(
+    broker: MosquittoServer, influxdb: InfluxServer, influx_db: InfluxClient, tmp_path: Path
+) -> None:
+    """After the restart the broker has forgotten ingest's shared subscription and, with ingest still
+    down, no subscriber at all: it answers "no matching subscribers", the edge keeps the events."""
+
+    def interrupt(first: LoggedProcess, replay: LoggedProcess) -> None:
+        first.terminate()
+        broker.restart()
+        replay.wait_for_log("no subscriber on the broker", timeout_s=30)
+        assert count_points(influx_db) < N
+
+    _restart_ingest_mid_stream(broker, influxdb, influx_db, tmp_path, "ing-down", interrupt)
 
 
 @pytest.mark.slow
@@ -119,9 +134,26 @@ def test_influxdb_stopped_for_30s_mid_stream(
 def test_ingest_sigkilled_mid_stream_and_restarted(
     broker: MosquittoServer, influxdb: InfluxServer, influx_db: InfluxClient, tmp_path: Path
 ) -> None:
+    def interrupt(first: LoggedProcess, replay: LoggedProcess) -> None:
+        first.kill()  # SIGKILL: un-acked messages of the killed worker stay in its broker session
+        time.sleep(1.0)
+
+    _restart_ingest_mid_stream(broker, influxdb, influx_db, tmp_path, "ing-kill", interrupt)
+
+
+def _restart_ingest_mid_stream(
+    broker: MosquittoServer,
+    influxdb: InfluxServer,
+    influx_db: InfluxClient,
+    tmp_path: Path,
+    client_id: str,
+    interrupt: Callable[[LoggedProcess, LoggedProcess], None],
+) -> None:
+    """Stream N events; mid-stream ``interrupt(ingest, replay)``; start ingest again; exactly N stored."""
+
     def ingest() -> LoggedProcess:
         return ingest_process(
-            broker, influxdb, influx_db.database, tmp_path / "ingest.log", client_id="ing-kill"
+            broker, influxdb, influx_db.database, tmp_path / "ingest.log", client_id=client_id
         )
 
     first = ingest().start()
@@ -130,10 +162,9 @@ def test_ingest_sigkilled_mid_stream_and_restarted(
     second = ingest()
     try:
         _wait_until_stored_some(influx_db)
-        first.kill()  # SIGKILL: un-acked messages of the killed worker stay in its broker session
-        time.sleep(1.0)
+        interrupt(first, replay)
         second.start().wait_for_log("ingest ready", occurrences=2)
-        assert replay.wait(60) == 0, replay.log()
+        assert replay.wait(90) == 0, replay.log()
         _assert_exactly(influx_db, N)
     finally:
         replay.kill()
@@ -157,7 +188,7 @@ def test_edge_sigkilled_with_backlog_and_restarted(
         first.kill()  # SIGKILL with a backlog (and lines of the file not queued yet)
         assert "disconnected" not in first.log() or "queued" in first.log()
         broker.start()
-        # Ingest re-subscribes first (see the broker-restart test for why that matters here).
+        # Ingest subscribes again first; otherwise the edge would hold its events until it has.
         ingest.wait_for_log("ingest ready", occurrences=2)
         second.start()
         assert second.wait(60) == 0, second.log()

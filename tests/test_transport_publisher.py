@@ -12,12 +12,19 @@ from pathlib import Path
 import pytest
 
 from footfall.contracts.config import MqttSettings
-from footfall.contracts.events import HeartbeatEvent, parse_event, status_topic
+from footfall.contracts.events import (
+    DEADLETTER_TOPIC,
+    HeartbeatEvent,
+    batch_topic,
+    is_batch_topic,
+    status_topic,
+)
 from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
 from tests.ingest_support import (
     LoggedProcess,
     MqttTestClient,
     crossing_events,
+    events_in,
     module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
     write_jsonl,
 )
@@ -58,6 +65,87 @@ def test_queue_meta_commits_with_rows(tmp_path: Path) -> None:
     assert queue.depth == 1
 
 
+def _publisher(tmp_path: Path, *, max_batch: int) -> StoreAndForwardPublisher:
+    settings = MqttSettings.from_url("mqtt://127.0.0.1:1")  # never started: grouping needs no broker
+    return StoreAndForwardPublisher(
+        settings, DiskQueue(tmp_path / "q.sqlite"), store="s", device="d", max_batch=max_batch
+    )
+
+
+def test_consecutive_events_of_one_device_become_batches_in_order(tmp_path: Path) -> None:
+    def row(seq: int, topic: str) -> tuple[int, str, bytes]:
+        return seq, topic, f'{{"n":{seq}}}'.encode()
+
+    rows = [
+        row(1, "footfall/v1/s/d/crossing"),
+        row(2, "footfall/v1/s/d/heartbeat"),
+        row(3, "footfall/v1/s/d/crossing"),
+        row(4, "footfall/v1/s/d/crossing"),
+        row(5, DEADLETTER_TOPIC),  # not an event topic: always alone
+        row(6, "footfall/v1/s/other/wifi"),  # another device: its own message
+        row(7, "footfall/v1/s/d/crossing"),
+    ]
+    messages = list(_publisher(tmp_path, max_batch=3)._messages(rows))
+    assert [(topic, seqs) for topic, _, seqs in messages] == [
+        (batch_topic("s", "d"), [1, 2, 3]),
+        ("footfall/v1/s/d/crossing", [4]),  # a batch of one keeps its event topic
+        (DEADLETTER_TOPIC, [5]),
+        ("footfall/v1/s/other/wifi", [6]),
+        ("footfall/v1/s/d/crossing", [7]),
+    ]
+    assert messages[0][1] == b'[{"n":1},{"n":2},{"n":3}]'
+    single = list(_publisher(tmp_path, max_batch=1)._messages(rows[:3]))
+    assert [seqs for _, _, seqs in single] == [[1], [2], [3]]
+
+
+@pytest.mark.servers
+def test_events_nobody_subscribed_to_stay_queued_until_a_subscriber_appears(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    """The broker answers "no matching subscribers" (PUBACK 0x10) and would drop the events: they stay
+    on disk and go out again, in order, once ingest (here a shared subscription) is there."""
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    settings = MqttSettings.from_url(mosquitto.url("edge-store-a"))
+    publisher = StoreAndForwardPublisher(
+        settings, queue, store="store-a", device="lonely-cam", max_batch=20, max_hold_s=1.0
+    ).start()
+    events = crossing_events(100, device="lonely-cam")
+    watcher: MqttTestClient | None = None
+    try:
+        publisher.publish_many(events)
+        assert not publisher.wait_drained(3)
+        assert queue.depth == 100
+        assert publisher.stats.unrouted >= 20
+        assert publisher.stats.acknowledged == 0
+        watcher = MqttTestClient(mosquitto, "ingest").subscribe("$share/g/footfall/v1/store-a/lonely-cam/+")
+        assert publisher.wait_drained(20)
+        assert watcher.wait_for(lambda msgs: len(events_in(msgs)) >= 100, 10)
+    finally:
+        publisher.stop()
+        if watcher:
+            watcher.close()
+    assert [e.id for e in events_in(watcher.messages)] == [e.id for e in events]  # in order, each once
+    assert publisher.stats.acknowledged == 100
+
+
+@pytest.mark.servers
+def test_without_require_subscriber_unrouted_events_count_as_delivered(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    settings = MqttSettings.from_url(mosquitto.url("edge-store-a"))
+    publisher = StoreAndForwardPublisher(
+        settings, queue, store="store-a", device="fire-and-forget", require_subscriber=False
+    ).start()
+    try:
+        publisher.publish_many(crossing_events(10, device="fire-and-forget"))
+        assert publisher.wait_drained(10)
+    finally:
+        publisher.stop()
+    assert publisher.stats.unrouted == 0
+    assert publisher.stats.acknowledged == 10
+
+
 @pytest.mark.servers
 def test_backlog_drains_in_order_with_depth_in_heartbeat(
     mosquitto_factory: Callable[..., MosquittoServer], tmp_path: Path
@@ -89,10 +177,14 @@ def test_backlog_drains_in_order_with_depth_in_heartbeat(
         assert queue.depth == 0
     finally:
         publisher.stop()
-    assert watcher.wait_for(lambda msgs: sum(m.topic.endswith("/heartbeat") for m in msgs) == 1, 15)
+    assert watcher.wait_for(lambda msgs: sum(e.type == "heartbeat" for e in events_in(msgs)) == 1, 15)
     watcher.close()
-    received = [parse_event(m.payload) for m in watcher.messages if not m.topic.endswith("/status")]
+    received = events_in(watcher.messages)
     assert [e.id for e in received] == [e.id for e in events] + ["hb-1"]  # in order, each once
+    # The backlog left as a few batch messages of this device, not as 301 messages.
+    assert 1 <= sum(is_batch_topic(m.topic) for m in watcher.messages) <= 3
+    assert publisher.stats.messages <= 3
+    assert publisher.stats.acknowledged == 301
     heartbeat = received[-1]
     assert isinstance(heartbeat, HeartbeatEvent)
     assert heartbeat.queue_depth == 300  # the backlog in front of it when it was queued
@@ -150,6 +242,7 @@ def test_replay_reports_invalid_lines(tmp_path: Path, mosquitto: MosquittoServer
             mosquitto.url("edge-store-a"),
             "--queue",
             str(tmp_path / "q"),
+            "--no-require-subscriber",  # nobody listens here; the flag lets the broker's PUBACK suffice
         ],
         tmp_path / "replay.log",
     ).start()
