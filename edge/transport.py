@@ -130,11 +130,19 @@ class DiskQueue:
             ).fetchall()
 
     def delete(self, seqs: Iterable[int]) -> None:
-        seqs = list(seqs)
-        if not seqs:
+        """Remove acknowledged rows: one transaction, one range per run of consecutive seqs (acks
+        mostly arrive in order, so a whole window is usually one range)."""
+        ranges = _runs(sorted(seqs))
+        if not ranges:
             return
         with self._lock:
-            removed = self._db.executemany("DELETE FROM queue WHERE seq = ?", ((s,) for s in seqs)).rowcount
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = self._db.executemany("DELETE FROM queue WHERE seq BETWEEN ? AND ?", ranges).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._depth -= removed
 
     def get_meta(self, key: str) -> str | None:
@@ -406,6 +414,17 @@ class StoreAndForwardPublisher:
             self._client.publish(self._status_topic, OFFLINE, qos=1, retain=True).wait_for_publish(2)
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted seqs -> (first, last) of each run of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        elif not runs or seq != runs[-1][1]:
+            runs.append((seq, seq))
+    return runs
 
 
 def _device_prefix(topic: str) -> str | None:

@@ -212,7 +212,8 @@ def test_wifi_kpis_follow_a_device_across_a_key_rotation(linked: bool) -> None:
     ]
     # an unrelated device whose previous hash is nobody's: counted on its own
     events.append(_wifi(900, datetime(2026, 3, 6, 12, tzinfo=UTC), "d" * 32, other_prev))
-    events.append(_wifi(901, datetime(2026, 3, 6, 12, 5, tzinfo=UTC), "d" * 32, other_prev))
+    # 4 minutes: a visit, and clear of the 300 s session gap (points carry a sub-ms offset)
+    events.append(_wifi(901, datetime(2026, 3, 6, 12, 4, tzinfo=UTC), "d" * 32, other_prev))
     config = StoresConfig(stores=[StoreMeta(id="s", timezone="UTC")])
     grid = build_grid(config.stores, date(2026, 3, 2), date(2026, 3, 6), lookback_days=30, context_days=1)
     kpis = compute_kpis(raw_from_events(events, config), grid, config)

@@ -65,6 +65,15 @@ def test_queue_meta_commits_with_rows(tmp_path: Path) -> None:
     assert queue.depth == 1
 
 
+def test_queue_delete_takes_exactly_the_acknowledged_rows(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    queue.put(_rows(10))
+    seqs = [seq for seq, _, _ in queue.peek(0, 10)]
+    queue.delete([seqs[7], seqs[0], seqs[1], seqs[2], seqs[5], seqs[2]])  # unordered, a repeat, gaps
+    assert queue.depth == 5
+    assert [payload for _, _, payload in queue.peek(0, 10)] == [b"3", b"4", b"6", b"8", b"9"]
+
+
 def _publisher(tmp_path: Path, *, max_batch: int) -> StoreAndForwardPublisher:
     settings = MqttSettings.from_url("mqtt://127.0.0.1:1")  # never started: grouping needs no broker
     return StoreAndForwardPublisher(
