@@ -105,6 +105,12 @@ def total_points(client: InfluxClient) -> int:
     return total
 
 
+def points_requested(client: InfluxClient) -> int:
+    """InfluxDB's running total of points written to it (all databases), from ``SHOW STATS``."""
+    (series,) = [s for s in client.query("SHOW STATS FOR 'write'", epoch=None) if s.name == "write"]
+    return int(series.column("pointReq")[0])
+
+
 def raw_write(client: InfluxClient, lines: list[str], batch: int) -> float:
     started = time.perf_counter()
     for i in range(0, len(lines), batch):
@@ -273,6 +279,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=1, help="ingest processes on one shared subscription")
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--raw-runs", type=int, default=3, help="raw writes to take the best of")
     parser.add_argument("--window", type=int, default=2000, help="publisher QoS 1 messages in flight")
     parser.add_argument(
         "--publisher",
@@ -291,7 +298,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
-    broker = MosquittoServer(tmp / "mosquitto", users=DEFAULT_MQTT_USERS)
+    # The deployed broker's save interval (deploy/mosquitto/mosquitto.conf), not the tests' 1 s.
+    broker = MosquittoServer(tmp / "mosquitto", users=DEFAULT_MQTT_USERS, autosave_interval_s=30)
     influx = InfluxServer(tmp / "influxdb")
     broker.start()
     influx.start()
@@ -301,15 +309,18 @@ def main() -> None:
         lines = [event_to_point(e).to_line() for e in events]
         payloads = [(e.topic, e.to_json().encode()) for e in events]
 
-        raw_db = influx.create_database("bench_raw")
-        raw_s = raw_write(raw_db, lines, args.batch_size)
-        raw_stored = total_points(raw_db)
-        for _ in range(50):  # InfluxDB 1.x may show a just-written point a moment later
-            if raw_stored >= args.events:
-                break
-            time.sleep(0.2)
+        raw_times = []
+        for run in range(args.raw_runs):  # a short run is noisy: the best of several is the ceiling
+            raw_db = influx.create_database(f"bench_raw_{run}")
+            raw_times.append(raw_write(raw_db, lines, args.batch_size))
             raw_stored = total_points(raw_db)
-        assert raw_stored == args.events, f"raw write stored {raw_stored} of {args.events} points"
+            for _ in range(50):  # InfluxDB 1.x may show a just-written point a moment later
+                if raw_stored >= args.events:
+                    break
+                time.sleep(0.2)
+                raw_stored = total_points(raw_db)
+            assert raw_stored == args.events, f"raw write stored {raw_stored} of {args.events} points"
+        raw_s = min(raw_times)
         raw_rate = args.events / raw_s
 
         e2e_db = influx.create_database("bench_e2e")
@@ -379,19 +390,26 @@ def main() -> None:
             **{f"ingest worker {w}": psutil.Process(p.pid) for w, p in enumerate(workers)},
         }
         cpu_before = {name: _cpu_s(proc) for name, proc in processes.items()}
+        points_before = points_requested(e2e_db)
         children_before = _children_cpu_s()
         started = time.perf_counter()
         run_publishers()
         published_s = time.perf_counter() - started
         publishers_cpu = _children_cpu_s() - children_before
-        stored = 0
+        # Watch InfluxDB's own write counter (cheap) rather than counting points every 0.1 s, which
+        # would cost influxd CPU the pipeline under test needs; then check the points themselves.
         while time.perf_counter() - started < 600:
-            stored = total_points(e2e_db)
+            if points_requested(e2e_db) - points_before >= args.events:
+                break
+            time.sleep(0.02)
+        e2e_s = time.perf_counter() - started
+        stored = total_points(e2e_db)
+        for _ in range(50):
             if stored >= args.events:
                 break
-            time.sleep(0.1)
-        e2e_s = time.perf_counter() - started
-        e2e_rate = stored / e2e_s
+            time.sleep(0.2)
+            stored = total_points(e2e_db)
+        e2e_rate = args.events / e2e_s
         cpu_used = {name: _cpu_s(proc) - cpu_before[name] for name, proc in processes.items()}
         cpu_used[f"publishers ({args.publisher})"] = publishers_cpu
         print(
@@ -399,7 +417,8 @@ def main() -> None:
             f"publisher {args.publisher}"
             + (f", up to {args.max_batch} events per message)" if args.publisher != "paho" else ")")
         )
-        print(f"raw line protocol: {raw_rate:10,.0f} events/s ({raw_s:.2f} s)")
+        runs = ", ".join(f"{args.events / t:,.0f}" for t in raw_times)
+        print(f"raw line protocol: {raw_rate:10,.0f} events/s ({raw_s:.2f} s; best of {runs})")
         print(
             f"end to end:        {e2e_rate:10,.0f} events/s ({e2e_s:.2f} s; "
             f"publishing took {published_s:.2f} s)"

@@ -106,6 +106,8 @@ class MosquittoServer(ServerProcess):
 
     users: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     allow_anonymous: bool = False
+    # Tests restart the broker within seconds, so it saves often; deploy/mosquitto/mosquitto.conf: 30.
+    autosave_interval_s: int = 1
 
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,7 @@ class MosquittoServer(ServerProcess):
                     f"acl_file {self.workdir / 'acl'}",
                     "persistence true",
                     f"persistence_location {self.workdir}/",
-                    "autosave_interval 1",
+                    f"autosave_interval {self.autosave_interval_s}",
                     # Ingest holds messages un-acknowledged until their batch is in InfluxDB, and a
                     # persistent session keeps its backlog while a subscriber is down: lift the
                     # small defaults (20 in flight, 1000 queued) so nothing is dropped by the broker.
