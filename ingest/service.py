@@ -109,25 +109,32 @@ class _BufferedSocket:
 
     paho reads each packet with several tiny ``recv`` calls after one ``select``; at thousands of
     messages per second those syscalls dominate. paho already honours ``pending()`` (meant for TLS
-    sockets) to skip waiting in ``select`` while buffered bytes remain.
+    sockets) to skip waiting in ``select`` while buffered bytes remain. A large read (the body of a
+    batch message) with nothing buffered goes straight to the socket, without a copy.
     """
+
+    CHUNK = 65536
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
-        self._buffer = bytearray()
+        self._buffer = b""
+        self._pos = 0
 
     def recv(self, size: int) -> bytes:
-        if not self._buffer:
-            data = self._sock.recv(max(size, 65536))
+        if self._pos >= len(self._buffer):
+            if size >= self.CHUNK:
+                return self._sock.recv(size)
+            data = self._sock.recv(self.CHUNK)
             if not data:
                 return b""
-            self._buffer += data
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
+            self._buffer, self._pos = data, 0
+        out = self._buffer[self._pos : self._pos + size]
+        self._pos += len(out)
         return out
 
     def pending(self) -> int:
-        return len(self._buffer) + (self._sock.pending() if hasattr(self._sock, "pending") else 0)
+        own = len(self._buffer) - self._pos
+        return own + (self._sock.pending() if hasattr(self._sock, "pending") else 0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
