@@ -239,7 +239,14 @@ class IngestService:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         part = _Batch()
-        self._validate(msg.topic, msg.payload, part)
+        try:
+            self._validate(msg.topic, msg.payload, part)
+        except Exception as exc:  # a bug must not stop ingest or lose the message: it is dead-lettered
+            log.exception("unexpected error validating a message from %s", msg.topic)
+            part = _Batch(messages=1)
+            self._dead_letter(
+                part, msg.topic, msg.payload, "wrong_type", f"unexpected: {exc!r}", datetime.now(UTC)
+            )
         if msg.qos:
             part.acks.append((msg.mid, self._connection))
         with self._cond:
@@ -292,7 +299,6 @@ class IngestService:
         if letter.component == COMPONENT:
             return None
         part.deadletters[f"{letter.component}:{letter.reason}"] += 1
-        part.foreign += 1
         return deadletter_point(letter).to_line()
 
     def _dead_letter(
@@ -427,7 +433,6 @@ class _Batch:
     messages: int = 0
     events: int = 0
     status: int = 0
-    foreign: int = 0
     deadletters: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -440,7 +445,6 @@ class _Batch:
         self.messages += part.messages
         self.events += part.events
         self.status += part.status
-        self.foreign += part.foreign
         if part.deadletters:
             self.deadletters.update(part.deadletters)
 
