@@ -255,7 +255,10 @@ def test_replay_reports_invalid_lines(tmp_path: Path, mosquitto: MosquittoServer
         ],
         tmp_path / "replay.log",
     ).start()
-    assert replay.wait(30) == 1
+    try:
+        assert replay.wait(30) == 1
+    finally:
+        replay.kill()
     log = replay.log()
     assert f"{path}:2: skipped: malformed_json" in log
     assert f"{path}:3: skipped: unknown_type" in log
