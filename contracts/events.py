@@ -10,6 +10,7 @@ import base64
 import json
 import uuid
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -43,6 +44,8 @@ EVENT_TYPES = ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi")
 # A device may also send several of its events as one message on ``.../{store}/{device}/batch``: a
 # JSON array of events. The edge does so when it has a backlog (see ``parse_batch``).
 BATCH_TYPE = "batch"
+# The last topic level of a device's retained online / offline status (see ``status_topic``).
+STATUS_TYPE = "status"
 MAX_BATCH_EVENTS = 5000
 MAX_BATCH_BYTES = 1024 * 1024
 
@@ -191,7 +194,9 @@ def parse_event(payload: bytes | str, *, topic: str | None = None, now: datetime
         # Slow path, only for bad input: find the precise dead-letter reason.
         event = _validate_object(_load_json(raw))
     now = now or datetime.now(UTC)
-    _check_range(event, now)
+    low, high = _ts_window(now)
+    if not low <= event.ts <= high:
+        raise _ts_out_of_range(event, now)
     if topic is not None and topic != event.topic:
         raise EventError("topic_mismatch", f"topic {topic!r} but payload says {event.topic!r}")
     return event
@@ -206,13 +211,29 @@ class RejectedEvent:
     payload: bytes  # the event's own JSON, for its dead letter
 
 
+def split_topic(topic: str) -> tuple[str, str, str] | None:
+    """``footfall/v1/{store}/{device}/{kind}`` -> ``(store, device, kind)``; ``None`` for any other topic.
+
+    ``kind`` is an event type, ``batch`` or ``status``."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        return None
+    return parts[2], parts[3], parts[4]
+
+
 def batch_topic(store: str, device: str) -> str:
     """Where a device publishes several of its events as one message (see ``parse_batch``)."""
     return f"{TOPIC_ROOT}/{store}/{device}/{BATCH_TYPE}"
 
 
 def is_batch_topic(topic: str) -> bool:
-    return topic.endswith("/" + BATCH_TYPE) and topic.startswith(TOPIC_ROOT + "/") and topic.count("/") == 4
+    parts = split_topic(topic)
+    return parts is not None and parts[2] == BATCH_TYPE
+
+
+def batch_payload(events_json: Iterable[bytes]) -> bytes:
+    """Events' JSON -> one batch message's payload: a JSON array of them."""
+    return b"[" + b",".join(events_json) + b"]"
 
 
 def parse_batch(
@@ -227,10 +248,10 @@ def parse_batch(
     raw = payload.encode() if isinstance(payload, str) else payload
     if len(raw) > MAX_BATCH_BYTES:
         raise EventError("too_large", f"{len(raw)} bytes > {MAX_BATCH_BYTES}")
-    parts = topic.split("/")
-    if not is_batch_topic(topic):
+    parts = split_topic(topic)
+    if parts is None or parts[2] != BATCH_TYPE:
         raise EventError("topic_mismatch", f"{topic!r} is not {TOPIC_ROOT}/STORE/DEVICE/{BATCH_TYPE}")
-    store, device = parts[2], parts[3]
+    store, device, _ = parts
     try:
         candidates: list[tuple[Event | None, EventError | None, object]] = [
             (event, None, None) for event in _BATCH_ADAPTER.validate_json(raw)
@@ -249,13 +270,13 @@ def parse_batch(
     if not 1 <= len(candidates) <= MAX_BATCH_EVENTS:
         raise EventError("bad_batch", f"{len(candidates)} events; a batch holds 1..{MAX_BATCH_EVENTS}")
     now = now or datetime.now(UTC)
-    low, high = now - MAX_PAST, now + MAX_FUTURE
+    low, high = _ts_window(now)
     events: list[Event] = []
     rejected: list[RejectedEvent] = []
     for index, (event, error, item) in enumerate(candidates):
         if event is not None:
             if not low <= event.ts <= high:
-                error = EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
+                error = _ts_out_of_range(event, now)
             elif event.store != store or event.device != device:
                 error = EventError(
                     "topic_mismatch", f"topic {topic!r} but event says {event.store}/{event.device}"
@@ -296,9 +317,13 @@ def _validate_object(obj: object) -> Event:
         raise EventError("missing_field" if missing else "wrong_type", f"{where}: {first['msg']}") from None
 
 
-def _check_range(event: Event, now: datetime) -> None:
-    if not (now - MAX_PAST <= event.ts <= now + MAX_FUTURE):
-        raise EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
+def _ts_window(now: datetime) -> tuple[datetime, datetime]:
+    """The oldest and newest event time accepted at ``now``."""
+    return now - MAX_PAST, now + MAX_FUTURE
+
+
+def _ts_out_of_range(event: Event, now: datetime) -> EventError:
+    return EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
 
 
 def _dump_item(item: object) -> bytes:
@@ -369,7 +394,12 @@ def event_topic(store: str, device: str, event_type: str) -> str:
 
 def status_topic(store: str, device: str) -> str:
     """Retained ``online`` / ``offline`` (last will) status of an edge device or bridge."""
-    return f"{TOPIC_ROOT}/{store}/{device}/status"
+    return f"{TOPIC_ROOT}/{store}/{device}/{STATUS_TYPE}"
+
+
+def is_status_topic(topic: str) -> bool:
+    parts = split_topic(topic)
+    return parts is not None and parts[2] == STATUS_TYPE
 
 
 def ts_jitter_ns(event_id: str) -> int:

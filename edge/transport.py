@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,12 +29,13 @@ from paho.mqtt.properties import Properties
 
 from footfall.contracts.config import MqttSettings
 from footfall.contracts.events import (
-    BATCH_TYPE,
     EVENT_TYPES,
     MAX_BATCH_EVENTS,
-    TOPIC_ROOT,
     Event,
     HeartbeatEvent,
+    batch_payload,
+    batch_topic,
+    split_topic,
     status_topic,
 )
 
@@ -79,17 +81,23 @@ class DiskQueue:
     def put(self, rows: Sequence[tuple[str, bytes]], *, meta: dict[str, str] | None = None) -> int:
         """Append rows in one transaction (with optional progress metadata); returns how many were
         taken. A full queue applies ``when_full``."""
+        with self._transaction():
+            taken = self._put_locked(rows)
+            for key, value in (meta or {}).items():
+                self._set_meta_locked(key, value)
+        return taken
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Hold the lock and run the block as one SQLite transaction, rolled back if it raises."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                taken = self._put_locked(rows)
-                for key, value in (meta or {}).items():
-                    self._set_meta_locked(key, value)
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return taken
 
     def _put_locked(self, rows: Sequence[tuple[str, bytes]]) -> int:
         overflow = self._depth + len(rows) - self.max_events
@@ -135,14 +143,8 @@ class DiskQueue:
         ranges = _runs(sorted(seqs))
         if not ranges:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = self._db.executemany("DELETE FROM queue WHERE seq BETWEEN ? AND ?", ranges).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            removed = self._db.executemany("DELETE FROM queue WHERE seq BETWEEN ? AND ?", ranges).rowcount
             self._depth -= removed
 
     def get_meta(self, key: str) -> str | None:
@@ -350,17 +352,17 @@ class StoreAndForwardPublisher:
     def _messages(self, rows: Sequence[tuple[int, str, bytes]]) -> Iterator[tuple[str, bytes, list[int]]]:
         """Consecutive events of one device -> batch messages; anything else -> one message each."""
         group: list[tuple[int, str, bytes]] = []
-        group_device: str | None = None
+        group_device: tuple[str, str] | None = None
         size = 0
         for row in rows:
-            device = _device_prefix(row[1]) if self.max_batch > 1 else None
+            device = _event_device(row[1]) if self.max_batch > 1 else None
             if group and (
                 device is None
                 or device != group_device
                 or len(group) >= self.max_batch
                 or size + len(row[2]) + 1 > BATCH_TARGET_BYTES
             ):
-                yield _as_message(group)
+                yield _as_message(group, group_device)
                 group, size = [], 0
             if device is None:
                 yield row[1], row[2], [row[0]]
@@ -369,7 +371,7 @@ class StoreAndForwardPublisher:
             group_device = device
             size += len(row[2]) + 1
         if group:
-            yield _as_message(group)
+            yield _as_message(group, group_device)
 
     # ---- producer API --------------------------------------------------------------------------
 
@@ -427,18 +429,18 @@ def _runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _device_prefix(topic: str) -> str | None:
-    """``footfall/v1/{store}/{device}`` of an event topic; ``None`` for anything else."""
-    prefix, _, event_type = topic.rpartition("/")
-    if event_type in EVENT_TYPES and prefix.startswith(TOPIC_ROOT + "/") and prefix.count("/") == 3:
-        return prefix
-    return None
+def _event_device(topic: str) -> tuple[str, str] | None:
+    """(store, device) of an event topic; ``None`` for anything else (dead letters, ...)."""
+    parts = split_topic(topic)
+    return (parts[0], parts[1]) if parts is not None and parts[2] in EVENT_TYPES else None
 
 
-def _as_message(group: list[tuple[int, str, bytes]]) -> tuple[str, bytes, list[int]]:
+def _as_message(
+    group: list[tuple[int, str, bytes]], device: tuple[str, str] | None
+) -> tuple[str, bytes, list[int]]:
+    """A group of one device's events -> (topic, payload, queue seqs) of one MQTT message."""
     if len(group) == 1:
         seq, topic, payload = group[0]
         return topic, payload, [seq]
-    prefix = group[0][1].rpartition("/")[0]
-    payload = b"[" + b",".join(row[2] for row in group) + b"]"
-    return f"{prefix}/{BATCH_TYPE}", payload, [row[0] for row in group]
+    assert device is not None  # a group only ever holds event topics of one device
+    return batch_topic(*device), batch_payload(row[2] for row in group), [row[0] for row in group]

@@ -34,6 +34,7 @@ from footfall.contracts.events import (
     DeadLetter,
     EventError,
     is_batch_topic,
+    is_status_topic,
     parse_batch,
     parse_event,
 )
@@ -75,16 +76,6 @@ class IngestSettings:
         """Events, plus the dead letters of bridges (counted here so every dead letter is in one place)."""
         topics = [SUBSCRIPTION, DEADLETTER_TOPIC]
         return [f"$share/{self.group}/{t}" if self.shared else t for t in topics]
-
-
-@dataclass(slots=True)
-class _Received:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    # Which connection delivered it: a PUBACK only makes sense on that same connection.
-    connection: int
 
 
 @dataclass
@@ -260,7 +251,7 @@ class IngestService:
     def _validate(self, topic: str, payload: bytes, part: _Batch) -> None:
         """One message -> its line(s) and dead letter(s) in ``part``."""
         part.messages += 1
-        if _is_status_topic(topic):
+        if is_status_topic(topic):
             # Retained online/offline of devices; not an event, nothing to store.
             part.status += 1
             return
@@ -461,7 +452,3 @@ class _WriteResult:
     count: int = 0
     complete: bool = True
     rejected: list[DeadLetter] = field(default_factory=list)
-
-
-def _is_status_topic(topic: str) -> bool:
-    return topic.startswith(TOPIC_ROOT + "/") and topic.endswith("/status") and topic.count("/") == 4
