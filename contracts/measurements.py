@@ -201,8 +201,9 @@ def event_to_line(event: Event) -> str:
 
 
 def _string_field(value: str) -> str:
-    if "\\" in value or '"' in value:
-        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    """A line-protocol string field value, quoted; escaped only when it needs to be (hot path)."""
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{value}"'
 
 
@@ -252,8 +253,7 @@ def _format_field(value: FieldValue) -> str:
         if not math.isfinite(value):
             raise ValueError(f"InfluxDB cannot store the float {value!r}")
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{text}"'
+    return _string_field(str(value))
 
 
 # KPI measurements written by analytics and read by the dashboards. Tag ``store`` (``all`` = the
