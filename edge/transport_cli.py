@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -59,28 +60,36 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+@dataclass(frozen=True)
+class _PublishOptions:
+    """The queueing and sending options every publishing command takes (--queue ... --require-subscriber)."""
+
+    queue_path: Path | None
+    max_queue: int
+    when_full: str
+    max_batch: int
+    require_subscriber: bool
+
+
 def _open_publisher(
     mqtt_url: str,
+    options: _PublishOptions,
     *,
     store: str,
     device: str,
-    queue_path: Path | None,
-    max_queue: int,
-    when_full: str,
     client_id: str | None = None,
     queue_prefix: str = "queue",
-    max_batch: int = 500,
-    require_subscriber: bool = True,
 ) -> tuple[DiskQueue, StoreAndForwardPublisher]:
     from footfall.contracts.config import ConfigError, MqttSettings
     from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
 
+    when_full = options.when_full
     if when_full not in ("drop_oldest", "refuse_new"):
         raise ConfigError(f"--when-full: expected drop_oldest or refuse_new, got {when_full!r}")
     policy: FullPolicy = "drop_oldest" if when_full == "drop_oldest" else "refuse_new"
     queue = DiskQueue(
-        queue_path or Path(".footfall") / f"{queue_prefix}-{store}-{device}.sqlite",
-        max_events=max_queue,
+        options.queue_path or Path(".footfall") / f"{queue_prefix}-{store}-{device}.sqlite",
+        max_events=options.max_queue,
         when_full=policy,
     )
     publisher = StoreAndForwardPublisher(
@@ -89,8 +98,8 @@ def _open_publisher(
         store=store,
         device=device,
         client_id=client_id,
-        max_batch=max_batch,
-        require_subscriber=require_subscriber,
+        max_batch=options.max_batch,
+        require_subscriber=options.require_subscriber,
     )
     return queue, publisher
 
@@ -148,13 +157,9 @@ def edge_run(
     origin = _parse_start(start)
     queue_db, publisher = _open_publisher(
         mqtt_url,
+        _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
         store=camera.store,
         device=camera.camera,
-        queue_path=queue,
-        max_queue=max_queue,
-        when_full=when_full,
-        max_batch=max_batch,
-        require_subscriber=require_subscriber,
     )
     # A service waits for a camera that is down at start (realtime), where `count` would fail.
     live = source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
@@ -237,15 +242,11 @@ def edge_replay(
     first = events[0][1]
     queue_db, publisher = _open_publisher(
         mqtt_url,
+        _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
         store=first.store,
         device=first.device,
-        queue_path=queue,
-        max_queue=max_queue,
-        when_full=when_full,
         client_id=client_id or f"footfall-replay-{first.store}-{first.device}",
         queue_prefix="replay",  # never the queue of a live `edge run` of the same device
-        max_batch=max_batch,
-        require_subscriber=require_subscriber,
     )
     progress_key = f"replay:{events_file.resolve()}:{events_file.stat().st_size}"
     done_lines = int(queue_db.get_meta(progress_key) or 0)
@@ -285,26 +286,13 @@ def _run_bridge_command(
     store: str,
     device: str,
     topic: str,
-    queue: Path | None,
-    max_queue: int,
-    when_full: str,
-    max_batch: int,
-    require_subscriber: bool,
+    options: _PublishOptions,
 ) -> None:
     from footfall.contracts.config import MqttSettings
     from footfall.edge.bridges import run_bridge
 
     bridge = make_bridge()
-    _, publisher = _open_publisher(
-        mqtt_url,
-        store=store,
-        device=device,
-        queue_path=queue,
-        max_queue=max_queue,
-        when_full=when_full,
-        max_batch=max_batch,
-        require_subscriber=require_subscriber,
-    )
+    _, publisher = _open_publisher(mqtt_url, options, store=store, device=device)
     publisher.start()
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -359,11 +347,7 @@ def bridge_wifi(
         store=store,
         device=device,
         topic=topic,
-        queue=queue,
-        max_queue=max_queue,
-        when_full=when_full,
-        max_batch=max_batch,
-        require_subscriber=require_subscriber,
+        options=_PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
     )
 
 
@@ -408,9 +392,5 @@ def bridge_beam(
         store=store,
         device=device,
         topic=topic,
-        queue=queue,
-        max_queue=max_queue,
-        when_full=when_full,
-        max_batch=max_batch,
-        require_subscriber=require_subscriber,
+        options=_PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
     )
