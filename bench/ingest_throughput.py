@@ -46,7 +46,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from footfall.contracts.config import MqttSettings  # noqa: E402
-from footfall.contracts.events import CrossingEvent, OccupancyEvent, ZoneVisitEvent  # noqa: E402
+from footfall.contracts.events import (  # noqa: E402
+    CrossingEvent,
+    OccupancyEvent,
+    ZoneVisitEvent,
+    batch_payload,
+    batch_topic,
+    split_topic,
+)
 from footfall.contracts.influx import InfluxClient  # noqa: E402
 from footfall.contracts.measurements import event_to_point  # noqa: E402
 from footfall.edge.transport import DEFAULT_MAX_BATCH, DiskQueue, StoreAndForwardPublisher  # noqa: E402
@@ -169,29 +176,15 @@ def start_publishers(
     `mosquitto_pub -l` per topic, i.e. per (store, device, type), standing in for a fleet of edges.
     """
     if kind == "paho":
-        context = multiprocessing.get_context("fork")
-        go = context.Event()
-        procs = [
-            context.Process(target=_publish_when_told, args=(go, port, password, payloads[p::count], window))
-            for p in range(count)
-        ]
-        for proc in procs:
-            proc.start()
-
-        def run_paho() -> None:
-            go.set()
-            for proc in procs:
-                proc.join()
-
-        return run_paho
+        return _forked(
+            _publish_when_told, [(port, password, payloads[p::count], window) for p in range(count)]
+        )
     by_topic: dict[str, list[bytes]] = {}
     if max_batch > 1:  # one line = one batch message of one device (what the edge sends)
-        by_device: dict[str, list[bytes]] = {}
-        for topic, payload in payloads:
-            by_device.setdefault(topic.rpartition("/")[0], []).append(payload)
-        for prefix, items in by_device.items():
-            by_topic[f"{prefix}/batch"] = [
-                b"[" + b",".join(items[i : i + max_batch]) + b"]" for i in range(0, len(items), max_batch)
+        for (store, device), rows in by_device(payloads).items():
+            items = [payload for _, payload in rows]
+            by_topic[batch_topic(store, device)] = [
+                batch_payload(items[i : i + max_batch]) for i in range(0, len(items), max_batch)
             ]
     else:
         for topic, payload in payloads:
@@ -219,13 +212,14 @@ def start_publishers(
     return run_mosquitto_pub
 
 
-def _edge_publish_when_told(
-    go: Any, url: str, devices: dict[str, list[tuple[str, bytes]]], max_batch: int, queue_dir: Path
-) -> None:
+# (store, device) -> its (topic, payload) rows
+Devices = dict[tuple[str, str], list[tuple[str, bytes]]]
+
+
+def _edge_publish_when_told(go: Any, url: str, devices: Devices, max_batch: int, queue_dir: Path) -> None:
     """One process of simulated edge devices: queue every event on disk, wait until all are PUBACKed."""
     publishers = []
-    for prefix, payloads in devices.items():
-        _, _, store, device = prefix.split("/")
+    for (store, device), payloads in devices.items():
         queue = DiskQueue(queue_dir / f"{store}-{device}.sqlite")
         publisher = StoreAndForwardPublisher(
             MqttSettings.from_url(url), queue, store=store, device=device, max_batch=max_batch
@@ -246,29 +240,40 @@ def start_edge_publishers(
     count: int, url: str, payloads: list[tuple[str, bytes]], max_batch: int, tmp: Path
 ) -> Callable[[], None]:
     """`count` processes sharing the (store, camera) devices; each device its own queue and client."""
-    devices: dict[str, list[tuple[str, bytes]]] = {}
-    for topic, payload in payloads:
-        devices.setdefault(topic.rpartition("/")[0], []).append((topic, payload))
+    devices = by_device(payloads)
     names = sorted(devices)
+    return _forked(
+        _edge_publish_when_told,
+        [(url, {n: devices[n] for n in names[p::count]}, max_batch, tmp / f"edge-{p}") for p in range(count)],
+    )
+
+
+def by_device(payloads: list[tuple[str, bytes]]) -> Devices:
+    """(topic, payload) rows grouped by the (store, device) of their topic, in order."""
+    devices: Devices = {}
+    for topic, payload in payloads:
+        parts = split_topic(topic)
+        assert parts is not None, topic
+        devices.setdefault((parts[0], parts[1]), []).append((topic, payload))
+    return devices
+
+
+def _forked(target: Callable[..., None], args_per_process: list[tuple[Any, ...]]) -> Callable[[], None]:
+    """Fork one process per argument tuple, each calling ``target(go, *args)`` and waiting for ``go``;
+    return a function that sets ``go`` and waits until every process has finished cleanly."""
     context = multiprocessing.get_context("fork")
     go = context.Event()
-    procs = [
-        context.Process(
-            target=_edge_publish_when_told,
-            args=(go, url, {n: devices[n] for n in names[p::count]}, max_batch, tmp / f"edge-{p}"),
-        )
-        for p in range(count)
-    ]
+    procs = [context.Process(target=target, args=(go, *args)) for args in args_per_process]
     for proc in procs:
         proc.start()
 
-    def run_edge() -> None:
+    def run() -> None:
         go.set()
         for proc in procs:
             proc.join()
-            assert proc.exitcode == 0, "an edge publisher process failed"
+            assert proc.exitcode == 0, f"a publisher process failed ({target.__name__})"
 
-    return run_edge
+    return run
 
 
 def _children_cpu_s() -> float:
