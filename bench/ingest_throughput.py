@@ -454,6 +454,8 @@ def main() -> None:
             proc.wait(15)
         broker.kill()
         influx.kill()
+        # The broker's and database's files are a few hundred MB per run: leave no trace behind.
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
