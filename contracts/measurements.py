@@ -162,57 +162,60 @@ def event_to_line(event: Event) -> str:
         format_line = _LINE_FORMATTERS[type(event)]
     except KeyError:
         raise TypeError(f"no measurement for {type(event).__name__}") from None
-    return format_line(event, datetime_to_ns(event.ts) + ts_jitter_ns(event.id))  # type: ignore[arg-type]
+    # The validated fields straight from the model's __dict__: a pydantic model's attribute access
+    # goes through its __getattr__ hook, several times the cost of a dict subscript, per field.
+    fields: dict[str, Any] = event.__dict__
+    return format_line(fields, datetime_to_ns(fields["ts"]) + ts_jitter_ns(fields["id"]))
 
 
-def _crossing_line(event: CrossingEvent, ts: int) -> str:
-    fields = f"id={_string_field(event.id)},count={event.count}i"
-    if event.track_id is not None:
-        fields += f",track_id={event.track_id}i"
-    if event.frame is not None:
-        fields += f",frame={event.frame}i"
+def _crossing_line(e: dict[str, Any], ts: int) -> str:
+    fields = f"id={_string_field(e['id'])},count={e['count']}i"
+    if (track_id := e["track_id"]) is not None:
+        fields += f",track_id={track_id}i"
+    if (frame := e["frame"]) is not None:
+        fields += f",frame={frame}i"
     return (
-        f"{CROSSING},device={event.device},direction={event.direction},kind={event.kind},"
-        f"line={event.line},source={event.source},store={event.store} {fields} {ts}"
+        f"{CROSSING},device={e['device']},direction={e['direction']},kind={e['kind']},"
+        f"line={e['line']},source={e['source']},store={e['store']} {fields} {ts}"
     )
 
 
-def _zone_visit_line(event: ZoneVisitEvent, ts: int) -> str:
+def _zone_visit_line(e: dict[str, Any], ts: int) -> str:
     return (
-        f"{ZONE_VISIT},device={event.device},store={event.store},zone={event.zone} "
-        f"id={_string_field(event.id)},dwell_s={float(event.dwell_s)!r},track_id={event.track_id}i,"
-        f"enter_ns={datetime_to_ns(event.enter_ts)}i {ts}"
+        f"{ZONE_VISIT},device={e['device']},store={e['store']},zone={e['zone']} "
+        f"id={_string_field(e['id'])},dwell_s={float(e['dwell_s'])!r},track_id={e['track_id']}i,"
+        f"enter_ns={datetime_to_ns(e['enter_ts'])}i {ts}"
     )
 
 
-def _occupancy_line(event: OccupancyEvent, ts: int) -> str:
+def _occupancy_line(e: dict[str, Any], ts: int) -> str:
     return (
-        f"{OCCUPANCY},device={event.device},store={event.store},zone={event.zone or VIEW_ZONE} "
-        f"id={_string_field(event.id)},count={event.count}i {ts}"
+        f"{OCCUPANCY},device={e['device']},store={e['store']},zone={e['zone'] or VIEW_ZONE} "
+        f"id={_string_field(e['id'])},count={e['count']}i {ts}"
     )
 
 
-def _heartbeat_line(event: HeartbeatEvent, ts: int) -> str:
+def _heartbeat_line(e: dict[str, Any], ts: int) -> str:
     return (
-        f"{HEARTBEAT},device={event.device},store={event.store} id={_string_field(event.id)},"
-        f"fps={float(event.fps)!r},latency_ms={float(event.latency_ms)!r},"
-        f"dropped_frames={event.dropped_frames}i,queue_depth={event.queue_depth}i,"
-        f"frames={event.frames}i,uptime_s={float(event.uptime_s)!r} {ts}"
+        f"{HEARTBEAT},device={e['device']},store={e['store']} id={_string_field(e['id'])},"
+        f"fps={float(e['fps'])!r},latency_ms={float(e['latency_ms'])!r},"
+        f"dropped_frames={e['dropped_frames']}i,queue_depth={e['queue_depth']}i,"
+        f"frames={e['frames']}i,uptime_s={float(e['uptime_s'])!r} {ts}"
     )
 
 
-def _wifi_line(event: WifiEvent, ts: int) -> str:
+def _wifi_line(e: dict[str, Any], ts: int) -> str:
     fields = (
-        f'id={_string_field(event.id)},device_hash="{event.device_hash}",rssi={event.rssi}i,'
-        f"randomized={'true' if event.randomized else 'false'},key_epoch={event.key_epoch}i"
+        f'id={_string_field(e["id"])},device_hash="{e["device_hash"]}",rssi={e["rssi"]}i,'
+        f"randomized={'true' if e['randomized'] else 'false'},key_epoch={e['key_epoch']}i"
     )
-    if event.prev_device_hash is not None:
-        fields += f',prev_device_hash="{event.prev_device_hash}"'
-    return f"{WIFI},device={event.device},sensor={event.sensor},store={event.store} {fields} {ts}"
+    if (previous := e["prev_device_hash"]) is not None:
+        fields += f',prev_device_hash="{previous}"'
+    return f"{WIFI},device={e['device']},sensor={e['sensor']},store={e['store']} {fields} {ts}"
 
 
 # By exact class: one dict look-up instead of a chain of isinstance checks per event.
-_LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
+_LINE_FORMATTERS: dict[type, Callable[[dict[str, Any], int], str]] = {
     CrossingEvent: _crossing_line,
     ZoneVisitEvent: _zone_visit_line,
     OccupancyEvent: _occupancy_line,
