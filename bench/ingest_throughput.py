@@ -473,7 +473,7 @@ def main() -> None:
             f"publishing took {e2e_runs[best_e2e][1]:.2f} s of {e2e_runs[best_e2e][0]:.2f} s)"
         )
         pairs = sorted(e / r for e, r in zip(e2e_rates, raw_rates, strict=True))
-        print(f"ratio e2e / raw:   {e2e_rates[best_e2e] / raw_rates[best_raw]:.2f} best to best")
+        print(f"ratio e2e / raw:   {e2e_rates[best_e2e] / raw_rates[best_raw]:.3f} best to best")
         print(
             f"                   {pairs[len(pairs) // 2]:.2f} median of the rounds' own ratios "
             f"({', '.join(f'{x:.2f}' for x in pairs)})"
