@@ -254,23 +254,20 @@ def parse_batch(
     store, device, _ = parts
     now = now or datetime.now(UTC)
     low, high = _ts_window(now)
+    candidates: list[tuple[Event | None, EventError | None, object]] = []
     try:
         valid = _BATCH_ADAPTER.validate_json(raw)
     except ValidationError:
         valid = None
-    # The common case, every event valid and in place, in one tight loop (ingest's hot path).
-    if valid is not None and 1 <= len(valid) <= MAX_BATCH_EVENTS:
-        for event in valid:
-            if not (low <= event.ts <= high and event.store == store and event.device == device):
-                break
-        else:
-            return valid, []
     if valid is not None:
-        candidates: list[tuple[Event | None, EventError | None, object]] = [
-            (event, None, None) for event in valid
-        ]
+        # The common case, every event valid and in place, in one tight loop (ingest's hot path);
+        # otherwise the loop below finds which event is out of place and why.
+        if 1 <= len(valid) <= MAX_BATCH_EVENTS and all(
+            low <= event.ts <= high and event.store == store and event.device == device for event in valid
+        ):
+            return valid, []
+        candidates = [(event, None, None) for event in valid]
     else:
-        candidates = []
         items = _load_json(raw)
         if not isinstance(items, list):
             kind = type(items).__name__
