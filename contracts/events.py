@@ -74,7 +74,10 @@ class _Event(BaseModel):
     def _to_utc(cls, value: datetime) -> datetime:
         # In UTC, and with the standard library's tzinfo: comparing or subtracting datetimes that
         # carry pydantic's own TzInfo costs more than this conversion (ingest does both per event).
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: no such UTC time
+            raise ValueError("not representable in UTC") from None
 
     @field_serializer("ts", "enter_ts", "exit_ts", check_fields=False)
     def _ser_ts(self, value: datetime) -> str:

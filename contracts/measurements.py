@@ -158,64 +158,69 @@ def event_to_line(event: Event) -> str:
     ``event_to_point``'s order, ``None`` fields left out. Tag values need no escaping because the
     contract only lets names be ``[A-Za-z0-9_.:-]``.
     """
+    return line_formatter(type(event))(event, datetime_to_ns(event.ts) + ts_jitter_ns(event.id))
+
+
+def line_formatter(event_type: type) -> Callable[[Any, int], str]:
+    """The line formatter of one event class: ``(event, ts_ns) -> line``.
+
+    It reads the fields by attribute, so any object with that event's fields and validated values
+    (ingest's fast path decodes into such structs, see ``contracts.fastpath``) gives the same line.
+    """
     try:
-        format_line = _LINE_FORMATTERS[type(event)]
+        return _LINE_FORMATTERS[event_type]
     except KeyError:
-        raise TypeError(f"no measurement for {type(event).__name__}") from None
-    # The validated fields straight from the model's __dict__: a pydantic model's attribute access
-    # goes through its __getattr__ hook, several times the cost of a dict subscript, per field.
-    fields: dict[str, Any] = event.__dict__
-    return format_line(fields, datetime_to_ns(fields["ts"]) + ts_jitter_ns(fields["id"]))
+        raise TypeError(f"no measurement for {event_type.__name__}") from None
 
 
-def _crossing_line(e: dict[str, Any], ts: int) -> str:
-    fields = f"id={_string_field(e['id'])},count={e['count']}i"
-    if (track_id := e["track_id"]) is not None:
+def _crossing_line(e: Any, ts: int) -> str:
+    fields = f"id={_string_field(e.id)},count={e.count}i"
+    if (track_id := e.track_id) is not None:
         fields += f",track_id={track_id}i"
-    if (frame := e["frame"]) is not None:
+    if (frame := e.frame) is not None:
         fields += f",frame={frame}i"
     return (
-        f"{CROSSING},device={e['device']},direction={e['direction']},kind={e['kind']},"
-        f"line={e['line']},source={e['source']},store={e['store']} {fields} {ts}"
+        f"{CROSSING},device={e.device},direction={e.direction},kind={e.kind},"
+        f"line={e.line},source={e.source},store={e.store} {fields} {ts}"
     )
 
 
-def _zone_visit_line(e: dict[str, Any], ts: int) -> str:
+def _zone_visit_line(e: Any, ts: int) -> str:
     return (
-        f"{ZONE_VISIT},device={e['device']},store={e['store']},zone={e['zone']} "
-        f"id={_string_field(e['id'])},dwell_s={float(e['dwell_s'])!r},track_id={e['track_id']}i,"
-        f"enter_ns={datetime_to_ns(e['enter_ts'])}i {ts}"
+        f"{ZONE_VISIT},device={e.device},store={e.store},zone={e.zone} "
+        f"id={_string_field(e.id)},dwell_s={float(e.dwell_s)!r},track_id={e.track_id}i,"
+        f"enter_ns={datetime_to_ns(e.enter_ts)}i {ts}"
     )
 
 
-def _occupancy_line(e: dict[str, Any], ts: int) -> str:
+def _occupancy_line(e: Any, ts: int) -> str:
     return (
-        f"{OCCUPANCY},device={e['device']},store={e['store']},zone={e['zone'] or VIEW_ZONE} "
-        f"id={_string_field(e['id'])},count={e['count']}i {ts}"
+        f"{OCCUPANCY},device={e.device},store={e.store},zone={e.zone or VIEW_ZONE} "
+        f"id={_string_field(e.id)},count={e.count}i {ts}"
     )
 
 
-def _heartbeat_line(e: dict[str, Any], ts: int) -> str:
+def _heartbeat_line(e: Any, ts: int) -> str:
     return (
-        f"{HEARTBEAT},device={e['device']},store={e['store']} id={_string_field(e['id'])},"
-        f"fps={float(e['fps'])!r},latency_ms={float(e['latency_ms'])!r},"
-        f"dropped_frames={e['dropped_frames']}i,queue_depth={e['queue_depth']}i,"
-        f"frames={e['frames']}i,uptime_s={float(e['uptime_s'])!r} {ts}"
+        f"{HEARTBEAT},device={e.device},store={e.store} id={_string_field(e.id)},"
+        f"fps={float(e.fps)!r},latency_ms={float(e.latency_ms)!r},"
+        f"dropped_frames={e.dropped_frames}i,queue_depth={e.queue_depth}i,"
+        f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r} {ts}"
     )
 
 
-def _wifi_line(e: dict[str, Any], ts: int) -> str:
+def _wifi_line(e: Any, ts: int) -> str:
     fields = (
-        f'id={_string_field(e["id"])},device_hash="{e["device_hash"]}",rssi={e["rssi"]}i,'
-        f"randomized={'true' if e['randomized'] else 'false'},key_epoch={e['key_epoch']}i"
+        f'id={_string_field(e.id)},device_hash="{e.device_hash}",rssi={e.rssi}i,'
+        f"randomized={'true' if e.randomized else 'false'},key_epoch={e.key_epoch}i"
     )
-    if (previous := e["prev_device_hash"]) is not None:
+    if (previous := e.prev_device_hash) is not None:
         fields += f',prev_device_hash="{previous}"'
-    return f"{WIFI},device={e['device']},sensor={e['sensor']},store={e['store']} {fields} {ts}"
+    return f"{WIFI},device={e.device},sensor={e.sensor},store={e.store} {fields} {ts}"
 
 
 # By exact class: one dict look-up instead of a chain of isinstance checks per event.
-_LINE_FORMATTERS: dict[type, Callable[[dict[str, Any], int], str]] = {
+_LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
     CrossingEvent: _crossing_line,
     ZoneVisitEvent: _zone_visit_line,
     OccupancyEvent: _occupancy_line,

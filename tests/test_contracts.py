@@ -68,6 +68,7 @@ def test_valid_crossing_round_trips() -> None:
         (json.dumps(crossing(store="a/b")).encode(), "wrong_type"),
         (json.dumps(crossing(ts="2026-11-22T11:59:00")).encode(), "wrong_type"),
         (json.dumps(crossing(extra=1)).encode(), "wrong_type"),
+        (json.dumps(crossing(ts="0001-01-01T11:59:00+23:59")).encode(), "wrong_type"),
         (json.dumps(crossing(ts="2031-01-01T00:00:00Z")).encode(), "ts_out_of_range"),
         (json.dumps(crossing(ts="2020-01-01T00:00:00Z")).encode(), "ts_out_of_range"),
     ],
