@@ -317,6 +317,15 @@ def test_oversized_messages_are_declined() -> None:
     assert contract_lines(batch, batch_topic(STORE, DEVICE)) is None
 
 
+@pytest.mark.parametrize("store", ["store a", "store-a\n", "-store"])
+def test_batch_whose_topic_and_events_share_a_bad_name_is_declined(store: str) -> None:
+    """Store and device are pattern-checked once per batch, on the topic's names."""
+    payload = json.dumps([dict(VALID["crossing"], store=store)]).encode()
+    topic = batch_topic(store, DEVICE)
+    assert fastpath.batch_lines(payload, topic=topic, now=NOW) is None
+    assert contract_lines(payload, topic) is None
+
+
 def test_batch_on_another_topic_is_declined() -> None:
     payload = json.dumps([VALID["crossing"]]).encode()
     assert fastpath.batch_lines(payload, topic=event_topic(STORE, DEVICE, "crossing"), now=NOW) is None
