@@ -197,7 +197,7 @@ def parse_event(payload: bytes | str, *, topic: str | None = None, now: datetime
         # Slow path, only for bad input: find the precise dead-letter reason.
         event = _validate_object(_load_json(raw))
     now = now or datetime.now(UTC)
-    low, high = _ts_window(now)
+    low, high = ts_window(now)
     if not low <= event.ts <= high:
         raise _ts_out_of_range(event, now)
     if topic is not None and topic != event.topic:
@@ -256,7 +256,7 @@ def parse_batch(
         raise EventError("topic_mismatch", f"{topic!r} is not {TOPIC_ROOT}/STORE/DEVICE/{BATCH_TYPE}")
     store, device, _ = parts
     now = now or datetime.now(UTC)
-    low, high = _ts_window(now)
+    low, high = ts_window(now)
     candidates: list[tuple[Event | None, EventError | None, object]] = []
     try:
         valid = _BATCH_ADAPTER.validate_json(raw)
@@ -328,7 +328,7 @@ def _validate_object(obj: object) -> Event:
         raise EventError("missing_field" if missing else "wrong_type", f"{where}: {first['msg']}") from None
 
 
-def _ts_window(now: datetime) -> tuple[datetime, datetime]:
+def ts_window(now: datetime) -> tuple[datetime, datetime]:
     """The oldest and newest event time accepted at ``now``."""
     return now - MAX_PAST, now + MAX_FUTURE
 

@@ -37,17 +37,17 @@ from footfall.contracts.events import (
     BATCH_TYPE,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
-    MAX_FUTURE,
-    MAX_PAST,
     MAX_PAYLOAD_BYTES,
-    TOPIC_ROOT,
     CrossingEvent,
     HeartbeatEvent,
     OccupancyEvent,
     WifiEvent,
     ZoneVisitEvent,
+    event_topic,
+    is_batch_topic,
     split_topic,
     ts_jitter_ns,
+    ts_window,
 )
 from footfall.contracts.measurements import datetime_to_ns, line_formatter
 
@@ -203,6 +203,15 @@ _EVENT_DECODER = msgspec.json.Decoder(_AnyStruct)
 _BATCH_DECODER = msgspec.json.Decoder(list[_AnyStruct])  # type: ignore[valid-type]
 
 
+def message_lines(payload: bytes, *, topic: str, now: datetime) -> list[str] | None:
+    """The lines of a message on ``topic`` (a batch or a single event) whose every event the contract
+    accepts; ``None`` when this path does not take it (ask ``parse_batch`` / ``parse_event``)."""
+    if is_batch_topic(topic):
+        return batch_lines(payload, topic=topic, now=now)
+    line = event_line(payload, topic=topic, now=now)
+    return None if line is None else [line]
+
+
 def batch_lines(payload: bytes, *, topic: str, now: datetime) -> list[str] | None:
     """The line protocol of a batch message (``.../{store}/{device}/batch``) whose every event the
     contract accepts, in order; ``None`` when this path does not take it (ask ``parse_batch``)."""
@@ -221,7 +230,7 @@ def batch_lines(payload: bytes, *, topic: str, now: datetime) -> list[str] | Non
         return None
     if not 1 <= len(events) <= MAX_BATCH_EVENTS:
         return None
-    low, high = now - MAX_PAST, now + MAX_FUTURE
+    low, high = ts_window(now)
     lines = []
     for event in events:
         kind = _KINDS[type(event)]
@@ -244,9 +253,9 @@ def event_line(payload: bytes, *, topic: str, now: datetime) -> str | None:
     except (msgspec.MsgspecError, ValueError):  # ValueError: invalid UTF-8 inside a string
         return None
     kind = _KINDS[type(event)]
-    if topic != f"{TOPIC_ROOT}/{event.store}/{event.device}/{kind.tag}":
+    if topic != event_topic(event.store, event.device, kind.tag):
         return None
-    return _line(event, kind, kind.patterns, now - MAX_PAST, now + MAX_FUTURE)
+    return _line(event, kind, kind.patterns, *ts_window(now))
 
 
 def _line(

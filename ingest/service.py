@@ -38,7 +38,7 @@ from footfall.contracts.events import (
     parse_batch,
     parse_event,
 )
-from footfall.contracts.fastpath import batch_lines, event_line
+from footfall.contracts.fastpath import message_lines
 from footfall.contracts.influx import InfluxClient, InfluxError
 from footfall.contracts.measurements import deadletter_point, event_to_line
 
@@ -263,17 +263,13 @@ class IngestService:
         now = datetime.now(UTC)
         # The common case, a message whose every event is valid, takes the compiled fast path; for
         # anything else the contract's validator gives the verdict and the dead-letter reasons.
-        batch = is_batch_topic(topic)
-        fast = (
-            batch_lines(payload, topic=topic, now=now) if batch else event_line(payload, topic=topic, now=now)
-        )
+        fast = message_lines(payload, topic=topic, now=now)
         if fast is not None:
-            lines = fast if isinstance(fast, list) else [fast]
-            part.lines += [(line, topic) for line in lines]
-            part.events += len(lines)
+            part.lines += [(line, topic) for line in fast]
+            part.events += len(fast)
             return
         try:
-            if batch:
+            if is_batch_topic(topic):
                 events, rejected = parse_batch(payload, topic=topic, now=now)
                 for item in rejected:
                     self._dead_letter(part, topic, item.payload, item.error.reason, item.error.detail, now)

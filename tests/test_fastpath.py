@@ -117,16 +117,9 @@ def contract_lines(payload: bytes, topic: str) -> list[str] | None:
         return None
 
 
-def fast_lines(payload: bytes, topic: str) -> list[str] | None:
-    if topic.endswith("/batch"):
-        return fastpath.batch_lines(payload, topic=topic, now=NOW)
-    line = fastpath.event_line(payload, topic=topic, now=NOW)
-    return None if line is None else [line]
-
-
 def assert_sound(payload: bytes, topic: str) -> list[str] | None:
     """What the fast path accepts, the contract accepts with the same lines."""
-    fast = fast_lines(payload, topic)
+    fast = fastpath.message_lines(payload, topic=topic, now=NOW)
     if fast is not None:
         assert contract_lines(payload, topic) == fast, payload
     return fast
@@ -273,7 +266,7 @@ def test_fast_path_declines(name: str, batched: bool) -> None:
         payload, topic = json.dumps([good, event, good]).encode(), batch_topic(STORE, DEVICE)
     else:
         payload, topic = json.dumps(event).encode(), event_topic(STORE, DEVICE, "crossing")
-    assert fast_lines(payload, topic) is None
+    assert fastpath.message_lines(payload, topic=topic, now=NOW) is None
     assert (contract_lines(payload, topic) is not None) == contract_accepts
 
 
