@@ -96,7 +96,17 @@ class ZoneConfig(StrictModel):
 class ModelConfig(StrictModel):
     # Path to Ultralytics weights (.pt detection or pose; or an exported .onnx / _openvino_model).
     weights: str | None = None
+    # Model input size: long side (int) or (height, width). Unset: chosen from the people the
+    # camera shows (see person_px), which is what a 720p, 1080p or 4K camera needs.
     imgsz: int | tuple[int, int] | None = None
+    # Automatic input size: people near the lines and zones should be about this tall (pixels)
+    # at the model input; nano models lose people much below it.
+    person_px: int = Field(default=64, ge=16, le=640)
+    # ... but the input's long side never exceeds this (the CPU's budget) nor the camera's own.
+    max_imgsz: int = Field(default=1280, ge=64, le=8192)
+    # Detect on a crop around the lines and zones (people near them, with a margin of their
+    # height) instead of the whole picture: fewer pixels, so a larger scale for the same cost.
+    crop_to_layout: bool = True
     conf: float = Field(default=0.25, gt=0, lt=1)
     iou: float = Field(default=0.7, gt=0, lt=1)
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
@@ -149,6 +159,27 @@ class CountingConfig(StrictModel):
     occupancy_grace_s: float = Field(default=1.0, ge=0, le=60)
 
 
+class LinkingConfig(StrictModel):
+    """Joining broken tracklets into one person (edge/linking.py). Relative to height and time."""
+
+    enabled: bool = True
+    # Every frame waits this long before it is counted, so that a tracklet born after an
+    # occlusion is seen long enough to be joined to the person it continues.
+    delay_s: float = Field(default=1.5, ge=0, le=30)
+    # A tracklet can continue one that ended at most this long before it started.
+    max_gap_s: float = Field(default=2.5, ge=0, le=60)
+    # Where the two ends may miss each other: this many person heights, plus this many per
+    # second of gap (people change pace and direction while hidden).
+    reach_heights: float = Field(default=0.5, gt=0, le=10)
+    reach_heights_per_s: float = Field(default=0.5, ge=0, le=10)
+    max_height_ratio: float = Field(default=1.5, ge=1, le=10)
+    # Clothing colours further apart than this (Hellinger distance, 0..1) are two people.
+    max_appearance_distance: float = Field(default=0.5, gt=0, le=1)
+    # A tracked person whose unoccluded clothing colour drifts further than this from their
+    # settled look has been swapped with someone else: the track is cut there and re-linked.
+    split_appearance_distance: float = Field(default=0.6, gt=0, le=1)
+
+
 class CameraConfig(StrictModel):
     store: Name
     camera: Name
@@ -156,6 +187,7 @@ class CameraConfig(StrictModel):
     zones: list[ZoneConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
     counting: CountingConfig = Field(default_factory=CountingConfig)
+    linking: LinkingConfig = Field(default_factory=LinkingConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CameraConfig:

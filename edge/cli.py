@@ -22,7 +22,13 @@ ModelOpt = Annotated[
     ),
 ]
 FpsOpt = Annotated[
-    float | None, typer.Option("--fps", help="Frame rate of a frame folder.", show_default=False)
+    float | None,
+    typer.Option(
+        "--fps",
+        help="Process about this many frames a second (every n-th frame of a faster recording, as a "
+        "CPU box samples a camera); the frame rate of a folder without seqinfo.ini.",
+        show_default=False,
+    ),
 ]
 
 
@@ -36,6 +42,14 @@ def _parse_start(value: str | None) -> datetime | None:
     if parsed.tzinfo is None:
         raise ConfigError(f"--start: give a UTC offset, e.g. {value}Z")
     return parsed
+
+
+def _show_start_up_choices() -> None:
+    """The input-size plan (edge/scale.py) is logged once per camera: show it on stderr."""
+    import logging
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("footfall.edge.scale").setLevel(logging.INFO)
 
 
 def _open(source: str, fps: float | None) -> Any:
@@ -73,6 +87,7 @@ def register(app: typer.Typer) -> None:
 
         camera = load_config(config, CameraConfig)
         resolve_weights(camera.model, model)  # fail on a missing model before truncating --out
+        _show_start_up_choices()
         frames = _open(source, fps)
         writer = None
         crossings: Tally[tuple[str, str]] = Tally()
@@ -158,25 +173,48 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[float, typer.Option(help="Seconds within which events match.")] = 1.0,
         out: Annotated[Path | None, typer.Option(help="Also write the counted events as JSONL.")] = None,
         fps: FpsOpt = None,
+        oracle: Annotated[
+            bool,
+            typer.Option(help="Annotated boxes as detections: leaves only tracker and counter errors."),
+        ] = False,
+        min_dwell: Annotated[float, typer.Option(help="Zone visits at least this long (s) count.")] = 1.0,
     ) -> None:
-        """Accuracy audit against ground-truth crossings derived from gt.txt with the same rule."""
+        """Accuracy audit against ground-truth crossings and zone visits derived from gt.txt with the
+        same rule: per line and direction misses, false counts and wrong directions; per zone the
+        visits and the median dwell."""
         from rich.console import Console
 
         from footfall.edge.detector import resolve_weights
         from footfall.edge.groundtruth import SequenceError, find_sequence
 
         camera = load_config(config, CameraConfig)
-        resolve_weights(camera.model, model)
+        _show_start_up_choices()
+        if not oracle:
+            resolve_weights(camera.model, model)
         try:
             seq = find_sequence(sequence)
         except SequenceError as exc:
             raise ConfigError(str(exc)) from None
-        report = run_eval(seq, camera, weights=model, fps=fps, tolerance_s=tolerance, events_out=out)
+        report = run_eval(
+            seq,
+            camera,
+            weights=model,
+            fps=fps,
+            tolerance_s=tolerance,
+            events_out=out,
+            oracle=oracle,
+            min_dwell_s=min_dwell,
+        )
         console = Console()
-        console.print(_eval_table(report, sequence.name))
+        mode = " (oracle: annotated boxes)" if oracle else ""
+        console.print(_eval_table(report, f"{sequence.name}{mode}"))
+        if report.zones:
+            console.print(_zone_table(report, min_dwell))
         verdict = "OK" if report.relative_error <= max_error else "FAIL"
         console.print(
             f"{verdict}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
+            f"missed {report.total('missed')}, false {report.total('false')}, "
+            f"wrong direction {report.total('wrong_direction')} of {report.truth_total}; "
             f"precision {report.precision:.1%}, recall {report.recall:.1%} within {tolerance:g} s"
         )
         if verdict == "FAIL":
@@ -191,26 +229,34 @@ def run_eval(
     fps: float | None = None,
     tolerance_s: float = 1.0,
     events_out: Path | None = None,
+    oracle: bool = False,
+    min_dwell_s: float = 1.0,
 ) -> Any:
-    """Derive the truth from ``seq``'s gt.txt, run the pipeline on its media, compare."""
-    from footfall.edge.evaluation import evaluate
-    from footfall.edge.groundtruth import gt_crossings, load_gt
+    """Derive the truth from ``seq``'s gt.txt, run the pipeline on its media (sampled to ``fps``),
+    compare. ``oracle`` feeds the annotated boxes instead of the model's detections."""
+    from footfall.edge.evaluation import evaluate, score_zones
+    from footfall.edge.groundtruth import OracleDetector, gt_events, load_gt
     from footfall.edge.pipeline import run_frames
 
-    frames = _open(str(seq.media), fps or (seq.fps if seq.media.is_dir() else None))
+    frames = _open(str(seq.media), fps)
+    native_fps = getattr(frames, "native_fps", frames.fps)
     scale = frames.size[0] / seq.annotated_width if seq.annotated_width else 1.0
-    truth = gt_crossings(load_gt(seq.gt_file, scale), camera, frames.fps)
-    counted = []
+    rows = load_gt(seq.gt_file, scale)
+    truth, truth_visits = gt_events(rows, camera, native_fps)
+    detector = OracleDetector(rows) if oracle else None
+    counted, visits = [], []
     sink = events_out.open("w", encoding="utf-8") if events_out else None
     try:
-        for outcome in run_frames(frames, camera, weights=weights):
+        for outcome in run_frames(frames, camera, weights=weights, detector=detector):
             counted += outcome.result.crossings
+            visits += outcome.result.visits
             if sink is not None:
                 sink.writelines(e.to_json() + "\n" for e in outcome.events)
     finally:
         if sink is not None:
             sink.close()
-    return evaluate(camera.lines, truth, counted, tolerance_s)
+    zones = score_zones(camera.zones, truth_visits, visits, min_dwell_s)
+    return evaluate(camera.lines, truth, counted, tolerance_s, zones)
 
 
 def _write_annotated(
@@ -259,19 +305,41 @@ def _summary_table(
     return table
 
 
+_EVAL_COLUMNS = ("truth", "counted", "matched", "missed", "false", "wrong_direction")
+
+
 def _eval_table(report: Any, title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=f"accuracy: {title}")
-    for name in ("line", "direction", "truth", "counted", "error"):
+    for name in ("line", "direction", *(c.replace("_", " ") for c in _EVAL_COLUMNS), "error"):
         table.add_column(name, justify="left" if name in ("line", "direction") else "right")
     for row in report.rows:
-        table.add_row(row.line, row.direction, str(row.truth), str(row.counted), f"{row.error:+d}")
-    table.add_row(
-        "total",
-        "",
-        str(report.truth_total),
-        str(sum(r.counted for r in report.rows)),
-        f"|{report.abs_error}|",
-    )
+        cells = [str(getattr(row, c)) for c in _EVAL_COLUMNS]
+        table.add_row(row.line, row.direction, *cells, f"{row.error:+d}")
+    totals = [str(report.total(c)) for c in _EVAL_COLUMNS]
+    table.add_row("total", "", *totals, f"|{report.abs_error}|")
+    return table
+
+
+def _zone_table(report: Any, min_dwell_s: float) -> Any:
+    from rich.table import Table
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    table = Table(title=f"zone visits of at least {min_dwell_s:g} s")
+    for name in ("zone", "truth visits", "counted", "error", "median dwell truth", "counted", "error"):
+        table.add_column(name, justify="left" if name == "zone" else "right")
+    for z in report.zones:
+        dwell_error = "-" if z.dwell_error is None else f"{z.dwell_error:.0%}"
+        table.add_row(
+            z.zone,
+            str(z.truth_visits),
+            str(z.counted_visits),
+            f"{z.visit_error:.0%}",
+            seconds(z.truth_median_dwell_s),
+            seconds(z.counted_median_dwell_s),
+            dwell_error,
+        )
     return table

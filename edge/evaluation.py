@@ -1,17 +1,22 @@
-"""Accuracy audit: counted crossings against ground-truth crossings, per line and direction.
+"""Accuracy audit: counted crossings and zone visits against ground truth.
 
-Counts are compared per (line, direction); events are matched one-to-one (same line and
-direction, nearest in time, within ``tolerance_s``) for precision and recall.
+Crossings are compared per (line, direction) and matched one-to-one (same line and direction,
+nearest in time, within ``tolerance_s``). What stays unmatched is split into three kinds of error
+that have different causes: a *miss* (a true crossing nobody counted: a detection or identity
+failure), a *false count* (counted, never happened: a swap or a spurious track) and a *wrong
+direction* (counted at the right line and time, the other way: an identity swap on the line).
+
+Zone visits are compared by number (at least ``min_dwell_s`` long) and median dwell.
 """
 
 from __future__ import annotations
 
-from collections import Counter as Tally
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from footfall.contracts.config import LineConfig
-from footfall.edge.counting import Crossing
+from footfall.contracts.config import LineConfig, ZoneConfig
+from footfall.edge.counting import Crossing, ZoneVisit
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +25,36 @@ class LineScore:
     direction: str
     truth: int
     counted: int
+    matched: int = 0
+    missed: int = 0  # true crossings of this row nobody counted
+    false: int = 0  # counted in this row, matching no true crossing
+    wrong_direction: int = 0  # true crossings of this row counted the other way
 
     @property
     def error(self) -> int:
         return self.counted - self.truth
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneScore:
+    zone: str
+    truth_visits: int
+    counted_visits: int
+    truth_median_dwell_s: float | None
+    counted_median_dwell_s: float | None
+
+    @property
+    def visit_error(self) -> float:
+        """|counted - truth| / truth visits."""
+        gap = abs(self.counted_visits - self.truth_visits)
+        return gap / self.truth_visits if self.truth_visits else float(gap > 0)
+
+    @property
+    def dwell_error(self) -> float | None:
+        """Relative error of the median dwell (None when either side has no visit)."""
+        if not self.truth_median_dwell_s or self.counted_median_dwell_s is None:
+            return None
+        return abs(self.counted_median_dwell_s - self.truth_median_dwell_s) / self.truth_median_dwell_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +63,7 @@ class Report:
     matched: int
     truth_events: int
     counted_events: int
+    zones: tuple[ZoneScore, ...] = ()
 
     @property
     def truth_total(self) -> int:
@@ -54,19 +86,77 @@ class Report:
     def recall(self) -> float:
         return self.matched / self.truth_events if self.truth_events else 1.0
 
+    def total(self, what: str) -> int:
+        """Sum of one LineScore field (``missed``, ``false``, ``wrong_direction``, ...)."""
+        return sum(getattr(r, what) for r in self.rows)
+
+
+def _pair(
+    truth: list[float], counted: list[float], tolerance_s: float
+) -> tuple[int, list[float], list[float]]:
+    """Greedy one-to-one matching by time; returns the matches and what is left on each side."""
+    free = sorted(counted)
+    left: list[float] = []
+    matched = 0
+    for t in sorted(truth):
+        best = min(range(len(free)), key=lambda i: abs(free[i] - t), default=None)
+        if best is not None and abs(free[best] - t) <= tolerance_s:
+            free.pop(best)
+            matched += 1
+        else:
+            left.append(t)
+    return matched, left, free
+
 
 def match_events(truth: Sequence[Crossing], counted: Sequence[Crossing], tolerance_s: float) -> int:
-    """Greedy one-to-one matching by time within each (line, direction); returns the matches."""
-    matched = 0
+    """One-to-one matches by time within each (line, direction)."""
     keys = {(c.line, c.direction) for c in truth} | {(c.line, c.direction) for c in counted}
-    for key in keys:
-        free = sorted(c.t for c in counted if (c.line, c.direction) == key)
-        for t in sorted(c.t for c in truth if (c.line, c.direction) == key):
-            best = min(range(len(free)), key=lambda i: abs(free[i] - t), default=None)
-            if best is not None and abs(free[best] - t) <= tolerance_s:
-                free.pop(best)
-                matched += 1
-    return matched
+    return sum(_pair(_times(truth, *key), _times(counted, *key), tolerance_s)[0] for key in keys)
+
+
+def _times(events: Sequence[Crossing], line: str, direction: str) -> list[float]:
+    return [c.t for c in events if c.line == line and c.direction == direction]
+
+
+def _line_scores(
+    line: str, truth: Sequence[Crossing], counted: Sequence[Crossing], tol: float
+) -> list[LineScore]:
+    """Both directions of one line: matches, then leftovers paired across directions."""
+    matched, missed, false = {}, {}, {}
+    for d in ("in", "out"):
+        matched[d], missed[d], false[d] = _pair(_times(truth, line, d), _times(counted, line, d), tol)
+    wrong = {}
+    for d, other in (("in", "out"), ("out", "in")):
+        # A true "in" left unmatched, near an unmatched counted "out": one wrong direction.
+        wrong[d], missed[d], false[other] = _pair(missed[d], false[other], tol)
+    return [
+        LineScore(
+            line,
+            d,
+            len(_times(truth, line, d)),
+            len(_times(counted, line, d)),
+            matched[d],
+            len(missed[d]),
+            len(false[d]),
+            wrong[d],
+        )
+        for d in ("in", "out")
+    ]
+
+
+def score_zones(
+    zones: Iterable[ZoneConfig], truth: Sequence[ZoneVisit], counted: Sequence[ZoneVisit], min_dwell_s: float
+) -> tuple[ZoneScore, ...]:
+    def dwell(visits: Sequence[ZoneVisit], zone: str) -> list[float]:
+        return [v.dwell_s for v in visits if v.zone == zone and v.dwell_s >= min_dwell_s]
+
+    scores = []
+    for zone in zones:
+        t, c = dwell(truth, zone.name), dwell(counted, zone.name)
+        median_t = statistics.median(t) if t else None
+        median_c = statistics.median(c) if c else None
+        scores.append(ZoneScore(zone.name, len(t), len(c), median_t, median_c))
+    return tuple(scores)
 
 
 def evaluate(
@@ -74,12 +164,7 @@ def evaluate(
     truth: Sequence[Crossing],
     counted: Sequence[Crossing],
     tolerance_s: float = 1.0,
+    zones: tuple[ZoneScore, ...] = (),
 ) -> Report:
-    true_n = Tally((c.line, c.direction) for c in truth)
-    counted_n = Tally((c.line, c.direction) for c in counted)
-    rows = [
-        LineScore(line.name, direction, true_n[(line.name, direction)], counted_n[(line.name, direction)])
-        for line in lines
-        for direction in ("in", "out")
-    ]
-    return Report(rows, match_events(truth, counted, tolerance_s), len(truth), len(counted))
+    rows = [row for line in lines for row in _line_scores(line.name, truth, counted, tolerance_s)]
+    return Report(rows, match_events(truth, counted, tolerance_s), len(truth), len(counted), zones)

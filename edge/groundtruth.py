@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from footfall.contracts.config import CameraConfig
-from footfall.edge.counting import Counter, Crossing
-from footfall.edge.sources import IMAGE_SUFFIXES, sequence_info
+from footfall.edge.counting import Counter, Crossing, ZoneVisit
+from footfall.edge.detector import Detections
+from footfall.edge.sources import IMAGE_SUFFIXES, Frame, sequence_info
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -68,16 +69,46 @@ def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     return rows
 
 
-def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:
-    """Run the annotated tracks through the same ``Counter`` the pipeline uses."""
-    counter = Counter(config.lines, (), config.counting)
-    out: list[Crossing] = []
-    order = np.argsort(rows[:, 0], kind="stable")
-    rows = rows[order]
+def _by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames, starts = np.unique(rows[:, 0], return_index=True)
     bounds = [*starts[1:], len(rows)]
-    for frame, lo, hi in zip(frames.astype(int), starts, bounds, strict=True):
-        chunk = rows[lo:hi]
-        feet = np.stack([chunk[:, 2] + chunk[:, 4] / 2, chunk[:, 3] + chunk[:, 5]], axis=1)
-        out += counter.update(int(frame), frame / fps, chunk[:, 1].astype(int), feet, chunk[:, 5]).crossings
-    return out
+    return [(int(f), rows[lo:hi]) for f, lo, hi in zip(frames, starts, bounds, strict=True)]
+
+
+def _feet(chunk: np.ndarray) -> np.ndarray:
+    return np.stack([chunk[:, 2] + chunk[:, 4] / 2, chunk[:, 3] + chunk[:, 5]], axis=1)
+
+
+def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[Crossing], list[ZoneVisit]]:
+    """Run the annotated tracks (feet = bottom-centre of the box) through the same ``Counter``
+    the pipeline uses: the true crossings and zone visits."""
+    counter = Counter(config.lines, config.zones, config.counting)
+    crossings: list[Crossing] = []
+    visits: list[ZoneVisit] = []
+    for frame, chunk in _by_frame(rows):
+        result = counter.update(frame, frame / fps, chunk[:, 1].astype(int), _feet(chunk), chunk[:, 5])
+        crossings += result.crossings
+        visits += result.visits
+    return crossings, visits + counter.flush()
+
+
+def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:
+    return gt_events(rows, config.model_copy(update={"zones": []}), fps)[0]
+
+
+class OracleDetector:
+    """The annotated boxes of each frame as detections (confidence 1): the audit's oracle mode,
+    which leaves only the tracker's and the counter's errors."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self._frames = dict(_by_frame(rows))
+
+    def __call__(self, frame: Frame) -> Detections:
+        chunk = self._frames.get(frame.index)
+        if chunk is None:
+            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
+        xyxy = np.stack(
+            [chunk[:, 2], chunk[:, 3], chunk[:, 2] + chunk[:, 4], chunk[:, 3] + chunk[:, 5]], axis=1
+        )
+        return Detections(xyxy, np.ones(len(chunk)), _feet(chunk))

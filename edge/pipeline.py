@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from footfall.contracts.config import CameraConfig
+import numpy as np
+
+from footfall.contracts.config import CameraConfig, LinkingConfig
 from footfall.contracts.events import (
     CrossingEvent,
     Event,
@@ -21,11 +23,17 @@ from footfall.contracts.events import (
     format_ts,
     stable_event_id,
 )
+from footfall.edge.appearance import colour_histograms, unoccluded
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
-from footfall.edge.detector import PersonDetector, prepare_offline_ultralytics, resolve_weights
+from footfall.edge.detector import Detections, PersonDetector, prepare_offline_ultralytics, resolve_weights
+from footfall.edge.linking import LinkedFrame, TrackletLinker
 from footfall.edge.motion import MotionGate
+from footfall.edge.scale import LayoutDetector
 from footfall.edge.sources import Frame, FrameSource, open_source
 from footfall.edge.tracking import PersonTracker, Tracks
+
+# linking.enabled = false: every tracklet is its own person, counted at once.
+NO_LINKING = LinkingConfig(delay_s=0, max_gap_s=0)
 
 
 class EventFactory:
@@ -119,12 +127,102 @@ class _Health:
 @dataclass(frozen=True, slots=True)
 class FrameOutcome:
     frame: Frame
-    tracks: Tracks
+    tracks: Tracks  # ids are person ids (tracklets linked through occlusions)
     result: FrameResult
     events: list[Event]
     counter: Counter
     final: bool = False  # the end-of-stream flush (zone visits still open); no new frame
     analysed: bool = True  # False when the motion gate skipped inference on this frame
+
+
+# A detector for the pipeline: a frame in, person detections in the frame's pixels out.
+FrameDetector = Callable[[Frame], Detections]
+
+
+def model_detector(config: CameraConfig, frame_size: tuple[int, int], weights: str | None) -> FrameDetector:
+    """The configured model, at the input size planned from the people it sees (edge/scale.py)."""
+
+    def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
+        return PersonDetector(config.model, frame_size, weights=weights, imgsz=imgsz)
+
+    layout = LayoutDetector(config, frame_size, make)
+    return lambda frame: layout(frame.image, frame.t)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class _Stage:
+    """What the linker holds back with a frame until its identities are decided."""
+
+    frame: Frame
+    tracks: Tracks
+    analysed: bool
+
+
+class _Pipeline:
+    """The per-frame steps, so that ``run_frames`` reads as a loop."""
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        fps: float,
+        factory: EventFactory,
+        detector: FrameDetector | None,
+        make_detector: Callable[[tuple[int, int]], FrameDetector],
+        keep_images: bool,
+    ) -> None:
+        self.tracker = PersonTracker(config.model, fps)
+        self.counter = Counter(config.lines, config.zones, config.counting)
+        self.linker = TrackletLinker(config.linking if config.linking.enabled else NO_LINKING)
+        self.factory = factory
+        self.detector, self.make_detector = detector, make_detector
+        self.gate = MotionGate(enabled=config.model.motion_gating and detector is None)
+        self.keep_images = keep_images
+        self.tracks = Tracks.empty()  # the tracker's latest output (raw ids), for the gate
+        self.pending_events: list[Event] = []  # heartbeats waiting for the next released frame
+
+    def track(self, frame: Frame) -> list[_Stage]:
+        """Detect and track one frame; return the frames the linker releases."""
+        analysed = frame.image is not None and self.gate.should_detect(
+            frame.image, frame.t, tracking=len(self.tracks) > 0
+        )
+        appearance = None
+        if analysed:
+            assert frame.image is not None
+            if self.detector is None:
+                self.detector = self.make_detector((frame.image.shape[1], frame.image.shape[0]))
+            self.tracks = self.tracker.update(self.detector(frame), frame.image)
+            appearance = colour_histograms(frame.image, self.tracks.xyxy)
+            appearance[~unoccluded(self.tracks.xyxy)] = 0  # an occluded box shows someone else
+        elif frame.image is None:
+            # A stalled live source: nobody seen, but time moves on (forgetting, heartbeats).
+            # (The gate only skips while nobody is tracked, so `tracks` is already empty then.)
+            self.tracks = Tracks.empty()
+        kept = frame if self.keep_images else replace(frame, image=None)
+        stage = _Stage(kept, self.tracks, analysed)
+        t = self.tracks
+        released = self.linker.push(stage, frame.t, t.ids, t.ground, t.heights, appearance)
+        return [self._relabelled(r) for r in released]
+
+    def flush(self) -> list[_Stage]:
+        return [self._relabelled(r) for r in self.linker.flush()]
+
+    @staticmethod
+    def _relabelled(linked: LinkedFrame) -> _Stage:
+        stage = linked.payload
+        assert isinstance(stage, _Stage)
+        t = stage.tracks
+        stage.tracks = Tracks(linked.person_ids, t.xyxy, t.ground, t.heights)
+        return stage
+
+    def count(self, stage: _Stage) -> FrameOutcome:
+        frame, tracks, factory = stage.frame, stage.tracks, self.factory
+        result = self.counter.update(frame.index, frame.t, tracks.ids, tracks.ground, tracks.heights)
+        events: list[Event] = [factory.crossing(c) for c in result.crossings]
+        events += [factory.zone_visit(v) for v in result.visits]
+        events += [factory.occupancy(z, n, frame.index, frame.t) for z, n in result.occupancy_changes.items()]
+        events += self.pending_events
+        self.pending_events = []
+        return FrameOutcome(frame, tracks, result, events, self.counter, analysed=stage.analysed)
 
 
 def run_frames(
@@ -137,73 +235,83 @@ def run_frames(
     realtime: bool = False,
     heartbeat_every_s: float = 10.0,
     stop: Callable[[], bool] | None = None,
+    detector: FrameDetector | None = None,
+    keep_images: bool = False,
 ) -> Iterator[FrameOutcome]:
     """Process a source frame by frame; the last outcome's events include the end-of-stream flush.
 
-    ``stop`` is asked before each frame (a live source ticks at least once a second): when it
-    returns True the stream ends there as at the end of a file, so open zone visits are closed.
+    Outcomes come ``config.linking.delay_s`` after their frame (identities are decided first),
+    and only outcomes made with ``keep_images`` carry the picture. ``detector`` replaces the model
+    (the audit's oracle mode feeds annotated boxes). ``stop`` is asked before each frame (a live
+    source ticks at least once a second): when it returns True the stream ends there as at the end
+    of a file, so open zone visits are closed.
     """
     prepare_offline_ultralytics()  # before anything imports ultralytics
     frames = open_source(source, fps=fps, realtime=realtime) if isinstance(source, str) else source
     try:
-        # Built on the first picture: a live camera that is down at start has no known size yet.
-        detector: PersonDetector | None = None
-        resolve_weights(config.model, weights)  # but a missing model fails at once
-        tracker = PersonTracker(config.model, frames.fps)
-        counter = Counter(config.lines, config.zones, config.counting)
-        factory = EventFactory(config, (start or datetime.now(UTC)).astimezone(UTC))
+        if detector is None:
+            resolve_weights(config.model, weights)  # a missing model fails at once
+        # The model is built on the first picture: a live camera that is down at start has no size yet.
+        steps = _Pipeline(
+            config,
+            frames.fps,
+            EventFactory(config, (start or datetime.now(UTC)).astimezone(UTC)),
+            detector,
+            lambda size: model_detector(config, size, weights),
+            keep_images,
+        )
         health = _Health()
-        gate = MotionGate(enabled=config.model.motion_gating)
         last: Frame | None = None
-        tracks = Tracks.empty()
         for frame in frames:
             if stop is not None and stop():
                 break
-            analysed = frame.image is not None and gate.should_detect(
-                frame.image, frame.t, tracking=len(tracks) > 0
-            )
-            if analysed:
-                assert frame.image is not None
-                if detector is None:
-                    size = (frame.image.shape[1], frame.image.shape[0])
-                    detector = PersonDetector(config.model, size, weights=weights)
-                tracks = tracker.update(detector(frame.image), frame.image)
-            elif frame.image is None:
-                # A stalled live source: nobody seen, but time moves on (forgetting, heartbeats).
-                # (The gate only skips while nobody is tracked, so `tracks` is already empty then.)
-                tracks = Tracks.empty()
-            result = counter.update(frame.index, frame.t, tracks.ids, tracks.ground, tracks.heights)
-            events: list[Event] = [factory.crossing(c) for c in result.crossings]
-            events += [factory.zone_visit(v) for v in result.visits]
-            events += [
-                factory.occupancy(z, n, frame.index, frame.t) for z, n in result.occupancy_changes.items()
-            ]
+            released = steps.track(frame)
             if frame.image is not None:
                 health.add(frame)
-            if health.last_beat_t is None:
-                health.last_beat_t = frame.t
-            elif frame.t - health.last_beat_t >= heartbeat_every_s:
-                health.last_beat_t = frame.t
-                beat_fps, latency_ms = health.take()
-                events.append(
-                    factory.heartbeat(
-                        frame.t,
-                        fps=round(beat_fps, 2),
-                        latency_ms=round(latency_ms, 1),
-                        dropped_frames=frames.dropped,
-                        frames=health.frames,
-                        uptime_s=round(time.monotonic() - health.started, 1),
-                    )
-                )
+            beat = _heartbeat(health, steps.factory, frame, frames.dropped, heartbeat_every_s)
+            if beat is not None:
+                steps.pending_events.append(beat)
             last = frame
-            yield FrameOutcome(frame, tracks, result, events, counter, analysed=analysed)
+            for stage in released:
+                yield steps.count(stage)
+        for stage in steps.flush():
+            yield steps.count(stage)
         if last is not None:
-            closing = [factory.zone_visit(v) for v in counter.flush()]
+            flushed = steps.counter.flush()
+            closing: list[Event] = [steps.factory.zone_visit(v) for v in flushed]
+            closing += steps.pending_events
             if closing:
-                empty = FrameResult([], [], {})
-                yield FrameOutcome(last, Tracks.empty(), empty, closing, counter, final=True, analysed=False)
+                yield FrameOutcome(
+                    replace(last, image=None),
+                    Tracks.empty(),
+                    FrameResult([], flushed, {}),
+                    closing,
+                    steps.counter,
+                    final=True,
+                    analysed=False,
+                )
     finally:
         frames.close()
+
+
+def _heartbeat(
+    health: _Health, factory: EventFactory, frame: Frame, dropped: int, every_s: float
+) -> HeartbeatEvent | None:
+    if health.last_beat_t is None:
+        health.last_beat_t = frame.t
+        return None
+    if frame.t - health.last_beat_t < every_s:
+        return None
+    health.last_beat_t = frame.t
+    beat_fps, latency_ms = health.take()
+    return factory.heartbeat(
+        frame.t,
+        fps=round(beat_fps, 2),
+        latency_ms=round(latency_ms, 1),
+        dropped_frames=dropped,
+        frames=health.frames,
+        uptime_s=round(time.monotonic() - health.started, 1),
+    )
 
 
 def iter_events(

@@ -91,29 +91,49 @@ def _capture(target: str | int) -> Any:
     return cap
 
 
+def sampling_step(native_fps: float, wanted_fps: float | None) -> int:
+    """Keep every n-th frame so that about ``wanted_fps`` remain (1 = every frame).
+
+    A CPU box samples a 25-30 fps camera at 5-15 fps; recordings are audited the same way.
+    """
+    if not wanted_fps or wanted_fps >= native_fps:
+        return 1
+    return max(1, round(native_fps / wanted_fps))
+
+
 class VideoFileSource(FrameSource):
+    """A recording. ``fps`` below the file's own rate samples it (every n-th frame is decoded);
+    ``t`` stays media time and ``index`` the file's frame number, so ground truth lines up."""
+
     def __init__(self, path: Path, fps: float | None = None) -> None:
         import cv2
 
         self.path = path
         self._cap = _capture(str(path))
-        native_fps = self._cap.get(cv2.CAP_PROP_FPS) or 0.0
-        self.fps = float(fps or native_fps or 0.0)
-        if self.fps <= 0:
+        native_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if native_fps <= 0 and not fps:
             raise SourceError(f"{path}: the file has no frame rate; pass --fps")
+        self.native_fps = native_fps if native_fps > 0 else float(fps or 0)
+        self.step = sampling_step(self.native_fps, fps)
+        self.fps = self.native_fps / self.step
         self.size = (
             int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
-        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        total = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = -(-total // self.step) if total else None  # frames this source yields
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         while True:
+            # grab() skips a frame without converting it: sampling costs only the decode.
+            if index % self.step and self._cap.grab():
+                index += 1
+                continue
             ok, image = self._cap.read()
             if not ok:
                 return
-            yield Frame(index, index / self.fps, image, time.monotonic())
+            yield Frame(index, index / self.native_fps, image, time.monotonic())
             index += 1
 
     def close(self) -> None:
@@ -142,24 +162,27 @@ class FolderSource(FrameSource):
         self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
-        rate = fps or float(sequence_info(folder).get("framerate", 0) or 0)
-        if rate <= 0:
+        native = float(sequence_info(folder).get("framerate", 0) or 0) or float(fps or 0)
+        if native <= 0:
             raise SourceError(f"{folder}: frame folders need --fps (or a seqinfo.ini with frameRate)")
-        self.fps = float(rate)
+        self.native_fps = native
+        self.step = sampling_step(native, fps)
+        self.fps = native / self.step
         first = cv2.imread(str(self.files[0]))
         if first is None:
             raise SourceError(f"{self.files[0]}: not a readable image")
         self.size = (first.shape[1], first.shape[0])
-        self.frame_count = len(self.files)
+        self.frame_count = -(-len(self.files) // self.step)
 
     def __iter__(self) -> Iterator[Frame]:
         import cv2
 
-        for index, path in enumerate(self.files):
+        for index in range(0, len(self.files), self.step):
+            path = self.files[index]
             image = cv2.imread(str(path))
             if image is None:
                 raise SourceError(f"{path}: not a readable image")
-            yield Frame(index, index / self.fps, image, time.monotonic())
+            yield Frame(index, index / self.native_fps, image, time.monotonic())
 
 
 class _LatestFrameReader:

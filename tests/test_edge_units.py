@@ -239,3 +239,25 @@ def test_a_camera_down_at_start_fails_fast_for_commands_and_is_awaited_by_servic
     waiting.close()
     assert seen
     assert all(f.image is None for f in seen)
+
+
+def test_a_lower_fps_samples_a_recording_in_media_time(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, 30, fps=30)
+    with open_source(str(path), fps=10) as source:
+        frames = list(source)
+    assert (source.fps, source.frame_count) == (pytest.approx(10), 10)
+    assert [f.index for f in frames] == list(range(0, 30, 3))  # the file's own frame numbers
+    assert [f.t for f in frames] == pytest.approx([i / 30 for i in range(0, 30, 3)])
+
+
+def test_a_lower_fps_samples_a_frame_folder(tmp_path: Path) -> None:
+    import cv2
+
+    (tmp_path / "img1").mkdir()
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / "img1" / f"{i + 1:06d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=30\nimWidth=64\n")
+    source = FolderSource(tmp_path, fps=15)
+    assert (source.fps, source.frame_count) == (15.0, 3)
+    assert [(f.index, f.t) for f in source] == [(0, 0.0), (2, pytest.approx(2 / 30)), (4, pytest.approx(4 / 30))]

@@ -1,0 +1,303 @@
+"""Tracklet linking with a short decision delay: one identity per person through occlusions.
+
+A tracker loses a person who walks behind others and starts a new track when they reappear;
+counted as it is, the second piece never crosses the line it was born beyond, and a zone visit
+splits in two. The linker sits between the tracker and the counter and holds every frame back for
+``delay_s`` seconds. When a new tracklet has been seen for that long (enough to know where it is
+heading and what it looks like) it is joined to a person whose tracklet ended shortly before,
+if position, motion, size and clothing colour agree; otherwise it becomes a new person. Frames
+leave the linker with person ids, ``delay_s`` late, so the counter decides crossings and visits
+on linked identities. KPIs are 15-minute figures: the delay costs nothing but a live occupancy
+that lags by the same seconds.
+
+Every threshold is relative to the person's height, to time, or a colour distance.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import count
+
+import numpy as np
+from numpy.typing import NDArray
+
+from footfall.contracts.config import LinkingConfig
+from footfall.edge.appearance import appearance_distance
+
+# Nobody walks faster than this many of their own heights per second (~ 5 m/s): a velocity
+# estimated from a few noisy boxes is clipped to it before it is extrapolated over a gap.
+MAX_SPEED_HEIGHTS_PER_S = 3.0
+# A ground point this many heights (plus walking speed times the time step) away from where the
+# tracklet's own motion puts it is a jump to another person: the tracker swapped identities.
+JUMP_HEIGHTS = 0.4
+# Looks a tracklet needs before a change of clothing colour may split it.
+SETTLED_LOOKS = 3
+# How far back a tracklet's motion is estimated from at its start and end.
+MOTION_WINDOW_S = 1.0
+
+
+@dataclass(slots=True, eq=False)  # identity: the same run, not equal values
+class _Tracklet:
+    """One tracker id's run: where it started and ended, how it moved, what it looked like."""
+
+    first_t: float
+    last_t: float
+    path: deque[tuple[float, float, float, float]]  # (t, x, y, height), bounded by MOTION_WINDOW_S
+    head: list[tuple[float, float, float, float]]  # the first observations, within MOTION_WINDOW_S
+    appearance: NDArray[np.float32] | None = None
+    looks: int = 0  # unoccluded appearance samples in ``appearance``
+    last_look_t: float = -np.inf  # when the last unoccluded look was taken
+    person: int | None = None  # decided after delay_s
+
+    def observe(self, t: float, x: float, y: float, h: float, feature: NDArray[np.float32] | None) -> None:
+        self.last_t = t
+        self.path.append((t, x, y, h))
+        while self.path and t - self.path[0][0] > MOTION_WINDOW_S:
+            self.path.popleft()
+        if t - self.first_t <= MOTION_WINDOW_S:
+            self.head.append((t, x, y, h))
+        if feature is not None and feature.any():
+            self.looks += 1
+            self.last_look_t = t
+            self.appearance = (
+                feature.copy() if self.appearance is None else 0.8 * self.appearance + 0.2 * feature
+            )
+
+    def changes_look(self, feature: NDArray[np.float32] | None, limit: float) -> bool:
+        """Does an unoccluded look differ from this tracklet's settled one by more than
+        ``limit``? Then the tracker has swapped the id onto someone else (two people meeting
+        on a line, side by side): the same remedy as a jump."""
+        if feature is None or not feature.any() or self.appearance is None or self.looks < SETTLED_LOOKS:
+            return False
+        return appearance_distance(self.appearance, feature) > limit
+
+    def jumps_to(self, t: float, x: float, y: float) -> bool:
+        """Would (x, y) at t be a leap no walker makes? Then the tracker has swapped this id onto
+        someone else (typically within a group): the caller starts a new tracklet there, and
+        linking joins each piece to the person it belongs to."""
+        if not self.path:
+            return False
+        last_t, last_x, last_y, height = self.path[-1]
+        _, velocity = self.end()
+        dt = t - last_t
+        expected = np.array([last_x, last_y]) + velocity * dt
+        miss = float(np.hypot(x - expected[0], y - expected[1]))
+        return miss > (JUMP_HEIGHTS + MAX_SPEED_HEIGHTS_PER_S * dt) * height
+
+    @property
+    def height(self) -> float:
+        return float(np.median([p[3] for p in self.path]))
+
+    def end(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Last position and velocity (pixels/s)."""
+        return _position_velocity(list(self.path), last=True)
+
+    def start(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """First position and velocity (pixels/s)."""
+        return _position_velocity(self.head, last=False)
+
+
+def _position_velocity(
+    points: list[tuple[float, float, float, float]], *, last: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    arr = np.asarray(points, dtype=np.float64)
+    where = arr[-1] if last else arr[0]
+    position = where[1:3]
+    dt = arr[-1, 0] - arr[0, 0]
+    if len(arr) < 2 or dt <= 0:
+        return position, np.zeros(2)
+    velocity = (arr[-1, 1:3] - arr[0, 1:3]) / dt
+    limit = MAX_SPEED_HEIGHTS_PER_S * float(np.median(arr[:, 3]))
+    speed = float(np.hypot(*velocity))
+    return position, velocity * min(1.0, limit / speed) if speed > 0 else velocity
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedFrame:
+    """A frame as it leaves the linker: ``person_ids`` replace the tracker's ids, row for row."""
+
+    payload: object  # whatever the caller pushed with the frame (index, t, tracks, ...)
+    t: float
+    person_ids: NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class _Pending:
+    payload: object
+    t: float
+    tracklets: list[_Tracklet]  # row for row; their person is read when the frame leaves
+    observations: list[tuple[float, float, float, float]]  # row for row: (t, x, y, height)
+
+
+@dataclass(slots=True)
+class TrackletLinker:
+    """``push`` a frame of tracker ids and ground points; get back the frames that are
+    ``delay_s`` old, labelled with person ids. ``flush`` at the end of the stream."""
+
+    params: LinkingConfig = field(default_factory=LinkingConfig)
+    _frames: deque[_Pending] = field(default_factory=deque)
+    _current: dict[int, _Tracklet] = field(default_factory=dict)  # tracker id -> its latest tracklet
+    _undecided: list[_Tracklet] = field(default_factory=list)
+    # person id -> its latest tracklet (the one a successor would continue)
+    _latest: dict[int, _Tracklet] = field(default_factory=dict)
+    _next_person: Iterator[int] = field(default_factory=lambda: count(1))
+    links: int = 0  # tracklets joined to an earlier person (for the audit)
+    splits: int = 0  # tracker ids cut where they leapt to another person
+
+    def push(
+        self,
+        payload: object,
+        t: float,
+        raw_ids: NDArray[np.int64],
+        ground: NDArray[np.float64],
+        heights: NDArray[np.float64],
+        appearance: NDArray[np.float32] | None = None,
+    ) -> list[LinkedFrame]:
+        rows: list[_Tracklet] = []
+        observations = [(t, float(p[0]), float(p[1]), float(h)) for p, h in zip(ground, heights, strict=True)]
+        for row, raw in enumerate(raw_ids.tolist()):
+            feature = None if appearance is None else appearance[row]
+            x, y = float(ground[row, 0]), float(ground[row, 1])
+            tracklet = self._current.get(raw)
+            swapped_look = tracklet is not None and tracklet.changes_look(
+                feature, self.params.split_appearance_distance
+            )
+            jumped = tracklet is not None and tracklet.jumps_to(t, x, y)
+            if tracklet is None or swapped_look or jumped or self._superseded(tracklet):
+                old, tracklet = tracklet, _Tracklet(t, t, deque(), [])
+                self._current[raw] = tracklet
+                self._undecided.append(tracklet)
+                if old is not None and swapped_look:
+                    self._split_back(old, tracklet)
+                self.splits += jumped
+            tracklet.observe(t, x, y, float(heights[row]), feature)
+            rows.append(tracklet)
+        self._frames.append(_Pending(payload, t, rows, observations))
+        self._decide(now=t, final=False)
+        released = self._release(t - self.params.delay_s)
+        self._forget(t)
+        return released
+
+    def _split_back(self, old: _Tracklet, new: _Tracklet) -> None:
+        """A changed look shows the swap happened after ``old``'s last good look, while the two
+        people were too close to see: the frames since then (still held back) go to ``new``."""
+        self.splits += 1
+        moved: list[tuple[float, float, float, float]] = []
+        for frame in reversed(self._frames):
+            if frame.t <= old.last_look_t:
+                break
+            for row, tracklet in enumerate(frame.tracklets):
+                if tracklet is old:
+                    frame.tracklets[row] = new
+                    moved.append(frame.observations[row])
+        if not moved:
+            return
+        kept = [p for p in old.path if p[0] <= old.last_look_t]
+        if not kept:  # nothing of old is left after the move: keep it as it was
+            for frame in self._frames:
+                frame.tracklets[:] = [old if tr is new else tr for tr in frame.tracklets]
+            return
+        old.path = deque(kept)
+        old.head = [p for p in old.head if p[0] <= old.last_look_t]
+        old.last_t = kept[-1][0]
+        for t, x, y, h in reversed(moved):
+            if new.first_t > t:
+                new.first_t = t
+            new.observe(t, x, y, h, None)
+
+    def _superseded(self, tracklet: _Tracklet) -> bool:
+        """The tracker revived an id whose person has meanwhile been continued by another
+        tracklet: the revived one starts afresh (one person is never in two places)."""
+        person = tracklet.person
+        return person is not None and self._latest.get(person) is not tracklet
+
+    def flush(self) -> list[LinkedFrame]:
+        now = self._frames[-1].t if self._frames else 0.0
+        self._decide(now=now, final=True)
+        return self._release(np.inf)
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def _decide(self, now: float, final: bool) -> None:
+        """Join every tracklet that has been seen for delay_s (or has ended) to a person."""
+        delay = self.params.delay_s
+        due = [tr for tr in self._undecided if final or now - tr.first_t >= delay or tr.last_t < now]
+        if not due:
+            return
+        self._undecided = [tr for tr in self._undecided if tr.person is None and tr not in due]
+        due.sort(key=lambda tr: tr.first_t)
+        pairs = [
+            (cost, i, person)
+            for i, new in enumerate(due)
+            for person, old in self._latest.items()
+            if (cost := self._link_cost(old, new)) is not None
+        ]
+        pairs.sort()
+        taken_new: set[int] = set()
+        taken_person: set[int] = set()
+        for _, i, person in pairs:
+            if i in taken_new or person in taken_person:
+                continue
+            taken_new.add(i)
+            taken_person.add(person)
+            self._assign(due[i], person)
+            self.links += 1
+        for i, new in enumerate(due):
+            if i not in taken_new:
+                self._assign(new, next(self._next_person))
+
+    def _assign(self, tracklet: _Tracklet, person: int) -> None:
+        tracklet.person = person
+        self._latest[person] = tracklet
+
+    def _link_cost(self, old: _Tracklet, new: _Tracklet) -> float | None:
+        """How well ``new`` continues ``old`` (lower is better), or None when it cannot."""
+        p = self.params
+        gap = new.first_t - old.last_t
+        if gap <= 0 or gap > p.max_gap_s:
+            return None  # overlapping in time: two people
+        h_old, h_new = old.height, new.height
+        if max(h_old, h_new) > p.max_height_ratio * min(h_old, h_new):
+            return None
+        end, v_end = old.end()
+        start, v_start = new.start()
+        # Meet in the middle: old's path carried forward, new's carried back, half the gap each.
+        forward = end + v_end * gap
+        backward = start - v_start * gap
+        miss = min(float(np.hypot(*(forward - start))), float(np.hypot(*(backward - end))))
+        height = 0.5 * (h_old + h_new)
+        reach = p.reach_heights + p.reach_heights_per_s * gap
+        if miss > reach * height:
+            return None
+        colour = 0.0
+        if old.appearance is not None and new.appearance is not None:
+            colour = appearance_distance(old.appearance, new.appearance)
+            if colour > p.max_appearance_distance:
+                return None
+        return miss / (reach * height) + colour / p.max_appearance_distance
+
+    # -- release and memory --------------------------------------------------------------------
+
+    def _release(self, until: float) -> list[LinkedFrame]:
+        out = []
+        while self._frames and self._frames[0].t <= until:
+            frame = self._frames.popleft()
+            persons = [tracklet.person for tracklet in frame.tracklets]
+            out.append(LinkedFrame(frame.payload, frame.t, np.asarray(persons, dtype=np.int64)))
+        return out
+
+    def _forget(self, now: float) -> None:
+        """Drop what can no longer be continued: memory stays bounded by the people seen in the
+        last delay_s + max_gap_s seconds (pending frames keep their own references)."""
+        horizon = self.params.delay_s + self.params.max_gap_s
+        for raw in [raw for raw, tr in self._current.items() if now - tr.last_t > horizon]:
+            del self._current[raw]
+        for person in [p for p, tr in self._latest.items() if now - tr.last_t > horizon]:
+            del self._latest[person]
+
+    @property
+    def held(self) -> int:
+        """Tracklets and people in memory (bounded: see ``_forget``)."""
+        return len(self._current) + len(self._latest)

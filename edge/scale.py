@@ -1,0 +1,182 @@
+"""Detection at the right scale: the model input chosen from the people the camera shows.
+
+A nano model finds people reliably once they are some 64 pixels tall at its input; a fixed
+640-pixel input shrinks 1080p or 4K people below that, and blows 360p people up for nothing. So,
+unless ``model.imgsz`` is set, the detector starts by *probing*: it runs on the whole picture at
+the largest affordable input (``model.max_imgsz``, never above the camera's own resolution) until
+it has seen enough people near the configured lines and zones. Then it plans:
+
+* **crop**: the bounding box of the lines and zones, widened by the people's own height (a
+  person whose feet touch a line has their head one height above it; a walker must be tracked a
+  little before and after) and clipped to the picture. Detection runs on that crop only.
+* **scale**: so that the smallest tenth of the people seen near the layout are ``person_px``
+  tall at the model input; up-scaling is allowed (a 360p camera), the input's long side is capped
+  by ``model.max_imgsz`` (the CPU's budget) and a multiple of the model stride.
+
+The plan is logged once; ``model.imgsz`` overrides all of it (whole picture at that size).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from footfall.contracts.config import CameraConfig
+from footfall.edge.detector import STRIDE, Detections, fit_imgsz
+
+log = logging.getLogger(__name__)
+
+# Planning waits for this many person sightings near the layout (a few frames of a busy scene)...
+PROBE_SIGHTINGS = 12
+# ... or, in a quiet scene, for this many after this long.
+PROBE_MIN_SIGHTINGS, PROBE_PATIENCE_S = 3, 10.0
+# The crop around the layout, in the height of the tallest people seen near it (90th percentile).
+MARGIN_ABOVE, MARGIN_SIDES, MARGIN_BELOW = 1.5, 1.0, 0.5
+# People whose feet are within this many of their heights of a line or zone are "near" it.
+NEAR_LAYOUT_HEIGHTS = 1.5
+MIN_INPUT = 320  # below this even large people lose their shape
+
+
+@dataclass(frozen=True, slots=True)
+class InputPlan:
+    crop: tuple[int, int, int, int]  # x1, y1, x2, y2 in source pixels
+    imgsz: tuple[int, int]  # (height, width) of the model input
+    reason: str
+
+    def describe(self, frame_size: tuple[int, int]) -> str:
+        x1, y1, x2, y2 = self.crop
+        return (
+            f"detector input {self.imgsz[1]}x{self.imgsz[0]} on the crop ({x1},{y1})-({x2},{y2}) "
+            f"of the {frame_size[0]}x{frame_size[1]} picture: {self.reason}"
+        )
+
+
+def layout_points(config: CameraConfig) -> NDArray[np.float64]:
+    """Every configured line end and zone corner, ``(K, 2)``."""
+    points = [p for line in config.lines for p in (line.start, line.end)]
+    points += [p for zone in config.zones for p in zone.polygon]
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)
+
+
+def near_layout(
+    config: CameraConfig, ground: NDArray[np.float64], heights: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """Which people stand within NEAR_LAYOUT_HEIGHTS of a line or zone (all, without a layout)."""
+    from footfall.edge.geometry import points_in_polygon
+
+    if not config.lines and not config.zones:
+        return np.ones(len(ground), bool)
+    reach = NEAR_LAYOUT_HEIGHTS * heights
+    near = np.zeros(len(ground), bool)
+    for line in config.lines:
+        near |= _distance_to_segment(ground, np.asarray(line.start), np.asarray(line.end)) <= reach
+    for zone in config.zones:
+        near |= points_in_polygon(ground, zone.polygon)
+        corners = np.asarray(zone.polygon, dtype=np.float64)
+        for a, b in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+            near |= _distance_to_segment(ground, a, b) <= reach
+    return near
+
+
+def _distance_to_segment(
+    p: NDArray[np.float64], a: NDArray[np.float64], b: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    ab = b - a
+    u = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+    closest = a + u[:, None] * ab
+    return np.asarray(np.hypot(*(p - closest).T))
+
+
+def plan_input(config: CameraConfig, frame_size: tuple[int, int], heights: NDArray[np.float64]) -> InputPlan:
+    """The crop and model input for people of ``heights`` (pixels) seen near the layout."""
+    width, height = frame_size
+    model = config.model
+    small, tall = float(np.percentile(heights, 10)), float(np.percentile(heights, 90))
+    crop = (0, 0, width, height)
+    if model.crop_to_layout and (config.lines or config.zones):
+        pts = layout_points(config)
+        crop = (
+            max(0, math.floor(pts[:, 0].min() - MARGIN_SIDES * tall)),
+            max(0, math.floor(pts[:, 1].min() - MARGIN_ABOVE * tall)),
+            min(width, math.ceil(pts[:, 0].max() + MARGIN_SIDES * tall)),
+            min(height, math.ceil(pts[:, 1].max() + MARGIN_BELOW * tall)),
+        )
+    crop_long = max(crop[2] - crop[0], crop[3] - crop[1])
+    wanted = crop_long * model.person_px / small
+    long_side = int(min(max(wanted, MIN_INPUT), model.max_imgsz))
+    reach = small * long_side / crop_long
+    reason = (
+        f"people near the layout {small:.0f}-{tall:.0f} px (10th-90th percentile of {len(heights)}), "
+        f"the smallest {reach:.0f} px at the input (aim {model.person_px}"
+        + (f", capped by model.max_imgsz {model.max_imgsz})" if wanted > model.max_imgsz else ")")
+    )
+    return InputPlan(crop, fit_imgsz((crop[2] - crop[0], crop[3] - crop[1]), long_side), reason)
+
+
+def probe_imgsz(config: CameraConfig, frame_size: tuple[int, int]) -> tuple[int, int]:
+    """Input while probing: the whole picture, as large as the budget and the camera allow."""
+    long_side = min(max(frame_size), config.model.max_imgsz)
+    return fit_imgsz(frame_size, max(STRIDE, long_side))
+
+
+Detect = Callable[[NDArray[np.uint8]], Detections]
+
+
+@dataclass(slots=True)
+class LayoutDetector:
+    """Callable like a detector (whole picture in, detections in picture pixels out) that probes,
+    plans once, then detects on the planned crop at the planned size.
+
+    ``make(imgsz)`` builds a detector for one input size (exported models are per size).
+    """
+
+    config: CameraConfig
+    frame_size: tuple[int, int]
+    make: Callable[[tuple[int, int]], Detect]
+    plan: InputPlan | None = None
+    _detect: Detect | None = None
+    _heights: list[float] = field(default_factory=list)
+    _probe_started_t: float | None = None
+
+    def __post_init__(self) -> None:
+        imgsz = self.config.model.imgsz
+        if imgsz is not None:
+            size = fit_imgsz(self.frame_size, imgsz) if isinstance(imgsz, int) else imgsz
+            self._adopt(InputPlan((0, 0, *self.frame_size), size, "model.imgsz is set"))
+
+    def __call__(self, image: NDArray[np.uint8], t: float = 0.0) -> Detections:
+        if self.plan is not None and self._detect is not None:
+            x1, y1, x2, y2 = self.plan.crop
+            return _shifted(self._detect(image[y1:y2, x1:x2]), x1, y1)
+        return self._probe(image, t)
+
+    def _probe(self, image: NDArray[np.uint8], t: float) -> Detections:
+        if self._detect is None:
+            self._detect = self.make(probe_imgsz(self.config, self.frame_size))
+            self._probe_started_t = t
+        found = self._detect(image)
+        confident = found.conf >= self.config.model.conf
+        near = near_layout(self.config, found.ground[confident], found.heights[confident])
+        self._heights += found.heights[confident][near].tolist()
+        waited = t - (self._probe_started_t or t)
+        enough = len(self._heights) >= PROBE_SIGHTINGS
+        if enough or (waited >= PROBE_PATIENCE_S and len(self._heights) >= PROBE_MIN_SIGHTINGS):
+            self._adopt(plan_input(self.config, self.frame_size, np.asarray(self._heights)))
+        return found
+
+    def _adopt(self, plan: InputPlan) -> None:
+        self.plan = plan
+        log.info("%s/%s: %s", self.config.store, self.config.camera, plan.describe(self.frame_size))
+        self._detect = self.make(plan.imgsz)
+
+
+def _shifted(found: Detections, dx: int, dy: int) -> Detections:
+    if dx == 0 and dy == 0:
+        return found
+    offset = np.array([dx, dy, dx, dy], dtype=np.float64)
+    return Detections(found.xyxy + offset, found.conf, found.ground + offset[:2])

@@ -1,0 +1,177 @@
+"""Identity failures between the tracker and the counter: what the linker must repair.
+
+Each test feeds what a tracker reports (its ids, feet, heights and clothing colours) through the
+TrackletLinker and the Counter, as the pipeline does, and checks the crossings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from footfall.contracts.config import LineConfig, LinkingConfig
+from footfall.edge.appearance import FEATURE_SIZE, appearance_distance
+from footfall.edge.counting import Counter, Crossing
+from footfall.edge.linking import TrackletLinker
+
+# A horizontal door at y=200; "in" is up (smaller y). People are 100 px tall and walk 0.8 of
+# their height a second, seen at 10 frames a second.
+DOOR = LineConfig(name="door", start=(0, 200), end=(600, 200), inside=(300, 100))
+HEIGHT, FPS, STEP = 100.0, 10.0, 8.0
+
+
+def colour(bin_index: int) -> np.ndarray:
+    feature = np.zeros(FEATURE_SIZE, np.float32)
+    feature[bin_index] = 1.0
+    return feature
+
+
+RED, BLUE, GREEN = colour(0), colour(20), colour(40)
+HIDDEN = np.zeros(FEATURE_SIZE, np.float32)  # occluded: no look
+
+
+@dataclass(frozen=True)
+class Seen:
+    raw_id: int
+    x: float
+    y: float
+    look: np.ndarray
+
+
+def walk(x: float, y_from: float, y_to: float) -> list[tuple[float, float]]:
+    n = round(abs(y_to - y_from) / STEP) + 1
+    return [(x, float(y)) for y in np.linspace(y_from, y_to, n)]
+
+
+def run(frames: Sequence[Sequence[Seen]], linking: LinkingConfig | None = None) -> list[Crossing]:
+    linker = TrackletLinker(linking or LinkingConfig())
+    counter = Counter([DOOR])
+    out: list[Crossing] = []
+
+    def count(released: list) -> None:
+        for item in released:
+            index, rows = item.payload
+            pts = [(r.x, r.y) for r in rows]
+            out.extend(counter.update(index, item.t, item.person_ids, pts, [HEIGHT] * len(rows)).crossings)
+
+    for index, rows in enumerate(frames):
+        ids = np.array([r.raw_id for r in rows], dtype=np.int64)
+        ground = np.array([(r.x, r.y) for r in rows], dtype=np.float64).reshape(-1, 2)
+        looks = np.array([r.look for r in rows], dtype=np.float32).reshape(-1, FEATURE_SIZE)
+        count(linker.push((index, rows), index / FPS, ids, ground, np.full(len(rows), HEIGHT), looks))
+    count(linker.flush())
+    return out
+
+
+def directions(crossings: list[Crossing]) -> list[str]:
+    return sorted(c.direction for c in crossings)
+
+
+def one_person(
+    raw_ids: Sequence[int | None], path: list[tuple[float, float]], look: np.ndarray
+) -> list[list[Seen]]:
+    """One walker; ``raw_ids[i]`` is the tracker's id in frame i (None: not detected)."""
+    return [[] if rid is None else [Seen(rid, x, y, look)] for rid, (x, y) in zip(raw_ids, path, strict=True)]
+
+
+def test_two_people_swapping_ids_on_the_line() -> None:
+    """They meet on the line; the tracker hands each id to the other person there."""
+    up, down = walk(300, 300, 100), walk(310, 100, 300)
+    meet = len(up) // 2
+    frames = []
+    for i, ((xa, ya), (xb, yb)) in enumerate(zip(up, down, strict=True)):
+        close = abs(ya - yb) < HEIGHT / 2  # boxes overlap: neither look is usable
+        look_a, look_b = (HIDDEN, HIDDEN) if close else (RED, BLUE)
+        id_a, id_b = (1, 2) if i < meet else (2, 1)
+        frames.append([Seen(id_a, xa, ya, look_a), Seen(id_b, xb, yb, look_b)])
+    assert directions(run(frames)) == ["in", "out"]
+    # Without linking the swapped ids each turn back at the line: neither crossing counts.
+    assert directions(run(frames, LinkingConfig(enabled=False, delay_s=0, max_gap_s=0))) == []
+
+
+@pytest.mark.parametrize("gap_s", [1.0, 1.5, 2.0])
+def test_a_track_broken_while_crossing_counts_once(gap_s: float) -> None:
+    path = walk(300, 400, 0)
+    start = next(i for i, (_, y) in enumerate(path) if y < 230)  # lost just before the line
+    lost = range(start, start + round(gap_s * FPS))
+    ids = [None if i in lost else (1 if i < start else 2) for i in range(len(path))]
+    assert directions(run(one_person(ids, path, RED))) == ["in"]
+
+
+def test_a_new_person_far_away_is_not_joined_to_one_who_left() -> None:
+    """One walker leaves by the door; a second appears on the other side, far along the line, just
+    after: two people, so the second (born beyond the line) cannot complete the first's crossing."""
+    first = one_person([1] * 20, walk(100, 400, 250), RED)
+    second = one_person([2] * 20, walk(550, 150, 0), RED)
+    assert directions(run(first + second)) == []
+
+
+def test_a_group_of_three_crossing_side_by_side() -> None:
+    """Shoulder to shoulder (boxes overlap, so no looks while close); the outer two swap ids
+    half-way, as trackers do in groups, and the middle one is lost for a second."""
+    xs, paths = (280.0, 310.0, 340.0), [walk(x, 350, 50) for x in (280.0, 310.0, 340.0)]
+    looks = (RED, BLUE, GREEN)
+    frames = []
+    for i in range(len(paths[0])):
+        row = []
+        for who in range(3):
+            x, y = paths[who][i]
+            raw = who + 1
+            if i >= len(paths[0]) // 2 and who != 1:
+                raw = 3 if who == 0 else 1  # swapped
+            if who == 1 and 15 <= i < 25:
+                continue  # hidden behind the others
+            if who == 1 and i >= 25:
+                raw = 7  # re-detected under a new id
+            look = looks[who] if i % 3 == 0 else HIDDEN  # mostly occluded
+            row.append(Seen(raw, x, y, look))
+        frames.append(row)
+    assert len(xs) == 3
+    assert directions(run(frames)) == ["in", "in", "in"]
+
+
+def test_standing_on_the_line_with_broken_ids_never_counts() -> None:
+    rng = np.random.default_rng(7)
+    approach = walk(300, 320, 200)
+    standing = [(300.0 + rng.normal(0, 2), 200.0 + rng.normal(0, 4)) for _ in range(60)]
+    back = walk(300, 200, 320)
+    path = approach + standing + back
+    ids = [1] * len(approach) + [2] * 20 + [None] * 5 + [3] * 35 + [4] * len(back)
+    assert directions(run(one_person(ids, path, RED))) == []
+
+
+def test_standing_on_the_line_then_walking_in_counts_once() -> None:
+    path = walk(300, 320, 200) + [(300.0, 201.0)] * 40 + walk(300, 200, 60)
+    ids = [1] * 30 + [None] * 8 + [2] * (len(path) - 38)
+    assert directions(run(one_person(ids, path, RED))) == ["in"]
+
+
+def test_out_and_back_in_counts_twice_even_across_a_break() -> None:
+    path = walk(300, 320, 80) + walk(300, 80, 320) + walk(300, 320, 80)
+    turn = len(walk(300, 320, 80))
+    ids = [1] * turn + [None] * 5 + [2] * (len(path) - turn - 5)
+    assert directions(run(one_person(ids, path, RED))) == ["in", "in", "out"]
+
+
+def test_the_linker_holds_frames_for_the_delay_and_its_memory_stays_bounded() -> None:
+    linker = TrackletLinker(LinkingConfig(delay_s=1.5, max_gap_s=2.0))
+    held, released = [], 0
+    for frame in range(3000):  # 5 minutes at 10 fps, a new person every 2 s
+        raw = frame // 20
+        x = 10.0 * (frame % 20)
+        out = linker.push(frame, frame / FPS, np.array([raw]), np.array([[x, 300.0]]), np.array([HEIGHT]))
+        released += len(out)
+        assert all(frame / FPS - item.t >= 1.5 - 1e-9 for item in out)
+        held.append(linker.held)
+    released += len(linker.flush())
+    assert released == 3000
+    assert max(held[-1000:]) <= max(held[:1000]) <= 10
+
+
+def test_appearance_distance_is_zero_for_the_same_look_and_one_for_disjoint() -> None:
+    assert appearance_distance(RED, RED) == pytest.approx(0.0, abs=1e-6)
+    assert appearance_distance(RED, BLUE) == pytest.approx(1.0)
+    assert appearance_distance(RED, HIDDEN) == 0.0  # unknown never vetoes
