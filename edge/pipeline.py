@@ -178,6 +178,7 @@ class _Pipeline:
         self.gate = MotionGate(enabled=config.model.motion_gating and detector is None)
         self.keep_images = keep_images
         self.tracks = Tracks.empty()  # the tracker's latest output (raw ids), for the gate
+        self.picture_height: int | None = None
         self.pending_events: list[Event] = []  # heartbeats waiting for the next released frame
 
     def track(self, frame: Frame) -> list[_Stage]:
@@ -188,6 +189,7 @@ class _Pipeline:
         appearance = None
         if analysed:
             assert frame.image is not None
+            self.picture_height = frame.image.shape[0]
             if self.detector is None:
                 self.detector = self.make_detector((frame.image.shape[1], frame.image.shape[0]))
             self.tracks = self.tracker.update(self.detector(frame), frame.image)
@@ -215,14 +217,17 @@ class _Pipeline:
         return stage
 
     def count(self, stage: _Stage) -> FrameOutcome:
-        frame, tracks, factory = stage.frame, stage.tracks, self.factory
+        frame, factory = stage.frame, self.factory
+        tracks = stage.tracks
+        if self.picture_height is not None:
+            tracks = tracks.feet_in_view(self.picture_height)
         result = self.counter.update(frame.index, frame.t, tracks.ids, tracks.ground, tracks.heights)
         events: list[Event] = [factory.crossing(c) for c in result.crossings]
         events += [factory.zone_visit(v) for v in result.visits]
         events += [factory.occupancy(z, n, frame.index, frame.t) for z, n in result.occupancy_changes.items()]
         events += self.pending_events
         self.pending_events = []
-        return FrameOutcome(frame, tracks, result, events, self.counter, analysed=stage.analysed)
+        return FrameOutcome(frame, stage.tracks, result, events, self.counter, analysed=stage.analysed)
 
 
 def run_frames(

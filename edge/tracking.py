@@ -21,6 +21,15 @@ class Tracks:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def select(self, keep: np.ndarray) -> Tracks:
+        return Tracks(self.ids[keep], self.xyxy[keep], self.ground[keep], self.heights[keep])
+
+    def feet_in_view(self, picture_height: int) -> Tracks:
+        """Only the people whose box ends above the picture's bottom edge: a box cut off there
+        shows no feet, so its ground point is a guess that must not decide a crossing or a visit.
+        (Such people stay tracked; they count again once their feet are in view.)"""
+        return self.select(self.xyxy[:, 3] < picture_height - 1)
+
     @classmethod
     def empty(cls) -> Tracks:
         return cls(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0))

@@ -116,6 +116,14 @@ def pose_model_path(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def detect_model_path(shared_dir: Path) -> Path:
+    """YOLO11n person detection as ONNX: footfall's default model."""
+    path = shared_dir / "models" / "yolo11n.onnx"
+    require(path.is_file(), f"the model weights {path}", "they ship in the shared folder")
+    return path
+
+
+@pytest.fixture(scope="session")
 def video_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "video"
     require(path.is_dir(), f"the footage folder {path}", "it ships in the shared folder")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from footfall.contracts.config import CameraConfig, ConfigError, load_config
+from footfall.contracts.config import CameraConfig, ConfigError, LineConfig, load_config
 from footfall.edge.detector import fit_imgsz, ground_points, resolve_weights
 from footfall.edge.evaluation import evaluate
 from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
@@ -260,4 +260,25 @@ def test_a_lower_fps_samples_a_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=30\nimWidth=64\n")
     source = FolderSource(tmp_path, fps=15)
     assert (source.fps, source.frame_count) == (15.0, 3)
-    assert [(f.index, f.t) for f in source] == [(0, 0.0), (2, pytest.approx(2 / 30)), (4, pytest.approx(4 / 30))]
+    assert [(f.index, f.t) for f in source] == [
+        (0, 0.0),
+        (2, pytest.approx(2 / 30)),
+        (4, pytest.approx(4 / 30)),
+    ]
+
+
+def test_eval_splits_errors_into_misses_false_counts_and_wrong_directions() -> None:
+    from footfall.edge.counting import Crossing
+
+    door = LineConfig(name="door", start=(0, 0), end=(10, 0), inside=(5, 5))
+
+    def c(direction: str, t: float) -> Crossing:
+        return Crossing("door", "entrance", direction, 1, 0, t)  # type: ignore[arg-type]
+
+    truth = [c("in", 1.0), c("in", 5.0), c("in", 9.0)]
+    counted = [c("in", 1.2), c("out", 5.3), c("out", 20.0)]  # one right, one reversed, one invented
+    report = evaluate([door], truth, counted, tolerance_s=1.0)
+    rows = {r.direction: r for r in report.rows}
+    assert (rows["in"].matched, rows["in"].missed, rows["in"].wrong_direction) == (1, 1, 1)
+    assert (rows["out"].false, rows["out"].counted) == (1, 2)
+    assert (report.total("missed"), report.total("false"), report.total("wrong_direction")) == (1, 1, 1)

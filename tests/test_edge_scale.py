@@ -1,0 +1,76 @@
+"""The detector's input size and crop, planned from the people a camera shows (edge/scale.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from footfall.contracts.config import CameraConfig, validate_config
+from footfall.edge.scale import near_layout, plan_input, probe_imgsz
+
+
+def config(**model: object) -> CameraConfig:
+    data = {
+        "store": "s",
+        "camera": "c",
+        "lines": [{"name": "door", "start": [800, 600], "end": [1200, 600], "inside": [1000, 500]}],
+        "model": model,
+    }
+    return validate_config(data, CameraConfig, source="cam.yaml")
+
+
+def scaled(cam: CameraConfig, factor: float) -> CameraConfig:
+    def times(p: tuple[float, float]) -> tuple[float, float]:
+        return (p[0] * factor, p[1] * factor)
+
+    lines = [
+        ln.model_copy(update={"start": times(ln.start), "end": times(ln.end), "inside": times(ln.inside)})
+        for ln in cam.lines
+    ]
+    return cam.model_copy(update={"lines": lines})
+
+
+@pytest.mark.parametrize(
+    ("frame", "people_px"),
+    [
+        ((1920, 1080), 100.0),  # 1080p: shrunk so that people stay ~64 px
+        ((3840, 2160), 200.0),  # 4K: the same scene, twice the pixels
+        ((640, 360), 30.0),  # a small camera: enlarged beyond its own pixels
+    ],
+)
+def test_people_reach_the_target_height_at_the_input(frame: tuple[int, int], people_px: float) -> None:
+    factor = frame[0] / 1920
+    plan = plan_input(scaled(config(), factor), frame, np.full(20, people_px))
+    x1, y1, x2, y2 = plan.crop
+    at_input = people_px * max(plan.imgsz) / max(x2 - x1, y2 - y1)
+    assert 64 <= at_input <= 64 * 1.2  # rounding to the stride only adds
+    assert all(side % 32 == 0 for side in plan.imgsz)
+    # The crop holds the line and a person standing on it (head one height above the feet).
+    assert x1 <= 800 * factor
+    assert x2 >= 1200 * factor
+    assert y1 <= 600 * factor - people_px
+
+
+def test_the_crop_and_scale_follow_the_people_not_the_resolution() -> None:
+    small = plan_input(config(), (1920, 1080), np.full(20, 80.0))
+    large = plan_input(config(), (1920, 1080), np.full(20, 320.0))
+    assert max(small.imgsz) > max(large.imgsz)  # small people: more input pixels
+    assert (small.crop[2] - small.crop[0]) < (large.crop[2] - large.crop[0])  # margins in heights
+
+
+def test_imgsz_cap_and_whole_picture_without_cropping() -> None:
+    plan = plan_input(config(max_imgsz=640, crop_to_layout=False), (1920, 1080), np.full(20, 50.0))
+    assert plan.crop == (0, 0, 1920, 1080)
+    assert max(plan.imgsz) == 640
+    assert "capped by model.max_imgsz" in plan.reason
+
+
+def test_probe_uses_the_largest_affordable_input() -> None:
+    assert probe_imgsz(config(), (1920, 1080)) == (736, 1280)
+    assert probe_imgsz(config(), (640, 480)) == (480, 640)  # never above the camera's own
+
+
+def test_only_people_near_the_layout_are_measured() -> None:
+    ground = np.array([[1000.0, 610.0], [1000.0, 1000.0], [300.0, 600.0]])
+    near = near_layout(config(), ground, np.full(3, 100.0))
+    assert near.tolist() == [True, False, False]
