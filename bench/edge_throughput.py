@@ -1,13 +1,15 @@
 """Edge throughput: footfall's pipeline vs Ultralytics' ``solutions.ObjectCounter``, one process.
 
 Both run on the same decoded frames (held in memory, so decoding is not timed), with the same
-weights, the same image size and the same counting line; both counts are compared with the
-ground truth derived from the sequence's gt.txt. Then footfall's pipeline runs over the clip
-``--loops`` times as one long stream, printing resident memory and tracked-state size per loop:
-both must stay flat.
+weights and the same counting line; both counts are compared with the ground truth derived from
+the sequence's gt.txt. footfall plans its own input (a crop around the line, scaled to the people
+it sees: edge/scale.py); ObjectCounter gets the whole picture at the size that shows people as
+large as footfall's input does. Then footfall's pipeline runs over the clip ``--loops`` times as
+one long stream, printing resident memory and the counter's and linker's state per loop: all
+must stay flat.
 
-    .venv/bin/python bench/edge_throughput.py ../shared/data/video/pets09_s2l1 \\
-        --config edge/configs/pets09_s2l1.yaml --line centre --model ../shared/models/yolo11n-pose.pt
+    .venv/bin/python bench/edge_throughput.py ../shared/data/video/venice2 \\
+        --config edge/configs/venice2.yaml --line centre --model ../shared/models/yolo11n.onnx
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import numpy as np
 import psutil
 
 from footfall.contracts.config import CameraConfig, LineConfig, load_config
-from footfall.edge.detector import prepare_offline_ultralytics, resolve_imgsz
+from footfall.edge.detector import STRIDE, prepare_offline_ultralytics, resolve_imgsz
 from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
+from footfall.edge.pipeline import FrameOutcome, model_detector, run_frames
+from footfall.edge.scale import InputPlan
 from footfall.edge.sources import Frame, FrameSource, open_source
 
 
@@ -34,11 +38,13 @@ class MemorySource(FrameSource):
         self.images, self.fps, self.loops = images, fps, loops
         self.size = (images[0].shape[1], images[0].shape[0])
         self.on_loop_end: list = []
+        self.served = 0  # frames handed out so far (the pipeline holds some back in the linker)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for loop in range(self.loops):
             for image in self.images:
+                self.served += 1
                 yield Frame(index, index / self.fps, image, time.monotonic())
                 index += 1
             for callback in self.on_loop_end:
@@ -54,6 +60,25 @@ def oc_directions(line: LineConfig) -> tuple[str, str]:
     return ("in", "out") if positive_is_inside else ("out", "in")
 
 
+def run_footfall(
+    images: list[np.ndarray], fps: float, camera: CameraConfig, model: str, size: tuple[int, int]
+) -> tuple[float, dict[str, int], InputPlan | None]:
+    """footfall's fps (frames processed per second once the model is loaded and the first frame
+    has left the linker), its in/out counts and its input plan."""
+    detector = model_detector(camera, size, model)
+    source = MemorySource(images, fps)
+    outcomes = run_frames(source, camera, weights=model, detector=detector)
+    counted = list(next(outcomes).result.crossings)  # model load, conversion, probe: not timed
+    served, t0 = source.served, time.perf_counter()
+    for outcome in outcomes:
+        counted += outcome.result.crossings
+    ff_fps = (source.served - served) / (time.perf_counter() - t0)
+    ours = {"in": 0, "out": 0}
+    for c in counted:
+        ours[c.direction] += 1
+    return ff_fps, ours, detector.plan
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -61,7 +86,7 @@ def main() -> None:
     )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--line", help="line to compare (default: the config's first)")
-    parser.add_argument("--model", required=True, help=".pt weights (ObjectCounter needs the .pt)")
+    parser.add_argument("--model", required=True, help="weights both use (.pt or .onnx)")
     parser.add_argument("--frames", type=int, default=0, help="only the first N frames (0 = all)")
     parser.add_argument("--loops", type=int, default=3, help="memory run: replay the clip this many times")
     args = parser.parse_args()
@@ -82,11 +107,22 @@ def main() -> None:
     truth = gt_crossings(rows, one_line, fps)
     truth_in = sum(c.direction == "in" for c in truth)
     truth_out = len(truth) - truth_in
-    imgsz = resolve_imgsz(camera.model, size)
     print(
         f"{seq.root.name}: {len(images)} frames {size[0]}x{size[1]} @ {fps:g} fps, line {line.name!r}, "
-        f"imgsz {imgsz[0]}x{imgsz[1]}, truth in {truth_in} out {truth_out}, cpus {os.cpu_count()}"
+        f"truth in {truth_in} out {truth_out}, cpus {os.cpu_count()}"
     )
+
+    # --- footfall first: its input-size plan sets the size ObjectCounter gets ------------------
+    ff_fps, ours, plan = run_footfall(images, fps, one_line, args.model, size)
+    ff_error = abs(ours["in"] - truth_in) + abs(ours["out"] - truth_out)
+    if plan is not None:
+        x1, y1, x2, y2 = plan.crop
+        people_scale = max(plan.imgsz) / max(x2 - x1, y2 - y1)  # input pixels per picture pixel
+        oc_imgsz = max(STRIDE, round(people_scale * max(size) / STRIDE) * STRIDE)
+        print(f"footfall: {plan.describe(size)}")
+    else:
+        oc_imgsz = max(resolve_imgsz(camera.model, size))
+    print(f"ObjectCounter: the whole picture at imgsz {oc_imgsz} (people as large as footfall sees them)")
 
     # --- Ultralytics ObjectCounter, its defaults except the shared model, line, class and size ----
     from ultralytics import solutions
@@ -95,12 +131,11 @@ def main() -> None:
         model=args.model,
         region=[line.start, line.end],
         classes=[0],
-        imgsz=max(imgsz),
+        imgsz=oc_imgsz,
         show=False,
         verbose=False,
     )
-    # ObjectCounter draws its annotations into the frame it is given: hand it copies (made before
-    # timing) so footfall later sees the same clean frames.
+    # ObjectCounter draws its annotations into the frame it is given: hand it copies.
     oc_images = [image.copy() for image in images]
     counter.process(oc_images[0])  # warm-up (model load) is not timed
     t0 = time.perf_counter()
@@ -111,23 +146,6 @@ def main() -> None:
     oc = {in_name: counter.in_count, out_name: counter.out_count}
     oc_error = abs(oc["in"] - truth_in) + abs(oc["out"] - truth_out)
     del counter, oc_images
-
-    # --- footfall -----------------------------------------------------------------------------
-    from footfall.edge.pipeline import run_frames
-
-    ours = {"in": 0, "out": 0}
-    outcomes = run_frames(MemorySource(images, fps), one_line, weights=args.model)
-    first = next(outcomes)  # model load / export and warm-up are not timed
-    ours_counted = list(first.result.crossings)
-    t0 = time.perf_counter()
-    n = 0
-    for outcome in outcomes:
-        ours_counted += outcome.result.crossings
-        n += 0 if outcome.final else 1
-    ff_fps = n / (time.perf_counter() - t0)
-    for c in ours_counted:
-        ours[c.direction] += 1
-    ff_error = abs(ours["in"] - truth_in) + abs(ours["out"] - truth_out)
 
     print(f"{'':24}{'fps':>8}{'in':>6}{'out':>6}{'|error|':>9}")
     print(f"{'truth':24}{'':>8}{truth_in:>6}{truth_out:>6}")
@@ -142,16 +160,20 @@ def main() -> None:
     if args.loops > 0:
         process = psutil.Process()
         source = MemorySource(images, fps, loops=args.loops)
-        state: dict[str, object] = {}
-        source.on_loop_end.append(
-            lambda loop: print(
-                f"memory: after loop {loop + 1}/{args.loops} ({(loop + 1) * len(images)} frames): "
-                f"rss {process.memory_info().rss / 2**20:.0f} MiB, "
-                f"tracked state {state['counter'].tracked if 'counter' in state else '?'} tracks"  # type: ignore[attr-defined]
+        latest: list[FrameOutcome] = []
+
+        def report(loop: int) -> None:
+            held = (
+                f"{latest[-1].counter.tracked} tracks, linker {latest[-1].tracklets_held}" if latest else "?"
             )
-        )
+            print(
+                f"memory: after loop {loop + 1}/{args.loops} ({(loop + 1) * len(images)} frames): "
+                f"rss {process.memory_info().rss / 2**20:.0f} MiB, counter state {held} tracklets and people"
+            )
+
+        source.on_loop_end.append(report)
         for outcome in run_frames(source, camera, weights=args.model):
-            state["counter"] = outcome.counter
+            latest[:] = [outcome]
         peak = process.memory_info().rss
         try:
             import resource

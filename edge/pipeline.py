@@ -133,20 +133,20 @@ class FrameOutcome:
     counter: Counter
     final: bool = False  # the end-of-stream flush (zone visits still open); no new frame
     analysed: bool = True  # False when the motion gate skipped inference on this frame
+    tracklets_held: int = 0  # the linker's memory (bounded), for the benchmark
 
 
 # A detector for the pipeline: a frame in, person detections in the frame's pixels out.
 FrameDetector = Callable[[Frame], Detections]
 
 
-def model_detector(config: CameraConfig, frame_size: tuple[int, int], weights: str | None) -> FrameDetector:
+def model_detector(config: CameraConfig, frame_size: tuple[int, int], weights: str | None) -> LayoutDetector:
     """The configured model, at the input size planned from the people it sees (edge/scale.py)."""
 
     def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
         return PersonDetector(config.model, frame_size, weights=weights, imgsz=imgsz)
 
-    layout = LayoutDetector(config, frame_size, make)
-    return lambda frame: layout(frame.image, frame.t)  # type: ignore[arg-type]
+    return LayoutDetector(config, frame_size, make)
 
 
 @dataclass(slots=True)
@@ -227,7 +227,15 @@ class _Pipeline:
         events += [factory.occupancy(z, n, frame.index, frame.t) for z, n in result.occupancy_changes.items()]
         events += self.pending_events
         self.pending_events = []
-        return FrameOutcome(frame, stage.tracks, result, events, self.counter, analysed=stage.analysed)
+        return FrameOutcome(
+            frame,
+            stage.tracks,
+            result,
+            events,
+            self.counter,
+            analysed=stage.analysed,
+            tracklets_held=self.linker.held,
+        )
 
 
 def run_frames(

@@ -108,14 +108,42 @@ def test_edge_run_model_override_and_errors(
     assert "does not exist" in str(result.exception)
 
 
-@pytest.mark.parametrize("name", ["tud_campus", "pets09_s2l1", "intel_one_by_one"])
-def test_committed_configs_find_the_shared_model_from_any_cwd(
-    name: str, pose_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("tud_campus", "yolo11n.onnx"),  # no model.weights: footfall's default model
+        ("pets09_s2l1", "yolo11n.onnx"),
+        ("venice2", "yolo11n.onnx"),
+        ("intel_one_by_one", "yolo11n-pose.pt"),  # model.weights relative to the YAML
+    ],
+)
+def test_committed_configs_find_their_model_from_any_cwd(
+    name: str, model: str, shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
+    monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.chdir(tmp_path)
+    expected = shared_dir / "models" / model
+    require(expected.is_file(), f"the model weights {expected}", "they ship in the shared folder")
     config = load_config(CONFIGS / f"{name}.yaml", CameraConfig)
-    assert resolve_weights(config.model).resolve() == pose_model_path.resolve()
+    assert resolve_weights(config.model).resolve() == expected.resolve()
+
+
+@pytest.mark.usefixtures("no_model_env")
+def test_without_any_model_the_error_names_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from footfall.edge import detector
+
+    monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        detector, "default_weights_candidates", lambda config: [tmp_path / "cache" / "m.onnx"]
+    )
+    path = _camera_yaml(tmp_path, "  conf: 0.3\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_weights(load_config(path, CameraConfig).model)
+    assert str(info.value).startswith(f"{path}: model.weights: no model given and no default model at ")
+    assert str(tmp_path / "cache" / "m.onnx") in str(info.value)
 
 
 _TELEMETRY_PROBE = """

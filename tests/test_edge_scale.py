@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from footfall.contracts.config import CameraConfig, validate_config
-from footfall.edge.scale import near_layout, plan_input, probe_imgsz
+from footfall.edge.scale import MIN_INPUT, near_layout, plan_input, probe_imgsz
 
 
 def config(**model: object) -> CameraConfig:
@@ -33,8 +33,9 @@ def scaled(cam: CameraConfig, factor: float) -> CameraConfig:
 @pytest.mark.parametrize(
     ("frame", "people_px"),
     [
-        ((1920, 1080), 100.0),  # 1080p: shrunk so that people stay ~64 px
-        ((3840, 2160), 200.0),  # 4K: the same scene, twice the pixels
+        ((1920, 1080), 30.0),  # 1080p: shrunk so that people stay ~64 px
+        ((3840, 2160), 60.0),  # 4K: the same scene, twice the pixels
+        ((1920, 1080), 100.0),  # large people: the input's floor
         ((640, 360), 30.0),  # a small camera: enlarged beyond its own pixels
     ],
 )
@@ -43,7 +44,9 @@ def test_people_reach_the_target_height_at_the_input(frame: tuple[int, int], peo
     plan = plan_input(scaled(config(), factor), frame, np.full(20, people_px))
     x1, y1, x2, y2 = plan.crop
     at_input = people_px * max(plan.imgsz) / max(x2 - x1, y2 - y1)
-    assert 64 <= at_input <= 64 * 1.2  # rounding to the stride only adds
+    assert at_input >= 64
+    # Rounding to the stride only adds a little, unless the floor of the input size lifted it.
+    assert at_input <= 64 * 1.2 or max(plan.imgsz) == MIN_INPUT
     assert all(side % 32 == 0 for side in plan.imgsz)
     # The crop holds the line and a person standing on it (head one height above the feet).
     assert x1 <= 800 * factor
@@ -52,8 +55,8 @@ def test_people_reach_the_target_height_at_the_input(frame: tuple[int, int], peo
 
 
 def test_the_crop_and_scale_follow_the_people_not_the_resolution() -> None:
-    small = plan_input(config(), (1920, 1080), np.full(20, 80.0))
-    large = plan_input(config(), (1920, 1080), np.full(20, 320.0))
+    small = plan_input(config(), (1920, 1080), np.full(20, 30.0))
+    large = plan_input(config(), (1920, 1080), np.full(20, 90.0))
     assert max(small.imgsz) > max(large.imgsz)  # small people: more input pixels
     assert (small.crop[2] - small.crop[0]) < (large.crop[2] - large.crop[0])  # margins in heights
 
