@@ -182,6 +182,12 @@ class TlsProblemLog:
             log.info("TLS to the %s at %s works again", self.server, self.host)
 
 
+# A non-blocking read that must wait is no failure; nor is a connection closed (e.g. the broker
+# restarting) once the server has accepted us.
+_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_CLOSED = (ssl.SSLZeroReturnError, ssl.SSLEOFError)
+
+
 class _ReportingSocket(ssl.SSLSocket):
     """An SSL socket that tells its context's ``TlsProblemLog`` about a failed handshake. Under
     TLS 1.3 the server judges our client certificate after our side of the handshake is done, so
@@ -199,10 +205,11 @@ class _ReportingSocket(ssl.SSLSocket):
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
         try:
             data = super().recv(buflen, flags)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except _WAIT:
             raise
         except ssl.SSLError as exc:
-            _report(self).failed(exc)
+            if not (self._proven and isinstance(exc, _CLOSED)):
+                _report(self).failed(exc)
             raise
         if data and not self._proven:
             # The server answered through TLS: it accepted us.
