@@ -14,6 +14,7 @@ import typer
 
 from footfall.analytics.config import CampaignsConfig, StoresConfig, load_campaigns, load_stores
 from footfall.contracts.config import ConfigError
+from footfall.contracts.options import InfluxCa
 
 if TYPE_CHECKING:
     from footfall.analytics.job import JobResult
@@ -54,15 +55,19 @@ def parse_when(text: str, option: str) -> datetime | date:
     return value
 
 
-def open_store(influx_url: str | None, influx_db: str, db: Path | None) -> EventStore:
+def open_store(
+    influx_url: str | None, influx_db: str, db: Path | None, influx_ca: Path | None = None
+) -> EventStore:
     from footfall.analytics.store import DuckDBStore, InfluxStore
     from footfall.contracts.influx import InfluxClient
 
     if (influx_url is None) == (db is None):
         raise ConfigError("give exactly one target: --influx-url URL (with --influx-db) or --db FILE.duckdb")
     if db is not None:
+        if influx_ca is not None:
+            raise ConfigError("--influx-ca (or INFLUX_CA): only for an https:// --influx-url, not with --db")
         return DuckDBStore(db)
-    client = InfluxClient.from_env(influx_url, influx_db, timeout_s=120)  # type: ignore[arg-type]
+    client = InfluxClient.from_env(influx_url, influx_db, timeout_s=120, ca=influx_ca)  # type: ignore[arg-type]
     client.create_database()
     return InfluxStore(client)
 
@@ -86,6 +91,7 @@ def register(app: typer.Typer) -> None:
     def run(
         influx_url: InfluxUrl = None,
         influx_db: InfluxDb = "footfall",
+        influx_ca: InfluxCa = None,
         db: DuckDbPath = None,
         date_from: Annotated[
             str | None, typer.Option("--from", help="first local day (YYYY-MM-DD) or ISO time")
@@ -108,7 +114,7 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         stores, camps = _configs(stores_config, campaigns)
-        source = open_store(influx_url, influx_db, db)
+        source = open_store(influx_url, influx_db, db, influx_ca)
         if every is None:
             if date_from is None or date_to is None:
                 raise ConfigError("--from and --to are required (or use --every for the scheduled mode)")
@@ -140,6 +146,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         influx_url: InfluxUrl = None,
         influx_db: InfluxDb = "footfall",
+        influx_ca: InfluxCa = None,
         db: DuckDbPath = None,
     ) -> None:
         """Import POS transactions (store, ts, transaction_id, amount[, items]); re-import changes nothing."""
@@ -150,7 +157,7 @@ def register(app: typer.Typer) -> None:
         except PosError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from None
-        source = open_store(influx_url, influx_db, db)
+        source = open_store(influx_url, influx_db, db, influx_ca)
         n = source.write_points(pos_points(transactions))
         stores = sorted({t.store for t in transactions})
         typer.echo(f"imported {n} transactions for {len(stores)} store(s): {', '.join(stores[:10])}")
@@ -161,6 +168,7 @@ def register(app: typer.Typer) -> None:
         campaigns: Annotated[Path, typer.Option("--campaigns", help="campaigns YAML or CSV")],
         influx_url: InfluxUrl = None,
         influx_db: InfluxDb = "footfall",
+        influx_ca: InfluxCa = None,
         db: DuckDbPath = None,
         stores_config: StoresOpt = None,
         write: Annotated[
@@ -172,7 +180,7 @@ def register(app: typer.Typer) -> None:
         from footfall.analytics.job import report_campaign
 
         stores, camps = _configs(stores_config, campaigns)
-        source = open_store(influx_url, influx_db, db)
+        source = open_store(influx_url, influx_db, db, influx_ca)
         campaign, rows = report_campaign(source, name, camps, stores, write=write)
         typer.echo(format_uplift_table(campaign, rows))
 

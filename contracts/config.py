@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from footfall.contracts.events import LineKind, Name
+from footfall.contracts.tls import TlsFiles
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -204,28 +205,38 @@ class MqttSettings(StrictModel):
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    # Private CA and client certificate (--mqtt-ca/--mqtt-cert/--mqtt-key); only with mqtts://.
+    tls_files: TlsFiles = TlsFiles()
 
     def configure(self, client: mqtt.Client) -> None:
         """Apply these credentials and TLS to a paho client before it connects."""
         if self.username:
             client.username_pw_set(self.username, self.password)
         if self.tls:
-            client.tls_set()
+            # paho keeps the context's hostname check (``tls_insecure`` stays False).
+            client.tls_set_context(self.tls_files.context(self.host, "broker"))
 
     @classmethod
-    def from_url(cls, url: str) -> MqttSettings:
+    def from_url(cls, url: str, tls_files: TlsFiles | None = None) -> MqttSettings:
         """``mqtt://[user:pass@]host:port`` or ``mqtts://…``; credentials may also come from
-        ``MQTT_USER`` / ``MQTT_PASSWORD`` (or ``*_FILE``) so they stay out of process lists."""
+        ``MQTT_USER`` / ``MQTT_PASSWORD`` (or ``*_FILE``) so they stay out of process lists.
+        Certificate files need ``mqtts://`` and are checked here, before anything connects."""
         from footfall.contracts.influx import secret_from_env
 
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
             raise ConfigError(f"--mqtt-url: expected mqtt://[user:pass@]host:port, got {url!r}")
         tls = parts.scheme in ("mqtts", "ssl")
+        files = tls_files or TlsFiles()
+        if tls:
+            files.context(parts.hostname, "broker")  # unreadable files fail now, naming the option
+        else:
+            files.refuse_plain(url, "mqtts")
         return cls(
             host=parts.hostname,
             port=parts.port or (8883 if tls else 1883),
             username=unquote(parts.username) if parts.username else secret_from_env("MQTT_USER"),
             password=unquote(parts.password) if parts.password else secret_from_env("MQTT_PASSWORD"),
             tls=tls,
+            tls_files=files,
         )

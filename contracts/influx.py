@@ -10,9 +10,13 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+
+from footfall.contracts.tls import TlsFiles
 
 
 class InfluxError(RuntimeError):
@@ -44,11 +48,23 @@ class InfluxClient:
     password: str | None = None
     token: str | None = None
     timeout_s: float = 10.0
+    # The private CA of an https:// URL (--influx-ca); without it the system's CAs verify the server.
+    ca: str | Path | None = None
     _session: requests.Session = field(default_factory=requests.Session, init=False, repr=False)
+    _tls: TlsFiles = field(init=False, repr=False)
+    _verify: str | bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._tls = TlsFiles(ca=Path(self.ca) if self.ca is not None else None, option="--influx")
+        if not self.url.startswith("https://"):
+            self._tls.refuse_plain(self.url, "https")
+        # Given with every request: requests lets REQUESTS_CA_BUNDLE override a session's ``verify``.
+        self._verify = self._tls.verify()
 
     @classmethod
     def from_env(cls, url: str, database: str, **overrides: Any) -> InfluxClient:
-        """Credentials from ``INFLUX_USER``/``INFLUX_PASSWORD`` or ``INFLUX_TOKEN`` (or ``*_FILE``)."""
+        """Credentials from ``INFLUX_USER``/``INFLUX_PASSWORD`` or ``INFLUX_TOKEN`` (or ``*_FILE``);
+        ``ca=`` the private CA of an https:// URL."""
         creds = {
             "username": secret_from_env("INFLUX_USER"),
             "password": secret_from_env("INFLUX_PASSWORD"),
@@ -58,11 +74,13 @@ class InfluxClient:
         return cls(url=url.rstrip("/"), database=database, **creds)
 
     def _auth(self) -> dict[str, Any]:
+        """Per-request arguments: credentials, timeout and the CA that verifies the server."""
+        common = {"timeout": self.timeout_s, "verify": self._verify}
         if self.token:
-            return {"headers": {"Authorization": f"Token {self.token}"}}
+            return common | {"headers": {"Authorization": f"Token {self.token}"}}
         if self.username:
-            return {"auth": (self.username, self.password or "")}
-        return {}
+            return common | {"auth": (self.username, self.password or "")}
+        return common
 
     def write_lines(self, lines: Iterable[str], *, precision: str = "ns") -> None:
         body = "\n".join(lines)
@@ -73,11 +91,10 @@ class InfluxClient:
                 f"{self.url}/write",
                 params={"db": self.database, "precision": precision},
                 data=body.encode("utf-8"),
-                timeout=self.timeout_s,
                 **self._auth(),
             )
         except requests.RequestException as exc:
-            raise InfluxError(f"write to {self.url} failed: {exc}", status=None, retryable=True) from exc
+            raise self._unreachable("write", exc) from exc
         if resp.status_code != 204:
             retryable = resp.status_code >= 500 or resp.status_code == 429
             raise InfluxError(
@@ -100,15 +117,11 @@ class InfluxClient:
             params.update(chunked="true", chunk_size=str(chunk_size))
         try:
             if method == "GET":
-                resp = self._session.get(
-                    f"{self.url}/query", params=params, timeout=self.timeout_s, **self._auth()
-                )
+                resp = self._session.get(f"{self.url}/query", params=params, **self._auth())
             else:
-                resp = self._session.post(
-                    f"{self.url}/query", data=params, timeout=self.timeout_s, **self._auth()
-                )
+                resp = self._session.post(f"{self.url}/query", data=params, **self._auth())
         except requests.RequestException as exc:
-            raise InfluxError(f"query to {self.url} failed: {exc}", status=None, retryable=True) from exc
+            raise self._unreachable("query", exc) from exc
         if resp.status_code != 200:
             raise InfluxError(
                 f"query refused ({resp.status_code}): {resp.text.strip()[:500]}",
@@ -136,13 +149,21 @@ class InfluxClient:
                     partial = bool(s.get("partial"))
         return series
 
+    def _unreachable(self, what: str, exc: requests.RequestException) -> InfluxError:
+        """No answer: worth retrying. A certificate problem is named in words (it is retried too:
+        the operator may be replacing a certificate while events wait)."""
+        problem = self._tls.describe(exc, urlsplit(self.url).hostname or self.url, "InfluxDB server")
+        detail = f"TLS: {problem}" if problem else str(exc)
+        return InfluxError(f"{what} to {self.url} failed: {detail}", status=None, retryable=True)
+
     def create_database(self) -> None:
         # InfluxQL identifiers in double quotes; CREATE DATABASE is idempotent.
         self.query(f'CREATE DATABASE "{self.database}"', epoch=None, method="POST")
 
     def ping(self) -> bool:
         try:
-            return self._session.get(f"{self.url}/ping", timeout=self.timeout_s).status_code == 204
+            ping = self._session.get(f"{self.url}/ping", timeout=self.timeout_s, verify=self._verify)
+            return ping.status_code == 204
         except requests.RequestException:
             return False
 

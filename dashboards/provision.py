@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from footfall.contracts.config import ConfigError
+from footfall.contracts.tls import TlsFiles
 from footfall.dashboards.build import build_dashboard
 from footfall.dashboards.definitions import DASHBOARDS
 from footfall.dashboards.spec import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID, DEFAULT_DATABASE
@@ -28,6 +31,8 @@ class InfluxSource:
     database: str = DEFAULT_DATABASE
     user: str | None = None
     password: str | None = None
+    # PEM of the private CA of an https:// InfluxDB: Grafana then verifies the database with it.
+    ca_pem: str | None = None
 
 
 def datasource_payload(source: InfluxSource) -> dict[str, Any]:
@@ -41,9 +46,15 @@ def datasource_payload(source: InfluxSource) -> dict[str, Any]:
         "isDefault": True,
         "jsonData": {"version": "InfluxQL", "dbName": source.database, "httpMode": "GET"},
     }
+    secure: dict[str, str] = {}
     if source.user:
         payload["user"] = source.user
-        payload["secureJsonData"] = {"password": source.password or ""}
+        secure["password"] = source.password or ""
+    if source.ca_pem:
+        payload["jsonData"]["tlsAuthWithCACert"] = True
+        secure["tlsCACert"] = source.ca_pem
+    if secure:
+        payload["secureJsonData"] = secure
     return payload
 
 
@@ -112,12 +123,35 @@ def write_provisioning(out_dir: Path = PROVISIONING_DIR) -> list[Path]:
     return written
 
 
-def push(grafana_url: str, token: str, source: InfluxSource, *, timeout_s: float = 10.0) -> list[str]:
-    """Create or update the datasource, then upload every dashboard. Returns the dashboard URLs."""
+def push(
+    grafana_url: str,
+    token: str,
+    source: InfluxSource,
+    *,
+    tls: TlsFiles | None = None,
+    timeout_s: float = 10.0,
+) -> list[str]:
+    """Create or update the datasource, then upload every dashboard. Returns the dashboard URLs.
+    An https:// Grafana is verified against ``tls.ca`` (else the system's CAs), host name included."""
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaClientError
 
-    api = GrafanaApi.from_url(grafana_url, credential=token, timeout=timeout_s)
+    parts = urlsplit(grafana_url)
+    tls = tls or TlsFiles(option="--grafana")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        # (grafana_client's own URL parser would honour "?verify=false"; nothing may switch that off)
+        raise ConfigError(f"--grafana-url: expected http(s)://host[:port][/path], got {grafana_url!r}")
+    if parts.scheme != "https":
+        tls.refuse_plain(grafana_url, "https")
+    api = GrafanaApi(
+        token,
+        host=parts.hostname,
+        port=parts.port,
+        url_path_prefix=parts.path.strip("/"),
+        protocol=parts.scheme,
+        verify=tls.verify(),
+        timeout=timeout_s,
+    )
     ds = datasource_payload(source)
     try:
         api.datasource.get_datasource_by_uid(DATASOURCE_UID)

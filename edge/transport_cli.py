@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from footfall.contracts.options import MqttCa, MqttCert, MqttKey, mqtt_settings
+
 if TYPE_CHECKING:
+    from footfall.contracts.config import MqttSettings
     from footfall.edge.bridges import BeamBridge, WifiBridge
     from footfall.edge.transport import DiskQueue, FullPolicy, StoreAndForwardPublisher
 
@@ -24,7 +27,8 @@ bridge_app = typer.Typer(help="Bridge store sensors that speak MQTT (Wi-Fi probe
 MqttUrl = Annotated[
     str,
     typer.Option(
-        help="mqtt://[user:pass@]host:port (credentials also from MQTT_USER / MQTT_PASSWORD[_FILE])"
+        help="mqtt://[user:pass@]host:port or mqtts://host:port (credentials also from MQTT_USER / "
+        "MQTT_PASSWORD[_FILE]; with a client certificate, its CN is the user)"
     ),
 ]
 QueuePath = Annotated[
@@ -72,7 +76,7 @@ class _PublishOptions:
 
 
 def _open_publisher(
-    mqtt_url: str,
+    mqtt: MqttSettings,
     options: _PublishOptions,
     *,
     store: str,
@@ -80,7 +84,7 @@ def _open_publisher(
     client_id: str | None = None,
     queue_prefix: str = "queue",
 ) -> tuple[DiskQueue, StoreAndForwardPublisher]:
-    from footfall.contracts.config import ConfigError, MqttSettings
+    from footfall.contracts.config import ConfigError
     from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
 
     when_full = options.when_full
@@ -93,7 +97,7 @@ def _open_publisher(
         when_full=policy,
     )
     publisher = StoreAndForwardPublisher(
-        MqttSettings.from_url(mqtt_url),
+        mqtt,
         queue,
         store=store,
         device=device,
@@ -121,6 +125,9 @@ def edge_run(
     config: Annotated[Path, typer.Option(help="camera YAML (store, camera, lines, zones, model)")],
     source: Annotated[str, typer.Option(help="video file, RTSP/HTTP URL or camera index")],
     mqtt_url: MqttUrl,
+    mqtt_ca: MqttCa = None,
+    mqtt_cert: MqttCert = None,
+    mqtt_key: MqttKey = None,
     model: Annotated[
         str | None,
         typer.Option("--model", "--weights", help="weights path; overrides FOOTFALL_MODEL and model.weights"),
@@ -156,7 +163,7 @@ def edge_run(
     resolve_weights(camera.model, model)  # a missing model fails before anything starts
     origin = _parse_start(start)
     queue_db, publisher = _open_publisher(
-        mqtt_url,
+        mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key),
         _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
         store=camera.store,
         device=camera.camera,
@@ -201,6 +208,9 @@ def edge_run(
 def edge_replay(
     events_file: Annotated[Path, typer.Argument(help="JSON lines written by `footfall count --out`")],
     mqtt_url: MqttUrl,
+    mqtt_ca: MqttCa = None,
+    mqtt_cert: MqttCert = None,
+    mqtt_key: MqttKey = None,
     queue: QueuePath = None,
     rate: Annotated[float | None, typer.Option(min=0.1, help="queue at most this many events/s")] = None,
     client_id: Annotated[
@@ -222,6 +232,7 @@ def edge_replay(
 
     _setup_logging(log_level)
     log = logging.getLogger("footfall.replay")
+    mqtt = mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key)  # bad files fail before any work
     try:
         lines = events_file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -241,7 +252,7 @@ def edge_replay(
         raise typer.Exit(1)
     first = events[0][1]
     queue_db, publisher = _open_publisher(
-        mqtt_url,
+        mqtt,
         _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
         store=first.store,
         device=first.device,
@@ -282,17 +293,16 @@ def _run_bridge_command(
     make_bridge: Callable[[], WifiBridge | BeamBridge],
     *,
     kind: str,
-    mqtt_url: str,
+    mqtt: MqttSettings,
     store: str,
     device: str,
     topic: str,
     options: _PublishOptions,
 ) -> None:
-    from footfall.contracts.config import MqttSettings
     from footfall.edge.bridges import run_bridge
 
     bridge = make_bridge()
-    _, publisher = _open_publisher(mqtt_url, options, store=store, device=device)
+    _, publisher = _open_publisher(mqtt, options, store=store, device=device)
     publisher.start()
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -300,7 +310,7 @@ def _run_bridge_command(
     try:
         run_bridge(
             bridge,
-            MqttSettings.from_url(mqtt_url),
+            mqtt,
             topic,
             publisher,
             stopping,
@@ -314,6 +324,9 @@ def _run_bridge_command(
 def bridge_wifi(
     mqtt_url: MqttUrl,
     store: Annotated[str, typer.Option(help="store the sniffers are in")],
+    mqtt_ca: MqttCa = None,
+    mqtt_cert: MqttCert = None,
+    mqtt_key: MqttKey = None,
     device: Annotated[str, typer.Option(help="this bridge's device name")] = "wifi-bridge",
     topic: Annotated[str, typer.Option(help="sensor topic filter; the last level is the sensor id")] = (
         "sensors/wifi/+"
@@ -343,7 +356,7 @@ def bridge_wifi(
     _run_bridge_command(
         lambda: WifiBridge(store, hasher, device=device),
         kind="wifi",
-        mqtt_url=mqtt_url,
+        mqtt=mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key),
         store=store,
         device=device,
         topic=topic,
@@ -355,6 +368,9 @@ def bridge_wifi(
 def bridge_beam(
     mqtt_url: MqttUrl,
     store: Annotated[str, typer.Option(help="store the beam counters are in")],
+    mqtt_ca: MqttCa = None,
+    mqtt_cert: MqttCert = None,
+    mqtt_key: MqttKey = None,
     line: Annotated[
         str, typer.Option(help="entrance line of counters not named in --sensor-line")
     ] = "entrance",
@@ -388,7 +404,7 @@ def bridge_beam(
     _run_bridge_command(
         lambda: BeamBridge(store, default_line=line, lines=lines),
         kind="beam",
-        mqtt_url=mqtt_url,
+        mqtt=mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key),
         store=store,
         device=device,
         topic=topic,

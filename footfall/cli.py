@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from footfall.contracts.config import ConfigError
+from footfall.contracts.influx import InfluxError
 
 app = typer.Typer(
     name="footfall",
@@ -108,3 +109,6 @@ def main() -> None:
     except ConfigError as exc:
         typer.secho(f"configuration error:\n{exc}", fg="red", err=True)
         sys.exit(2)
+    except InfluxError as exc:  # a one-shot command (analytics, POS import, report) cannot go on
+        typer.secho(f"InfluxDB: {exc}", fg="red", err=True)
+        sys.exit(1)

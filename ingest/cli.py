@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from footfall.contracts.options import InfluxCa, MqttCa, MqttCert, MqttKey, mqtt_settings
+
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the ``footfall`` CLI."""
@@ -21,6 +23,10 @@ def ingest(
     ],
     influx_url: Annotated[str, typer.Option(help="InfluxDB base URL, e.g. http://influx:8086")],
     influx_db: Annotated[str, typer.Option(help="database (InfluxDB 2/3: the bucket mapped to it)")],
+    mqtt_ca: MqttCa = None,
+    mqtt_cert: MqttCert = None,
+    mqtt_key: MqttKey = None,
+    influx_ca: InfluxCa = None,
     influx_user: Annotated[str | None, typer.Option(help="or INFLUX_USER[_FILE]")] = None,
     influx_password: Annotated[str | None, typer.Option(help="or INFLUX_PASSWORD[_FILE]")] = None,
     influx_token: Annotated[str | None, typer.Option(help="or INFLUX_TOKEN[_FILE] (InfluxDB 2/3)")] = None,
@@ -42,21 +48,20 @@ def ingest(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Store events from MQTT in InfluxDB: validated, batched, acknowledged only once written."""
-    from footfall.contracts.config import MqttSettings
     from footfall.contracts.influx import InfluxClient, InfluxError
     from footfall.ingest.service import IngestService, IngestSettings, default_client_id
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    influx = InfluxClient.from_env(
-        influx_url, influx_db, username=influx_user, password=influx_password, token=influx_token
-    )
+    mqtt = mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key)
+    credentials = {"username": influx_user, "password": influx_password, "token": influx_token}
+    influx = InfluxClient.from_env(influx_url, influx_db, ca=influx_ca, **credentials)
     if create_db:
         try:
             influx.create_database()
         except InfluxError as exc:
             logging.getLogger("footfall.ingest").warning("could not create database %s: %s", influx_db, exc)
     settings = IngestSettings(
-        mqtt=MqttSettings.from_url(mqtt_url),
+        mqtt=mqtt,
         group=group,
         shared=share,
         client_id=client_id or default_client_id(),

@@ -179,6 +179,7 @@ class IngestService:
         self._cond = threading.Condition()
         self._max_pending = 2 * settings.batch_size
         self._connection = 0
+        self._connected = False
         self._stopping = threading.Event()
         self.ready = threading.Event()
         self._client = self._make_client()
@@ -215,6 +216,7 @@ class IngestService:
             log.error("broker refused the connection: %s", reason_code)
             return
         self._connection += 1
+        self._connected = True
         log.info("connected (session present: %s)", flags.session_present)
         client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
 
@@ -226,7 +228,10 @@ class IngestService:
         self.ready.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
-        if not self._stopping.is_set():
+        # A connection that never came up (e.g. the broker refused our certificate, which
+        # footfall.contracts.tls has logged once, in words) is retried quietly, with paho's back-off.
+        was_connected, self._connected = self._connected, False
+        if was_connected and not self._stopping.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -400,10 +405,16 @@ class IngestService:
             # overloaded, or credentials/database are being fixed. Until then nothing is acked.
             return isinstance(exc, InfluxError) and exc.status != 400
 
+        said: list[str] = []
+
         def before_sleep(state: RetryCallState) -> None:
             self.stats.write_retries += 1
             exc = state.outcome.exception() if state.outcome else None
-            log.warning(
+            # Each distinct problem once (e.g. a certificate problem), not every few seconds.
+            repeated = said == [str(exc)]
+            said[:] = [str(exc)]
+            log.log(
+                logging.DEBUG if repeated else logging.WARNING,
                 "InfluxDB write failed (attempt %d), retrying in %.1fs: %s",
                 state.attempt_number,
                 state.next_action.sleep if state.next_action else 0,

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Mosquitto, InfluxDB 1.x, Chromium from Debian;
-# Python packages into .venv), checks style, and runs the whole suite against real servers.
+# The test command: installs what the tests need (Mosquitto, InfluxDB 1.x, Chromium, and OpenSSL
+# for scripts/make-certs.sh, from Debian; Python packages into .venv), checks style, and runs the
+# whole suite against real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || need+=(influxdb)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from footfall.contracts.influx import InfluxClient
-from tests.servers import InfluxServer, MosquittoServer, have_binary
+from tests.servers import InfluxServer, MosquittoServer, ServerTls, have_binary
+from tests.tls_support import Pki
 
 if TYPE_CHECKING:
     from tests.pipeline_support import PipelineFill
@@ -52,9 +53,13 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
     """Start extra brokers (e.g. for fault tests that stop and restart them)."""
     started: list[MosquittoServer] = []
 
-    def make(users: dict[str, tuple[str, list[str]]] | None = None) -> MosquittoServer:
+    def make(
+        users: dict[str, tuple[str, list[str]]] | None = None, *, tls: ServerTls | None = None
+    ) -> MosquittoServer:
         require(have_binary("mosquitto") and have_binary("mosquitto_passwd"), "the mosquitto binary")
-        server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"), users=users or DEFAULT_MQTT_USERS)
+        server = MosquittoServer(
+            tmp_path_factory.mktemp("mosquitto"), users=users or DEFAULT_MQTT_USERS, tls=tls
+        )
         server.start()
         started.append(server)
         return server
@@ -65,12 +70,12 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
 
 
 @pytest.fixture(scope="session")
-def influx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], InfluxServer]]:
+def influx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., InfluxServer]]:
     started: list[InfluxServer] = []
 
-    def make() -> InfluxServer:
+    def make(*, tls: ServerTls | None = None) -> InfluxServer:
         require(have_binary("influxd"), "the influxd binary (Debian package influxdb)")
-        server = InfluxServer(tmp_path_factory.mktemp("influxdb"))
+        server = InfluxServer(tmp_path_factory.mktemp("influxdb"), tls=tls)
         server.start()
         started.append(server)
         return server
@@ -78,6 +83,27 @@ def influx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     yield make
     for server in started:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A private CA made for this session (client and server certificates: ``pki.issue``)."""
+    return Pki.create(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def tls_mosquitto(mosquitto_factory: Callable[..., MosquittoServer], pki: Pki) -> MosquittoServer:
+    """A broker whose TLS listener requires a client certificate of ``pki`` (CN = user, same ACL as
+    DEFAULT_MQTT_USERS); its own certificate is valid for 127.0.0.1 only."""
+    server = pki.issue("broker", "127.0.0.1")
+    return mosquitto_factory(tls=ServerTls(pki.ca_file, server.cert, server.key))
+
+
+@pytest.fixture(scope="session")
+def tls_influxdb(influx_factory: Callable[..., InfluxServer], pki: Pki) -> InfluxServer:
+    """InfluxDB serving HTTPS only, with a certificate of ``pki`` valid for 127.0.0.1 only."""
+    server = pki.issue("influxdb", "127.0.0.1")
+    return influx_factory(tls=ServerTls(pki.ca_file, server.cert, server.key))
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +113,7 @@ def mosquitto(mosquitto_factory: Callable[..., MosquittoServer]) -> MosquittoSer
 
 
 @pytest.fixture(scope="session")
-def influxdb(influx_factory: Callable[[], InfluxServer]) -> InfluxServer:
+def influxdb(influx_factory: Callable[..., InfluxServer]) -> InfluxServer:
     """One InfluxDB shared by the session; use ``influx_db`` for a fresh database."""
     return influx_factory()
 

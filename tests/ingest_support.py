@@ -30,7 +30,9 @@ from footfall.contracts.events import (
     parse_event,
 )
 from footfall.contracts.influx import InfluxClient
+from footfall.contracts.tls import TlsFiles
 from tests.servers import InfluxServer, MosquittoServer
+from tests.tls_support import tls_args
 
 FOOTFALL = [sys.executable, "-m", "footfall"]
 
@@ -136,13 +138,20 @@ def ingest_process(
     client_id: str,
     batch_size: int = 500,
     share: bool = True,
+    tls: TlsFiles | None = None,
+    influx_ca: Path | None = None,
 ) -> LoggedProcess:
+    """`footfall ingest` as the deployment runs it. With ``tls`` (a client certificate) it uses the
+    broker's TLS listener; an HTTPS InfluxDB is verified with ``influx_ca`` (default: its own CA),
+    given through INFLUX_CA as a service's environment would."""
+    influx_ca = influx_ca or (influx.tls.ca if influx.tls is not None else None)
     return LoggedProcess(
         [
             "ingest",
             "--share" if share else "--no-share",
             "--mqtt-url",
-            broker.url(),
+            broker.tls_url() if tls is not None else broker.url(),
+            *(tls_args(tls) if tls is not None else []),
             "--influx-url",
             influx.url,
             "--influx-db",
@@ -164,6 +173,7 @@ def ingest_process(
             "MQTT_PASSWORD": broker.users["ingest"][0],
             "INFLUX_USER": influx.admin_user,
             "INFLUX_PASSWORD": influx.admin_password,
+            **({"INFLUX_CA": str(influx_ca)} if influx_ca is not None else {}),
         },
     )
 
@@ -175,16 +185,21 @@ def count_points(client: InfluxClient, measurement: str = "crossing", where: str
 
 
 def wait_for_count(
-    client: InfluxClient, expected: int, *, measurement: str = "crossing", timeout_s: float = 30.0
+    client: InfluxClient,
+    expected: int,
+    *,
+    measurement: str = "crossing",
+    timeout_s: float = 30.0,
+    where: str = "",
 ) -> int:
     """Wait until `expected` points are stored, then a little longer to catch any surplus."""
     deadline = time.monotonic() + timeout_s
     count = 0
     while time.monotonic() < deadline:
-        count = count_points(client, measurement)
+        count = count_points(client, measurement, where)
         if count >= expected:
             time.sleep(0.5)
-            return count_points(client, measurement)
+            return count_points(client, measurement, where)
         time.sleep(0.2)
     return count
 
@@ -193,15 +208,22 @@ class MqttTestClient:
     """A plain paho client (MQTT v5) for tests: publish with PUBACK waits, collect subscriptions."""
 
     def __init__(
-        self, broker: MosquittoServer, user: str, *, client_id: str | None = None, persistent: bool = False
+        self,
+        broker: MosquittoServer,
+        user: str,
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+        tls: TlsFiles | None = None,
     ) -> None:
-        s = MqttSettings.from_url(broker.url(user))
+        # With ``tls`` (a certificate whose CN is ``user``), through the broker's TLS listener.
+        s = MqttSettings.from_url(broker.tls_url(), tls) if tls else MqttSettings.from_url(broker.url(user))
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"test-{user}-{uuid.uuid4().hex[:6]}",
             protocol=mqtt.MQTTv5,
         )
-        self.client.username_pw_set(s.username, s.password)
+        s.configure(self.client)
         self.client.max_inflight_messages_set(200)
         self.messages: list[mqtt.MQTTMessage] = []
         self._arrived = threading.Condition()

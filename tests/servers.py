@@ -96,18 +96,32 @@ class ServerProcess:
         return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM files of a TLS server: the CA that signs its clients, its certificate chain and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 @dataclass
 class MosquittoServer(ServerProcess):
     """Mosquitto with a password file, an ACL and on-disk persistence.
 
     ``users`` maps a user name to (password, ACL lines), e.g.
     ``{"edge-a": ("pw", ["topic write footfall/v1/store-a/#"])}``.
+    With ``tls``, a second listener on ``tls_port`` speaks TLS only, requires a client certificate
+    signed by ``tls.ca`` and takes its CN as the user name (the same ACL applies), like
+    deploy/mosquitto/mosquitto.conf.
     """
 
     users: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     allow_anonymous: bool = False
     # Tests restart the broker within seconds, so it saves often; deploy/mosquitto/mosquitto.conf: 30.
     autosave_interval_s: int = 1
+    tls: ServerTls | None = None
+    tls_port: int = field(default_factory=free_port)
 
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -144,10 +158,28 @@ class MosquittoServer(ServerProcess):
                     "log_type warning",
                     "log_type notice",
                     f"listener {self.port} 127.0.0.1",
+                    *self._tls_listener(),
                     "",
                 ]
             )
         )
+
+    def _tls_listener(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            f"listener {self.tls_port} 127.0.0.1",
+            f"cafile {self.tls.ca}",
+            f"certfile {self.tls.cert}",
+            f"keyfile {self.tls.key}",
+            "require_certificate true",
+            "use_identity_as_username true",
+        ]
+
+    def wait_ready(self) -> None:
+        super().wait_ready()
+        if self.tls is not None:
+            wait_for_port(self.tls_port)
 
     def command(self) -> list[str]:
         return [_binary("mosquitto"), "-c", str(self.workdir / "mosquitto.conf")]
@@ -162,14 +194,20 @@ class MosquittoServer(ServerProcess):
             return f"mqtt://127.0.0.1:{self.port}"
         return f"mqtt://{user}:{self.users[user][0]}@127.0.0.1:{self.port}"
 
+    def tls_url(self, host: str = "127.0.0.1") -> str:
+        """The TLS listener; the client certificate's CN is the user."""
+        assert self.tls is not None, "started without tls"
+        return f"mqtts://{host}:{self.tls_port}"
+
 
 @dataclass
 class InfluxServer(ServerProcess):
-    """InfluxDB 1.x with authentication enabled and one admin user."""
+    """InfluxDB 1.x with authentication enabled and one admin user; with ``tls``, HTTPS only."""
 
     admin_user: str = "admin"
     admin_password: str = "admin-secret"
     rpc_port: int = field(default_factory=free_port)
+    tls: ServerTls | None = None
 
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +228,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   auth-enabled = true
   log-enabled = false
   max-body-size = 0
+{self._https()}
 [monitor]
   store-enabled = false
 [continuous_queries]
@@ -201,14 +240,27 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 """
         )
 
+    def _https(self) -> str:
+        if self.tls is None:
+            return ""
+        return (
+            f'  https-enabled = true\n  https-certificate = "{self.tls.cert}"\n'
+            f'  https-private-key = "{self.tls.key}"'
+        )
+
     def command(self) -> list[str]:
         return [_binary("influxd"), "-config", str(self.workdir / "influxdb.conf")]
+
+    @property
+    def verify(self) -> str | bool:
+        """requests' ``verify=`` for this server: our CA over HTTPS."""
+        return str(self.tls.ca) if self.tls is not None else True
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
+                if requests.get(f"{self.url}/ping", timeout=0.5, verify=self.verify).status_code == 204:
                     return
             except requests.RequestException:
                 pass
@@ -232,16 +284,21 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                     "WITH ALL PRIVILEGES"
                 },
                 timeout=10,
+                verify=self.verify,
             )
             resp.raise_for_status()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def client(self, database: str) -> InfluxClient:
         return InfluxClient(
-            url=self.url, database=database, username=self.admin_user, password=self.admin_password
+            url=self.url,
+            database=database,
+            username=self.admin_user,
+            password=self.admin_password,
+            ca=self.tls.ca if self.tls is not None else None,
         )
 
     def create_database(self, database: str) -> InfluxClient:

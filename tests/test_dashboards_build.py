@@ -115,6 +115,11 @@ def test_push_payloads() -> None:
     assert ds["jsonData"] == {"version": "InfluxQL", "dbName": "footfall", "httpMode": "GET"}
     assert ds["secureJsonData"] == {"password": "pw"}
     assert "secureJsonData" not in datasource_payload(InfluxSource("http://x:8086"))
+    # A private CA (--influx-ca) travels in the datasource: Grafana verifies the https:// InfluxDB.
+    pem = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"
+    with_ca = datasource_payload(InfluxSource("https://influxdb:8086", "footfall", "grafana", "pw", pem))
+    assert with_ca["jsonData"]["tlsAuthWithCACert"] is True
+    assert with_ca["secureJsonData"] == {"password": "pw", "tlsCACert": pem}
     bodies = dashboard_payloads("folder-1")
     assert [b["dashboard"]["uid"] for b in bodies] == [d.uid for d in DASHBOARDS]
     for body in bodies:

@@ -16,6 +16,8 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ import typer
 import yaml
 
 from footfall.cli import app
+from footfall.contracts.config import MqttSettings
+from footfall.contracts.tls import TlsFiles
 from tests.conftest import require
 from tests.servers import free_port, have_binary, wait_for_port
 
@@ -189,15 +193,45 @@ def _connect(port: int, user: str | None, password: str | None) -> tuple[mqtt.Cl
     return client, result["rc"]
 
 
-@pytest.mark.servers
-def test_broker_entrypoint_acl_and_config(tmp_path: Path) -> None:
+@dataclass
+class DeployedBroker:
+    """deploy/mosquitto (entrypoint, config, ACL) running for real, with certificates from
+    scripts/make-certs.sh; only the paths and ports are changed to fit a test."""
+
+    port: int
+    tls_port: int
+    certs: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`scripts/make-certs.sh compose STORE 127.0.0.1`, as an operator would run it."""
+    require(have_binary("openssl"), "the openssl binary (Debian package openssl)")
+    out = tmp_path_factory.mktemp("certs")
+    store = read_env_file(ENV_EXAMPLE)["FOOTFALL_STORE"]
+    subprocess.run(
+        ["bash", str(REPO / "scripts/make-certs.sh"), "compose", store, "127.0.0.1"],
+        env={**os.environ, "CERTS_DIR": str(out)},
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def deployed_broker(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterator[DeployedBroker]:
     require(have_binary("mosquitto") and have_binary("mosquitto_passwd"), "the mosquitto binary")
-    port = free_port()
+    tmp_path = tmp_path_factory.mktemp("deployed-broker")
+    port, tls_port = free_port(), free_port()
     conf = (REPO / "deploy/mosquitto/mosquitto.conf").read_text()
     conf = conf.replace("/mosquitto/data/", f"{tmp_path}/").replace(
         "/mosquitto/config/acl", str(REPO / "deploy/mosquitto/acl")
     )
     conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1").replace(
+        "/run/secrets/", f"{certs}/"
+    )
     # As root, mosquitto would switch to the "mosquitto" user, which cannot read the temp dir.
     conf += f"user {getpass.getuser()}\n"
     (tmp_path / "mosquitto.conf").write_text(conf)
@@ -210,11 +244,33 @@ def test_broker_entrypoint_acl_and_config(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         ["sh", str(REPO / "deploy/mosquitto/entrypoint.sh")], env=env, stdout=log, stderr=log
     )
-    clients: list[mqtt.Client] = []
     try:
         wait_for_port(port)
-        passwd = (tmp_path / "passwd").read_text()
-        assert "change-me" not in passwd  # hashed, never stored in clear
+        wait_for_port(tls_port)
+        yield DeployedBroker(port, tls_port, certs, {**env, "passwd": (tmp_path / "passwd").read_text()})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def _subscribe_to_every_store(client: mqtt.Client) -> list[str]:
+    """Subscribe ``client`` to footfall/v1/#; the returned list fills with the topics that arrive."""
+    received: list[str] = []
+    subscribed = threading.Event()
+    client.on_message = lambda _c, _u, msg: received.append(msg.topic)
+    client.on_subscribe = lambda *_args: subscribed.set()
+    client.subscribe("footfall/v1/#", qos=1)
+    assert subscribed.wait(5)
+    return received
+
+
+@pytest.mark.servers
+def test_broker_entrypoint_acl_and_config(deployed_broker: DeployedBroker) -> None:
+    port, env = deployed_broker.port, deployed_broker.env
+    clients: list[mqtt.Client] = []
+    try:
+        assert "change-me" not in env["passwd"]  # hashed, never stored in clear
         _, anonymous_rc = _connect(port, None, None)
         assert anonymous_rc != 0
         _, wrong_rc = _connect(port, "ingest", "wrong")
@@ -224,12 +280,7 @@ def test_broker_entrypoint_acl_and_config(tmp_path: Path) -> None:
         edge, rc_edge = _connect(port, env["FOOTFALL_STORE"], env["MQTT_EDGE_PASSWORD"])
         clients += [ingest, edge]
         assert rc == rc_edge == 0
-        received: list[str] = []
-        subscribed = threading.Event()
-        ingest.on_message = lambda _c, _u, msg: received.append(msg.topic)
-        ingest.on_subscribe = lambda *_args: subscribed.set()
-        ingest.subscribe("footfall/v1/#", qos=1)
-        assert subscribed.wait(5)
+        received = _subscribe_to_every_store(ingest)
         own = f"footfall/v1/{env['FOOTFALL_STORE']}/cam-1/crossing"
         edge.publish(own, b"{}", qos=1).wait_for_publish(5)
         deadline = time.monotonic() + 5
@@ -244,6 +295,82 @@ def test_broker_entrypoint_acl_and_config(tmp_path: Path) -> None:
         for client in clients:
             client.loop_stop()
             client.disconnect()
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+
+
+def _tls_client(broker: DeployedBroker, name: str | None) -> tuple[mqtt.Client, threading.Event]:
+    """An MQTT v5 client on the TLS listener with certificate ``name`` from make-certs.sh (or none),
+    connected: the returned event is set once the broker accepted it."""
+    files = TlsFiles(ca=broker.certs / "ca.crt")
+    if name is not None:
+        files = TlsFiles(ca=files.ca, cert=broker.certs / f"{name}.crt", key=broker.certs / f"{name}.key")
+    settings = MqttSettings.from_url(f"mqtts://127.0.0.1:{broker.tls_port}", files)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{name}", protocol=mqtt.MQTTv5)
+    settings.configure(client)
+    accepted = threading.Event()
+    client.on_connect = lambda _c, _u, _f, reason, _p: accepted.set() if not reason.is_failure else None
+    client.connect(settings.host, settings.port)
+    client.loop_start()
+    return client, accepted
+
+
+@pytest.mark.servers
+def test_broker_tls_listener_binds_device_certificates_to_their_store(
+    deployed_broker: DeployedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stores reach the broker with their certificate; its CN (the store id) is the user the ACL's
+    pattern binds. No certificate, no connection."""
+    store = deployed_broker.env["FOOTFALL_STORE"]
+    ingest, ingest_ok = _tls_client(deployed_broker, "ingest")
+    edge, edge_ok = _tls_client(deployed_broker, "edge")
+    anonymous, anonymous_ok = _tls_client(deployed_broker, None)
+    try:
+        assert ingest_ok.wait(10)
+        assert edge_ok.wait(10)
+        acks: dict[int, int] = {}
+        edge.on_publish = lambda _c, _u, mid, reason, _p: acks.__setitem__(mid, reason.value)
+        received = _subscribe_to_every_store(ingest)
+        own = edge.publish(f"footfall/v1/{store}/cam-1/crossing", b"{}", qos=1)
+        other = edge.publish("footfall/v1/other-store/cam-1/crossing", b"{}", qos=1)
+        own.wait_for_publish(5)
+        other.wait_for_publish(5)
+        # MQTT v5: the broker answers the refused publish with "not authorized" (0x87).
+        assert (acks[own.mid], acks[other.mid]) == (0, 0x87)
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == [f"footfall/v1/{store}/cam-1/crossing"]
+        deadline = time.monotonic() + 10
+        while "requires a client certificate" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "requires a client certificate" in caplog.text
+        assert not anonymous_ok.is_set()
+    finally:
+        for client in (ingest, edge, anonymous):
+            client.loop_stop()
+            client.disconnect()
+
+
+def test_compose_secrets_are_what_make_certs_writes(raw: dict[str, Any], certs: Path) -> None:
+    """Every certificate compose hands a service is a file `make-certs.sh compose` writes to
+    deploy/tls/ (ignored by git), and every /run/secrets path a service uses is one it is given."""
+    secrets = raw["secrets"]
+    assert {name: spec["file"] for name, spec in secrets.items()} == {
+        name: f"./deploy/tls/{name}" for name in secrets
+    }
+    assert set(secrets) <= {p.name for p in certs.iterdir()}
+    assert "deploy/tls/" in (REPO / ".gitignore").read_text().splitlines()
+    used = {
+        name: {
+            a.removeprefix("/run/secrets/")
+            for a in service.get("command", [])
+            if a.startswith("/run/secrets/")
+        }
+        for name, service in raw["services"].items()
+    }
+    used["mosquitto"] |= set(
+        re.findall(r"/run/secrets/(\S+)", (REPO / "deploy/mosquitto/mosquitto.conf").read_text())
+    )
+    for name, files in used.items():
+        assert files <= set(raw["services"][name].get("secrets", [])), name
+    assert used["mosquitto"] == {"ca.crt", "mosquitto.crt", "mosquitto.key"}
+    assert used["edge"] == {"ca.crt", "edge.crt", "edge.key"}
