@@ -108,16 +108,19 @@ def register(app: typer.Typer) -> None:
             task = progress.add_task("count", total=total, fps=0.0)
             t0 = time.monotonic()
             n = analysed = 0
-            for outcome in run_frames(frames, camera, weights=model, start=_parse_start(start)):
+            outcomes = run_frames(
+                frames, camera, weights=model, start=_parse_start(start), keep_images=annotate is not None
+            )
+            for outcome in outcomes:
                 for event in outcome.events:
                     sink.write(event.to_json() + "\n")
                     if event.type == "crossing":
                         crossings[(event.line, event.direction)] += 1
                     elif event.type == "zone_visit":
                         dwell[event.zone].append(event.dwell_s)
-                if annotate is not None and not outcome.final and outcome.frame.image is not None:
+                if annotate is not None and outcome.pictured:
                     writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
-                n += not outcome.final and outcome.frame.image is not None
+                n += outcome.pictured
                 analysed += outcome.analysed
                 progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
         if writer is not None:

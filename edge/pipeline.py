@@ -134,6 +134,7 @@ class FrameOutcome:
     final: bool = False  # the end-of-stream flush (zone visits still open); no new frame
     analysed: bool = True  # False when the motion gate skipped inference on this frame
     tracklets_held: int = 0  # the linker's memory (bounded), for the benchmark
+    pictured: bool = True  # False for a live source's picture-less tick (a stalled camera)
 
 
 # A detector for the pipeline: a frame in, person detections in the frame's pixels out.
@@ -156,6 +157,7 @@ class _Stage:
     frame: Frame
     tracks: Tracks
     analysed: bool
+    pictured: bool
 
 
 class _Pipeline:
@@ -200,7 +202,7 @@ class _Pipeline:
             # (The gate only skips while nobody is tracked, so `tracks` is already empty then.)
             self.tracks = Tracks.empty()
         kept = frame if self.keep_images else replace(frame, image=None)
-        stage = _Stage(kept, self.tracks, analysed)
+        stage = _Stage(kept, self.tracks, analysed, frame.image is not None)
         t = self.tracks
         released = self.linker.push(stage, frame.t, t.ids, t.ground, t.heights, appearance)
         return [self._relabelled(r) for r in released]
@@ -235,6 +237,7 @@ class _Pipeline:
             self.counter,
             analysed=stage.analysed,
             tracklets_held=self.linker.held,
+            pictured=stage.pictured,
         )
 
 
@@ -302,6 +305,7 @@ def run_frames(
                     steps.counter,
                     final=True,
                     analysed=False,
+                    pictured=False,
                 )
     finally:
         frames.close()

@@ -262,8 +262,11 @@ class StoreAndForwardPublisher:
         self._wake.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+        # A connection that never came up (e.g. the broker refused our certificate, which
+        # footfall.contracts.tls has logged once, in words) is retried quietly, with paho's back-off.
+        was_connected = self._connected.is_set()
         self._connected.clear()
-        if not self._stopping.is_set():
+        if was_connected and not self._stopping.is_set():
             log.warning("disconnected (%s); %d events queued, reconnecting", reason_code, self.queue.depth)
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code, props) -> None:  # type: ignore[no-untyped-def]

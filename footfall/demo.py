@@ -127,8 +127,8 @@ def run_clip(source: str, config: CameraConfig, weights: str, start: datetime) -
     best: tuple[Any, Any] | None = None
     frames = 0
     t0 = time.perf_counter()
-    for outcome in run_frames(source, config, weights=weights, start=start):
-        frames += 1
+    for outcome in run_frames(source, config, weights=weights, start=start, keep_images=True):
+        frames += outcome.pictured
         events.extend(outcome.events)
         tracks = outcome.tracks
         in_zone = sum(
@@ -138,7 +138,7 @@ def run_clip(source: str, config: CameraConfig, weights: str, start: datetime) -
             if cv2.pointPolygonTest(_polygon(zone.polygon), (float(x), float(y)), False) >= 0
         )
         score = (len(tracks), in_zone)
-        if score > best_score:
+        if score > best_score and outcome.frame.image is not None:
             best_score, best = score, (outcome.frame.image.copy(), tracks)
     seconds = time.perf_counter() - t0
     beats = [e for e in events if isinstance(e, HeartbeatEvent)]
