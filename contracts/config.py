@@ -156,6 +156,9 @@ class CountingConfig(StrictModel):
     forget_after_s: float = Field(default=10.0, gt=0, le=3600)
     # Consecutive observations inside/outside a zone that confirm entering/leaving it.
     zone_confirm_frames: int = Field(default=2, ge=1, le=100)
+    # Back inside the same zone within this long after leaving it: the same visit goes on (a
+    # step out and back, or a ground point wobbling over the zone's edge, does not split it).
+    zone_rejoin_s: float = Field(default=2.0, ge=0, le=600)
     # A track missed by the detector for up to this long still counts towards occupancy.
     occupancy_grace_s: float = Field(default=1.0, ge=0, le=60)
 

@@ -15,6 +15,9 @@ HUE_BINS, SAT_BINS = 12, 4
 FEATURE_SIZE = HUE_BINS * SAT_BINS + 1  # +1: the share of near-grey pixels, whose hue means nothing
 _MIN_SATURATION = 40  # of 255: below this a pixel counts as grey (black, white and grey clothes)
 _PATCH = (12, 24)  # (w, h) the region is resized to: enough pixels for a histogram, cheap
+# Below this box height the clothing region has fewer pixels than the histogram has bins, and its
+# colours are mostly blur and compression noise: such a look is "unknown", never evidence.
+MIN_BOX_HEIGHT_PX = 80
 
 
 def clothing_region(xyxy: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -25,8 +28,8 @@ def clothing_region(xyxy: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def colour_histograms(image: NDArray[np.uint8], xyxy: NDArray[np.float64]) -> NDArray[np.float32]:
-    """``(N, FEATURE_SIZE)`` L1-normalised hue/saturation histograms; all-zero rows for boxes
-    with no pixels inside the image."""
+    """``(N, FEATURE_SIZE)`` L1-normalised hue/saturation histograms; all-zero rows (unknown) for
+    boxes too small to tell (MIN_BOX_HEIGHT_PX) or with no pixels inside the image."""
     import cv2
 
     out = np.zeros((len(xyxy), FEATURE_SIZE), np.float32)
@@ -36,8 +39,9 @@ def colour_histograms(image: NDArray[np.uint8], xyxy: NDArray[np.float64]) -> ND
     regions = np.round(clothing_region(xyxy)).astype(int)
     regions[:, [0, 2]] = np.clip(regions[:, [0, 2]], 0, width)
     regions[:, [1, 3]] = np.clip(regions[:, [1, 3]], 0, height)
+    tall_enough = (xyxy[:, 3] - xyxy[:, 1]) >= MIN_BOX_HEIGHT_PX
     for row, (x1, y1, x2, y2) in enumerate(regions):
-        if x2 - x1 < 2 or y2 - y1 < 2:
+        if not tall_enough[row] or x2 - x1 < 2 or y2 - y1 < 2:
             continue
         patch = cv2.resize(image[y1:y2, x1:x2], _PATCH, interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV).reshape(-1, 3)

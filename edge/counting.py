@@ -76,6 +76,9 @@ class _TrackState:
     zone_streak: NDArray[np.int16]
     zone_enter_t: NDArray[np.float64]
     zone_last_inside_t: NDArray[np.float64]
+    # A visit whose exit is confirmed but may still be rejoined (nan: none): enter and exit times.
+    left_enter_t: NDArray[np.float64]
+    left_exit_t: NDArray[np.float64]
 
 
 class Counter:
@@ -155,6 +158,7 @@ class Counter:
                 if visit is not None:
                     visits.append(visit)
 
+        visits.extend(self._settled_visits(t))
         visits.extend(self._forget(t))
         return FrameResult(crossings, visits, self._update_occupancy(t))
 
@@ -228,13 +232,37 @@ class Counter:
             return None
         st.zone_streak[zi] = 0
         st.in_zone[zi] = inside
-        if inside:
+        if not inside:
+            # Held for zone_rejoin_s: a step out and back (or a ground point wobbling over the
+            # zone's edge) continues the visit instead of splitting it.
+            st.left_enter_t[zi], st.left_exit_t[zi] = st.zone_enter_t[zi], st.zone_last_inside_t[zi]
             return None
-        zone = self.zones[zi]
-        return ZoneVisit(zone.name, track_id, float(st.zone_enter_t[zi]), float(st.zone_last_inside_t[zi]))
+        if np.isnan(st.left_exit_t[zi]):
+            return None
+        if st.zone_enter_t[zi] - st.left_exit_t[zi] <= self.params.zone_rejoin_s:
+            st.zone_enter_t[zi] = st.left_enter_t[zi]  # the same visit goes on
+            st.left_exit_t[zi] = np.nan
+            return None
+        return self._take_left_visit(st, zi, track_id)
+
+    def _take_left_visit(self, st: _TrackState, zi: int, track_id: int) -> ZoneVisit:
+        visit = ZoneVisit(
+            self.zones[zi].name, track_id, float(st.left_enter_t[zi]), float(st.left_exit_t[zi])
+        )
+        st.left_enter_t[zi] = st.left_exit_t[zi] = np.nan
+        return visit
+
+    def _settled_visits(self, t: float) -> list[ZoneVisit]:
+        """Visits whose exit is older than zone_rejoin_s: nobody came back, they are final."""
+        visits = []
+        for track_id, st in self._tracks.items():
+            for zi in np.flatnonzero(t - st.left_exit_t > self.params.zone_rejoin_s):
+                visits.append(self._take_left_visit(st, int(zi), track_id))
+        return visits
 
     def _close_visits(self, track_id: int, st: _TrackState) -> list[ZoneVisit]:
-        return [
+        held = [self._take_left_visit(st, zi, track_id) for zi in np.flatnonzero(~np.isnan(st.left_exit_t))]
+        return held + [
             ZoneVisit(z.name, track_id, float(st.zone_enter_t[zi]), float(st.zone_last_inside_t[zi]))
             for zi, z in enumerate(self.zones)
             if st.in_zone[zi]
@@ -256,6 +284,8 @@ class Counter:
             zone_streak=np.zeros(n_zones, np.int16),
             zone_enter_t=np.zeros(n_zones),
             zone_last_inside_t=np.zeros(n_zones),
+            left_enter_t=np.full(n_zones, np.nan),
+            left_exit_t=np.full(n_zones, np.nan),
         )
 
     def _forget(self, t: float) -> list[ZoneVisit]:

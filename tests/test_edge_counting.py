@@ -250,7 +250,8 @@ def test_zone_visit_dwell_and_occupancy() -> None:
     counter = Counter([], [ZONE])
     visits: list[ZoneVisit] = []
     occupancy: list[dict[str | None, int]] = []
-    path = [(150.0, 50.0)] * 3 + [(50.0, 50.0)] * 30 + [(150.0, 50.0)] * 5
+    # Outside long enough (25 frames = 2.5 s) for the visit to be final (zone_rejoin_s = 2 s).
+    path = [(150.0, 50.0)] * 3 + [(50.0, 50.0)] * 30 + [(150.0, 50.0)] * 25
     for frame, pt in enumerate(path):
         result = counter.update(frame, frame / FPS, [9], [pt], [HEIGHT])
         visits += result.visits
@@ -262,6 +263,18 @@ def test_zone_visit_dwell_and_occupancy() -> None:
     assert visits[0].dwell_s == pytest.approx(2.9)
     zone_counts = [c["till"] for c in occupancy if "till" in c]
     assert zone_counts == [1, 0]
+
+
+@pytest.mark.parametrize(("outside_s", "visits"), [(1.0, 1), (1.9, 1), (3.0, 2)])
+def test_a_step_out_and_back_within_the_rejoin_time_is_one_visit(outside_s: float, visits: int) -> None:
+    """zone_rejoin_s (2 s): out for 1 or 1.9 s and back continues the visit; 3 s out is a new one."""
+    counter = Counter([], [ZONE])
+    outside = round(outside_s * FPS)
+    path = [(50.0, 50.0)] * 20 + [(150.0, 50.0)] * outside + [(50.0, 50.0)] * 20 + [(150.0, 50.0)] * 30
+    found = [v for f, pt in enumerate(path) for v in counter.update(f, f / FPS, [1], [pt], [HEIGHT]).visits]
+    assert len(found) == visits
+    assert found[0].enter_t == pytest.approx(0.0)
+    assert found[-1].exit_t == pytest.approx((40 + outside - 1) / FPS)
 
 
 def test_zone_visit_closed_when_the_track_vanishes_or_the_stream_ends() -> None:
@@ -281,4 +294,5 @@ def test_zone_flicker_does_not_split_a_visit() -> None:
     counter = Counter([], [ZONE])
     path = [(50.0, 50.0)] * 10 + [(105.0, 50.0)] + [(50.0, 50.0)] * 10 + [(150.0, 50.0)] * 3
     visits = [v for f, pt in enumerate(path) for v in counter.update(f, f / FPS, [1], [pt], [HEIGHT]).visits]
+    visits += counter.flush()
     assert len(visits) == 1
