@@ -105,6 +105,12 @@ class ModelConfig(StrictModel):
     person_px: int = Field(default=64, ge=16, le=640)
     # ... but the input's long side never exceeds this (the CPU's budget) nor the camera's own.
     max_imgsz: int = Field(default=1280, ge=64, le=8192)
+    # Recordings are analysed at most this many frames a second (every n-th frame of a faster
+    # file; --fps overrides, 0 = every frame). Walkers move a few centimetres between frames at
+    # 15 fps and every rule is in seconds, so counts hold while the CPU cost halves for 30 fps
+    # cameras (README, "Accuracy"). Live cameras are read newest-frame-first and drop what the
+    # CPU cannot take anyway.
+    analysis_fps: float = Field(default=15.0, ge=0, le=1000)
     # Detect on a crop around the lines and zones (people near them, with a margin of their
     # height) instead of the whole picture: fewer pixels, so a larger scale for the same cost.
     crop_to_layout: bool = True

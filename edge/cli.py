@@ -26,7 +26,8 @@ FpsOpt = Annotated[
     typer.Option(
         "--fps",
         help="Process about this many frames a second (every n-th frame of a faster recording, as a "
-        "CPU box samples a camera); the frame rate of a folder without seqinfo.ini.",
+        "CPU box samples a camera); default model.analysis_fps (15), 0 = every frame. The frame rate "
+        "of a folder without seqinfo.ini.",
         show_default=False,
     ),
 ]
@@ -50,6 +51,18 @@ def _show_start_up_choices() -> None:
 
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("footfall.edge.scale").setLevel(logging.INFO)
+
+
+def _recording_fps(source: str, fps: float | None, camera: CameraConfig) -> float | None:
+    """--fps, else the camera's model.analysis_fps for a recording whose own rate is known (a file,
+    or a frame folder with seqinfo.ini); 0 means every frame."""
+    from footfall.edge.sources import sequence_info
+
+    path = Path(source)
+    known_rate = path.is_file() or (path.is_dir() and "framerate" in sequence_info(path))
+    if fps is None and known_rate:
+        fps = camera.model.analysis_fps
+    return fps or None
 
 
 def _open(source: str, fps: float | None) -> Any:
@@ -88,7 +101,7 @@ def register(app: typer.Typer) -> None:
         camera = load_config(config, CameraConfig)
         resolve_weights(camera.model, model)  # fail on a missing model before truncating --out
         _show_start_up_choices()
-        frames = _open(source, fps)
+        frames = _open(source, _recording_fps(source, fps, camera))
         writer = None
         crossings: Tally[tuple[str, str]] = Tally()
         dwell: dict[str, list[float]] = defaultdict(list)
@@ -241,7 +254,7 @@ def run_eval(
     from footfall.edge.groundtruth import OracleDetector, gt_events, load_gt
     from footfall.edge.pipeline import run_frames
 
-    frames = _open(str(seq.media), fps)
+    frames = _open(str(seq.media), _recording_fps(str(seq.media), fps, camera))
     native_fps = getattr(frames, "native_fps", frames.fps)
     scale = frames.size[0] / seq.annotated_width if seq.annotated_width else 1.0
     rows = load_gt(seq.gt_file, scale)

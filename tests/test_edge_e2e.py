@@ -1,4 +1,5 @@
-"""End to end on real footage with the real YOLO11n-pose model: counts against gt-derived truth."""
+"""End to end on real footage with the real models (YOLO11n detection, footfall's default, and
+YOLO11n-pose): counts against gt-derived truth."""
 
 from __future__ import annotations
 
@@ -50,8 +51,11 @@ def camera(name: str) -> CameraConfig:
     "clip",
     [pytest.param("tud_campus"), pytest.param("pets09_s2l1", marks=pytest.mark.slow)],
 )
-def test_counts_within_ten_percent_of_ground_truth(clip: str, video_dir: Path, edge_env: Path) -> None:
-    report = run_eval(find_sequence(video_dir / clip), camera(clip), weights=str(edge_env))
+def test_counts_within_ten_percent_of_ground_truth(
+    clip: str, video_dir: Path, edge_env: Path, detect_model_path: Path
+) -> None:
+    """footfall's defaults: the detection model, the planned input, the default analysis rate."""
+    report = run_eval(find_sequence(video_dir / clip), camera(clip), weights=str(detect_model_path))
     assert report.truth_total >= 10  # the lines are really crossed
     assert report.relative_error <= 0.10, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.precision >= 0.9
