@@ -116,6 +116,10 @@ class ModelConfig(StrictModel):
     crop_to_layout: bool = True
     conf: float = Field(default=0.25, gt=0, lt=1)
     iou: float = Field(default=0.7, gt=0, lt=1)
+    # A new track starts only from a detection at least this confident (never below conf); tracks
+    # go on with weaker ones (ByteTrack's second stage). Fleeting low-confidence boxes otherwise
+    # start short spurious tracks that the linker then has to tell from real people.
+    track_new_conf: float = Field(default=0.4, gt=0, lt=1)
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
     tracker: Literal["bytetrack", "botsort"] = "bytetrack"
     device: str = "cpu"

@@ -63,7 +63,7 @@ class PersonTracker:
             "tracker_type": config.tracker,
             "track_high_thresh": config.conf,
             "track_low_thresh": 0.1,
-            "new_track_thresh": config.conf,
+            "new_track_thresh": max(config.conf, config.track_new_conf),
             # Keep a lost track about two seconds, whatever the frame rate (occlusion behind others).
             "track_buffer": max(10, round(2.0 * fps)),
             "match_thresh": 0.8,
