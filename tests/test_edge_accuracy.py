@@ -44,11 +44,14 @@ def test_venice2_with_the_default_model_and_input_size(
     monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path))
     report = run_eval(find_sequence(video_dir / "venice2"), camera("venice2"), weights=str(detect_model_path))
     assert report.truth_total == 22
-    # Measured 22.7 % (5 of 22) on 2026-11-29; the goal for dev clips is 10 %.
+    # Measured 18.2 % (4 of 22) on 2026-11-29, two of the false counts being children on bicycles
+    # whom the ground truth does not annotate; the goal for dev clips is 10 %.
     assert report.relative_error <= 0.25, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.recall >= 0.8
     (zone,) = report.zones
-    assert zone.visit_error <= 0.3, zone
+    assert zone.visit_error <= 0.25, zone  # measured 12 visits of 10
+    assert zone.dwell_error is not None, zone
+    assert zone.dwell_error <= 0.3, zone  # measured 4.5 s against 5.8 s
 
 
 def test_tud_campus_with_the_detection_model(

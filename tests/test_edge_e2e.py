@@ -60,6 +60,10 @@ def test_counts_within_ten_percent_of_ground_truth(
     assert report.relative_error <= 0.10, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.precision >= 0.9
     assert report.recall >= 0.9
+    for zone in report.zones:  # PETS: the path zone (visits of at least 1 s)
+        assert zone.visit_error <= 0.25, zone
+        assert zone.dwell_error is not None, zone
+        assert zone.dwell_error <= 0.25, zone
 
 
 def test_iter_events_are_valid_stable_and_timed(video_dir: Path, edge_env: Path) -> None:

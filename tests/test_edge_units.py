@@ -282,3 +282,27 @@ def test_eval_splits_errors_into_misses_false_counts_and_wrong_directions() -> N
     assert (rows["in"].matched, rows["in"].missed, rows["in"].wrong_direction) == (1, 1, 1)
     assert (rows["out"].false, rows["out"].counted) == (1, 2)
     assert (report.total("missed"), report.total("false"), report.total("wrong_direction")) == (1, 1, 1)
+
+
+def test_recordings_are_analysed_at_the_default_rate_unless_told(tmp_path: Path) -> None:
+    from footfall.contracts.config import validate_config
+    from footfall.edge.cli import _recording_fps
+
+    camera = validate_config({"store": "s", "camera": "c"}, CameraConfig, source="cam.yaml")
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, 3, fps=30)
+    folder = tmp_path / "img1"
+    folder.mkdir()
+    assert _recording_fps(str(clip), None, camera) == camera.model.analysis_fps == 15
+    assert _recording_fps(str(clip), 0, camera) is None  # every frame
+    assert _recording_fps(str(clip), 5, camera) == 5
+    assert _recording_fps(str(folder), None, camera) is None  # its own rate unknown: --fps is the rate
+    assert _recording_fps("rtsp://cam/stream", None, camera) is None  # live: frames drop by themselves
+
+
+def test_people_whose_feet_are_out_of_the_picture_do_not_count() -> None:
+    from footfall.edge.tracking import Tracks
+
+    xyxy = np.array([[10, 10, 50, 470], [100, 300, 160, 480], [200, 200, 240, 479.5]], dtype=float)
+    tracks = Tracks(np.array([1, 2, 3]), xyxy, xyxy[:, [0, 3]], xyxy[:, 3] - xyxy[:, 1])
+    assert tracks.feet_in_view(480).ids.tolist() == [1]
