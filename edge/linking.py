@@ -159,7 +159,7 @@ class TrackletLinker:
         observations = [(t, float(p[0]), float(p[1]), float(h)) for p, h in zip(ground, heights, strict=True)]
         for row, raw in enumerate(raw_ids.tolist()):
             feature = None if appearance is None else appearance[row]
-            x, y = float(ground[row, 0]), float(ground[row, 1])
+            _, x, y, height = observations[row]
             tracklet = self._current.get(raw)
             swapped_look = tracklet is not None and tracklet.changes_look(
                 feature, self.params.split_appearance_distance
@@ -172,7 +172,7 @@ class TrackletLinker:
                 if old is not None and swapped_look:
                     self._split_back(old, tracklet)
                 self.splits += jumped
-            tracklet.observe(t, x, y, float(heights[row]), feature)
+            tracklet.observe(t, x, y, height, feature)
             rows.append(tracklet)
         self._frames.append(_Pending(payload, t, rows, observations))
         self._decide(now=t, final=False)
@@ -195,7 +195,7 @@ class TrackletLinker:
         if not moved:
             return
         kept = [p for p in old.path if p[0] <= old.last_look_t]
-        if not kept:  # nothing of old is left after the move: keep it as it was
+        if not kept:  # old's recent path all lies after its last look: too little to cut, keep it
             for frame in self._frames:
                 frame.tracklets[:] = [old if tr is new else tr for tr in frame.tracklets]
             return
