@@ -122,14 +122,16 @@ def test_count_cli_writes_events_annotated_video_and_summary(
     assert "middle" in result.output
     assert "median dwell" in result.output
     cap = cv2.VideoCapture(str(video))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 71
+    # 71 frames at 25 fps, analysed at the default 15 fps at most: every 2nd frame, 12.5 fps.
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 36
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.5)
     assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (640, 480)
 
 
 def test_eval_cli_on_a_frame_folder_and_max_error_exit_code(
     video_dir: Path, edge_env: Path, tmp_path: Path
 ) -> None:
-    """A MOT sequence as img1/ frames (fps from seqinfo.ini); a badly placed line fails the audit."""
+    """A MOT sequence as img1/ frames (fps from seqinfo.ini); a rate too low to count fails the audit."""
     import cv2
 
     seq = tmp_path / "TUD-Campus"
@@ -144,12 +146,6 @@ def test_eval_cli_on_a_frame_folder_and_max_error_exit_code(
             break
         index += 1
         cv2.imwrite(str(seq / "img1" / f"{index:06d}.png"), image)
-    # Left half: one walker is hidden behind the group most of the time, the detector misses them.
-    hidden = tmp_path / "hidden.yaml"
-    hidden.write_text(
-        "store: s\ncamera: c\nlines:\n"
-        "  - {name: behind, start: [240, 300], end: [240, 480], inside: [340, 390]}\n"
-    )
     runner = CliRunner()
     ok = runner.invoke(
         app, ["eval", str(seq), "--config", str(CONFIGS / "tud_campus.yaml"), "--model", str(edge_env)]
@@ -157,7 +153,9 @@ def test_eval_cli_on_a_frame_folder_and_max_error_exit_code(
     assert ok.exit_code == 0, ok.output
     assert "precision" in ok.output
     assert "OK: error" in ok.output
-    bad = runner.invoke(app, ["eval", str(seq), "--config", str(hidden), "--model", str(edge_env)])
+    # Sampled at 1 frame a second, 3 sightings of each walker are too few to confirm any track.
+    args = ["eval", str(seq), "--config", str(CONFIGS / "tud_campus.yaml"), "--model", str(edge_env)]
+    bad = runner.invoke(app, [*args, "--fps", "1"])
     assert bad.exit_code == 1, bad.output
     assert "FAIL" in bad.output
 

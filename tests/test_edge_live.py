@@ -52,7 +52,7 @@ def tud_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The committed TUD camera config plus a zone (weights come from --model)."""
     data = yaml.safe_load((CONFIGS / "tud_campus.yaml").read_text())
     data["zones"] = [WALKWAY_ZONE]
-    data["model"].pop("weights")
+    data.get("model", {}).pop("weights", None)
     path = tmp_path_factory.mktemp("config") / "tud_campus_zone.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
