@@ -152,7 +152,7 @@ def edge_run(
     broker a few seconds, and leave whatever it has not acknowledged queued for the next start.
     """
     from footfall.contracts.config import CameraConfig, ConfigError, load_config
-    from footfall.edge.cli import _parse_start
+    from footfall.edge.cli import _parse_start, _recording_fps
     from footfall.edge.detector import resolve_weights
     from footfall.edge.pipeline import iter_events  # heavy imports
     from footfall.edge.sources import STREAM_PREFIXES, SourceError
@@ -179,7 +179,7 @@ def edge_run(
                 camera,
                 weights=model,
                 start=origin,
-                fps=fps,
+                fps=_recording_fps(source, fps, camera),  # a recording: the same frames as `count`
                 realtime=realtime or live,
                 heartbeat_every_s=heartbeat_every,
                 stop=lambda: stopping[0],
