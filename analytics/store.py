@@ -25,6 +25,7 @@ from footfall.analytics.core import INT_FIELDS
 from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData, RawDataBuilder
 from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import (
+    CAMERA_ISSUE,
     CROSSING,
     HEARTBEAT,
     KPI_CAMPAIGN,
@@ -75,8 +76,10 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "queue_depth": "BIGINT",
             "frames": "BIGINT",
             "uptime_s": "DOUBLE",
+            "camera_issues": "VARCHAR",
         },
     ),
+    CAMERA_ISSUE: (("store", "device", "issue"), {"id": "VARCHAR", "state": "VARCHAR", "score": "DOUBLE"}),
     WIFI: (
         ("store", "device", "sensor"),
         {

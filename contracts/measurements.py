@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from footfall.contracts.events import (
+    CameraIssueEvent,
     CrossingEvent,
     DeadLetter,
     Event,
@@ -29,6 +30,7 @@ ZONE_VISIT = "zone_visit"
 OCCUPANCY = "occupancy"
 HEARTBEAT = "heartbeat"
 WIFI = "wifi"
+CAMERA_ISSUE = "camera_issue"
 DEADLETTER = "deadletter"
 POS_TRANSACTION = "pos_transaction"
 KPI_HOURLY = "kpi_hourly"
@@ -130,7 +132,16 @@ def event_to_point(event: Event) -> Point:
                     "queue_depth": event.queue_depth,
                     "frames": event.frames,
                     "uptime_s": float(event.uptime_s),
+                    # None (no scene monitor) is left out of the line by ``to_line``.
+                    "camera_issues": event.camera_issues,  # type: ignore[dict-item]
                 },
+                ts_ns,
+            )
+        case CameraIssueEvent():
+            return Point(
+                CAMERA_ISSUE,
+                base | {"issue": event.issue},
+                {"id": event.id, "state": event.state, "score": float(event.score)},
                 ts_ns,
             )
         case WifiEvent():
@@ -201,11 +212,20 @@ def _occupancy_line(e: Any, ts: int) -> str:
 
 
 def _heartbeat_line(e: Any, ts: int) -> str:
-    return (
-        f"{HEARTBEAT},device={e.device},store={e.store} id={_string_field(e.id)},"
-        f"fps={float(e.fps)!r},latency_ms={float(e.latency_ms)!r},"
+    fields = (
+        f"id={_string_field(e.id)},fps={float(e.fps)!r},latency_ms={float(e.latency_ms)!r},"
         f"dropped_frames={e.dropped_frames}i,queue_depth={e.queue_depth}i,"
-        f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r} {ts}"
+        f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r}"
+    )
+    if (issues := e.camera_issues) is not None:  # names only: the contract's pattern needs no escaping
+        fields += f',camera_issues="{issues}"'
+    return f"{HEARTBEAT},device={e.device},store={e.store} {fields} {ts}"
+
+
+def _camera_issue_line(e: Any, ts: int) -> str:
+    return (
+        f"{CAMERA_ISSUE},device={e.device},issue={e.issue},store={e.store} "
+        f'id={_string_field(e.id)},state="{e.state}",score={float(e.score)!r} {ts}'
     )
 
 
@@ -226,6 +246,7 @@ _LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
     OccupancyEvent: _occupancy_line,
     HeartbeatEvent: _heartbeat_line,
     WifiEvent: _wifi_line,
+    CameraIssueEvent: _camera_issue_line,
 }
 
 
