@@ -36,6 +36,8 @@ POS_TRANSACTION = "pos_transaction"
 KPI_HOURLY = "kpi_hourly"
 KPI_DAILY = "kpi_daily"
 KPI_CAMPAIGN = "kpi_campaign"
+KPI_FORECAST_HOURLY = "kpi_forecast_hourly"
+KPI_LINE_DAILY = "kpi_line_daily"
 
 # Occupancy of the whole camera view is stored with this zone tag.
 VIEW_ZONE = "_view"
@@ -335,6 +337,19 @@ KPI_STORE_EXTRA_FIELDS = (
     "repeat_visitors",  # daily: of those, seen on an earlier day within 30 days
     "covered_hours",  # daily: hours with heartbeats (daily sums cover only these hours)
 )
+# Added to kpi_hourly by analytics: the traffic expected from the store's own history (the same weekday
+# and hour of the weeks before, robust to a broken day; analytics/expected.py), its interval, and
+# where the hour's visitors lie: -1 below the interval, 0 inside, +1 above (absent until the hour is
+# over, and without enough history).
+KPI_EXPECTED_FIELDS = ("visitors_expected", "visitors_expected_low", "visitors_expected_high")
+KPI_HOURLY_EXTRA_FIELDS = (*KPI_EXPECTED_FIELDS, "traffic_anomaly")
+# kpi_forecast_hourly (tag store): the expected visitors of the open hours of the coming days.
+KPI_FORECAST_FIELDS = KPI_EXPECTED_FIELDS
+# kpi_line_daily (tags store, device, line; time = local midnight): per entrance line and local day,
+# crossings in and out (staff included: the line's own balance), exits / entries, and balance_flag 1
+# when that ratio is more than 10 % from 1 (a line that miscounts one direction; set once the day is over).
+KPI_LINE_FIELDS = ("entries", "exits", "balance", "balance_flag")
+LINE_BALANCE_TOLERANCE = 0.10
 KPI_ZONE_FIELDS = ("visits", "dwell_median_s", "dwell_p90_s")
 KPI_CAMPAIGN_FIELDS = ("visitors", "baseline", "uplift", "uplift_pct", "ci_low", "ci_high")
 # Added by analytics (additive): the interval in percent, the matched hours and baseline weeks used.
