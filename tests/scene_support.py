@@ -70,6 +70,26 @@ def load_clip(video_dir: Path, name: str) -> Clip:
     return Clip(tuple(frames), native / step)
 
 
+def run_whole_clip(video_dir: Path, name: str) -> tuple[list[object], int, float]:
+    """A fresh monitor over the unmodified clip, whole, at its own frame rate (as ``footfall count``
+    reads it): (issue changes, frames, fps)."""
+    import cv2
+
+    from footfall.edge.scene import SceneMonitor
+
+    capture = cv2.VideoCapture(str(video_dir / CLIPS[name]))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    monitor, changes, n = SceneMonitor(), [], 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        changes += monitor.update(image, n / fps)
+        n += 1
+    capture.release()
+    return changes, n, fps
+
+
 def back_and_forth(clip: Clip, duration_s: float) -> Iterator[tuple[float, np.ndarray]]:
     """(media time, frame) for ``duration_s``: the clip forward, backward, forward ..."""
     n = len(clip.frames)

@@ -26,8 +26,13 @@ Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross bot
 - staff: two per store, arriving 30 min before opening and leaving 20 min after closing
   (crossings outside opening hours), taking a break through the front door from the back-room
   staff zone (tracks seen in a staff zone), phones seen every 5 min all shift (staff devices);
-- heartbeats every 10 min from the camera (health values varying by beat), except a 3-hour outage
-  at store C on one day, during which nothing happens (no arrivals are generated into it, nobody is inside);
+- heartbeats every 10 min from the camera (health values varying by beat, the camera issues in
+  force), except a 3-hour outage at store C on one day, during which nothing happens (no arrivals are
+  generated into it, nobody is inside);
+- broken cameras (``SimConfig.broken``) on the Tuesday of the last week: store C's door camera is
+  covered and counts nobody, store A's was knocked and counts one person in ten (heartbeats go on,
+  reporting ``covered`` / ``moved``, with their ``camera_issue`` events); store B's door line misses
+  40 % of exits on the Wednesday (``SimConfig.one_way``);
 - a campaign (``autumn-promo``, stores A and B, Thu-Sat of the last week) adding 40 % extra arrivals.
 
 ``Truth`` is computed here from the simulated people, independently of the analytics code.
@@ -55,6 +60,7 @@ from footfall.analytics.config import (
 )
 from footfall.analytics.pos import PosTransaction
 from footfall.contracts.events import (
+    CameraIssueEvent,
     CrossingEvent,
     Event,
     HeartbeatEvent,
@@ -115,6 +121,9 @@ class SimConfig:
     # ~6 visitors an hour) counts nobody, as a covered or frozen camera does; store A (~9 an hour)
     # counts one person in ten, as a knocked one might.
     broken: tuple[tuple[str, int, float], ...] = (("store-c", 29, 0.0), ("store-a", 29, 0.1))
+    # What the broken cameras' scene monitors report: a camera counting nobody is covered (from 80
+    # minutes before opening to 30 after closing), one counting a few was knocked (moved, from 07:50
+    # until 08:10 the next morning).
     # A line that miscounts one direction: store, day index, direction, share counted (store B, the
     # Wednesday of the last week, 60 % of exits).
     one_way: tuple[str, int, str, float] | None = ("store-b", 30, "out", 0.6)
@@ -165,6 +174,8 @@ class Truth:
     # prev_device_hash)
     repeats_across_rotation: int = 0
     outage_days: set[tuple[str, int]] = field(default_factory=set)
+    # (store, issue, started, cleared) of the camera issues the simulated edges reported
+    camera_issues: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)
     # The Poisson rate behind the visitors of each local hour (campaign included): what a perfect
     # forecast would say. Keys: (store, UTC ns of the local hour); hours without arrivals absent.
     expected_visitors: dict[tuple[str, int], float] = field(default_factory=dict)
@@ -235,6 +246,46 @@ def _hours_on(meta: StoreMeta, day: date) -> tuple[datetime, datetime] | None:
     )
 
 
+def camera_issues(
+    cfg: SimConfig, metas: list[StoreMeta], days: list[date]
+) -> list[tuple[str, str, datetime, datetime]]:
+    """The camera issues of the broken days (see ``SimConfig.broken``), in UTC."""
+    out = []
+    for store, index, share in cfg.broken:
+        meta = next(m for m in metas if m.id == store)
+        day = days[index]
+        if share == 0:
+            hours = _hours_on(meta, day)
+            assert hours is not None
+            span = (hours[0] - timedelta(minutes=80), hours[1] + timedelta(minutes=30))
+            out.append((store, "covered", *(x.astimezone(UTC) for x in span)))
+        else:
+            begin = datetime(day.year, day.month, day.day, 7, 50, tzinfo=meta.tz)
+            end = datetime.combine(day + timedelta(days=1), datetime.min.time(), meta.tz) + timedelta(
+                minutes=490
+            )
+            out.append((store, "moved", begin.astimezone(UTC), end.astimezone(UTC)))
+    return out
+
+
+def _issue_events(issues: list[tuple[str, str, datetime, datetime]], eid: object) -> list[Event]:
+    events: list[Event] = []
+    for store, issue, begin, end in issues:
+        for state, ts, score in (("started", begin, 0.87), ("cleared", end, 0.02)):
+            events.append(
+                CameraIssueEvent(
+                    id=eid("ci", store, issue, state, ts),  # type: ignore[operator]
+                    store=store,
+                    device="cam-1",
+                    ts=ts,
+                    issue=issue,  # type: ignore[arg-type]
+                    state=state,  # type: ignore[arg-type]
+                    score=score,
+                )
+            )
+    return events
+
+
 def simulate(config: SimConfig | None = None) -> Simulation:
     cfg = config or SimConfig()
     rng = np.random.default_rng(cfg.seed)
@@ -303,6 +354,8 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     def eid(*parts: object) -> str:
         return stable_event_id("sim", cfg.seed, *parts)
 
+    truth.camera_issues = camera_issues(cfg, metas, days)
+    events += _issue_events(truth.camera_issues, eid)
     for sim_store, meta in zip(cfg.stores, metas, strict=True):
         tz = meta.tz
         sid = meta.id
@@ -360,6 +413,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                             dropped_frames=beat % 3,
                             queue_depth=(beat % 5) * 2,
                             uptime_s=float(beat * cfg.heartbeat_every.total_seconds()),
+                            camera_issues=",".join(
+                                i for st, i, b, e in truth.camera_issues if st == sid and b <= t < e
+                            ),
                         )
                     )
                     truth_h = hourly[(sid, _local_hour_ns(t, tz))]
