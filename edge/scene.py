@@ -68,9 +68,9 @@ MOVED_FRACTION = 0.02
 MOVE_EVERY_S = 1.0
 # ORB on the thumbnail; a transform is trusted with at least this many RANSAC inliers.
 MIN_INLIERS = 12
-# frozen: the share of consecutive frames that are identical over the last 2 s (1 when frozen; a
-# compressed file of a frozen picture differs only at key frames; an empty room with a live sensor
-# stayed at or below 0.2 on the dev clips).
+# frozen: the share of consecutive frames that are bit-identical over the last 2 s: 1 for a frozen
+# source, at most 0.27 for the Intel clip's empty room (a live sensor's noise, compressed); 0.5 lets
+# a key frame now and then (an intra-coded re-encode of the still picture) pass.
 FROZEN_WINDOW_S = 2.0
 # Reference refresh while healthy: exponential blend with this time constant, remeasured every minute.
 REFRESH_S = 900.0
@@ -98,7 +98,7 @@ class _Issue:
     since: float | None = None
 
     def judge(self, score: float | None, t: float, hold_s: float) -> IssueChange | None:
-        if score is None:  # not judged this time (e.g. too dark to see focus): nothing changes
+        if score is None:  # not judged (e.g. too dark to see focus): no evidence, a pending flip starts over
             self.since = None
             return None
         faulty = score >= (CLEAR_SCORE if self.active else START_SCORE)

@@ -146,9 +146,9 @@ def _expected_rows(hours: list[Point]) -> list[tuple[str, str]]:
         sum(f is not None for f in flags),
     )
     return [
-        ("visitors expected (from the weeks before)", _fmt(sum(e for e in expected if e is not None))),
+        ("visitors expected", _fmt(sum(e for e in expected if e is not None))),
         (
-            "hours below / above the expected interval",
+            "hours below / above expected",
             f"{below} / {above} of {judged}",
         ),
     ]

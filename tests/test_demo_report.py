@@ -168,9 +168,9 @@ def test_expected_traffic_chart_and_figures() -> None:
     made = charts(inp)
     assert [c.title for c in made].count("Visitors against expected, 2026-03-11") == 1
     rows = dict(kpi_table(inp))
-    assert rows["visitors expected (from the weeks before)"] == "200"  # 10 hours x 20
+    assert rows["visitors expected"] == "200"  # 10 hours x 20
     # day 3: 21 .. 30 visitors: 29 and 30 are above 28
-    assert rows["hours below / above the expected interval"] == "0 / 2 of 10"
+    assert rows["hours below / above expected"] == "0 / 2 of 10"
     assert len(charts(synthetic_input())) == len(made) - 1  # no expectation, no chart
 
 

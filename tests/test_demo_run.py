@@ -135,7 +135,7 @@ def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_di
     assert "conversion" in proc.stdout
     assert re.search(r"campaign window-display: uplift\s*│\s*\+\d", proc.stdout)
     # the last day is inside the campaign: traffic above what the weeks before it lead to expect
-    above = re.search(r"hours below / above the expected interval\s*│\s*(\d+) / (\d+) of (\d+)", proc.stdout)
+    above = re.search(r"hours below / above expected\s*│\s*(\d+) / (\d+) of (\d+)", proc.stdout)
     assert above, proc.stdout
     assert int(above[2]) >= 1
 
