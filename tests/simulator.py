@@ -252,6 +252,8 @@ def camera_issues(
     """The camera issues of the broken days (see ``SimConfig.broken``), in UTC."""
     out = []
     for store, index, share in cfg.broken:
+        if index >= len(days):
+            continue  # a shorter simulation has no such day
         meta = next(m for m in metas if m.id == store)
         day = days[index]
         if share == 0:

@@ -280,6 +280,14 @@ def test_cli_run_and_campaign_report_on_duckdb(sim_dst: Simulation, tmp_path: Pa
         mape, hours = forecast_mape(sim, store.read_points(KPI_FORECAST_HOURLY, *ALL_TIME), first, 7)
     print(f"DuckDB forecast MAPE over {hours} open hours: {100 * mape:.1f} %")
     assert mape <= 0.15
+    wrong = subprocess.run(
+        [*footfall, "analytics", "forecast", "--db", str(db), "--from", "2026-11-09T00:00:00Z"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 2
+    assert "--from: give a day" in wrong.stderr
     bad = subprocess.run(
         [*footfall, "analytics", "run", "--db", str(db), "--from", "2026-13-01", "--to", "2026-10-02"],
         capture_output=True,

@@ -317,3 +317,20 @@ def test_mqtt_url_parsing() -> None:
     assert (s.host, s.port, s.username, s.password, s.tls) == ("broker.local", 1884, "edge@a", "p:ss", False)
     with pytest.raises(ConfigError, match="mqtt-url"):
         MqttSettings.from_url("http://x")
+
+
+@pytest.mark.parametrize(
+    ("scene", "key"), [("{hold: 3}", "scene.hold: unknown key"), ("{hold_s: 0}", "scene.hold_s")]
+)
+def test_camera_config_scene_errors_name_file_and_key(tmp_path: Path, scene: str, key: str) -> None:
+    path = tmp_path / "cam.yaml"
+    path.write_text(f"store: s\ncamera: c\nscene: {scene}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, CameraConfig)
+    assert str(path) in str(info.value)
+    assert key in str(info.value)
+
+
+def test_camera_config_scene_defaults() -> None:
+    scene = CameraConfig(store="s", camera="c").scene
+    assert (scene.enabled, scene.hold_s, scene.learn_s) == (True, 3.0, 5.0)
