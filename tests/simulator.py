@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -270,13 +270,13 @@ def camera_issues(
     return out
 
 
-def _issue_events(issues: list[tuple[str, str, datetime, datetime]], eid: object) -> list[Event]:
+def _issue_events(issues: list[tuple[str, str, datetime, datetime]], eid: Callable[..., str]) -> list[Event]:
     events: list[Event] = []
     for store, issue, begin, end in issues:
         for state, ts, score in (("started", begin, 0.87), ("cleared", end, 0.02)):
             events.append(
                 CameraIssueEvent(
-                    id=eid("ci", store, issue, state, ts),  # type: ignore[operator]
+                    id=eid("ci", store, issue, state, ts),
                     store=store,
                     device="cam-1",
                     ts=ts,
