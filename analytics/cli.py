@@ -108,9 +108,17 @@ def register(app: typer.Typer) -> None:
         recent: Annotated[
             str, typer.Option("--recent", help="scheduled mode: the window recomputed each time")
         ] = "3h",
+        forecast_days: Annotated[
+            int,
+            typer.Option(
+                "--forecast-days", min=0, help="scheduled mode: refresh the forecast daily (0: never)"
+            ),
+        ] = 7,
     ) -> None:
-        """Compute KPIs for a window (or, with --every, the recent window again and again) and write them."""
-        from footfall.analytics.job import run_job
+        """Compute KPIs for a window (or, with --every, the recent window again and again) and write them.
+
+        The scheduled mode also refreshes the staffing forecast (kpi_forecast_hourly) once a day."""
+        from footfall.analytics.job import run_forecast, run_job
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         stores, camps = _configs(stores_config, campaigns)
@@ -126,13 +134,55 @@ def register(app: typer.Typer) -> None:
         period, window = parse_duration(every), parse_duration(recent)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        forecast_day: date | None = None  # the day the forecast was last refreshed
         while not stop.is_set():
             now = datetime.now(UTC)
             try:
                 _print_result(run_job(source, now - window, now, stores, camps, store))
+                if forecast_days and forecast_day != now.date():
+                    points = run_forecast(source, now.date(), forecast_days, stores, camps, store)
+                    typer.echo(f"forecast: wrote {len(points)} hourly points from {now.date()}")
+                    forecast_day = now.date()
             except Exception as exc:  # keep the schedule alive through a database outage
                 logging.getLogger("footfall.analytics").error("run failed, retrying next period: %s", exc)
             stop.wait(period.total_seconds())
+
+    @analytics.command("forecast")
+    def forecast(
+        influx_url: InfluxUrl = None,
+        influx_db: InfluxDb = "footfall",
+        influx_ca: InfluxCa = None,
+        db: DuckDbPath = None,
+        days: Annotated[int, typer.Option("--days", min=1, max=62, help="how many days to forecast")] = 7,
+        date_from: Annotated[
+            str | None, typer.Option("--from", help="first local day (YYYY-MM-DD); default: today (UTC)")
+        ] = None,
+        store: Annotated[str | None, typer.Option("--store", help="only this store")] = None,
+        stores_config: StoresOpt = None,
+        campaigns: CampaignsOpt = None,
+    ) -> None:
+        """Forecast the visitors of every open hour of the coming days (kpi_forecast_hourly), from the
+        weeks of kpi_hourly before them; campaign hours and broken days do not count."""
+        from footfall.analytics.job import run_forecast
+
+        stores, camps = _configs(stores_config, campaigns)
+        first = datetime.now(UTC).date() if date_from is None else parse_when(date_from, "--from")
+        if isinstance(first, datetime):
+            raise ConfigError(f"--from: give a day (YYYY-MM-DD), got {date_from!r}")
+        source = open_store(influx_url, influx_db, db, influx_ca)
+        points = run_forecast(source, first, days, stores, camps, store)
+        by_store: dict[str, float] = {}
+        for p in points:
+            by_store[p.tags["store"]] = by_store.get(p.tags["store"], 0.0) + float(
+                p.fields["visitors_expected"]
+            )
+        typer.echo(f"forecast {first} + {days} days: wrote {len(points)} hourly points")
+        if not points:
+            typer.echo(
+                "no kpi_hourly history in the weeks before: run `footfall analytics run` over them first"
+            )
+        for name, total in sorted(by_store.items()):
+            typer.echo(f"  {name}: {total:.0f} visitors expected")
 
     @pos.command("import")
     def pos_import(

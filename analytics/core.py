@@ -20,8 +20,10 @@ from footfall.contracts.measurements import (
     ALL_STORES,
     KPI_DAILY,
     KPI_HOURLY,
+    KPI_LINE_DAILY,
     KPI_ZONE_DAILY,
     KPI_ZONE_HOURLY,
+    LINE_BALANCE_TOLERANCE,
     Point,
     datetime_to_ns,
 )
@@ -42,6 +44,9 @@ INT_FIELDS = frozenset(
         "covered_hours",
         "repeat_visitors",
         "wifi_visitors",
+        "traffic_anomaly",
+        "entries",
+        "balance_flag",
     }
 )
 
@@ -293,12 +298,14 @@ class KpiTables:
     zone_hourly: list[Point] = field(default_factory=list)
     zone_daily: list[Point] = field(default_factory=list)
     campaign: list[Point] = field(default_factory=list)
-    # Hourly visitors per slot and coverage, kept for the campaign report.
+    line_daily: list[Point] = field(default_factory=list)
+    # Hourly visitors per slot and coverage, kept for the campaign report and expected traffic.
     slot_visitors: np.ndarray | None = None
     slot_covered: np.ndarray | None = None
+    slot_grid: Grid | None = None  # the grid those slots belong to
 
     def all_points(self) -> list[Point]:
-        return self.hourly + self.daily + self.zone_hourly + self.zone_daily + self.campaign
+        return self.hourly + self.daily + self.zone_hourly + self.zone_daily + self.campaign + self.line_daily
 
     def table(self, measurement: str) -> dict[tuple[str, ...], dict[str, float | int]]:
         """{(store, [zone|campaign,] ts_ns as str): fields} for one measurement, for tests and reports."""
@@ -335,8 +342,47 @@ def _sum_by(index: np.ndarray, size: int, weights: np.ndarray | None = None) -> 
     return np.bincount(index, weights=weights, minlength=size).astype(np.float64)
 
 
-def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
-    """All hourly/daily KPIs (per store and the ``store=all`` rollup) of the grid's output window."""
+def line_balance(raw: RawData, grid: Grid, now_ns: int | None = None) -> list[Point]:
+    """Per entrance line (store, device, line) and emitted local day: crossings in and out (every
+    crossing of the line, staff and closed hours included: the line's own balance), exits / entries,
+    and ``balance_flag`` (1 when more than LINE_BALANCE_TOLERANCE from 1) once the day is over by
+    ``now_ns`` (a day in progress has people inside)."""
+    cr = raw.crossings
+    slot = grid.slot_of(cr.store, cr.ts)
+    day = np.where(slot >= 0, grid.slot_day[np.maximum(slot, 0)], -1)
+    sel = (day >= 0) & (cr.role == ENTRANCE)
+    sel &= grid.day_emit[np.maximum(day, 0)]
+    n_lines, n_dev = max(len(raw.lines), 1), max(len(raw.devices), 1)
+    key = (day[sel] * n_dev + cr.device[sel]) * n_lines + cr.line[sel]
+    keys, inverse = np.unique(key, return_inverse=True)
+    entries = _sum_by(inverse, len(keys), np.where(cr.inbound[sel], cr.count[sel], 0))
+    exits = _sum_by(inverse, len(keys), np.where(cr.inbound[sel], 0, cr.count[sel]))
+    d, rest = keys // (n_dev * n_lines), keys % (n_dev * n_lines)
+    balance = safe_ratio(exits, entries)
+    day_end = np.zeros(grid.n_days, np.int64)
+    np.maximum.at(day_end, grid.slot_day, grid.slot_end)
+    over = np.full(len(keys), now_ns is None) | (day_end[d] <= (now_ns or 0))
+    flag = np.where(over & ~np.isnan(balance), np.abs(balance - 1) > LINE_BALANCE_TOLERANCE, np.nan)
+    tags = [
+        {
+            "store": raw.stores.labels[grid.day_store[a]],
+            "device": raw.devices.labels[b],
+            "line": raw.lines.labels[c],
+        }
+        for a, b, c in zip(d, rest // n_lines, rest % n_lines, strict=True)
+    ]
+    columns = {
+        "entries": entries,
+        "exits": exits,
+        "balance": balance,
+        "balance_flag": flag.astype(np.float64),
+    }
+    return _points(KPI_LINE_DAILY, tags, grid.day_start[d], columns)
+
+
+def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int | None = None) -> KpiTables:
+    """All hourly/daily KPIs (per store and the ``store=all`` rollup) of the grid's output window;
+    ``now_ns``: days not over by then get no line-balance flag (None: all are over)."""
     metas = [config.meta(s) or StoreMeta(id=s) for s in raw.stores.labels]
     n_st, n_sl, n_dy = len(metas), grid.n_slots, grid.n_days
     st_count_outside = np.array([m.staff.count_outside_hours for m in metas], bool)
@@ -475,7 +521,12 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig) -> KpiTables:
         "atv": safe_ratio(revenue, transactions),
     }
     _blank_unavailable(slot_cols, grid.slot_store, has_passby, has_wifi, has_pos, has_revenue)
-    out = KpiTables(slot_visitors=visitors, slot_covered=covered)
+    out = KpiTables(
+        slot_visitors=visitors,
+        slot_covered=covered,
+        slot_grid=grid,
+        line_daily=line_balance(raw, grid, now_ns),
+    )
     emit = covered & grid.slot_emit
     idx = np.flatnonzero(emit)
     labels = raw.stores.labels

@@ -82,6 +82,7 @@ class Crossings(_Table):
     count: np.ndarray  # int64 (1 per camera crossing, the interval total for beam counters)
     device: np.ndarray  # int32 device code
     track: np.ndarray  # int64, NO_TRACK when the source has no tracks
+    line: np.ndarray  # int32 line code
 
 
 @dataclass
@@ -145,6 +146,7 @@ class RawData:
     stores: Vocab
     devices: Vocab = field(default_factory=Vocab)
     zones: Vocab = field(default_factory=Vocab)
+    lines: Vocab = field(default_factory=Vocab)
     crossings: Crossings = field(default_factory=lambda: _empty(Crossings))  # type: ignore[arg-type,return-value]
     zone_visits: ZoneVisits = field(default_factory=lambda: _empty(ZoneVisits))  # type: ignore[arg-type,return-value]
     wifi: WifiSightings = field(default_factory=lambda: _empty(WifiSightings))  # type: ignore[arg-type,return-value]
@@ -195,6 +197,7 @@ class RawDataBuilder:
             return
         c_store = np.array([self.data.stores.code(c[0]) for c in combos], np.int32)
         c_device = np.array([self.data.devices.code(c[1]) for c in combos], np.int32)
+        c_line = np.array([self.data.lines.code(c[2]) for c in combos], np.int32)
         c_role = np.array([self.meta(c[0]).line_role(c[2], c[3]) for c in combos], np.int8)
         c_in = np.array([c[4] == "in" for c in combos], bool)
         combo = np.asarray(combo, np.int64)
@@ -210,6 +213,7 @@ class RawDataBuilder:
                 count=np.asarray(count, np.int64),
                 device=c_device[combo],
                 track=np.asarray(track, np.int64),
+                line=c_line[combo],
             )
         )
 

@@ -12,12 +12,28 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+
 from footfall.analytics.campaign import Uplift, campaign_uplift, uplift_points
 from footfall.analytics.config import Campaign, CampaignsConfig, StoreMeta, StoresConfig
 from footfall.analytics.core import REPEAT_WINDOW_DAYS, KpiTables, compute_kpis
-from footfall.analytics.grid import build_grid
+from footfall.analytics.expected import (
+    WEEKS,
+    anomaly,
+    campaign_slots,
+    expect,
+    history_of,
+    slot_expectation,
+)
+from footfall.analytics.grid import Grid, build_grid
 from footfall.analytics.store import EventStore
-from footfall.contracts.measurements import ALL_STORES, datetime_to_ns
+from footfall.contracts.measurements import (
+    ALL_STORES,
+    KPI_FORECAST_HOURLY,
+    KPI_HOURLY,
+    Point,
+    datetime_to_ns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +84,7 @@ def compute_window(
     end: datetime | date,
     config: StoresConfig,
     store: str | None = None,
+    now_ns: int | None = None,
 ) -> tuple[KpiTables, int, dict[str, float]]:
     """Read the local days touched by the window (plus context and Wi-Fi look-back) and compute."""
     first, last = _local_dates(config.stores, start, end)
@@ -83,7 +100,7 @@ def compute_window(
             stores=[*config.stores, *(StoreMeta(id=s) for s in raw.stores.labels[len(config.stores) :])],
         )
         grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS, context_days=1)
-    kpis = compute_kpis(raw, grid, config)
+    kpis = compute_kpis(raw, grid, config, now_ns=now_ns)
     t2 = time.perf_counter()
     return kpis, raw.n_events + len(raw.pos), {"read": t1 - t0, "compute": t2 - t1}
 
@@ -97,16 +114,24 @@ def run_job(
     store: str | None = None,
     *,
     write: bool = True,
+    now: datetime | None = None,
 ) -> JobResult:
     """Compute (and, with ``write``, store) every KPI of the local days touched by [start, end).
 
     Campaigns overlapping the window get their uplift recomputed (over their own window and
-    baseline weeks). Returns the KPI tables, the uplift rows and timings."""
+    baseline weeks). Hours get their expected traffic from the weeks before (stored ``kpi_hourly``
+    and the window itself); hours and days not over at ``now`` (default: the wall clock) get no
+    anomaly or balance flag yet. Returns the KPI tables, the uplift rows and timings."""
     config = resolve_stores(source, stores or StoresConfig(), store)
-    kpis, n_events, seconds = compute_window(source, start, end, config, store)
+    now_ns = datetime_to_ns(now or datetime.now(UTC))
+    kpis, n_events, seconds = compute_window(source, start, end, config, store, now_ns)
+    first, last = _local_dates(config.stores, start, end)
+    t0 = time.perf_counter()
+    add_expected(source, config, campaigns, (first, last), kpis, now_ns, store)
+    seconds["expected"] = time.perf_counter() - t0
     if store is not None:
         # a one-store run must not overwrite the chain rollup with that store's values alone
-        for name in ("hourly", "daily", "zone_hourly", "zone_daily"):
+        for name in ("hourly", "daily", "zone_hourly", "zone_daily", "line_daily"):
             setattr(kpis, name, [p for p in getattr(kpis, name) if p.tags.get("store") != ALL_STORES])
     result = JobResult(kpis=kpis, events_read=n_events, seconds=seconds)
     s_ns, e_ns = datetime_to_ns(_as_utc(start)), datetime_to_ns(_as_utc(end))
@@ -160,3 +185,114 @@ def report_campaign(
     if write:
         source.write_points(uplift_points(campaign, rows))
     return campaign, rows
+
+
+# --------------------------------------------------------------------------- expected traffic, forecast
+
+
+def _stored_visitors(
+    source: EventStore, grid: Grid, labels: list[str], before: date, store: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Visitors per slot of ``grid`` from the stored ``kpi_hourly`` points of the local days before
+    ``before`` (an hour with a point is an hour with data), and whether each slot has one."""
+    visitors, found = np.zeros(grid.n_slots), np.zeros(grid.n_slots, bool)
+    codes = {label: i for i, label in enumerate(labels)}
+    points = [
+        p
+        for p in source.read_points(KPI_HOURLY, grid.read_start_ns, grid.read_end_ns, store=store)
+        if p.tags.get("store") in codes and "visitors" in p.fields
+    ]
+    if points:
+        slot = grid.slot_of(
+            np.array([codes[p.tags["store"]] for p in points], np.int64),
+            np.array([p.ts_ns for p in points], np.int64),
+        )
+        ok = slot >= 0
+        visitors[slot[ok]] = [float(p.fields["visitors"]) for p, keep in zip(points, ok, strict=True) if keep]
+        found[slot[ok]] = True
+    found &= grid.day_ordinal[grid.slot_day] < before.toordinal()
+    return visitors, found
+
+
+def add_expected(
+    source: EventStore,
+    config: StoresConfig,
+    campaigns: CampaignsConfig | None,
+    window: tuple[date, date],
+    kpis: KpiTables,
+    now_ns: int,
+    store: str | None = None,
+) -> None:
+    """Add visitors_expected (+ interval) and traffic_anomaly to the window's store-hour points."""
+    first, last = window
+    labels = [m.id for m in config.stores]
+    grid = build_grid(config.stores, first - timedelta(weeks=WEEKS), last)
+    visitors, seen = _stored_visitors(source, grid, labels, first, store)
+    current, done, covered = kpis.slot_grid, kpis.slot_visitors, kpis.slot_covered
+    assert current is not None
+    assert done is not None
+    assert covered is not None
+    # The window's own hours, just computed (a store that appeared during the read has no history).
+    mine = np.flatnonzero(current.slot_emit & covered & (current.slot_store < len(labels)))
+    at = grid.slot_of(current.slot_store[mine], current.slot_start[mine])
+    visitors[at[at >= 0]], seen[at[at >= 0]] = done[mine[at >= 0]], True
+    usable = seen & ~campaign_slots(grid, labels, campaigns.campaigns if campaigns else [])
+    targets = np.flatnonzero(grid.day_ordinal >= first.toordinal())
+    history = history_of(grid, config.stores, visitors, usable)
+    cols = slot_expectation(grid, targets, expect(history, targets, targets))
+    flags = anomaly(visitors, cols["visitors_expected_low"], cols["visitors_expected_high"])
+    cols["traffic_anomaly"] = np.where(seen & (grid.slot_end <= now_ns), flags, np.nan)
+    extra: dict[tuple[str, int], dict[str, float | int]] = {}
+    for i in np.flatnonzero(seen & np.isfinite(cols["visitors_expected"])):
+        fields = {k: float(v[i]) for k, v in cols.items() if np.isfinite(v[i])}
+        if "traffic_anomaly" in fields:
+            fields["traffic_anomaly"] = int(fields["traffic_anomaly"])
+        extra[(labels[grid.slot_store[i]], int(grid.slot_start[i]))] = fields
+    kpis.hourly = [
+        Point(p.measurement, p.tags, {**p.fields, **extra.get((p.tags["store"], p.ts_ns), {})}, p.ts_ns)
+        for p in kpis.hourly
+    ]
+
+
+def run_forecast(
+    source: EventStore,
+    first: date,
+    days: int = 7,
+    stores: StoresConfig | None = None,
+    campaigns: CampaignsConfig | None = None,
+    store: str | None = None,
+    *,
+    write: bool = True,
+) -> list[Point]:
+    """``kpi_forecast_hourly``: expected visitors (and interval) of every open hour of the local
+    days ``first`` .. ``first + days - 1``, from the stored ``kpi_hourly`` of the weeks before
+    ``first`` (campaign hours and outlier days left out)."""
+    config = resolve_stores(source, stores or StoresConfig(), store)
+    labels = [m.id for m in config.stores]
+    grid = build_grid(config.stores, first - timedelta(weeks=WEEKS), first + timedelta(days=days - 1))
+    visitors, usable = _stored_visitors(source, grid, labels, first, store)
+    usable &= ~campaign_slots(grid, labels, campaigns.campaigns if campaigns else [])
+    targets = np.flatnonzero(grid.day_ordinal >= first.toordinal())
+    starts = {int(grid.day_store[t]): int(t) for t in targets[::-1]}  # each store's first forecast day
+    ends = np.array([starts[int(grid.day_store[t])] for t in targets], np.int64)
+    cols = slot_expectation(
+        grid, targets, expect(history_of(grid, config.stores, visitors, usable), targets, ends)
+    )
+    day = grid.slot_day
+    is_open = (
+        (grid.day_open[day] >= 0)
+        & (grid.slot_end > grid.day_open[day])
+        & (grid.slot_start < grid.day_close[day])
+    )
+    points = [
+        Point(
+            KPI_FORECAST_HOURLY,
+            {"store": labels[grid.slot_store[i]]},
+            {k: float(v[i]) for k, v in cols.items()},
+            int(grid.slot_start[i]),
+        )
+        for i in np.flatnonzero(is_open & np.isfinite(cols["visitors_expected"]))
+    ]
+    if write:
+        source.write_points(points)
+    return points

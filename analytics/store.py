@@ -25,13 +25,19 @@ from footfall.analytics.core import INT_FIELDS
 from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData, RawDataBuilder
 from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import (
+    CAMERA_ISSUE,
     CROSSING,
     HEARTBEAT,
     KPI_CAMPAIGN,
     KPI_CAMPAIGN_EXTRA_FIELDS,
     KPI_CAMPAIGN_FIELDS,
     KPI_DAILY,
+    KPI_FORECAST_FIELDS,
+    KPI_FORECAST_HOURLY,
     KPI_HOURLY,
+    KPI_HOURLY_EXTRA_FIELDS,
+    KPI_LINE_DAILY,
+    KPI_LINE_FIELDS,
     KPI_STORE_EXTRA_FIELDS,
     KPI_STORE_FIELDS,
     KPI_ZONE_DAILY,
@@ -51,10 +57,13 @@ WRITE_BATCH = 20_000
 # Rows per chunk of a streamed (chunked=true) InfluxQL answer; None = one JSON document.
 READ_CHUNK_ROWS: int | None = 50_000
 
+
+def _kind(field: str) -> str:
+    return "BIGINT" if field in INT_FIELDS else "DOUBLE"
+
+
 # measurement -> (tag columns, {field: SQL type}). The same shape as the InfluxDB measurements.
-_KPI_STORE = {
-    f: ("BIGINT" if f in INT_FIELDS else "DOUBLE") for f in KPI_STORE_FIELDS + KPI_STORE_EXTRA_FIELDS
-}
+_KPI_STORE = {f: _kind(f) for f in KPI_STORE_FIELDS + KPI_STORE_EXTRA_FIELDS}
 SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     CROSSING: (
         ("store", "device", "line", "kind", "direction", "source"),
@@ -75,8 +84,10 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "queue_depth": "BIGINT",
             "frames": "BIGINT",
             "uptime_s": "DOUBLE",
+            "camera_issues": "VARCHAR",
         },
     ),
+    CAMERA_ISSUE: (("store", "device", "issue"), {"id": "VARCHAR", "state": "VARCHAR", "score": "DOUBLE"}),
     WIFI: (
         ("store", "device", "sensor"),
         {
@@ -89,7 +100,9 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         },
     ),
     POS_TRANSACTION: (("store",), {"transaction_id": "VARCHAR", "amount": "DOUBLE", "items": "BIGINT"}),
-    KPI_HOURLY: (("store",), _KPI_STORE),
+    KPI_HOURLY: (("store",), _KPI_STORE | {f: _kind(f) for f in KPI_HOURLY_EXTRA_FIELDS}),
+    KPI_FORECAST_HOURLY: (("store",), {f: _kind(f) for f in KPI_FORECAST_FIELDS}),
+    KPI_LINE_DAILY: (("store", "device", "line"), {f: _kind(f) for f in KPI_LINE_FIELDS}),
     KPI_DAILY: (("store",), _KPI_STORE),
     KPI_ZONE_HOURLY: (
         ("store", "zone"),

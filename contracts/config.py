@@ -194,6 +194,18 @@ class LinkingConfig(StrictModel):
     split_appearance_distance: float = Field(default=0.6, gt=0, le=1)
 
 
+class SceneConfig(StrictModel):
+    """The scene-health monitor (edge/scene.py): camera issues in events and in every heartbeat."""
+
+    enabled: bool = True
+    # A fault, or its end, must last this long before it is reported (issues are then reported
+    # about hold_s + 2 s after they begin or end: the view is a median over the last seconds).
+    hold_s: float = Field(default=3.0, ge=0.5, le=60)
+    # The camera's own background is learned over its first seconds (then refreshed slowly while
+    # the picture is healthy); a camera covered or moved before that is not compared correctly.
+    learn_s: float = Field(default=5.0, ge=1, le=600)
+
+
 class CameraConfig(StrictModel):
     store: Name
     camera: Name
@@ -202,6 +214,7 @@ class CameraConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     counting: CountingConfig = Field(default_factory=CountingConfig)
     linking: LinkingConfig = Field(default_factory=LinkingConfig)
+    scene: SceneConfig = Field(default_factory=SceneConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CameraConfig:

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -40,7 +40,15 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 LineKind = Literal["entrance", "passby"]
 Direction = Literal["in", "out"]
-EVENT_TYPES = ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi")
+EVENT_TYPES = ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi", "camera_issue")
+# What a camera's scene monitor reports (edge/scene.py): too little light, a lens obstructed, a view
+# that shifted or rotated, identical frames, a picture out of focus.
+CameraIssueKind = Literal["dark", "covered", "moved", "frozen", "blurred"]
+CAMERA_ISSUES: tuple[str, ...] = get_args(CameraIssueKind)
+_ISSUE = "(?:" + "|".join(CAMERA_ISSUES) + ")"
+# A heartbeat's issues in force: comma-separated names, "" when the camera sees its scene normally.
+# A string rather than a list so that ingest's fast path (contracts/fastpath.py) carries it.
+CAMERA_ISSUES_PATTERN = f"^(?:{_ISSUE}(?:,{_ISSUE})*)?$"
 # A device may also send several of its events as one message on ``.../{store}/{device}/batch``: a
 # JSON array of events. The edge does so when it has a backlog (see ``parse_batch``).
 BATCH_TYPE = "batch"
@@ -134,6 +142,21 @@ class HeartbeatEvent(_Event):
     queue_depth: int = Field(default=0, ge=0)
     frames: int = Field(default=0, ge=0)
     uptime_s: float = Field(default=0, ge=0)
+    # The camera issues in force at ``ts`` (see ``CameraIssueEvent``), e.g. "covered" or "dark,frozen";
+    # "" when none; absent from devices without a scene monitor (sensor bridges, older edges).
+    camera_issues: str | None = Field(default=None, pattern=CAMERA_ISSUES_PATTERN)
+
+
+class CameraIssueEvent(_Event):
+    """A camera's picture stopped (``started``) or resumed (``cleared``) showing its scene usably.
+
+    ``ts`` is the media time of the frame on which the monitor decided; ``score`` (0..1) is how
+    strongly the fault showed then (for ``cleared``: its strength on the last faulty frame)."""
+
+    type: Literal["camera_issue"] = "camera_issue"
+    issue: CameraIssueKind
+    state: Literal["started", "cleared"]
+    score: float = Field(ge=0, le=1)
 
 
 class WifiEvent(_Event):
@@ -151,7 +174,7 @@ class WifiEvent(_Event):
 
 
 Event = Annotated[
-    CrossingEvent | ZoneVisitEvent | OccupancyEvent | HeartbeatEvent | WifiEvent,
+    CrossingEvent | ZoneVisitEvent | OccupancyEvent | HeartbeatEvent | WifiEvent | CameraIssueEvent,
     Field(discriminator="type"),
 ]
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

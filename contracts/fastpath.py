@@ -38,6 +38,7 @@ from footfall.contracts.events import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_PAYLOAD_BYTES,
+    CameraIssueEvent,
     CrossingEvent,
     HeartbeatEvent,
     OccupancyEvent,
@@ -190,7 +191,7 @@ def _struct_for(model: type[BaseModel]) -> tuple[type[msgspec.Struct], _Kind]:
 
 
 _KINDS: dict[type, _Kind] = {}
-for _model in (CrossingEvent, ZoneVisitEvent, OccupancyEvent, HeartbeatEvent, WifiEvent):
+for _model in (CrossingEvent, ZoneVisitEvent, OccupancyEvent, HeartbeatEvent, WifiEvent, CameraIssueEvent):
     _struct, _kind = _struct_for(_model)
     _KINDS[_struct] = _kind
 STRUCTS: tuple[type[msgspec.Struct], ...] = tuple(_KINDS)

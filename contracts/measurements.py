@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from footfall.contracts.events import (
+    CameraIssueEvent,
     CrossingEvent,
     DeadLetter,
     Event,
@@ -29,11 +30,14 @@ ZONE_VISIT = "zone_visit"
 OCCUPANCY = "occupancy"
 HEARTBEAT = "heartbeat"
 WIFI = "wifi"
+CAMERA_ISSUE = "camera_issue"
 DEADLETTER = "deadletter"
 POS_TRANSACTION = "pos_transaction"
 KPI_HOURLY = "kpi_hourly"
 KPI_DAILY = "kpi_daily"
 KPI_CAMPAIGN = "kpi_campaign"
+KPI_FORECAST_HOURLY = "kpi_forecast_hourly"
+KPI_LINE_DAILY = "kpi_line_daily"
 
 # Occupancy of the whole camera view is stored with this zone tag.
 VIEW_ZONE = "_view"
@@ -130,7 +134,16 @@ def event_to_point(event: Event) -> Point:
                     "queue_depth": event.queue_depth,
                     "frames": event.frames,
                     "uptime_s": float(event.uptime_s),
+                    # None (no scene monitor) is left out of the line by ``to_line``.
+                    "camera_issues": event.camera_issues,  # type: ignore[dict-item]
                 },
+                ts_ns,
+            )
+        case CameraIssueEvent():
+            return Point(
+                CAMERA_ISSUE,
+                base | {"issue": event.issue},
+                {"id": event.id, "state": event.state, "score": float(event.score)},
                 ts_ns,
             )
         case WifiEvent():
@@ -201,11 +214,20 @@ def _occupancy_line(e: Any, ts: int) -> str:
 
 
 def _heartbeat_line(e: Any, ts: int) -> str:
-    return (
-        f"{HEARTBEAT},device={e.device},store={e.store} id={_string_field(e.id)},"
-        f"fps={float(e.fps)!r},latency_ms={float(e.latency_ms)!r},"
+    fields = (
+        f"id={_string_field(e.id)},fps={float(e.fps)!r},latency_ms={float(e.latency_ms)!r},"
         f"dropped_frames={e.dropped_frames}i,queue_depth={e.queue_depth}i,"
-        f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r} {ts}"
+        f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r}"
+    )
+    if (issues := e.camera_issues) is not None:  # names only: the contract's pattern needs no escaping
+        fields += f',camera_issues="{issues}"'
+    return f"{HEARTBEAT},device={e.device},store={e.store} {fields} {ts}"
+
+
+def _camera_issue_line(e: Any, ts: int) -> str:
+    return (
+        f"{CAMERA_ISSUE},device={e.device},issue={e.issue},store={e.store} "
+        f'id={_string_field(e.id)},state="{e.state}",score={float(e.score)!r} {ts}'
     )
 
 
@@ -226,6 +248,7 @@ _LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
     OccupancyEvent: _occupancy_line,
     HeartbeatEvent: _heartbeat_line,
     WifiEvent: _wifi_line,
+    CameraIssueEvent: _camera_issue_line,
 }
 
 
@@ -314,6 +337,19 @@ KPI_STORE_EXTRA_FIELDS = (
     "repeat_visitors",  # daily: of those, seen on an earlier day within 30 days
     "covered_hours",  # daily: hours with heartbeats (daily sums cover only these hours)
 )
+# Added to kpi_hourly by analytics: the traffic expected from the store's own history (the same weekday
+# and hour of the weeks before, robust to a broken day; analytics/expected.py), its interval, and
+# where the hour's visitors lie: -1 below the interval, 0 inside, +1 above (absent until the hour is
+# over, and without enough history).
+KPI_EXPECTED_FIELDS = ("visitors_expected", "visitors_expected_low", "visitors_expected_high")
+KPI_HOURLY_EXTRA_FIELDS = (*KPI_EXPECTED_FIELDS, "traffic_anomaly")
+# kpi_forecast_hourly (tag store): the expected visitors of the open hours of the coming days.
+KPI_FORECAST_FIELDS = KPI_EXPECTED_FIELDS
+# kpi_line_daily (tags store, device, line; time = local midnight): per entrance line and local day,
+# crossings in and out (staff included: the line's own balance), exits / entries, and balance_flag 1
+# when that ratio is more than 10 % from 1 (a line that miscounts one direction; set once the day is over).
+KPI_LINE_FIELDS = ("entries", "exits", "balance", "balance_flag")
+LINE_BALANCE_TOLERANCE = 0.10
 KPI_ZONE_FIELDS = ("visits", "dwell_median_s", "dwell_p90_s")
 KPI_CAMPAIGN_FIELDS = ("visitors", "baseline", "uplift", "uplift_pct", "ci_low", "ci_high")
 # Added by analytics (additive): the interval in percent, the matched hours and baseline weeks used.

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from footfall.contracts.measurements import (
     ALL_STORES,
+    CAMERA_ISSUE,
     CROSSING,
     DEADLETTER,
     HEARTBEAT,
     KPI_CAMPAIGN,
     KPI_DAILY,
+    KPI_FORECAST_HOURLY,
     KPI_HOURLY,
+    KPI_LINE_DAILY,
     KPI_ZONE_HOURLY,
     OCCUPANCY,
     VIEW_ZONE,
@@ -167,6 +170,42 @@ STORE_MANAGER = Dashboard(
             ),
             width=24,
             height=7,
+        ),
+        Panel(
+            "Today against expected",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT sum("visitors") AS "visitors", sum("visitors_expected") AS "expected", '
+                    f'sum("visitors_expected_low") AS "expected low", sum("visitors_expected_high") AS '
+                    f'"expected high", sum("traffic_anomaly") AS "anomaly" FROM "{KPI_HOURLY}" '
+                    f"WHERE {STORE} AND $timeFilter GROUP BY time(1h) fill(none)",
+                ),
+            ),
+            description="Visitors per hour against the traffic expected from the same weekday and hour "
+            "of the weeks before (campaigns and broken days left out) and its 95 % interval; anomaly "
+            "-1 / +1 marks an hour below / above it.",
+            time_from="now/d",
+            width=12,
+            height=8,
+        ),
+        Panel(
+            "Next week's forecast",
+            "barchart",
+            (
+                Query(
+                    "A",
+                    # The coming week whatever the dashboard's range: the forecast lies in the future.
+                    f'SELECT sum("visitors_expected") AS "expected", sum("visitors_expected_low") AS "low", '
+                    f'sum("visitors_expected_high") AS "high" FROM "{KPI_FORECAST_HOURLY}" WHERE {STORE} '
+                    "AND time >= now() - 1h AND time < now() + 7d GROUP BY time(1h) fill(none)",
+                ),
+            ),
+            description="Expected visitors per open hour of the next seven days (staffing), with the "
+            "95 % interval; refreshed daily by the analytics job.",
+            width=12,
+            height=8,
         ),
     ),
 )
@@ -400,6 +439,57 @@ OPS = Dashboard(
             ),
             description="Events waiting in the edge's on-disk queue.",
             width=12,
+            height=7,
+        ),
+        Panel(
+            "Camera issues now",
+            "table",
+            (
+                Query(
+                    "A",
+                    f'SELECT last("camera_issues") AS "issues" FROM "{HEARTBEAT}" WHERE {STORE} '
+                    'AND $timeFilter GROUP BY "store", "device"',
+                    result_format="table",
+                ),
+            ),
+            description="The issues in force by each camera's latest heartbeat (dark, covered, moved, "
+            "frozen, blurred; empty: none): its counts are not to be trusted meanwhile.",
+            time_from="15m",
+            width=8,
+            height=7,
+        ),
+        Panel(
+            "Camera issue history",
+            "table",
+            (
+                Query(
+                    "A",
+                    f'SELECT "state", "score", "issue" FROM "{CAMERA_ISSUE}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY "store", "device"',
+                    result_format="table",
+                ),
+            ),
+            description="Each issue's start and end, at the media time of the frame the edge decided on.",
+            time_from="30d",
+            width=16,
+            height=7,
+        ),
+        Panel(
+            "In/out balance per line",
+            "timeseries",
+            (
+                Query(
+                    "A",
+                    f'SELECT "balance" FROM "{KPI_LINE_DAILY}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY "store", "device", "line"',
+                    alias="$tag_store $tag_device $tag_line",
+                ),
+            ),
+            description="Exits / entries per entrance line and day (1 = every visitor counted out again); "
+            "more than 10 % off is flagged and alerts.",
+            unit="percentunit",
+            time_from="14d",
+            width=24,
             height=7,
         ),
         Panel(

@@ -15,6 +15,7 @@ import yaml
 
 from footfall.contracts.config import ConfigError
 from footfall.contracts.tls import TlsFiles
+from footfall.dashboards.alerts import alerting_provisioning
 from footfall.dashboards.build import build_dashboard
 from footfall.dashboards.definitions import DASHBOARDS
 from footfall.dashboards.spec import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID, DEFAULT_DATABASE
@@ -110,6 +111,8 @@ def provisioning_files() -> dict[str, str]:
     return {
         "datasources/footfall.yaml": header + yaml.safe_dump(datasource, sort_keys=False),
         "dashboards/footfall.yaml": header + yaml.safe_dump(dashboards, sort_keys=False),
+        "alerting/footfall.yaml": header
+        + yaml.safe_dump(alerting_provisioning(), sort_keys=False, width=110),
     }
 
 

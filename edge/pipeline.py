@@ -15,6 +15,7 @@ import numpy as np
 
 from footfall.contracts.config import CameraConfig, LinkingConfig
 from footfall.contracts.events import (
+    CameraIssueEvent,
     CrossingEvent,
     Event,
     HeartbeatEvent,
@@ -29,6 +30,7 @@ from footfall.edge.detector import Detections, PersonDetector, prepare_offline_u
 from footfall.edge.linking import LinkedFrame, TrackletLinker
 from footfall.edge.motion import MotionGate
 from footfall.edge.scale import LayoutDetector
+from footfall.edge.scene import IssueChange, SceneMonitor
 from footfall.edge.sources import Frame, FrameSource, open_source
 from footfall.edge.tracking import PersonTracker, Tracks
 
@@ -92,7 +94,19 @@ class EventFactory:
             count=count,
         )
 
-    def heartbeat(self, t: float, **fields: float) -> HeartbeatEvent:
+    def camera_issue(self, c: IssueChange) -> CameraIssueEvent:
+        ts = self.ts(c.t)  # media time of the frame on which the monitor decided
+        return CameraIssueEvent(
+            id=self._id("camera_issue", c.issue, c.state, format_ts(ts)),
+            store=self.store,
+            device=self.device,
+            ts=ts,
+            issue=c.issue,  # type: ignore[arg-type]
+            state=c.state,
+            score=c.score,
+        )
+
+    def heartbeat(self, t: float, **fields: float | str | None) -> HeartbeatEvent:
         ts = self.ts(t)
         return HeartbeatEvent(
             id=self._id("heartbeat", format_ts(ts)), store=self.store, device=self.device, ts=ts, **fields
@@ -277,14 +291,17 @@ def run_frames(
             keep_images,
         )
         health = _Health()
+        scene = SceneMonitor(config.scene.hold_s, config.scene.learn_s) if config.scene.enabled else None
         last: Frame | None = None
         for frame in frames:
             if stop is not None and stop():
                 break
+            if scene is not None and frame.image is not None:  # camera issues leave with the next frame
+                steps.pending_events += map(steps.factory.camera_issue, scene.update(frame.image, frame.t))
             released = steps.track(frame)
             if frame.image is not None:
                 health.add(frame)
-            beat = _heartbeat(health, steps.factory, frame, frames.dropped, heartbeat_every_s)
+            beat = _heartbeat(health, steps.factory, frame, frames.dropped, heartbeat_every_s, scene)
             if beat is not None:
                 steps.pending_events.append(beat)
             last = frame
@@ -312,7 +329,12 @@ def run_frames(
 
 
 def _heartbeat(
-    health: _Health, factory: EventFactory, frame: Frame, dropped: int, every_s: float
+    health: _Health,
+    factory: EventFactory,
+    frame: Frame,
+    dropped: int,
+    every_s: float,
+    scene: SceneMonitor | None = None,
 ) -> HeartbeatEvent | None:
     if health.last_beat_t is None:
         health.last_beat_t = frame.t
@@ -328,6 +350,7 @@ def _heartbeat(
         dropped_frames=dropped,
         frames=health.frames,
         uptime_s=round(time.monotonic() - health.started, 1),
+        camera_issues=None if scene is None else ",".join(scene.issues),
     )
 
 

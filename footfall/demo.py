@@ -24,7 +24,14 @@ from zoneinfo import ZoneInfo
 
 from footfall.contracts.config import CameraConfig, ConfigError, load_config
 from footfall.contracts.events import CrossingEvent, Event, HeartbeatEvent, ZoneVisitEvent, stable_event_id
-from footfall.contracts.measurements import KPI_CAMPAIGN, KPI_DAILY, KPI_HOURLY, Point, datetime_to_ns
+from footfall.contracts.measurements import (
+    CAMERA_ISSUE,
+    KPI_CAMPAIGN,
+    KPI_DAILY,
+    KPI_HOURLY,
+    Point,
+    datetime_to_ns,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -358,10 +365,17 @@ def run_demo(
             )
         ]
     )
+    # What the clip's scene monitor reported (the sample run's camera issues, if any).
+    issues = [event_to_point(e) for e in clip.events if e.type == "camera_issue"]
     with DuckDBStore(db_path) as store:
-        store.write_points([event_to_point(e) for e in history.events] + history.pos)
+        store.write_points([event_to_point(e) for e in history.events] + history.pos + issues)
         result = run_job(store, history.first_day, history.last_day, stores, campaigns)
-    kpis = {KPI_HOURLY: result.kpis.hourly, KPI_DAILY: result.kpis.daily, KPI_CAMPAIGN: result.kpis.campaign}
+    kpis = {
+        KPI_HOURLY: result.kpis.hourly,
+        KPI_DAILY: result.kpis.daily,
+        KPI_CAMPAIGN: result.kpis.campaign,
+        CAMERA_ISSUE: issues,
+    }
     dwell: dict[str, list[float]] = defaultdict(list)
     for event in history.events:
         if isinstance(event, ZoneVisitEvent):

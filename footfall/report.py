@@ -1,9 +1,10 @@
 """A self-contained HTML report of one store's KPIs: inline SVG charts, no network, no server.
 
-Input is what analytics writes: KPI points keyed by measurement (``kpi_hourly``, ``kpi_daily``,
-``kpi_campaign``, ...; see ``footfall.contracts.measurements``), the dwell times of completed zone
-visits, and optionally one annotated camera frame (PNG). Any source of those points works: the
-demo's embedded store, InfluxDB, or a hand-made table in a test.
+Input is what analytics writes: KPI points keyed by measurement (``kpi_hourly`` with its expected
+traffic, ``kpi_daily``, ``kpi_campaign``, ...; see ``footfall.contracts.measurements``), optionally
+the ``camera_issue`` points of the cameras (the section then says whether there were any), the dwell
+times of completed zone visits, and optionally one annotated camera frame (PNG). Any source of those
+points works: the demo's embedded store, InfluxDB, or a hand-made table in a test.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from footfall.contracts.measurements import KPI_CAMPAIGN, KPI_DAILY, KPI_HOURLY, Point, ns_to_datetime
+from footfall.contracts.measurements import (
+    CAMERA_ISSUE,
+    KPI_CAMPAIGN,
+    KPI_DAILY,
+    KPI_HOURLY,
+    Point,
+    ns_to_datetime,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -69,6 +77,8 @@ def _fmt(value: float | None, kind: str = "int") -> str:
         return f"{value:,.2f}"
     if kind == "s":
         return f"{value:.0f} s"
+    if kind == "score":
+        return f"{value:.2f}"
     return f"{value:,.0f}"
 
 
@@ -108,6 +118,7 @@ def kpi_table(inp: ReportInput) -> list[tuple[str, str]]:
         ]:
             if name in day.fields:
                 rows.append((label, _fmt(_num(day, name), kind)))
+    rows += _expected_rows(latest_day(inp))
     for zone, dwells in sorted(inp.dwell_s.items()):
         if dwells:
             rows.append((f"dwell at {zone} (median)", _fmt(statistics.median(dwells), "s")))
@@ -121,6 +132,44 @@ def kpi_table(inp: ReportInput) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def _expected_rows(hours: list[Point]) -> list[tuple[str, str]]:
+    """The latest day against its expected traffic: totals and the hours outside the interval."""
+    expected = [_num(p, "visitors_expected") for p in hours]
+    if not any(e is not None for e in expected):
+        return []
+    flags = [_num(p, "traffic_anomaly") for p in hours]
+    below, above, judged = (
+        sum(f == -1 for f in flags),
+        sum(f == 1 for f in flags),
+        sum(f is not None for f in flags),
+    )
+    return [
+        ("visitors expected", _fmt(sum(e for e in expected if e is not None))),
+        (
+            "hours below / above expected",
+            f"{below} / {above} of {judged}",
+        ),
+    ]
+
+
+def camera_issue_rows(inp: ReportInput) -> list[tuple[str, str, str, str, str]] | None:
+    """(local time, device, issue, state, score) of the camera issues; None when none were given."""
+    if CAMERA_ISSUE not in inp.kpis:
+        return None
+    tz = ZoneInfo(inp.timezone)
+    points = sorted(inp.kpis[CAMERA_ISSUE], key=lambda p: p.ts_ns)
+    return [
+        (
+            _local(p.ts_ns, tz).strftime("%Y-%m-%d %H:%M:%S"),
+            p.tags.get("device", "?"),
+            p.tags.get("issue", "?"),
+            str(p.fields.get("state", "?")),
+            _fmt(_num(p, "score"), "score"),
+        )
+        for p in points
+    ]
 
 
 # ---- charts ----------------------------------------------------------------------------------------
@@ -263,8 +312,56 @@ def chart_campaign(inp: ReportInput) -> Chart | None:
     )
 
 
+def chart_expected(inp: ReportInput) -> Chart | None:
+    points = [p for p in latest_day(inp) if _num(p, "visitors_expected") is not None]
+    if not points:
+        return None
+    tz = ZoneInfo(inp.timezone)
+    hours = [_local(p.ts_ns, tz).hour for p in points]
+    low = [_num(p, "visitors_expected_low") or 0 for p in points]
+    high = [_num(p, "visitors_expected_high") or 0 for p in points]
+    fig, ax = _figure()
+    ax.fill_between(hours, low, high, step="mid", color="#b8c7dc", alpha=0.7, label="expected, 95 % interval")
+    ax.step(
+        hours, [_num(p, "visitors_expected") for p in points], where="mid", color="#57606a", label="expected"
+    )
+    ax.plot(hours, [_num(p, "visitors") or 0 for p in points], "o-", color="#3274d9", label="visitors")
+    for flag, colour, name in ((-1, "#c4162a", "below"), (1, "#37872d", "above")):
+        marked = [
+            (h, _num(p, "visitors"))
+            for h, p in zip(hours, points, strict=True)
+            if _num(p, "traffic_anomaly") == flag
+        ]
+        if marked:
+            ax.scatter(
+                *zip(*marked, strict=True),
+                s=80,
+                facecolors="none",
+                edgecolors=colour,
+                label=f"{name} the interval",
+            )
+    ax.set_xlabel(f"hour ({inp.timezone})")
+    ax.set_ylabel("visitors")
+    ax.set_xticks(hours)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
+    day = _local(points[0].ts_ns, tz).date().isoformat()
+    return Chart(
+        f"Visitors against expected, {day}",
+        _svg(fig),
+        "Expected: the same weekday and hour of the weeks before (campaign hours and broken days left "
+        "out), with its 95 % interval; circled hours lie outside it.",
+    )
+
+
 def charts(inp: ReportInput) -> list[Chart]:
-    made = (chart_hourly(inp), chart_capture_rate(inp), chart_dwell(inp), chart_campaign(inp))
+    made = (
+        chart_hourly(inp),
+        chart_expected(inp),
+        chart_capture_rate(inp),
+        chart_dwell(inp),
+        chart_campaign(inp),
+    )
     return [c for c in made if c is not None]
 
 
@@ -296,6 +393,7 @@ def render_html(inp: ReportInput) -> str:
             f'<h2>{esc(chart.title)}</h2><figure class="chart">{chart.svg}',
             f"<figcaption>{esc(chart.caption)}</figcaption></figure>",
         ]
+    parts += _camera_health_html(inp)
     if inp.frame_png:
         data = base64.b64encode(inp.frame_png).decode("ascii")
         parts += [
@@ -307,6 +405,24 @@ def render_html(inp: ReportInput) -> str:
     parts += [f'<p class="note">{esc(n)}</p>' for n in inp.notes]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _camera_health_html(inp: ReportInput) -> list[str]:
+    rows = camera_issue_rows(inp)
+    if rows is None:
+        return []
+    esc = html.escape
+    head = "<h2>Camera health</h2>"
+    if not rows:
+        return [head, '<p class="camera-ok">The scene monitor reported no camera issue (dark, covered, '
+                "moved, frozen or blurred) on this run.</p>"]  # fmt: skip
+    cells = ("time", "camera", "issue", "state", "score")
+    return [
+        head,
+        '<table class="camera-issues"><tr>' + "".join(f"<td><b>{c}</b></td>" for c in cells) + "</tr>",
+        *("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows),
+        "</table>",
+    ]
 
 
 def write_report(inp: ReportInput, path: str | Path) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from footfall.contracts.events import (
+    CameraIssueEvent,
     CrossingEvent,
     HeartbeatEvent,
     OccupancyEvent,
@@ -24,7 +25,9 @@ from footfall.contracts.measurements import (
     DEADLETTER,
     KPI_CAMPAIGN,
     KPI_DAILY,
+    KPI_FORECAST_HOURLY,
     KPI_HOURLY,
+    KPI_LINE_DAILY,
     KPI_ZONE_HOURLY,
     Point,
     datetime_to_ns,
@@ -51,10 +54,21 @@ class Hour:
     passersby: int
     transactions: int
     revenue: float
+    expected: float = 0.0  # the expected traffic and its interval, as analytics writes them
+    low: float = 0.0
+    high: float = 0.0
+
+    @property
+    def anomaly(self) -> int:
+        return -1 if self.visitors < self.low else int(self.visitors > self.high)
 
     @property
     def kpis(self) -> dict[str, float | int]:
         return {
+            "visitors_expected": self.expected,
+            "visitors_expected_low": self.low,
+            "visitors_expected_high": self.high,
+            "traffic_anomaly": self.anomaly,
             "visitors": self.visitors,
             "exits": self.visitors,
             "passersby": self.passersby,
@@ -84,6 +98,13 @@ class Dataset:
     heartbeats: dict[tuple[str, str], list[tuple[datetime, float, float, int, int]]] = field(
         default_factory=dict
     )
+    # (store, device) -> the camera issues of each heartbeat (same order as ``heartbeats``)
+    camera_issues: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    issue_events: list[CameraIssueEvent] = field(default_factory=list)
+    # (store, device, line) -> [(local midnight, entries, exits)]
+    lines_daily: dict[tuple[str, str, str], list[tuple[datetime, int, int]]] = field(default_factory=dict)
+    # (store, UTC hour) -> (expected, low, high) for the next 7 days' open hours
+    forecast: dict[tuple[str, datetime], tuple[float, float, float]] = field(default_factory=dict)
 
     def day_totals(self, store: str, day: datetime) -> dict[str, float]:
         hours = self.hours[(store, day)].values()
@@ -110,8 +131,15 @@ def build(now: datetime, seed: int = 5) -> tuple[Dataset, list[str]]:
             for hour in OPEN_HOURS:
                 visitors = rng.randint(20, 80)
                 transactions = rng.randint(0, visitors // 2)
+                expected = round(visitors * rng.uniform(0.7, 1.3), 2)
                 hours[hour] = Hour(
-                    visitors, visitors + rng.randint(40, 200), transactions, round(transactions * 23.5, 2)
+                    visitors,
+                    visitors + rng.randint(40, 200),
+                    transactions,
+                    round(transactions * 23.5, 2),
+                    expected,
+                    float(int(expected * 0.8)),
+                    float(int(expected * 1.2) + 1),
                 )
                 kpi(KPI_HOURLY, {"store": store}, hours[hour].kpis, day + timedelta(hours=hour))
                 for zone in ZONES:
@@ -147,7 +175,64 @@ def build(now: datetime, seed: int = 5) -> tuple[Dataset, list[str]]:
             kpi(KPI_CAMPAIGN, {"store": store, "campaign": campaign}, fields, start)
 
     lines += _raw_events(data, rng)
+    lines += _health(data, rng)
     return data, lines
+
+
+def _health(data: Dataset, rng: random.Random) -> list[str]:
+    """Line balance per day, camera issues, and the forecast of the next 7 days' open hours."""
+    lines = []
+    for store, exit_share in (("store-a", 1.0), ("store-b", 0.8)):
+        key = (store, "cam-1", "door")
+        data.lines_daily[key] = []
+        for day in DAYS:
+            entries = rng.randint(200, 400)
+            exits = round(entries * exit_share)
+            data.lines_daily[key].append((day, entries, exits))
+            flag = int(abs(exits / entries - 1) > 0.1)
+            fields = {"entries": entries, "exits": exits, "balance": exits / entries, "balance_flag": flag}
+            lines.append(
+                Point(
+                    KPI_LINE_DAILY,
+                    dict(zip(("store", "device", "line"), key, strict=True)),
+                    fields,
+                    datetime_to_ns(day),
+                ).to_line()
+            )
+        tomorrow = datetime(data.now.year, data.now.month, data.now.day, tzinfo=UTC) + timedelta(days=1)
+        for k in range(7):
+            for hour in OPEN_HOURS:
+                ts = tomorrow + timedelta(days=k, hours=hour)
+                expected = round(rng.uniform(10, 60), 2)
+                data.forecast[(store, ts)] = (
+                    expected,
+                    float(int(expected * 0.7)),
+                    float(int(expected * 1.3) + 1),
+                )
+                fields = dict(
+                    zip(
+                        ("visitors_expected", "visitors_expected_low", "visitors_expected_high"),
+                        data.forecast[(store, ts)],
+                        strict=True,
+                    )
+                )
+                lines.append(
+                    Point(KPI_FORECAST_HOURLY, {"store": store}, fields, datetime_to_ns(ts)).to_line()
+                )
+    # store-b's camera was covered 20 minutes ago; store-a's was moved on DAY and put back an hour later
+    for store, issue, begin, end in (
+        ("store-a", "moved", DAY + timedelta(hours=10), DAY + timedelta(hours=11)),
+        ("store-b", "covered", data.now - timedelta(minutes=20), None),
+    ):
+        for state, ts in (("started", begin), ("cleared", end)):
+            if ts is not None:
+                event = CameraIssueEvent(
+                    id=stable_event_id(store, issue, state), store=store, device="cam-1", ts=ts,
+                    issue=issue, state=state, score=0.9 if state == "started" else 0.1,
+                )  # fmt: skip
+                data.issue_events.append(event)
+                lines.append(event_to_point(event).to_line())
+    return lines
 
 
 def _daily_fields(totals: dict[str, float]) -> dict[str, float | int]:
@@ -249,6 +334,8 @@ def _raw_events(data: Dataset, rng: random.Random) -> list[str]:
                 minute % 7,
             )
             beats.append(beat)
+            covered = store == "store-b" and minute <= 20  # see the camera issue events
+            data.camera_issues.setdefault((store, device), []).append("covered" if covered else "")
             event = HeartbeatEvent(
                 id=stable_event_id(store, device, "hb", minute),
                 store=store,
@@ -260,6 +347,7 @@ def _raw_events(data: Dataset, rng: random.Random) -> list[str]:
                 queue_depth=beat[4],
                 frames=(120 - minute) * 600,
                 uptime_s=(120 - minute) * 60.0,
+                camera_issues=data.camera_issues[(store, device)][-1],
             )
             lines.append(event_to_point(event).to_line())
         data.heartbeats[(store, device)] = beats

@@ -1,10 +1,10 @@
 """The simulator through the real pipeline, filled once per session and shared by the tests that read it.
 
 paho (QoS 1) -> Mosquitto -> ``footfall ingest`` subprocess -> InfluxDB; POS via ``footfall pos import``;
-then the analytics job over the simulated weeks. After the job (so no KPI depends on them), a second
-ingest run takes a few things the simulator does not produce, published through the same broker:
-occupancy reports of the camera view (the count of simulated customers inside) and some bad messages
-that ingest dead-letters.
+then the analytics job over the simulated weeks and the forecast of the week after them. After the
+job (so no KPI depends on them), a second ingest run takes a few things the simulator does not
+produce, published through the same broker: occupancy reports of the camera view (the count of
+simulated customers inside) and some bad messages that ingest dead-letters.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from footfall.analytics import InfluxStore, JobResult, run_job
+from footfall.analytics.job import run_forecast
 from footfall.contracts.events import EventError, OccupancyEvent, parse_event, stable_event_id
 from footfall.contracts.influx import InfluxClient
-from footfall.contracts.measurements import event_to_point
+from footfall.contracts.measurements import Point, event_to_point
 from tests.ingest_support import FOOTFALL, MqttTestClient, count_points, ingest_process, wait_for_count
 from tests.servers import InfluxServer, MosquittoServer
 from tests.simulator import Simulation, emit_via_mqtt, simulate
@@ -49,6 +50,7 @@ class PipelineFill:
     occupancy_now: dict[str, tuple[datetime, int]]
     deadletters: dict[str, int]  # reason -> count, from the contract's own parse_event
     deadletter_window: tuple[datetime, datetime]  # ingest stamps dead letters with the receipt time
+    forecast: list[Point]  # kpi_forecast_hourly of the 7 days after the simulated weeks
 
 
 def emit_through_pipeline(
@@ -168,5 +170,6 @@ def fill(broker: MosquittoServer, influx: InfluxServer, client: InfluxClient, tm
     t0 = time.perf_counter()
     result = run_job(InfluxStore(client), sim.start, sim.end, sim.stores, sim.campaigns)
     seconds["analytics job"] = time.perf_counter() - t0
+    forecast = run_forecast(InfluxStore(client), sim.end + timedelta(days=1), 7, sim.stores, sim.campaigns)
     occupancy_now, deadletters, window = publish_extras(sim, broker, influx, client, tmp_path)
-    return PipelineFill(client, sim, result, seconds, occupancy_now, deadletters, window)
+    return PipelineFill(client, sim, result, seconds, occupancy_now, deadletters, window, forecast)

@@ -26,8 +26,13 @@ Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross bot
 - staff: two per store, arriving 30 min before opening and leaving 20 min after closing
   (crossings outside opening hours), taking a break through the front door from the back-room
   staff zone (tracks seen in a staff zone), phones seen every 5 min all shift (staff devices);
-- heartbeats every 10 min from the camera (health values varying by beat), except a 3-hour outage
-  at store C on one day, during which nothing happens (no arrivals are generated into it, nobody is inside);
+- heartbeats every 10 min from the camera (health values varying by beat, the camera issues in
+  force), except a 3-hour outage at store C on one day, during which nothing happens (no arrivals are
+  generated into it, nobody is inside);
+- broken cameras (``SimConfig.broken``) on the Tuesday of the last week: store C's door camera is
+  covered and counts nobody, store A's was knocked and counts one person in ten (heartbeats go on,
+  reporting ``covered`` / ``moved``, with their ``camera_issue`` events); store B's door line misses
+  40 % of exits on the Wednesday (``SimConfig.one_way``);
 - a campaign (``autumn-promo``, stores A and B, Thu-Sat of the last week) adding 40 % extra arrivals.
 
 ``Truth`` is computed here from the simulated people, independently of the analytics code.
@@ -36,8 +41,9 @@ Asia/Kolkata by default; the default five weeks from Monday 2026-10-05 cross bot
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,6 +60,7 @@ from footfall.analytics.config import (
 )
 from footfall.analytics.pos import PosTransaction
 from footfall.contracts.events import (
+    CameraIssueEvent,
     CrossingEvent,
     Event,
     HeartbeatEvent,
@@ -109,11 +116,32 @@ class SimConfig:
         13,
         16,
     )  # store, day index, local hours [from, to)
+    # Broken days: the door camera counts only this share of the crossings (both directions) while its
+    # heartbeats go on: (store, day index, share). The Tuesday of the last week: store C (9 open hours,
+    # ~6 visitors an hour) counts nobody, as a covered or frozen camera does; store A (~9 an hour)
+    # counts one person in ten, as a knocked one might.
+    broken: tuple[tuple[str, int, float], ...] = (("store-c", 29, 0.0), ("store-a", 29, 0.1))
+    # What the broken cameras' scene monitors report: a camera counting nobody is covered (from 80
+    # minutes before opening to 30 after closing), one counting a few was knocked (moved, from 07:50
+    # until 08:10 the next morning).
+    # A line that miscounts one direction: store, day index, direction, share counted (store B, the
+    # Wednesday of the last week, 60 % of exits).
+    one_way: tuple[str, int, str, float] | None = ("store-b", 30, "out", 0.6)
     heartbeat_every: timedelta = timedelta(minutes=10)
     loyal_pool: int = 60
     wifi_share: float = 0.45
     randomized_share: float = 0.2
     purchase_share: float = 0.35
+
+    def door_share(self, store: str, day_index: int, direction: str) -> float:
+        """The share of door crossings the store's camera counts on that day, in that direction."""
+        share = 1.0
+        for broken_store, broken_day, counted in self.broken:
+            if (broken_store, broken_day) == (store, day_index):
+                share *= counted
+        if self.one_way is not None and self.one_way[:3] == (store, day_index, direction):
+            share *= self.one_way[3]
+        return share
 
     def __post_init__(self) -> None:
         if self.start is None:
@@ -146,6 +174,11 @@ class Truth:
     # prev_device_hash)
     repeats_across_rotation: int = 0
     outage_days: set[tuple[str, int]] = field(default_factory=set)
+    # (store, issue, started, cleared) of the camera issues the simulated edges reported
+    camera_issues: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)
+    # The Poisson rate behind the visitors of each local hour (campaign included): what a perfect
+    # forecast would say. Keys: (store, UTC ns of the local hour); hours without arrivals absent.
+    expected_visitors: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,6 +244,48 @@ def _hours_on(meta: StoreMeta, day: date) -> tuple[datetime, datetime] | None:
         base.replace(hour=hours[0] // 60, minute=hours[0] % 60),
         base.replace(hour=hours[1] // 60, minute=hours[1] % 60),
     )
+
+
+def camera_issues(
+    cfg: SimConfig, metas: list[StoreMeta], days: list[date]
+) -> list[tuple[str, str, datetime, datetime]]:
+    """The camera issues of the broken days (see ``SimConfig.broken``), in UTC."""
+    out = []
+    for store, index, share in cfg.broken:
+        if index >= len(days):
+            continue  # a shorter simulation has no such day
+        meta = next(m for m in metas if m.id == store)
+        day = days[index]
+        if share == 0:
+            hours = _hours_on(meta, day)
+            assert hours is not None
+            span = (hours[0] - timedelta(minutes=80), hours[1] + timedelta(minutes=30))
+            out.append((store, "covered", *(x.astimezone(UTC) for x in span)))
+        else:
+            begin = datetime(day.year, day.month, day.day, 7, 50, tzinfo=meta.tz)
+            end = datetime.combine(day + timedelta(days=1), datetime.min.time(), meta.tz) + timedelta(
+                minutes=490
+            )
+            out.append((store, "moved", begin.astimezone(UTC), end.astimezone(UTC)))
+    return out
+
+
+def _issue_events(issues: list[tuple[str, str, datetime, datetime]], eid: Callable[..., str]) -> list[Event]:
+    events: list[Event] = []
+    for store, issue, begin, end in issues:
+        for state, ts, score in (("started", begin, 0.87), ("cleared", end, 0.02)):
+            events.append(
+                CameraIssueEvent(
+                    id=eid("ci", store, issue, state, ts),
+                    store=store,
+                    device="cam-1",
+                    ts=ts,
+                    issue=issue,  # type: ignore[arg-type]
+                    state=state,  # type: ignore[arg-type]
+                    score=score,
+                )
+            )
+    return events
 
 
 def simulate(config: SimConfig | None = None) -> Simulation:
@@ -281,6 +356,8 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     def eid(*parts: object) -> str:
         return stable_event_id("sim", cfg.seed, *parts)
 
+    truth.camera_issues = camera_issues(cfg, metas, days)
+    events += _issue_events(truth.camera_issues, eid)
     for sim_store, meta in zip(cfg.stores, metas, strict=True):
         tz = meta.tz
         sid = meta.id
@@ -302,6 +379,22 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 t1 = t1 or t0
                 return outage is not None and t0 < outage[1] and t1 >= outage[0]
 
+            def door(
+                event_id: str,
+                ts: datetime,
+                direction: str,
+                track: int,
+                day_idx: int = day_idx,
+                sid: str = sid,
+            ) -> bool:
+                """Emit a door crossing if the camera counts it (see ``SimConfig.door_share``); the
+                choice hashes the event id, so the random draws of everything else stay as they were."""
+                share = cfg.door_share(sid, day_idx, direction)
+                if share < 1 and zlib.crc32(event_id.encode()) % 1000 >= share * 1000:
+                    return False
+                events.append(_crossing(event_id, sid, ts, "door", direction, track))
+                return True
+
             # heartbeats, all day, all days, except during the outage
             midnight = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
             next_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
@@ -322,6 +415,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                             dropped_frames=beat % 3,
                             queue_depth=(beat % 5) * 2,
                             uptime_s=float(beat * cfg.heartbeat_every.total_seconds()),
+                            camera_issues=",".join(
+                                i for st, i, b, e in truth.camera_issues if st == sid and b <= t < e
+                            ),
                         )
                     )
                     truth_h = hourly[(sid, _local_hour_ns(t, tz))]
@@ -364,9 +460,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 staff_mac = _mac("staff", cfg.seed, sid, n_staff)
                 arrive, leave = open_t - timedelta(minutes=30), close_t + timedelta(minutes=20)
                 track += 1
-                events.append(_crossing(eid("st-in", sid, day, n_staff), sid, arrive, "door", "in", track))
+                door(eid("st-in", sid, day, n_staff), arrive, "in", track)
                 track += 1
-                events.append(_crossing(eid("st-out", sid, day, n_staff), sid, leave, "door", "out", track))
+                door(eid("st-out", sid, day, n_staff), leave, "out", track)
                 brk = open_t + timedelta(hours=2 + 2 * n_staff, minutes=7)
                 if not in_outage(brk - timedelta(minutes=15), brk + timedelta(minutes=40)):
                     track += 1
@@ -383,14 +479,10 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                             dwell_s=580.0,
                         )
                     )
-                    events.append(
-                        _crossing(eid("st-brk-out", sid, day, n_staff), sid, brk, "door", "out", track)
-                    )
+                    door(eid("st-brk-out", sid, day, n_staff), brk, "out", track)
                     track += 1
                     back = brk + timedelta(minutes=25)
-                    events.append(
-                        _crossing(eid("st-brk-in", sid, day, n_staff), sid, back, "door", "in", track)
-                    )
+                    door(eid("st-brk-in", sid, day, n_staff), back, "in", track)
                     events.append(
                         ZoneVisitEvent(
                             id=eid("st-z2", sid, day, n_staff),
@@ -436,6 +528,8 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                         p = Person(sid, a, d, extra)
                         visitors_today.append(p)
                 t = h_end
+            arrivals_counted: list[int] = []
+            departures_counted: list[int] = []
             for p in sorted(visitors_today, key=lambda p: p.arrival):
                 people.append(p)
                 if p.campaign_extra:
@@ -445,11 +539,12 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 pb = a - timedelta(seconds=5)
                 events.append(_crossing(eid("c-pb", sid, track), sid, pb, "street", "in", track + 1_000_000))
                 hourly[(sid, _local_hour_ns(pb, tz))]["passersby"] += 1
-                events.append(_crossing(eid("c-in", sid, track), sid, a, "door", "in", track))
-                hourly[(sid, _local_hour_ns(a, tz))]["visitors"] += 1
-                out_track = track + 2_000_000
-                events.append(_crossing(eid("c-out", sid, track), sid, d, "door", "out", out_track))
-                hourly[(sid, _local_hour_ns(d, tz))]["exits"] += 1
+                if door(eid("c-in", sid, track), a, "in", track):
+                    hourly[(sid, _local_hour_ns(a, tz))]["visitors"] += 1
+                    arrivals_counted.append(datetime_to_ns(a))
+                if door(eid("c-out", sid, track), d, "out", track + 2_000_000):
+                    hourly[(sid, _local_hour_ns(d, tz))]["exits"] += 1
+                    departures_counted.append(datetime_to_ns(d))
                 # zones
                 dwell_s = (d - a).total_seconds()
                 for z, zone in enumerate(("shelf", "checkout")[: int(rng.integers(0, 3))]):
@@ -517,17 +612,24 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                     hh = hourly[(sid, _local_hour_ns(pt, tz))]
                     hh["transactions"] += 1
                     hh["revenue"] += amount
-            # occupancy truth: per opening minute, customers inside at the minute's end
-            arr = np.array(sorted(datetime_to_ns(p.arrival) for p in visitors_today), np.int64)
-            dep = np.array(sorted(datetime_to_ns(p.departure) for p in visitors_today), np.int64)
-            m = open_t
-            while m < close_t:
-                end_ns = datetime_to_ns(m + timedelta(minutes=1))
-                occ = float(np.searchsorted(arr, end_ns, "left") - np.searchsorted(dep, end_ns, "left"))
+            # occupancy truth: per opening minute, customers counted inside at the minute's end; a
+            # count left at closing (crossings the camera missed) is removed linearly over the day,
+            # as docs/analytics.md defines it (0 on every day the camera counted everyone)
+            arr, dep = (
+                np.sort(np.array(arrivals_counted, np.int64)),
+                np.sort(np.array(departures_counted, np.int64)),
+            )
+            minutes = [
+                open_t + timedelta(minutes=k) for k in range(int((close_t - open_t).total_seconds() // 60))
+            ]
+            ends = np.array([datetime_to_ns(m + timedelta(minutes=1)) for m in minutes], np.int64)
+            raw = (np.searchsorted(arr, ends, "left") - np.searchsorted(dep, ends, "left")).astype(float)
+            drift = raw[-1] if len(raw) else 0.0
+            for k, m in enumerate(minutes):
+                occ = max(float(raw[k] - drift * (k + 1) / len(minutes)), 0.0)
                 occupancy_minutes[(sid, _local_hour_ns(m, tz))].append(occ)
                 if not in_outage(m):  # minutes of hours without data do not count
                     occupancy_day[(sid, day_ns)].append(occ)
-                m += timedelta(minutes=1)
 
     # ---- assemble the truth tables
     day_of_hour: dict[tuple[str, int], int] = {}
@@ -586,8 +688,42 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             fields["repeat_rate"] = len(repeats) / len(devices)
         truth.daily[d_key] = fields
     _rollups(truth, stores, occupancy_minutes, visit_durations_h, visit_durations_d)
+    truth.expected_visitors = expected_visitors(cfg, stores, days, campaign)
     events.sort(key=lambda e: e.ts)
     return Simulation(cfg, events, pos, stores, CampaignsConfig(campaigns=[campaign]), truth, people)
+
+
+def expected_visitors(
+    cfg: SimConfig, stores: StoresConfig, days: Iterable[date], campaign: Campaign | None = None
+) -> dict[tuple[str, int], float]:
+    """The Poisson rate of the arrivals counted in each local hour (store, UTC ns of the hour's
+    start): customers arrive from opening until 45 minutes before closing at the store's rate, plus
+    the campaign's extra share inside its window. What a perfect forecast would say."""
+    out: dict[tuple[str, int], float] = {}
+    for sim_store, meta in zip(cfg.stores, stores.stores, strict=True):
+        rate = sim_store.arrivals_per_hour
+        for day in days:
+            hours = _hours_on(meta, day)
+            if hours is None:
+                continue
+            begin, end = hours[0], hours[1] - timedelta(minutes=45)
+            t = begin.replace(minute=0)
+            while t < end:
+                hour = (t.astimezone(UTC), (t + HOUR).astimezone(UTC))
+                expected = rate * _overlap_h(hour, (begin.astimezone(UTC), end.astimezone(UTC)))
+                if campaign is not None and meta.id in campaign.stores:
+                    window = (
+                        max(begin.astimezone(UTC), campaign.start),
+                        min(end.astimezone(UTC), campaign.end),
+                    )
+                    expected += rate * cfg.campaign_uplift * _overlap_h(hour, window)
+                out[(meta.id, datetime_to_ns(hour[0]))] = expected
+                t += HOUR
+    return out
+
+
+def _overlap_h(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> float:
+    return max((min(a[1], b[1]) - max(a[0], b[0])).total_seconds(), 0.0) / 3600
 
 
 def _store_fields(

@@ -29,17 +29,29 @@ from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import (
     KPI_CAMPAIGN,
     KPI_DAILY,
+    KPI_FORECAST_HOURLY,
     KPI_HOURLY,
+    KPI_HOURLY_EXTRA_FIELDS,
+    KPI_LINE_DAILY,
     KPI_ZONE_DAILY,
     KPI_ZONE_HOURLY,
+    LINE_BALANCE_TOLERANCE,
     Point,
+    datetime_to_ns,
     event_to_point,
 )
 from tests.ingest_support import (
     module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
 )
 from tests.pipeline_support import PipelineFill
-from tests.simulator import SimConfig, Simulation, emit_to_store, emit_via_mqtt, simulate
+from tests.simulator import (
+    SimConfig,
+    Simulation,
+    emit_to_store,
+    emit_via_mqtt,
+    expected_visitors,
+    simulate,
+)
 
 ESTIMATED = {"visit_duration_median_s": 0.01}
 ALL_TIME = (0, 2**62)
@@ -57,8 +69,8 @@ def sim_dst() -> Simulation:
     return simulate(SimConfig(start=date(2026, 10, 5)))
 
 
-def _by_key(points: list[Point]) -> dict[tuple[str, int], dict]:
-    return {(p.tags["store"], p.ts_ns): dict(p.fields) for p in points}
+def _by_key(points: list[Point], drop: tuple[str, ...] = ()) -> dict[tuple[str, int], dict]:
+    return {(p.tags["store"], p.ts_ns): {k: v for k, v in p.fields.items() if k not in drop} for p in points}
 
 
 def assert_matches_truth(
@@ -76,7 +88,8 @@ def assert_matches_truth(
 
 
 def assert_all_kpis(sim: Simulation, read) -> None:  # type: ignore[no-untyped-def]
-    hourly, daily = _by_key(read(KPI_HOURLY)), _by_key(read(KPI_DAILY))
+    # (the expected traffic of each hour is checked against the simulator's rates on its own, below)
+    hourly, daily = _by_key(read(KPI_HOURLY), KPI_HOURLY_EXTRA_FIELDS), _by_key(read(KPI_DAILY))
     assert_matches_truth(hourly, sim.truth.hourly, "hourly")
     assert_matches_truth(daily, sim.truth.daily, "daily")
     # gaps: the outage hours have no point although the store's neighbours do
@@ -142,7 +155,8 @@ def test_simulated_stores_through_mqtt_ingest_and_influxdb(simulated_pipeline: P
     before = influx_db.query("SELECT count(visitors) FROM kpi_hourly")[0].values[0][1]
     run_job(store, sim.start + timedelta(days=3), sim.start + timedelta(days=5), sim.stores, sim.campaigns)
     assert influx_db.query("SELECT count(visitors) FROM kpi_hourly")[0].values[0][1] == before
-    assert_matches_truth(_by_key(read(KPI_HOURLY)), sim.truth.hourly, "hourly after re-run")
+    after = _by_key(read(KPI_HOURLY), KPI_HOURLY_EXTRA_FIELDS)
+    assert_matches_truth(after, sim.truth.hourly, "hourly after re-run")
 
 
 @pytest.mark.slow
@@ -241,6 +255,39 @@ def test_cli_run_and_campaign_report_on_duckdb(sim_dst: Simulation, tmp_path: Pa
         assert_matches_truth(
             _by_key(store.read_points(KPI_DAILY, *ALL_TIME)), sim.truth.daily, "daily via CLI"
         )
+    # the staffing forecast from the embedded store (history across both DST ends)
+    first = sim.end + timedelta(days=1)
+    configs = ["--stores-config", str(stores_yaml), "--campaigns", str(campaigns_yaml)]
+    forecast = subprocess.run(
+        [
+            *footfall,
+            "analytics",
+            "forecast",
+            "--db",
+            str(db),
+            "--from",
+            first.isoformat(),
+            "--days",
+            "7",
+            *configs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert forecast.returncode == 0, forecast.stderr
+    with DuckDBStore(db) as store:
+        mape, hours = forecast_mape(sim, store.read_points(KPI_FORECAST_HOURLY, *ALL_TIME), first, 7)
+    print(f"DuckDB forecast MAPE over {hours} open hours: {100 * mape:.1f} %")
+    assert mape <= 0.15
+    wrong = subprocess.run(
+        [*footfall, "analytics", "forecast", "--db", str(db), "--from", "2026-11-09T00:00:00Z"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 2
+    assert "--from: give a day" in wrong.stderr
     bad = subprocess.run(
         [*footfall, "analytics", "run", "--db", str(db), "--from", "2026-13-01", "--to", "2026-10-02"],
         capture_output=True,
@@ -316,6 +363,7 @@ def test_cli_scheduled_mode_writes_recent_window(influxdb, tmp_path: Path) -> No
         while sum("KPI points" in line for line in seen) < 2 and len(seen) < 50:
             seen.append(proc.stdout.readline())
         assert sum("KPI points" in line for line in seen) == 2, "".join(seen)
+        assert any(line.startswith("forecast: wrote") for line in seen), "".join(seen)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -370,3 +418,160 @@ def test_chunked_query_joins_split_series(influx_db: InfluxClient) -> None:
     chunked = influx_db.query('SELECT v FROM m GROUP BY "store"', chunk_size=2)
     assert [(s.tags, s.values) for s in chunked] == [(s.tags, s.values) for s in plain]
     assert [len(s.values) for s in plain] == [4, 3]
+
+
+# ---- expected traffic, anomalies, the staffing forecast and line balance (issue #12) ---------------
+
+
+def open_hours(sim: Simulation, store: str, day: date) -> list[int]:
+    """UTC ns of the local hours of ``day`` that overlap the store's opening hours."""
+    meta = sim.stores.meta(store)
+    assert meta is not None
+    hours = meta.hours_on(day)
+    if hours is None:
+        return []
+    first, last = hours[0] // 60, -(-hours[1] // 60)
+    return [
+        datetime_to_ns(datetime(day.year, day.month, day.day, h, tzinfo=meta.tz)) for h in range(first, last)
+    ]
+
+
+def in_campaign(sim: Simulation, store: str, hour_ns: int) -> bool:
+    return any(
+        store in c.stores and datetime_to_ns(c.start) <= hour_ns < datetime_to_ns(c.end)
+        for c in sim.campaigns.campaigns
+    )
+
+
+def anomaly_figures(
+    sim: Simulation, hourly: dict[tuple[str, int], dict]
+) -> list[tuple[str, int, int, int, int]]:
+    """Per broken day: (store, hours flagged -1, open hours, false flags in the week's other open hours
+    outside campaigns, those hours)."""
+    rows = []
+    for store, index, _ in sim.config.broken:
+        day = sim.start + timedelta(days=index)
+        hours = open_hours(sim, store, day)
+        hits = sum(hourly[(store, h)].get("traffic_anomaly") == -1 for h in hours)
+        monday = day - timedelta(days=day.weekday())
+        others = [
+            h
+            for k in range(7)
+            if monday + timedelta(days=k) != day
+            for h in open_hours(sim, store, monday + timedelta(days=k))
+            if not in_campaign(sim, store, h)
+        ]
+        false = sum(hourly[(store, h)].get("traffic_anomaly", 0) != 0 for h in others)
+        rows.append((store, hits, len(hours), false, len(others)))
+    return rows
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_broken_day_is_flagged_below_expectation(simulated_pipeline: PipelineFill) -> None:
+    """Through the real pipeline: a door camera that counts nobody (store C) or one in ten (store A)
+    for a day while its heartbeats go on is flagged -1 in at least 7/9 of the day's open hours, with
+    at most 3 flags in the other open hours of that week (the campaign's hours, really above
+    expectation, excepted)."""
+    sim = simulated_pipeline.sim
+    hourly = _by_key(InfluxStore(simulated_pipeline.client).read_points(KPI_HOURLY, *ALL_TIME))
+    figures = anomaly_figures(sim, hourly)
+    print("broken days (store, hits, open hours, false flags, other hours):", figures)
+    assert [f[0] for f in figures] == ["store-c", "store-a"]
+    assert figures[0][2] == 9  # store C is open 10:00-19:00
+    for _, hits, hours, false, _ in figures:
+        assert hits >= 7 / 9 * hours
+        assert false <= 3
+    # every hour with two usable weeks of history before it has an expectation, with its interval
+    expected = [f for (s, _), f in hourly.items() if s != "all" and "visitors_expected" in f]
+    assert len(expected) > 0.5 * sum(s != "all" for s, _ in hourly)
+    for f in expected:
+        assert f["visitors_expected_low"] <= f["visitors_expected"] <= f["visitors_expected_high"]
+        assert f["traffic_anomaly"] in (-1, 0, 1)
+    assert not [f for (s, _), f in hourly.items() if s == "all" and "visitors_expected" in f]
+
+
+def forecast_mape(sim: Simulation, points: list[Point], first: date, days: int) -> tuple[float, int]:
+    """Mean absolute percentage error of the forecast against the simulator's rates per open hour;
+    the forecast must have exactly the open hours with arrivals."""
+    truth = expected_visitors(sim.config, sim.stores, [first + timedelta(days=k) for k in range(days)])
+    forecast = _by_key(points)
+    assert set(forecast) == set(truth)
+    for f in forecast.values():
+        assert f["visitors_expected_low"] <= f["visitors_expected"] <= f["visitors_expected_high"]
+    errors = [abs(forecast[k]["visitors_expected"] - v) / v for k, v in truth.items()]
+    return float(np.mean(errors)), len(errors)
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_forecast_cli_on_influxdb_within_15_percent(simulated_pipeline: PipelineFill, tmp_path: Path) -> None:
+    """`footfall analytics forecast` over InfluxDB for the week after the simulated ones, whose
+    history holds the broken days and the campaign: within 15 % MAPE of the simulated rates."""
+    sim, client = simulated_pipeline.sim, simulated_pipeline.client
+    stores_yaml, campaigns_yaml = tmp_path / "stores.yaml", tmp_path / "campaigns.yaml"
+    stores_yaml.write_text(sim.stores.model_dump_json())
+    campaigns_yaml.write_text(sim.campaigns.model_dump_json())
+    first = sim.end + timedelta(days=1)
+    args = ["--from", first.isoformat(), "--days", "7", "--stores-config", str(stores_yaml)]
+    target = ["--influx-url", client.url, "--influx-db", client.database, "--campaigns", str(campaigns_yaml)]
+    run = subprocess.run(
+        [sys.executable, "-m", "footfall", "analytics", "forecast", *target, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "INFLUX_USER": client.username or "",
+            "INFLUX_PASSWORD": client.password or "",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    assert "store-c" in run.stdout
+    points = InfluxStore(client).read_points(KPI_FORECAST_HOURLY, *ALL_TIME)
+    mape, hours = forecast_mape(sim, points, first, 7)
+    print(f"forecast MAPE over {hours} open hours: {100 * mape:.1f} %")
+    assert mape <= 0.15
+
+
+def line_truth(sim: Simulation) -> dict[tuple[str, int], tuple[int, int]]:
+    """(store, local midnight) -> (door crossings in, out) of the simulated events."""
+    counts: dict[tuple[str, int], list[int]] = {}
+    for e in sim.events:
+        if isinstance(e, CrossingEvent) and e.line == "door":
+            meta = sim.stores.meta(e.store)
+            assert meta is not None
+            day = e.ts.astimezone(meta.tz).date()
+            key = (e.store, datetime_to_ns(datetime(day.year, day.month, day.day, tzinfo=meta.tz)))
+            counts.setdefault(key, [0, 0])[e.direction == "out"] += e.count
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_line_balance_flags_the_line_that_misses_exits(simulated_pipeline: PipelineFill) -> None:
+    sim = simulated_pipeline.sim
+    points = InfluxStore(simulated_pipeline.client).read_points(KPI_LINE_DAILY, *ALL_TIME)
+    measured = {(p.tags["store"], p.ts_ns): p.fields for p in points}
+    assert {(p.tags["device"], p.tags["line"]) for p in points} == {("cam-1", "door")}
+    truth = line_truth(sim)
+    assert set(measured) == set(truth)
+    flagged = set()
+    for key, (entries, exits) in truth.items():
+        f = measured[key]
+        assert (f["entries"], f["exits"]) == (entries, exits)
+        assert f["balance"] == pytest.approx(exits / entries)
+        assert f["balance_flag"] == int(abs(exits / entries - 1) > LINE_BALANCE_TOLERANCE)
+        flagged |= {key} if f["balance_flag"] else set()
+    store, index, _, _ = sim.config.one_way  # type: ignore[misc]
+
+    def day_of(s: str, ns: int) -> int:
+        meta = sim.stores.meta(s)
+        assert meta is not None
+        return (datetime.fromtimestamp(ns / 1e9, meta.tz).date() - sim.start).days
+
+    flagged_days = {(s, day_of(s, ns)) for s, ns in flagged}
+    print("line-days flagged (store, day index):", sorted(flagged_days))
+    assert (store, index) in flagged_days
+    # nothing else is flagged but the days the camera miscounted (one in ten counted: in and out apart)
+    assert flagged_days <= {(store, index)} | {(s, i) for s, i, share in sim.config.broken if share > 0}

@@ -11,6 +11,7 @@ import pytest
 from footfall.contracts.config import CameraConfig, ConfigError, MqttSettings, load_config
 from footfall.contracts.events import (
     MAX_BATCH_EVENTS,
+    CameraIssueEvent,
     CrossingEvent,
     Event,
     EventError,
@@ -28,21 +29,12 @@ from footfall.contracts.measurements import Point, datetime_to_ns, event_to_line
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
+EVENT_BASE = {"id": "e1", "store": "store-a", "device": "cam-1", "ts": "2026-11-22T11:59:00.250000Z"}
+
+
 def crossing(**overrides: object) -> dict[str, object]:
-    event: dict[str, object] = {
-        "type": "crossing",
-        "id": "e1",
-        "store": "store-a",
-        "device": "cam-1",
-        "ts": "2026-11-22T11:59:00.250000Z",
-        "line": "door",
-        "kind": "entrance",
-        "direction": "in",
-        "track_id": 7,
-        "frame": 120,
-    }
-    event.update(overrides)
-    return event
+    fields = {"line": "door", "kind": "entrance", "direction": "in", "track_id": 7, "frame": 120}
+    return {"type": "crossing", **EVENT_BASE, **fields, **overrides}
 
 
 def test_valid_crossing_round_trips() -> None:
@@ -199,6 +191,10 @@ def _one_of_each() -> list[Event]:
         OccupancyEvent(id="o1", zone="promo", count=2, **base),
         OccupancyEvent(id="o2", count=0, **base),
         HeartbeatEvent(id="h1", fps=12.5, latency_ms=40, dropped_frames=1, queue_depth=5, **base),
+        HeartbeatEvent(id="h2", fps=9, latency_ms=4, dropped_frames=0, camera_issues="", **base),
+        HeartbeatEvent(id="h3", fps=9, latency_ms=4, dropped_frames=0, camera_issues="dark,moved", **base),
+        CameraIssueEvent(id="ci1", issue="covered", state="started", score=0.9, **base),
+        CameraIssueEvent(id="ci2", issue="frozen", state="cleared", score=0, **base),
         WifiEvent(
             id="w1", sensor="sniffer-1", device_hash="ab" * 8, rssi=-60, randomized=False, key_epoch=3, **base
         ),
@@ -218,6 +214,70 @@ def _one_of_each() -> list[Event]:
 @pytest.mark.parametrize("event", _one_of_each(), ids=lambda e: f"{e.type}-{e.id}")
 def test_fast_line_is_the_point_mapping(event: Event) -> None:
     assert event_to_line(event) == event_to_point(event).to_line()
+
+
+def camera_issue(**overrides: object) -> dict[str, object]:
+    fields = {"id": "i1", "issue": "covered", "state": "started", "score": 0.75}
+    return {"type": "camera_issue", **EVENT_BASE, **fields, **overrides}
+
+
+def test_camera_issue_round_trips_into_its_own_measurement() -> None:
+    event = parse_event(json.dumps(camera_issue()), topic="footfall/v1/store-a/cam-1/camera_issue", now=NOW)
+    assert isinstance(event, CameraIssueEvent)
+    assert parse_event(event.to_json(), now=NOW) == event
+    point = event_to_point(event)
+    assert point.measurement == "camera_issue"
+    assert point.tags == {"store": "store-a", "device": "cam-1", "issue": "covered"}
+    assert point.fields == {"id": "i1", "state": "started", "score": 0.75}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"issue": "foggy"}, "wrong_type"),
+        ({"state": "ongoing"}, "wrong_type"),
+        ({"score": 1.01}, "wrong_type"),
+        ({"score": -0.1}, "wrong_type"),
+        ({"score": None}, "wrong_type"),
+        ({"issue": None}, "wrong_type"),
+    ],
+)
+def test_bad_camera_issue_gets_a_reason(overrides: dict[str, object], reason: str) -> None:
+    with pytest.raises(EventError) as info:
+        parse_event(json.dumps(camera_issue(**overrides)), now=NOW)
+    assert info.value.reason == reason
+
+
+def test_camera_issue_without_score_is_missing_a_field() -> None:
+    event = camera_issue()
+    del event["score"]
+    with pytest.raises(EventError) as info:
+        parse_event(json.dumps(event), now=NOW)
+    assert info.value.reason == "missing_field"
+
+
+@pytest.mark.parametrize("issues", ["", "dark", "covered,frozen", "dark,covered,moved,frozen,blurred"])
+def test_heartbeat_carries_the_issues_in_force(issues: str) -> None:
+    beat = HeartbeatEvent(
+        id="h", store="s", device="d", ts=NOW, fps=5, latency_ms=1, dropped_frames=0, camera_issues=issues
+    )
+    assert event_to_point(beat).fields["camera_issues"] == issues
+    assert f'camera_issues="{issues}"' in event_to_line(beat)
+
+
+@pytest.mark.parametrize("issues", ["dark,", ",dark", "Dark", "dark covered", "dark,,moved", "smoke"])
+def test_heartbeat_refuses_malformed_issues(issues: str) -> None:
+    beat = {"type": "heartbeat", "id": "h", "store": "s", "device": "d", "ts": "2026-11-22T11:59:00Z"}
+    beat |= {"fps": 5, "latency_ms": 1, "dropped_frames": 0, "camera_issues": issues}
+    with pytest.raises(EventError) as info:
+        parse_event(json.dumps(beat), now=NOW)
+    assert info.value.reason == "wrong_type"
+
+
+def test_heartbeat_without_scene_monitor_leaves_the_field_out() -> None:
+    beat = HeartbeatEvent(id="h", store="s", device="d", ts=NOW, fps=5, latency_ms=1, dropped_frames=0)
+    assert "camera_issues" not in event_to_point(beat).to_line()
+    assert "camera_issues" not in beat.to_json()
 
 
 def test_datetime_to_ns_is_exact() -> None:
@@ -257,3 +317,20 @@ def test_mqtt_url_parsing() -> None:
     assert (s.host, s.port, s.username, s.password, s.tls) == ("broker.local", 1884, "edge@a", "p:ss", False)
     with pytest.raises(ConfigError, match="mqtt-url"):
         MqttSettings.from_url("http://x")
+
+
+@pytest.mark.parametrize(
+    ("scene", "key"), [("{hold: 3}", "scene.hold: unknown key"), ("{hold_s: 0}", "scene.hold_s")]
+)
+def test_camera_config_scene_errors_name_file_and_key(tmp_path: Path, scene: str, key: str) -> None:
+    path = tmp_path / "cam.yaml"
+    path.write_text(f"store: s\ncamera: c\nscene: {scene}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, CameraConfig)
+    assert str(path) in str(info.value)
+    assert key in str(info.value)
+
+
+def test_camera_config_scene_defaults() -> None:
+    scene = CameraConfig(store="s", camera="c").scene
+    assert (scene.enabled, scene.hold_s, scene.learn_s) == (True, 3.0, 5.0)

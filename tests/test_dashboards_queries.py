@@ -359,3 +359,68 @@ def test_dead_letters_by_reason(filled: tuple[InfluxClient, ds.Dataset]) -> None
         "reason",
     )
     assert {reason: sum(v for _, v in s.values) for reason, s in series.items()} == ds.DEAD_REASONS
+
+
+# ---- expected traffic, forecast, camera issues, line balance (issue #12) ---------------------------
+
+
+def test_today_against_expected(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    hours = data.hours[("store-b", ds.DAY)]
+    (series,) = run(client, "footfall-store", "Today against expected", store="store-b")
+    assert [datetime.fromtimestamp(t / 1000, UTC).hour for t in series.column("time")] == list(ds.OPEN_HOURS)
+    assert series.column("visitors") == [hours[h].visitors for h in ds.OPEN_HOURS]
+    assert series.column("expected") == pytest.approx([hours[h].expected for h in ds.OPEN_HOURS])
+    assert series.column("expected low") == [hours[h].low for h in ds.OPEN_HOURS]
+    assert series.column("expected high") == [hours[h].high for h in ds.OPEN_HOURS]
+    assert series.column("anomaly") == [hours[h].anomaly for h in ds.OPEN_HOURS]
+    assert {-1, 0, 1} >= set(series.column("anomaly"))
+
+
+def test_next_weeks_forecast_ignores_the_dashboard_range(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    """The forecast lies ahead: the panel reads the next 7 days from now() whatever the time picker says."""
+    client, data = filled
+    (series,) = run(client, "footfall-store", "Next week's forecast", store="store-a")
+    want = {ds.ms(ts): v for (store, ts), v in data.forecast.items() if store == "store-a"}
+    want = {t: v for t, v in want.items() if t < ds.ms(data.now + timedelta(days=7))}
+    got = {row[0]: tuple(row[1:]) for row in series.values}
+    assert set(got) == set(want)
+    assert all(got[t] == pytest.approx(v) for t, v in want.items())
+
+
+def test_camera_issues_now_and_their_history(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    stores = list(ds.STORES)
+    start, end = ds.ms(data.now - timedelta(minutes=15)), ds.ms(data.now)
+    now = run(client, "footfall-ops", "Camera issues now", store=stores, start_ms=start, end_ms=end)
+    got = {(s.tags["store"], s.tags["device"]): s.values[0][1] for s in now}
+    # cam-2 of store A has been silent for 30 minutes: no heartbeat in the panel's 15 minutes
+    assert got == {("store-a", "cam-1"): "", ("store-b", "cam-1"): "covered"}
+    history = run(
+        client,
+        "footfall-ops",
+        "Camera issue history",
+        store=stores,
+        start_ms=ds.ms(ds.DAY - timedelta(days=1)),
+        end_ms=ds.ms(data.now),
+    )
+    rows = sorted(
+        (s.tags["store"], s.tags["device"], row[3], row[1], row[2]) for s in history for row in s.values
+    )
+    assert rows == sorted((e.store, e.device, e.issue, e.state, e.score) for e in data.issue_events)
+
+
+def test_in_out_balance_per_line(filled: tuple[InfluxClient, ds.Dataset]) -> None:
+    client, data = filled
+    series = run(
+        client,
+        "footfall-ops",
+        "In/out balance per line",
+        store=list(ds.STORES),
+        start_ms=ds.ms(ds.DAYS[0]),
+        end_ms=DAY_END,
+    )
+    got = {(s.tags["store"], s.tags["device"], s.tags["line"]): dict(s.values) for s in series}
+    assert set(got) == set(data.lines_daily)
+    for key, days in data.lines_daily.items():
+        assert got[key] == {ds.ms(day): pytest.approx(exits / entries) for day, entries, exits in days}

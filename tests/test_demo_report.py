@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from footfall.contracts.measurements import KPI_CAMPAIGN, KPI_DAILY, KPI_HOURLY, Point, datetime_to_ns
-from footfall.report import ReportInput, charts, kpi_table, render_html, write_report
+from footfall.contracts.events import CameraIssueEvent
+from footfall.contracts.measurements import (
+    CAMERA_ISSUE,
+    KPI_CAMPAIGN,
+    KPI_DAILY,
+    KPI_HOURLY,
+    Point,
+    datetime_to_ns,
+    event_to_point,
+)
+from footfall.report import ReportInput, camera_issue_rows, charts, kpi_table, render_html, write_report
 from tests.conftest import require
 from tests.demo_browser import chromium_binary, dump_dom, screenshot
 
@@ -137,3 +146,61 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     # The visitors bars were painted: their exact colour covers a real area of the page.
     blue = np.all(np.abs(pixels - np.array(BAR_BLUE)) <= 2, axis=-1)
     assert blue.sum() > 500
+
+
+# ---- expected traffic and camera health (issue #12) ------------------------------------------------
+
+
+def with_expected(inp: ReportInput) -> ReportInput:
+    """Every hourly point expected at 20 visitors (interval 12-28); the last day has 21-30 visitors an
+    hour, so its 29 and 30 lie above."""
+    hourly = []
+    for p in inp.kpis[KPI_HOURLY]:
+        visitors = int(p.fields["visitors"])
+        flag = -1 if visitors < 12 else int(visitors > 28)
+        fields = {"visitors_expected": 20.0, "visitors_expected_low": 12.0, "visitors_expected_high": 28.0}
+        hourly.append(Point(p.measurement, p.tags, {**p.fields, **fields, "traffic_anomaly": flag}, p.ts_ns))
+    return ReportInput(**{**inp.__dict__, "kpis": {**inp.kpis, KPI_HOURLY: hourly}})
+
+
+def test_expected_traffic_chart_and_figures() -> None:
+    inp = with_expected(synthetic_input())
+    made = charts(inp)
+    assert [c.title for c in made].count("Visitors against expected, 2026-03-11") == 1
+    rows = dict(kpi_table(inp))
+    assert rows["visitors expected"] == "200"  # 10 hours x 20
+    # day 3: 21 .. 30 visitors: 29 and 30 are above 28
+    assert rows["hours below / above expected"] == "0 / 2 of 10"
+    assert len(charts(synthetic_input())) == len(made) - 1  # no expectation, no chart
+
+
+def issue(state: str, minute: int) -> Point:
+    ts = DAY + timedelta(hours=11, minutes=minute)
+    event = CameraIssueEvent(
+        id=f"i-{state}",
+        store=STORE,
+        device="cam-1",
+        ts=ts,
+        issue="covered",
+        state=state,
+        score=0.9,  # type: ignore[arg-type]
+    )
+    return event_to_point(event)
+
+
+def test_camera_health_section() -> None:
+    base = synthetic_input()
+    assert camera_issue_rows(base) is None
+    assert "Camera health" not in render_html(base)  # no scene monitor data given: no section
+    none = ReportInput(**{**base.__dict__, "kpis": {**base.kpis, CAMERA_ISSUE: []}})
+    assert "no camera issue" in render_html(none)
+    some = ReportInput(
+        **{**base.__dict__, "kpis": {**base.kpis, CAMERA_ISSUE: [issue("cleared", 5), issue("started", 0)]}}
+    )
+    assert camera_issue_rows(some) == [
+        ("2026-03-09 11:00:00", "cam-1", "covered", "started", "0.90"),
+        ("2026-03-09 11:05:00", "cam-1", "covered", "cleared", "0.90"),
+    ]
+    page = render_html(some)
+    assert page.count("<td>covered</td>") == 2
+    assert "no camera issue" not in page

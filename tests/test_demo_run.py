@@ -134,10 +134,17 @@ def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_di
     assert "capture rate" in proc.stdout
     assert "conversion" in proc.stdout
     assert re.search(r"campaign window-display: uplift\s*│\s*\+\d", proc.stdout)
+    # the last day is inside the campaign: traffic above what the weeks before it lead to expect
+    above = re.search(r"hours below / above expected\s*│\s*(\d+) / (\d+) of (\d+)", proc.stdout)
+    assert above, proc.stdout
+    assert int(above[2]) >= 1
 
     report = out / "report.html"
     dom = dump_dom(report, tmp_path / "profile")
-    assert dom.count("<svg") == 4  # hourly traffic, capture rate, dwell, campaign uplift
+    assert dom.count("<svg") == 5  # hourly traffic, against expected, capture rate, dwell, campaign uplift
+    assert "Visitors against expected" in dom
+    assert "Camera health" in dom
+    assert "no camera issue" in dom  # the scene monitor ran on the sample clip and found nothing
     assert "data:image/png;base64," in dom
     shot = screenshot(report, tmp_path / "report.png", tmp_path / "profile")
     pixels = (mpimg.imread(shot)[..., :3] * 255).round().astype(int)

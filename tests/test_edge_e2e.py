@@ -128,6 +128,49 @@ def test_count_cli_writes_events_annotated_video_and_summary(
     assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (640, 480)
 
 
+def test_count_cli_reports_the_camera_issues_of_a_faulty_recording(
+    video_dir: Path, edge_env: Path, tmp_path: Path
+) -> None:
+    """A recording made from PETS (covered 10-22 s, then a frozen picture 32-44 s), encoded to a file:
+    `footfall count` writes each issue's start and end at its frame's media time, and every heartbeat
+    says which issues are in force. Motion JPEG, as IP cameras record it: every frame on its own, so
+    the frozen frames decode identical (an MPEG-4 Part 2 encoder keeps refining a still picture by a
+    few grey levels, which the monitor does not call frozen; see docs/edge.md)."""
+    import cv2
+
+    from tests.scene_support import load_clip, recording
+
+    clip = load_clip(video_dir, "pets09_s2l1")
+    source = tmp_path / "faulty.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), clip.fps, (480, 360))
+    covered = dict(recording(clip, 52.0, "covered", (10.0, 22.0)))
+    for t, image in recording(clip, 52.0, "frozen", (32.0, 44.0)):
+        writer.write(covered[t] if t < 30 else image)
+    writer.release()
+    out = tmp_path / "events.jsonl"
+    args = ["count", str(source), "--config", str(CONFIGS / "pets09_s2l1.yaml"), "--out", str(out)]
+    result = CliRunner().invoke(
+        app, [*args, "--model", str(edge_env), "--fps", "5", "--start", "2026-11-20T09:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    events = [parse_event(line, now=START) for line in out.read_text().splitlines()]
+
+    def media_s(event: object) -> float:
+        return (event.ts - START).total_seconds()  # type: ignore[attr-defined]
+
+    issues = [(e.issue, e.state, media_s(e)) for e in events if e.type == "camera_issue"]
+    assert [(i, s) for i, s, _ in issues] == [
+        ("covered", "started"),
+        ("covered", "cleared"),
+        ("frozen", "started"),
+        ("frozen", "cleared"),
+    ], issues
+    for (_, _, t), began in zip(issues, (10, 22, 32, 44), strict=True):
+        assert began <= t <= began + 10, issues
+    beats = {round(media_s(e)): e.camera_issues for e in events if e.type == "heartbeat"}
+    assert beats == {10: "", 20: "covered", 30: "", 40: "frozen", 50: ""}
+
+
 def test_eval_cli_on_a_frame_folder_and_max_error_exit_code(
     video_dir: Path, edge_env: Path, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from footfall.contracts.events import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_PAYLOAD_BYTES,
+    CameraIssueEvent,
     CrossingEvent,
     EventError,
     HeartbeatEvent,
@@ -37,7 +38,7 @@ from footfall.contracts.measurements import event_to_line
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STORE, DEVICE = "store-a", "cam-1"
-MODELS = (CrossingEvent, ZoneVisitEvent, OccupancyEvent, HeartbeatEvent, WifiEvent)
+MODELS = (CrossingEvent, ZoneVisitEvent, OccupancyEvent, HeartbeatEvent, WifiEvent, CameraIssueEvent)
 
 BASE = {"id": "e-1", "store": STORE, "device": DEVICE, "ts": "2026-11-22T11:59:00.250000Z"}
 # Valid events of every type, with optional fields both present and absent.
@@ -74,6 +75,30 @@ VALID: dict[str, dict[str, Any]] = {
         "queue_depth": 3,
         "frames": 1000,
         "uptime_s": 3600.25,
+    },
+    "heartbeat_issues": {
+        **BASE,
+        "type": "heartbeat",
+        "fps": 10,
+        "latency_ms": 5.5,
+        "dropped_frames": 2,
+        "camera_issues": "dark,frozen",
+    },
+    "heartbeat_healthy": {
+        **BASE,
+        "type": "heartbeat",
+        "fps": 10,
+        "latency_ms": 5.5,
+        "dropped_frames": 2,
+        "camera_issues": "",
+    },
+    "camera_issue": {**BASE, "type": "camera_issue", "issue": "covered", "state": "started", "score": 0.5},
+    "camera_issue_cleared": {
+        **BASE,
+        "type": "camera_issue",
+        "issue": "moved",
+        "state": "cleared",
+        "score": 0,
     },
     "wifi": {
         **BASE,
@@ -254,6 +279,14 @@ DECLINED = {
     "past_ts": (_with(ts="2024-01-01T00:00:00Z"), False),
     "other_store": (_with(store="store-b"), False),
     "other_device": (_with(device="cam-2"), False),
+    # The camera-issue fields (the contract rejects these).
+    "unknown_issue": ({**VALID["camera_issue"], "issue": "foggy"}, False),
+    "issue_score_above_one": ({**VALID["camera_issue"], "score": 1.5}, False),
+    "issue_bad_state": ({**VALID["camera_issue"], "state": "ongoing"}, False),
+    "heartbeat_issue_list": ({**VALID["heartbeat_issues"], "camera_issues": ["dark"]}, False),
+    "heartbeat_issues_trailing_comma": ({**VALID["heartbeat_issues"], "camera_issues": "dark,"}, False),
+    "heartbeat_issues_unknown": ({**VALID["heartbeat_issues"], "camera_issues": "dark,foggy"}, False),
+    "heartbeat_issues_newline": ({**VALID["heartbeat_issues"], "camera_issues": "dark\n"}, False),
 }
 
 
@@ -265,7 +298,7 @@ def test_fast_path_declines(name: str, batched: bool) -> None:
     if batched:
         payload, topic = json.dumps([good, event, good]).encode(), batch_topic(STORE, DEVICE)
     else:
-        payload, topic = json.dumps(event).encode(), event_topic(STORE, DEVICE, "crossing")
+        payload, topic = json.dumps(event).encode(), event_topic(STORE, DEVICE, event.get("type", "crossing"))
     assert fastpath.message_lines(payload, topic=topic, now=NOW) is None
     assert (contract_lines(payload, topic) is not None) == contract_accepts
 
@@ -403,7 +436,7 @@ def mutated_events(draw: st.DrawFn) -> str:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event=mutated_events())
 def test_mutated_event_is_never_accepted_against_the_contract(event: str) -> None:
-    for event_type in ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi"):
+    for event_type in ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi", "camera_issue"):
         assert_sound(event.encode(), event_topic(STORE, DEVICE, event_type))
 
 

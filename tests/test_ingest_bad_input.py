@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from footfall.contracts.events import DEADLETTER_TOPIC, MAX_PAYLOAD_BYTES, CrossingEvent, batch_topic
+from footfall.contracts.events import (
+    DEADLETTER_TOPIC,
+    MAX_PAYLOAD_BYTES,
+    CameraIssueEvent,
+    CrossingEvent,
+    HeartbeatEvent,
+    batch_topic,
+)
 from footfall.contracts.influx import InfluxClient
 from tests.ingest_support import (
     LoggedProcess,
@@ -182,6 +189,42 @@ def test_status_messages_are_not_events(
     assert not [m for m in listener.json_messages() if "status-cam" in str(m["topic"])]
     wait_for_count(ingest_db, 1, timeout_s=10)
     assert count_points(ingest_db, where="WHERE device = 'status-cam'") == 1
+
+
+def test_camera_issues_are_stored_in_their_own_measurement(
+    mosquitto: MosquittoServer, ingest_db: InfluxClient, running_ingest: LoggedProcess
+) -> None:
+    """A camera issue (single and batched) lands in ``camera_issue``; heartbeats carry the issues in
+    force; an unknown issue is dead-lettered and the rest of its batch stored."""
+    device, now = "scene-cam", datetime.now(UTC).replace(microsecond=0)
+    base = {"store": "store-a", "device": device}
+    started = CameraIssueEvent(id="ci-1", ts=now, issue="covered", state="started", score=0.9, **base)
+    cleared = CameraIssueEvent(id="ci-2", ts=now, issue="covered", state="cleared", score=0.2, **base)
+    beat = HeartbeatEvent(
+        id="hb-1", ts=now, fps=9.5, latency_ms=20, dropped_frames=0, camera_issues="covered,dark", **base
+    )
+    bad = dict(json.loads(started.to_json()), id="ci-bad", issue="foggy")
+    listener = deadletter_listener(mosquitto)
+    sender = MqttTestClient(mosquitto, "admin")
+    try:
+        sender.publish(started.topic, started.to_json())
+        sender.publish(batch_topic("store-a", device), json.dumps([json.loads(cleared.to_json()), bad]))
+        sender.publish(beat.topic, beat.to_json())
+        assert listener.wait_for(lambda msgs: any(m.topic == DEADLETTER_TOPIC for m in msgs), 15)
+        (letter,) = [m for m in listener.json_messages(DEADLETTER_TOPIC) if "ci-bad" in str(m["payload"])]
+    finally:
+        listener.close()
+        sender.close()
+    assert letter["reason"] == "wrong_type"
+    assert str(letter["detail"]).startswith("event 1: issue")
+    where = f"WHERE device = '{device}'"
+    assert wait_for_count(ingest_db, 2, measurement="camera_issue", timeout_s=15, where=where) >= 2
+    (series,) = ingest_db.query(f'SELECT "id", "state", "score", "issue" FROM "camera_issue" {where}')
+    rows = sorted(zip(*(series.column(c) for c in ("id", "state", "score", "issue")), strict=True))
+    assert rows == [("ci-1", "started", 0.9, "covered"), ("ci-2", "cleared", 0.2, "covered")]
+    assert wait_for_count(ingest_db, 1, measurement="heartbeat", timeout_s=15, where=where) >= 1
+    (series,) = ingest_db.query(f'SELECT "camera_issues" FROM "heartbeat" {where}')
+    assert series.column("camera_issues") == ["covered,dark"]
 
 
 def test_ingest_log_names_reasons(running_ingest: LoggedProcess, tmp_path: Path) -> None:
