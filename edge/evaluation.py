@@ -108,12 +108,6 @@ def _pair(
     return matched, left, free
 
 
-def match_events(truth: Sequence[Crossing], counted: Sequence[Crossing], tolerance_s: float) -> int:
-    """One-to-one matches by time within each (line, direction)."""
-    keys = {(c.line, c.direction) for c in truth} | {(c.line, c.direction) for c in counted}
-    return sum(_pair(_times(truth, *key), _times(counted, *key), tolerance_s)[0] for key in keys)
-
-
 def _times(events: Sequence[Crossing], line: str, direction: str) -> list[float]:
     return [c.t for c in events if c.line == line and c.direction == direction]
 
@@ -167,4 +161,4 @@ def evaluate(
     zones: tuple[ZoneScore, ...] = (),
 ) -> Report:
     rows = [row for line in lines for row in _line_scores(line.name, truth, counted, tolerance_s)]
-    return Report(rows, match_events(truth, counted, tolerance_s), len(truth), len(counted), zones)
+    return Report(rows, sum(r.matched for r in rows), len(truth), len(counted), zones)

@@ -143,8 +143,6 @@ class TrackletLinker:
     # person id -> its latest tracklet (the one a successor would continue)
     _latest: dict[int, _Tracklet] = field(default_factory=dict)
     _next_person: Iterator[int] = field(default_factory=lambda: count(1))
-    links: int = 0  # tracklets joined to an earlier person (for the audit)
-    splits: int = 0  # tracker ids cut where they leapt to another person
 
     def push(
         self,
@@ -171,7 +169,6 @@ class TrackletLinker:
                 self._undecided.append(tracklet)
                 if old is not None and swapped_look:
                     self._split_back(old, tracklet)
-                self.splits += jumped
             tracklet.observe(t, x, y, height, feature)
             rows.append(tracklet)
         self._frames.append(_Pending(payload, t, rows, observations))
@@ -183,7 +180,6 @@ class TrackletLinker:
     def _split_back(self, old: _Tracklet, new: _Tracklet) -> None:
         """A changed look shows the swap happened after ``old``'s last good look, while the two
         people were too close to see: the frames since then (still held back) go to ``new``."""
-        self.splits += 1
         moved: list[tuple[float, float, float, float]] = []
         for frame in reversed(self._frames):
             if frame.t <= old.last_look_t:
@@ -243,7 +239,6 @@ class TrackletLinker:
             taken_new.add(i)
             taken_person.add(person)
             self._assign(due[i], person)
-            self.links += 1
         for i, new in enumerate(due):
             if i not in taken_new:
                 self._assign(new, next(self._next_person))
