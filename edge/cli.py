@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from footfall.edge.detector import resolve_weights
+        from footfall.edge.models import resolve_weights
         from footfall.edge.pipeline import run_frames
 
         camera = load_config(config, CameraConfig)
@@ -200,8 +200,8 @@ def register(app: typer.Typer) -> None:
         visits and the median dwell."""
         from rich.console import Console
 
-        from footfall.edge.detector import resolve_weights
         from footfall.edge.groundtruth import SequenceError, find_sequence
+        from footfall.edge.models import resolve_weights
 
         camera = load_config(config, CameraConfig)
         _show_start_up_choices()

@@ -26,8 +26,9 @@ from footfall.contracts.events import (
 )
 from footfall.edge.appearance import colour_histograms, unoccluded
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
-from footfall.edge.detector import Detections, PersonDetector, prepare_offline_ultralytics, resolve_weights
+from footfall.edge.detector import Detections, PersonDetector, prepare_offline_ultralytics
 from footfall.edge.linking import LinkedFrame, TrackletLinker
+from footfall.edge.models import resolve_weights
 from footfall.edge.motion import MotionGate
 from footfall.edge.scale import LayoutDetector
 from footfall.edge.scene import IssueChange, SceneMonitor

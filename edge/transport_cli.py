@@ -153,7 +153,7 @@ def edge_run(
     """
     from footfall.contracts.config import CameraConfig, ConfigError, load_config
     from footfall.edge.cli import _parse_start, _recording_fps
-    from footfall.edge.detector import resolve_weights
+    from footfall.edge.models import resolve_weights
     from footfall.edge.pipeline import iter_events  # heavy imports
     from footfall.edge.sources import STREAM_PREFIXES, SourceError
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from footfall.cli import app
 from footfall.contracts.config import CameraConfig, ConfigError, load_config, validate_config
-from footfall.edge.detector import resolve_weights
+from footfall.edge.models import resolve_weights
 from tests.conftest import require
 
 CONFIGS = Path(__file__).resolve().parent.parent / "edge" / "configs"
@@ -133,11 +133,11 @@ def test_committed_configs_find_their_model_from_any_cwd(
 def test_without_any_model_the_error_names_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from footfall.edge import detector
+    from footfall.edge import models
 
     monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(
-        detector, "default_weights_candidates", lambda config: [tmp_path / "cache" / "m.onnx"]
+        models, "default_weights_candidates", lambda config: [tmp_path / "cache" / "m.onnx"]
     )
     path = _camera_yaml(tmp_path, "  conf: 0.3\n")
     with pytest.raises(ConfigError) as info:

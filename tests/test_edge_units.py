@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from footfall.contracts.config import CameraConfig, ConfigError, LineConfig, load_config
-from footfall.edge.detector import fit_imgsz, ground_points, resolve_weights
+from footfall.edge.detector import fit_imgsz, ground_points
 from footfall.edge.evaluation import evaluate
 from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
+from footfall.edge.models import resolve_weights
 from footfall.edge.sources import FolderSource, SourceError, open_source
 
 CONFIGS = Path(__file__).resolve().parent.parent / "edge" / "configs"
