@@ -120,8 +120,8 @@ class ModelConfig(StrictModel):
     # go on with weaker ones (ByteTrack's second stage). Fleeting low-confidence boxes otherwise
     # start short spurious tracks that the linker then has to tell from real people.
     track_new_conf: float = Field(default=0.4, gt=0, lt=1)
-    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
-    tracker: Literal["bytetrack", "botsort"] = "bytetrack"
+    backend: Literal["auto", "onnx", "openvino"] = "auto"
+    tracker: Literal["bytetrack"] = "bytetrack"
     device: str = "cpu"
     threads: int | None = Field(default=None, ge=1)
     # Where exported ONNX/OpenVINO models are cached (default: $FOOTFALL_CACHE_DIR or ~/.cache/footfall).

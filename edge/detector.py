@@ -1,32 +1,32 @@
-"""Person detection with Ultralytics YOLO (detection or pose weights), on torch, ONNX or OpenVINO.
+"""Person detection: a YOLO model (detection or pose) on the torch-free runtime (edge/inference.py).
 
-Weights always come from a real path (never a download). ``onnx``/``openvino`` backends export the
-``.pt`` once for the source's image size into a cache directory keyed by the weights' hash; the
-export needs torch, later runs only load the cached file.
+Weights always come from a real path (never a download). ONNX files and OpenVINO folders load as
+they are; ``.pt`` weights are exported once into the model cache when the ``export`` extra is
+installed (edge/models.py ``runtime_model``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from footfall.contracts.config import ModelConfig
-from footfall.edge.models import cache_dir, export_model, onnx_to_openvino, resolve_weights
+from footfall.edge.inference import People, YoloModel, disable_openvino_telemetry
 
 LEFT_ANKLE, RIGHT_ANKLE = 15, 16  # COCO keypoint indices
 STRIDE = 32
 
 
 def prepare_offline_ultralytics() -> None:
-    """Ultralytics and OpenVINO must never reach the network (nor write into ~/.config) on an edge
-    device. Call before anything imports ultralytics or openvino."""
+    """Ultralytics (the ``export`` extra) and OpenVINO must never reach the network (nor write into
+    ~/.config) on an edge device. Call before anything imports ultralytics or openvino."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install a missing export backend
     os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -35,25 +35,6 @@ def prepare_offline_ultralytics() -> None:
         path.mkdir(parents=True, exist_ok=True)
         os.environ["YOLO_CONFIG_DIR"] = str(path)
     disable_openvino_telemetry()
-
-
-def disable_openvino_telemetry() -> None:
-    """Decline OpenVINO's usage telemetry in this process.
-
-    ``import openvino`` and every model conversion send events to Google Analytics unless the
-    consent file ``~/intel/openvino_telemetry`` holds ``0`` or ``CI=true`` is set (the only switches
-    openvino-telemetry has). Setting ``CI`` would change other code's behaviour, and the documented
-    ``opt_in_out --opt_out`` writes into $HOME and itself sends an opt-out event; so the consent
-    check answers "declined" here, for this process only, before openvino is imported.
-    """
-    if importlib.util.find_spec("openvino_telemetry") is None:
-        return  # openvino then uses its built-in stub, which sends nothing
-    from openvino_telemetry.utils import opt_in_checker
-
-    def declined(*_: object, **__: object) -> opt_in_checker.ConsentCheckResult:
-        return opt_in_checker.ConsentCheckResult.DECLINED
-
-    opt_in_checker.OptInChecker.check = declined  # type: ignore[method-assign]
 
 
 def fit_imgsz(frame_size: tuple[int, int], long_side: int = 640) -> tuple[int, int]:
@@ -101,12 +82,31 @@ def ground_points(xyxy: np.ndarray, keypoints: np.ndarray | None, min_conf: floa
     return np.where((n_good > 0)[:, None], mean, bottom)
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+class PeopleModel(Protocol):
+    """A loaded model, or a shared batching front of one (several cameras)."""
+
+    def __call__(
+        self, images: list[NDArray[np.uint8]], imgsz: tuple[int, int], conf: float, iou: float
+    ) -> list[People]: ...
+
+    def input_size(self, wanted: tuple[int, int]) -> tuple[int, int]: ...
+
+
+def load_model(config: ModelConfig, weights: str | None = None) -> YoloModel:
+    """The configured model (``--model`` / ``FOOTFALL_MODEL`` / ``model.weights`` / the default),
+    loaded on the runtime."""
+    from footfall.edge.models import resolve_weights
+
+    path = resolve_weights(config, weights)
+    if path.suffix == ".pt":
+        from footfall.edge.models import runtime_model  # exported once, with the export extra
+
+        path = runtime_model(path, config)
+    return YoloModel(path, config.backend, config.threads)
 
 
 class PersonDetector:
-    """Callable: BGR frame in, ``Detections`` of class 0 (person) out."""
+    """Callable: BGR picture in, ``Detections`` of people out, at one model input size."""
 
     def __init__(
         self,
@@ -116,70 +116,16 @@ class PersonDetector:
         weights: str | None = None,
         detect_conf: float | None = None,
         imgsz: tuple[int, int] | None = None,
+        model: PeopleModel | None = None,
     ) -> None:
-        prepare_offline_ultralytics()
-        from ultralytics import YOLO
-
         self.config = config
-        self.weights = resolve_weights(config, weights)
-        self.imgsz = imgsz or resolve_imgsz(config, frame_size)
+        self.model = model if model is not None else load_model(config, weights)
+        self.imgsz = self.model.input_size(imgsz or resolve_imgsz(config, frame_size))
         # The tracker's second association stage uses low-score boxes, so detect below `conf`.
         self.detect_conf = detect_conf if detect_conf is not None else min(config.conf, 0.1)
-        self.backend = self._pick_backend()
-        self._set_threads()
-        path = self.weights
-        if self.backend in ("onnx", "openvino") and self.weights.suffix == ".pt":
-            path = export_model(self.weights, self.backend, self.imgsz, cache_dir(config))
-        elif self.backend == "openvino" and self.weights.suffix == ".onnx":
-            path = onnx_to_openvino(self.weights, self.imgsz, cache_dir(config))
-        self.model_path = path
-        self.model: Any = YOLO(str(path), task=None if path.suffix == ".pt" else self._task_hint())
-        self.is_pose = self.model.task == "pose"
 
-    def _pick_backend(self) -> str:
-        backend = self.config.backend
-        suffix = self.weights.suffix
-        if suffix == ".onnx":
-            # OpenVINO reads ONNX itself (no torch): on these CPUs it runs YOLO ~1.3-4x faster
-            # than ONNX Runtime at the same input size, so `auto` takes it when installed.
-            wants_openvino = backend == "openvino" or (backend == "auto" and _installed("openvino"))
-            return "openvino" if wants_openvino else "onnx"
-        if self.weights.is_dir() and self.weights.name.endswith("_openvino_model"):
-            return "openvino"
-        if backend != "auto":
-            return backend
-        # Measured on a 2-core CPU: OpenVINO ~3x PyTorch at 1280x960; ONNX Runtime is in between at
-        # small input sizes. Take the fastest runtime that is installed.
-        for runtime, module in (("openvino", "openvino"), ("onnx", "onnxruntime")):
-            if _installed(module):
-                return runtime
-        return "torch"
-
-    def _task_hint(self) -> str | None:
-        # Exported files carry their task in metadata; the name is a fallback for bare ONNX files.
-        return "pose" if "pose" in self.weights.name else None
-
-    def _set_threads(self) -> None:
-        import torch
-
-        threads = self.config.threads or os.cpu_count() or 1
-        # ONNX Runtime / OpenVINO spin their own threads: torch must not compete with them.
-        torch.set_num_threads(threads if self.backend == "torch" else 1)
-
-    def __call__(self, image: np.ndarray) -> Detections:
-        result = self.model.predict(
-            image,
-            imgsz=list(self.imgsz),
-            conf=self.detect_conf,
-            iou=self.config.iou,
-            classes=[0],
-            device=self.config.device,
-            verbose=False,
-        )[0]
-        boxes = result.boxes
-        xyxy = boxes.xyxy.cpu().numpy().astype(np.float64) if len(boxes) else np.zeros((0, 4))
-        conf = boxes.conf.cpu().numpy().astype(np.float64) if len(boxes) else np.zeros(0)
-        keypoints = None
-        if self.is_pose and result.keypoints is not None and len(boxes):
-            keypoints = result.keypoints.data.cpu().numpy().astype(np.float64)
-        return Detections(xyxy, conf, ground_points(xyxy, keypoints, self.config.keypoint_conf))
+    def __call__(self, image: NDArray[np.uint8]) -> Detections:
+        people = self.model([image], self.imgsz, self.detect_conf, self.config.iou)[0]
+        return Detections(
+            people.xyxy, people.conf, ground_points(people.xyxy, people.keypoints, self.config.keypoint_conf)
+        )

@@ -26,9 +26,8 @@ from footfall.contracts.events import (
 )
 from footfall.edge.appearance import colour_histograms, unoccluded
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
-from footfall.edge.detector import Detections, PersonDetector, prepare_offline_ultralytics
+from footfall.edge.detector import Detections, PeopleModel, PersonDetector, load_model
 from footfall.edge.linking import LinkedFrame, TrackletLinker
-from footfall.edge.models import resolve_weights
 from footfall.edge.motion import MotionGate
 from footfall.edge.scale import LayoutDetector
 from footfall.edge.scene import IssueChange, SceneMonitor
@@ -156,11 +155,15 @@ class FrameOutcome:
 FrameDetector = Callable[[Frame], Detections]
 
 
-def model_detector(config: CameraConfig, frame_size: tuple[int, int], weights: str | None) -> LayoutDetector:
-    """The configured model, at the input size planned from the people it sees (edge/scale.py)."""
+def model_detector(
+    config: CameraConfig, frame_size: tuple[int, int], weights: str | None, model: PeopleModel | None = None
+) -> LayoutDetector:
+    """The configured model, at the input size planned from the people it sees (edge/scale.py).
+    ``model``: one already loaded (shared by several cameras); else it is loaded here, once."""
+    loaded = model if model is not None else load_model(config.model, weights)
 
     def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
-        return PersonDetector(config.model, frame_size, weights=weights, imgsz=imgsz)
+        return PersonDetector(config.model, frame_size, imgsz=imgsz, model=loaded)
 
     return LayoutDetector(config, frame_size, make)
 
@@ -268,27 +271,28 @@ def run_frames(
     stop: Callable[[], bool] | None = None,
     detector: FrameDetector | None = None,
     keep_images: bool = False,
+    model: PeopleModel | None = None,
 ) -> Iterator[FrameOutcome]:
     """Process a source frame by frame; the last outcome's events include the end-of-stream flush.
 
     Outcomes come ``config.linking.delay_s`` after their frame (identities are decided first),
     and only outcomes made with ``keep_images`` carry the picture. ``detector`` replaces the model
-    (the audit's oracle mode feeds annotated boxes). ``stop`` is asked before each frame (a live
+    (the audit's oracle mode feeds annotated boxes); ``model`` is a loaded model to use (several
+    cameras share one). ``stop`` is asked before each frame (a live
     source ticks at least once a second): when it returns True the stream ends there as at the end
     of a file, so open zone visits are closed.
     """
-    prepare_offline_ultralytics()  # before anything imports ultralytics
     frames = open_source(source, fps=fps, realtime=realtime) if isinstance(source, str) else source
     try:
-        if detector is None:
-            resolve_weights(config.model, weights)  # a missing model fails at once
+        if detector is None and model is None:
+            model = load_model(config.model, weights)  # a missing or unsupported model fails at once
         # The model is built on the first picture: a live camera that is down at start has no size yet.
         steps = _Pipeline(
             config,
             frames.fps,
             EventFactory(config, (start or datetime.now(UTC)).astimezone(UTC)),
             detector,
-            lambda size: model_detector(config, size, weights),
+            lambda size: model_detector(config, size, weights, model),
             keep_images,
         )
         health = _Health()

@@ -1,14 +1,41 @@
-"""Multi-object tracking with Ultralytics' ByteTrack or BoT-SORT, used directly (no predictor)."""
+"""Multi-object tracking: ByteTrack (Zhang et al., 2022) in numpy, with no torch underneath.
+
+ByteTrack associates confident detections with the tracks first (IoU weighted by the detection's
+score), then gives the tracks left over a second chance with the weak detections (a person half
+hidden behind another is often a weak detection), and starts new tracks only from confident
+detections that nobody claimed. A track that finds no detection is kept, coasting on its
+Kalman motion, for ``LOST_KEPT_S`` before it is dropped: a person walking behind others comes
+back to the same track.
+
+Identity across longer gaps, and across a swap that ByteTrack cannot see, is the tracklet
+linker's job (edge/linking.py), downstream.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import itertools
+from dataclasses import dataclass, field
+from enum import Enum
 
+import lap
 import numpy as np
+from numpy.typing import NDArray
 
 from footfall.contracts.config import ModelConfig
-from footfall.edge.detector import Detections, prepare_offline_ultralytics
+from footfall.edge import kalman
+from footfall.edge.detector import Detections
+
+Array = NDArray[np.float64]
+
+# Detections below this score are noise even for the second association.
+LOW_SCORE = 0.1
+# Association gates, as costs (1 - IoU, weighted by score in the first stage).
+FIRST_MATCH_COST, SECOND_MATCH_COST, UNCONFIRMED_MATCH_COST = 0.8, 0.5, 0.7
+# Two tracks on the same person (a lost one re-found and a new one): IoU above 0.85.
+DUPLICATE_COST = 0.15
+# A lost track is kept this long (at any frame rate): a person passing behind a group comes back.
+LOST_KEPT_S = 2.0
+MIN_LOST_KEPT_FRAMES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,56 +62,193 @@ class Tracks:
         return cls(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0))
 
 
-class _TrackerInput:
-    """The minimal Results-like object Ultralytics' trackers read (conf, cls, xywh, masking)."""
+class State(Enum):
+    TRACKED = 1
+    LOST = 2
+    REMOVED = 3
 
-    def __init__(self, xyxy: np.ndarray, conf: np.ndarray) -> None:
-        self.xyxy = xyxy.astype(np.float32)
-        self.conf = conf.astype(np.float32)
-        self.cls = np.zeros(len(conf), dtype=np.float32)
-        wh = self.xyxy[:, 2:4] - self.xyxy[:, 0:2]
-        self.xywh = np.concatenate([self.xyxy[:, 0:2] + wh / 2, wh], axis=1)
 
-    def __len__(self) -> int:
-        return len(self.conf)
+@dataclass(slots=True, eq=False)
+class _Track:
+    id: int
+    mean: Array  # (8,) Kalman state
+    covariance: Array  # (8, 8)
+    score: float
+    detection: int  # index of the matching detection in the current frame
+    first_frame: int
+    last_frame: int  # the last frame a detection matched
+    state: State = State.TRACKED
+    confirmed: bool = False
 
-    def __getitem__(self, mask: Any) -> _TrackerInput:
-        return _TrackerInput(self.xyxy[mask], self.conf[mask])
+    @property
+    def xyxy(self) -> Array:
+        return kalman.xyah_to_xyxy(self.mean[None, :4])[0]
+
+    def correct(self, box: Array, score: float, detection: int, frame: int) -> None:
+        mean, cov = kalman.update(self.mean[None], self.covariance[None], kalman.xyxy_to_xyah(box[None]))
+        self.mean, self.covariance = mean[0], cov[0]
+        self.score, self.detection, self.last_frame = score, detection, frame
+        self.state, self.confirmed = State.TRACKED, True
+
+
+@dataclass(slots=True)
+class _Candidates:
+    """This frame's detections of one confidence band, with their index in the frame."""
+
+    xyxy: Array
+    scores: Array
+    index: NDArray[np.int64]
+
+    def take(self, keep: NDArray[np.int64]) -> _Candidates:
+        return _Candidates(self.xyxy[keep], self.scores[keep], self.index[keep])
+
+
+@dataclass(slots=True)
+class _Matches:
+    pairs: list[tuple[int, int]]
+    tracks_left: list[int]
+    detections_left: list[int]
+
+
+def iou_matrix(a: Array, b: Array) -> Array:
+    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-7))
+
+
+def assign(cost: Array, limit: float) -> _Matches:
+    """Minimum-cost one-to-one assignment; pairs costing ``limit`` or more are not made."""
+    rows, cols = cost.shape
+    if rows == 0 or cols == 0:
+        return _Matches([], list(range(rows)), list(range(cols)))
+    _, x, y = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
+    pairs = [(int(i), int(j)) for i, j in enumerate(x) if j >= 0]
+    return _Matches(pairs, [i for i in range(rows) if x[i] < 0], [j for j in range(cols) if y[j] < 0])
+
+
+def _boxes(tracks: list[_Track]) -> Array:
+    if not tracks:
+        return np.zeros((0, 4))
+    return kalman.xyah_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
+
+
+def _predict(tracks: list[_Track]) -> None:
+    if not tracks:
+        return
+    mean = np.stack([t.mean for t in tracks])
+    cov = np.stack([t.covariance for t in tracks])
+    lost = np.array([t.state is not State.TRACKED for t in tracks])
+    mean[lost, 7] = 0  # a lost track keeps its pace but stops growing or shrinking
+    mean, cov = kalman.predict(mean, cov)
+    for t, m, c in zip(tracks, mean, cov, strict=True):
+        t.mean, t.covariance = m, c
+
+
+@dataclass(slots=True)
+class ByteTracker:
+    """Detections in, confirmed tracks of this frame out (``update``)."""
+
+    high_score: float  # detections this confident are matched first
+    new_track_score: float  # ... and start a track only this confident
+    lost_kept_frames: int
+    frame: int = 0
+    tracks: list[_Track] = field(default_factory=list)  # tracked and lost
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def update(self, xyxy: Array, scores: Array) -> list[_Track]:
+        self.frame += 1
+        strong = scores >= self.high_score
+        weak = (scores > LOW_SCORE) & ~strong
+        everything = _Candidates(xyxy, scores, np.arange(len(scores)))
+        high = everything.take(np.flatnonzero(strong))
+        low = everything.take(np.flatnonzero(weak))
+        pool = [t for t in self.tracks if t.confirmed]
+        unconfirmed = [t for t in self.tracks if not t.confirmed]  # seen once: no motion yet
+        _predict(pool)
+        first = self._match(pool, high, FIRST_MATCH_COST, weighted=True)
+        retry = [pool[i] for i in first.tracks_left if pool[i].state is State.TRACKED]
+        second = self._match(retry, low, SECOND_MATCH_COST, weighted=False)
+        for i in second.tracks_left:
+            retry[i].state = State.LOST
+        rest = high.take(np.asarray(first.detections_left, dtype=np.int64))
+        third = self._match(unconfirmed, rest, UNCONFIRMED_MATCH_COST, weighted=True)
+        for i in third.tracks_left:
+            unconfirmed[i].state = State.REMOVED
+        self._start(rest.take(np.asarray(third.detections_left, dtype=np.int64)))
+        self._forget()
+        seen = [t for t in self.tracks if t.state is State.TRACKED and t.last_frame == self.frame]
+        return [t for t in seen if t.confirmed]
+
+    def _match(self, tracks: list[_Track], found: _Candidates, limit: float, *, weighted: bool) -> _Matches:
+        similarity = iou_matrix(_boxes(tracks), found.xyxy)
+        if weighted:
+            similarity = similarity * found.scores[None, :]
+        matches = assign(1.0 - similarity, limit)
+        for i, j in matches.pairs:
+            tracks[i].correct(found.xyxy[j], float(found.scores[j]), int(found.index[j]), self.frame)
+        return matches
+
+    def _start(self, found: _Candidates) -> None:
+        keep = np.flatnonzero(found.scores >= self.new_track_score)
+        if len(keep) == 0:
+            return
+        mean, cov = kalman.initiate(kalman.xyxy_to_xyah(found.xyxy[keep]))
+        for k, m, c in zip(keep, mean, cov, strict=True):
+            self.tracks.append(
+                _Track(
+                    next(self._ids),
+                    m,
+                    c,
+                    float(found.scores[k]),
+                    int(found.index[k]),
+                    self.frame,
+                    self.frame,
+                    confirmed=self.frame == 1,  # the first frame's people are there for sure
+                )
+            )
+
+    def _forget(self) -> None:
+        for t in self.tracks:
+            if t.state is State.LOST and self.frame - t.last_frame > self.lost_kept_frames:
+                t.state = State.REMOVED
+        self.tracks = [t for t in self.tracks if t.state is not State.REMOVED]
+        self._drop_duplicates()
+
+    def _drop_duplicates(self) -> None:
+        """A lost track and a tracked one on the same box: keep whichever has the longer history."""
+        tracked = [t for t in self.tracks if t.state is State.TRACKED]
+        lost = [t for t in self.tracks if t.state is State.LOST]
+        close = np.argwhere(1.0 - iou_matrix(_boxes(tracked), _boxes(lost)) < DUPLICATE_COST)
+        drop: set[int] = set()
+        for p, q in close:
+            a, b = tracked[p], lost[q]
+            drop.add(b.id if a.last_frame - a.first_frame > b.last_frame - b.first_frame else a.id)
+        self.tracks = [t for t in self.tracks if t.id not in drop]
 
 
 class PersonTracker:
-    def __init__(self, config: ModelConfig, fps: float) -> None:
-        prepare_offline_ultralytics()
-        from ultralytics.trackers.bot_sort import BOTSORT
-        from ultralytics.trackers.byte_tracker import BYTETracker
-        from ultralytics.utils import IterableSimpleNamespace
+    """ByteTrack on person detections, at any frame rate: ``update`` returns this frame's people."""
 
-        args = {
-            "tracker_type": config.tracker,
-            "track_high_thresh": config.conf,
-            "track_low_thresh": 0.1,
-            "new_track_thresh": max(config.conf, config.track_new_conf),
-            # Keep a lost track about two seconds, whatever the frame rate (occlusion behind others).
-            "track_buffer": max(10, round(2.0 * fps)),
-            "match_thresh": 0.8,
-            "fuse_score": True,
-            "gmc_method": "none",  # fixed cameras: no global motion compensation needed
-            "proximity_thresh": 0.5,
-            "appearance_thresh": 0.8,
-            "with_reid": False,
-            "model": "auto",
-        }
-        cls = BOTSORT if config.tracker == "botsort" else BYTETracker
-        self._tracker = cls(IterableSimpleNamespace(**args))
+    def __init__(self, config: ModelConfig, fps: float) -> None:
+        self._tracker = ByteTracker(
+            high_score=config.conf,
+            new_track_score=max(config.conf, config.track_new_conf),
+            lost_kept_frames=max(MIN_LOST_KEPT_FRAMES, round(LOST_KEPT_S * fps)),
+        )
 
     def update(self, detections: Detections, image: np.ndarray | None = None) -> Tracks:
-        out = self._tracker.update(_TrackerInput(detections.xyxy, detections.conf), image)
-        if len(out) == 0:
+        people = self._tracker.update(detections.xyxy, detections.conf)
+        if not people:
             return Tracks.empty()
-        xyxy = out[:, 0:4].astype(np.float64)
-        ids = out[:, 4].astype(np.int64)
-        det_index = out[:, 7].astype(np.int64)
+        xyxy = _boxes(people)
         # The tracker's box is Kalman-smoothed; the ground point is the matched detection's own
         # (ankles when the model has them), which follows the feet more closely.
-        ground = detections.ground[det_index]
+        ground = detections.ground[[t.detection for t in people]]
+        ids = np.array([t.id for t in people], dtype=np.int64)
         return Tracks(ids, xyxy, ground, xyxy[:, 3] - xyxy[:, 1])

@@ -264,8 +264,8 @@ def test_zone_visits_occupancy_and_motion_gate_on_the_intel_clip(video_dir: Path
     assert not present[skipped].any()
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
-def test_every_backend_finds_the_group_with_feet_inside_the_boxes(
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_every_runtime_finds_the_group_with_feet_inside_the_boxes(
     backend: str, video_dir: Path, edge_env: Path
 ) -> None:
     import cv2
@@ -276,8 +276,8 @@ def test_every_backend_finds_the_group_with_feet_inside_the_boxes(
     cap = cv2.VideoCapture(str(video_dir / "tud_campus" / "TUD-Campus.mp4"))
     _, image = cap.read()
     detector = PersonDetector(ModelConfig(weights=str(edge_env), backend=backend), (640, 480))
-    assert detector.backend == backend
-    assert detector.is_pose
+    assert detector.model.backend_name == backend  # type: ignore[union-attr]
+    assert detector.model.info.task == "pose"  # type: ignore[union-attr]
     found = detector(image)
     confident = found.conf >= 0.5
     assert confident.sum() >= 4  # the walking group in the first frame
