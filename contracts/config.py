@@ -41,8 +41,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def load_config(path: str | Path, model: type[M]) -> M:
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -51,7 +50,23 @@ def load_config(path: str | Path, model: type[M]) -> M:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return validate_config(data if data is not None else {}, model, source=str(path), base_dir=path.parent)
+    return data if data is not None else {}
+
+
+def load_config(path: str | Path, model: type[M]) -> M:
+    path = Path(path)
+    return validate_config(_read_yaml(path), model, source=str(path), base_dir=path.parent)
+
+
+def load_edge_config(path: str | Path) -> CameraConfig | StoreConfig:
+    """A camera file (one camera, its source given on the command line) or a store file (a
+    ``cameras:`` list, each with its source)."""
+    path = Path(path)
+    data = _read_yaml(path)
+    kind: type[CameraConfig] | type[StoreConfig] = (
+        StoreConfig if isinstance(data, dict) and "cameras" in data else CameraConfig
+    )
+    return validate_config(data, kind, source=str(path), base_dir=path.parent)
 
 
 def validate_config(data: Any, model: type[M], *, source: str, base_dir: str | Path | None = None) -> M:
@@ -223,6 +238,70 @@ class CameraConfig(StrictModel):
             if dupes:
                 raise ValueError(f"{what}: duplicate names {dupes}")
         return self
+
+
+def _is_file_source(source: str) -> bool:
+    """A path (file or frame folder), not a camera index or a stream URL."""
+    return not source.isdigit() and "://" not in source
+
+
+class StoreCameraConfig(StrictModel):
+    """One camera of a store file: its source and scene; the store and the model are shared."""
+
+    camera: Name
+    # File, RTSP/HTTP URL, USB index or frame folder, as for --source; a relative path is relative
+    # to the store file's folder.
+    source: str = Field(min_length=1)
+    lines: list[LineConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    counting: CountingConfig = Field(default_factory=CountingConfig)
+    linking: LinkingConfig = Field(default_factory=LinkingConfig)
+    scene: SceneConfig = Field(default_factory=SceneConfig)
+
+    @field_validator("source")
+    @classmethod
+    def _relative_to_store_file(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        if base is None or not _is_file_source(value) or Path(value).expanduser().is_absolute():
+            return value
+        return str(base / value)
+
+
+class StoreConfig(StrictModel):
+    """Several cameras of one store in one edge process, sharing one detector (``edge run``)."""
+
+    store: Name
+    # This edge box: its MQTT client id, online/offline status topic and queue file.
+    device: Name = "edge"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    cameras: list[StoreCameraConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> StoreConfig:
+        names = [c.camera for c in self.cameras]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"cameras: duplicate camera names {dupes}")
+        return self
+
+    def camera_configs(self) -> list[tuple[str, CameraConfig]]:
+        """(source, the camera's full configuration) per camera, as a camera file would give it."""
+        return [
+            (
+                cam.source,
+                CameraConfig(
+                    store=self.store,
+                    camera=cam.camera,
+                    lines=cam.lines,
+                    zones=cam.zones,
+                    model=self.model,
+                    counting=cam.counting,
+                    linking=cam.linking,
+                    scene=cam.scene,
+                ),
+            )
+            for cam in self.cameras
+        ]
 
 
 class MqttSettings(StrictModel):

@@ -369,13 +369,14 @@ def iter_events(
     realtime: bool = False,
     heartbeat_every_s: float = 10.0,
     stop: Callable[[], bool] | None = None,
+    model: PeopleModel | None = None,
 ) -> Iterator[Event]:
     """Validated contract events from a file, URL, USB index (``"0"``) or MOT frame folder.
 
     A generator: a live source streams events as they happen. ``weights`` overrides
     ``config.model.weights`` (``--model`` / ``FOOTFALL_MODEL``); ``start`` is the media-time origin
     for files (default: now); heartbeats leave ``queue_depth`` at 0 for the transport to fill.
-    ``stop``: see ``run_frames``.
+    ``stop``, ``model``: see ``run_frames``.
     """
     for outcome in run_frames(
         source,
@@ -386,5 +387,6 @@ def iter_events(
         realtime=realtime,
         heartbeat_every_s=heartbeat_every_s,
         stop=stop,
+        model=model,
     ):
         yield from outcome.events

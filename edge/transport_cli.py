@@ -17,8 +17,11 @@ import typer
 from footfall.contracts.options import MqttCa, MqttCert, MqttKey, mqtt_settings
 
 if TYPE_CHECKING:
-    from footfall.contracts.config import MqttSettings
+    from datetime import datetime
+
+    from footfall.contracts.config import CameraConfig, MqttSettings, StoreConfig
     from footfall.edge.bridges import BeamBridge, WifiBridge
+    from footfall.edge.multicam import CameraRun
     from footfall.edge.transport import DiskQueue, FullPolicy, StoreAndForwardPublisher
 
 edge_app = typer.Typer(help="Run the edge counter and publish its events (store-and-forward MQTT).")
@@ -122,9 +125,13 @@ def _stop_on_signals() -> list[bool]:
 
 @edge_app.command("run")
 def edge_run(
-    config: Annotated[Path, typer.Option(help="camera YAML (store, camera, lines, zones, model)")],
-    source: Annotated[str, typer.Option(help="video file, RTSP/HTTP URL or camera index")],
+    config: Annotated[
+        Path, typer.Option(help="camera YAML (with --source) or store YAML (a cameras: list with sources)")
+    ],
     mqtt_url: MqttUrl,
+    source: Annotated[
+        str | None, typer.Option(help="video file, RTSP/HTTP URL or camera index (camera YAML only)")
+    ] = None,
     mqtt_ca: MqttCa = None,
     mqtt_cert: MqttCert = None,
     mqtt_key: MqttKey = None,
@@ -145,51 +152,98 @@ def edge_run(
     require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Count people on a live source and publish every event through the on-disk queue.
+    """Count people on live sources and publish every event through the on-disk queue.
 
-    A file source ends at its end: the command then waits until the broker has every event and
-    exits. SIGTERM / SIGINT end the stream at the next frame (open zone visits are closed), give the
-    broker a few seconds, and leave whatever it has not acknowledged queued for the next start.
+    A camera YAML counts the one --source; a store YAML counts all its cameras in this process,
+    with one shared detector and one queue. File sources end at their end: the command then waits
+    until the broker has every event and exits. SIGTERM / SIGINT end the streams at the next frame
+    (open zone visits are closed), give the broker a few seconds, and leave whatever it has not
+    acknowledged queued for the next start.
     """
-    from footfall.contracts.config import CameraConfig, ConfigError, load_config
-    from footfall.edge.cli import _parse_start, _recording_fps
-    from footfall.edge.models import resolve_weights
-    from footfall.edge.pipeline import iter_events  # heavy imports
-    from footfall.edge.sources import STREAM_PREFIXES, SourceError
+    from footfall.contracts.config import ConfigError, StoreConfig, load_edge_config
+    from footfall.edge.cli import _parse_start
 
     _setup_logging(log_level)
-    log = logging.getLogger("footfall.edge")
-    camera = load_config(config, CameraConfig)
-    resolve_weights(camera.model, model)  # a missing model fails before anything starts
+    loaded = load_edge_config(config)
+    store = loaded if isinstance(loaded, StoreConfig) else _single_camera_store(loaded, source, config)
+    if isinstance(loaded, StoreConfig) and source is not None:
+        raise ConfigError(f"--source: {config} is a store file; each of its cameras has its own source")
     origin = _parse_start(start)
+    # A single camera keeps its own device name (client id, status topic, queue file) as before.
+    device = store.device if isinstance(loaded, StoreConfig) else loaded.camera
     queue_db, publisher = _open_publisher(
         mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key),
         _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
-        store=camera.store,
-        device=camera.camera,
+        store=store.store,
+        device=device,
     )
-    # A service waits for a camera that is down at start (realtime), where `count` would fail.
-    live = source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
+    failed = _count_and_publish(
+        store, publisher, queue_db, model, _CountOptions(origin, fps, realtime, heartbeat_every)
+    )
+    if failed:
+        raise ConfigError("; ".join(f"camera {run.camera}: {run.error}" for run in failed))
+
+
+@dataclass(frozen=True)
+class _CountOptions:
+    start: datetime | None
+    fps: float | None
+    realtime: bool
+    heartbeat_every_s: float
+
+
+def _single_camera_store(camera: CameraConfig, source: str | None, path: Path) -> StoreConfig:
+    """A camera file and its --source, as a store of one camera."""
+    from footfall.contracts.config import ConfigError, StoreCameraConfig, StoreConfig
+
+    if source is None:
+        raise ConfigError(f"--source: missing; {path} is a camera file, which names no source")
+    entry = StoreCameraConfig(
+        camera=camera.camera,
+        source=source,
+        lines=camera.lines,
+        zones=camera.zones,
+        counting=camera.counting,
+        linking=camera.linking,
+        scene=camera.scene,
+    )
+    return StoreConfig(store=camera.store, device=camera.camera, model=camera.model, cameras=[entry])
+
+
+def _count_and_publish(
+    store: StoreConfig,
+    publisher: StoreAndForwardPublisher,
+    queue_db: DiskQueue,
+    weights: str | None,
+    options: _CountOptions,
+) -> list[CameraRun]:
+    """Run the cameras, then wait for the broker; returns the cameras whose source failed."""
+    from footfall.edge.cli import _recording_fps
+    from footfall.edge.detector import load_model
+    from footfall.edge.multicam import RunOptions, run_store  # heavy imports
+    from footfall.edge.sources import STREAM_PREFIXES
+
+    log = logging.getLogger("footfall.edge")
+    model = load_model(store.model, weights)  # a missing or unsupported model fails before anything starts
+
+    def live(source: str) -> bool:  # a service waits for a camera that is down at start
+        return options.realtime or source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
+
+    def rate(source: str, camera: CameraConfig) -> float | None:  # a recording: the frames `count` sees
+        return _recording_fps(source, options.fps, camera)
+
     stopping = _stop_on_signals()
     publisher.start()
     try:
-        try:
-            for event in iter_events(
-                source,
-                camera,
-                weights=model,
-                start=origin,
-                fps=_recording_fps(source, fps, camera),  # a recording: the same frames as `count`
-                realtime=realtime or live,
-                heartbeat_every_s=heartbeat_every,
-                stop=lambda: stopping[0],
-            ):
-                publisher.publish(event)
-        except SourceError as exc:  # what was counted before stays queued
-            raise ConfigError(f"--source: {exc}") from None
+        runs = run_store(
+            store,
+            model,
+            publisher.publish,
+            RunOptions(options.start, rate, live, options.heartbeat_every_s, lambda: stopping[0]),
+        )
         log.info(
             "%s; %d events queued, waiting for the broker to take them",
-            "stopping" if stopping[0] else "source ended",
+            "stopping" if stopping[0] else "source ended" if len(runs) == 1 else "sources ended",
             queue_db.depth,
         )
         # Until drained; a stop signal cuts the wait short (a queue left on disk is sent next start).
@@ -202,6 +256,7 @@ def edge_run(
         log.info("all events delivered; stopped")
     else:
         log.warning("stopped with %d events queued; they are sent on the next start", queue_db.depth)
+    return [run for run in runs if run.error is not None]
 
 
 @edge_app.command("replay")

@@ -1,0 +1,168 @@
+"""Several cameras of one store in one process, sharing one detector (``edge run`` with a store file).
+
+Each camera runs its own pipeline (source, tracker, linker, counter, heartbeats) in a thread; all
+of them call one loaded model through ``SharedModel``, which runs the pictures that wait at the
+same time as one batch, and all events go into the one store-and-forward queue. A camera whose
+source fails is reported and stops alone: the others go on (a live stream reconnects by itself,
+edge/sources.py). With file sources the run ends when every camera has ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from footfall.contracts.config import CameraConfig, StoreConfig
+from footfall.contracts.events import Event
+from footfall.edge.detector import PeopleModel
+from footfall.edge.inference import People
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)  # compared by identity: two requests may hold equal pictures
+class _Request:
+    images: list[NDArray[np.uint8]]
+    key: tuple[tuple[int, int], float, float]  # input size, confidence, IoU: what one batch shares
+    result: list[People] | None = None
+    error: BaseException | None = None  # the batch it went with failed
+
+
+class SharedModel:
+    """One model for several camera threads. A thread that finds the model busy queues its picture;
+    the next thread to run takes every queued picture of the same input size along, as one batch
+    (fewer, larger inferences; on a CPU the gain is small, the order stays fair)."""
+
+    def __init__(self, model: PeopleModel, max_batch: int = 8) -> None:
+        self._model = model
+        self._max_batch = max_batch
+        self._pending: list[_Request] = []
+        self._queue_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self.batches: list[int] = []  # batch sizes run, for the benchmark and the tests
+
+    def input_size(self, wanted: tuple[int, int]) -> tuple[int, int]:
+        return self._model.input_size(wanted)
+
+    def __call__(
+        self, images: list[NDArray[np.uint8]], imgsz: tuple[int, int], conf: float, iou: float
+    ) -> list[People]:
+        request = _Request(images, (self.input_size(imgsz), conf, iou))
+        with self._queue_lock:
+            self._pending.append(request)
+        with self._run_lock:
+            if request.result is None and request.error is None:
+                self._run(self._take(request.key))  # nobody took it along: run it and its kind
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def _take(self, key: tuple[tuple[int, int], float, float]) -> list[_Request]:
+        with self._queue_lock:
+            same = [r for r in self._pending if r.key == key]
+            batch, count = [], 0
+            for r in same:
+                if batch and count + len(r.images) > self._max_batch:
+                    break
+                batch.append(r)
+                count += len(r.images)
+            self._pending = [r for r in self._pending if r not in batch]
+        return batch
+
+    def _run(self, batch: list[_Request]) -> None:
+        imgsz, conf, iou = batch[0].key
+        images = [image for r in batch for image in r.images]
+        try:
+            found = self._model(images, imgsz, conf, iou)
+        except BaseException as exc:
+            for r in batch:
+                r.error = exc
+            return
+        self.batches.append(len(images))
+        for r in batch:
+            r.result, found = found[: len(r.images)], found[len(r.images) :]
+
+
+@dataclass(slots=True)
+class CameraRun:
+    """One camera's thread and how it ended."""
+
+    camera: str
+    source: str
+    events: int = 0
+    error: str | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What every camera of the run shares."""
+
+    start: datetime | None
+    fps_for: Callable[[str, CameraConfig], float | None]  # the analysed rate for a source
+    live_for: Callable[[str], bool]  # paced in real time (streams, cameras)
+    heartbeat_every_s: float
+    stop: Callable[[], bool]
+
+
+def run_store(
+    config: StoreConfig, model: PeopleModel, publish: Callable[[Event], object], options: RunOptions
+) -> list[CameraRun]:
+    """Run every camera of ``config`` until its source ends (or ``options.stop``); returns how each
+    camera ended. ``publish`` is called from the camera threads (the disk queue is thread-safe)."""
+    shared = SharedModel(model, max_batch=max(1, len(config.cameras)))
+    runs = []
+    for source, camera in config.camera_configs():
+        run = CameraRun(camera.camera, source)
+        run.thread = threading.Thread(
+            target=_count_camera,
+            args=(run, camera, shared, publish, options),
+            name=f"camera-{camera.camera}",
+            daemon=True,
+        )
+        run.thread.start()
+        runs.append(run)
+    for run in runs:
+        assert run.thread is not None
+        run.thread.join()
+    return runs
+
+
+def _count_camera(
+    run: CameraRun,
+    camera: CameraConfig,
+    model: PeopleModel,
+    publish: Callable[[Event], object],
+    options: RunOptions,
+) -> None:
+    from footfall.edge.pipeline import iter_events
+    from footfall.edge.sources import SourceError
+
+    try:
+        for event in iter_events(
+            run.source,
+            camera,
+            model=model,
+            start=options.start,
+            fps=options.fps_for(run.source, camera),
+            realtime=options.live_for(run.source),
+            heartbeat_every_s=options.heartbeat_every_s,
+            stop=options.stop,
+        ):
+            publish(event)
+            run.events += 1
+    except SourceError as exc:  # what it counted before stays queued; the other cameras go on
+        run.error = str(exc)
+        log.error("camera %s stopped: %s", run.camera, exc)
+    except Exception as exc:  # a bug must not take the store's other cameras down with it
+        run.error = f"internal error: {exc!r}"
+        log.exception("camera %s stopped on an internal error", run.camera)
+    else:
+        log.info("camera %s: source ended after %d events", run.camera, run.events)
