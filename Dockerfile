@@ -1,4 +1,5 @@
-# Central services: ingest, analytics and the dashboards CLI (no model stack: no torch, no OpenCV).
+# Central services: ingest, analytics and the dashboards CLI: the `server` extra (DuckDB, matplotlib,
+# Grafana SDK/client), no model stack (no torch, no OpenCV).
 #   docker build -t footfall .
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -9,7 +10,7 @@ COPY ingest ingest
 COPY analytics analytics
 COPY dashboards dashboards
 COPY footfall footfall
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[server]"
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -44,7 +44,8 @@ def demo(
         "footfall-demo"
     ),
     model: Annotated[
-        str | None, typer.Option(help="model weights (default: FOOTFALL_MODEL, ../shared/models, models/)")
+        str | None,
+        typer.Option(help="model (default: FOOTFALL_MODEL, then the default model: `footfall model fetch`)"),
     ] = None,
     source: Annotated[Path | None, typer.Option(help="video file (default: the bundled sample clip)")] = None,
     config: Annotated[
@@ -95,9 +96,10 @@ def _register_components() -> None:
 
     for component in (edge_cli, ingest_cli, analytics_cli, dashboards_cli):
         component.register(app)
-    from footfall.edge import transport_cli
+    from footfall.edge import model_cli, transport_cli
 
     transport_cli.register(app)
+    model_cli.register(app)
 
 
 _register_components()

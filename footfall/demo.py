@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from footfall.contracts.config import CameraConfig, ConfigError, load_config
+from footfall.contracts.config import CameraConfig, ModelConfig, load_config
 from footfall.contracts.events import CrossingEvent, Event, HeartbeatEvent, ZoneVisitEvent, stable_event_id
 from footfall.contracts.measurements import (
     CAMERA_ISSUE,
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO_ROOT / "samples" / "one-by-one-person-detection.mp4"
 SAMPLE_CONFIG = REPO_ROOT / "samples" / "one-by-one-person-detection.yaml"
-# Where the weights live on the project's development machines (never downloaded).
-SHARED_MODEL = REPO_ROOT.parent / "shared" / "models" / "yolo11n-pose.pt"
-LOCAL_MODEL = REPO_ROOT / "models" / "yolo11n-pose.pt"
 
 OPEN_HOUR, CLOSE_HOUR = 9, 20
 # Visitors per hour on an ordinary day (a late-morning and an after-work peak).
@@ -89,26 +86,16 @@ class DemoData:
     last_day: date
 
 
-def resolve_model(explicit: str | None) -> str:
-    """``--model``, else ``FOOTFALL_MODEL``, else the shared weights beside the repo, else models/.
+def resolve_model(explicit: str | None, config: CameraConfig | None = None) -> str:
+    """``--model``, else ``FOOTFALL_MODEL``, else the camera file's ``model.weights``, else
+    footfall's default model (``footfall model fetch`` puts it in the cache; the project's machines
+    also have it in ../shared): the edge's own chain, so the demo runs what ``footfall count`` runs.
 
-    A model named explicitly (option or variable) must exist; the fallbacks are only looked for.
+    A model named explicitly (option or variable) must exist; the default is only looked for.
     """
-    named = explicit or os.environ.get("FOOTFALL_MODEL")
-    if named:
-        if not Path(named).is_file():
-            raise ConfigError(
-                f"--model / FOOTFALL_MODEL: {named} does not exist (weights are never downloaded)"
-            )
-        return named
-    for candidate in (SHARED_MODEL, LOCAL_MODEL):
-        if candidate.is_file():
-            return str(candidate)
-    raise ConfigError(
-        f"--model: no model weights found (tried FOOTFALL_MODEL, {SHARED_MODEL} and {LOCAL_MODEL}); "
-        "weights are never downloaded: pass --model PATH to an Ultralytics detection or pose model, "
-        "e.g. yolo11n-pose.pt"
-    )
+    from footfall.edge.models import resolve_weights
+
+    return str(resolve_weights(config.model if config else ModelConfig(), explicit))
 
 
 def _prepare_offline() -> None:
@@ -333,7 +320,7 @@ def run_demo(
     from footfall.report import ReportInput, kpi_table, write_report
 
     config = load_config(config_path, CameraConfig)
-    weights = resolve_model(model)
+    weights = resolve_model(model, config)
     tz = ZoneInfo(timezone)
     last_day = last_day or (datetime.now(tz).date() - timedelta(days=1))
     clip_start = datetime(last_day.year, last_day.month, last_day.day, OPEN_HOUR, tzinfo=tz)
@@ -402,6 +389,7 @@ def run_demo(
     return {
         "report": report,
         "database": db_path,
+        "model": Path(weights),
         "clip": clip,
         "events": len(history.events),
         "transactions": len(history.pos),
@@ -421,7 +409,7 @@ def print_summary(made: dict[str, Any]) -> None:
     console = Console()
     clip: ClipRun = made["clip"]
     console.print(
-        f"edge: {clip.frames} frames in {clip.seconds:.1f} s "
+        f"edge ({made['model'].name}): {clip.frames} frames in {clip.seconds:.1f} s "
         f"({clip.frames / max(clip.seconds, 1e-9):.1f} fps), "
         f"counted {clip.count('in')} in / {clip.count('out')} out"
     )

@@ -14,7 +14,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-EXTRAS=test bash scripts/install.sh
+EXTRAS=export,test bash scripts/install.sh
 export YOLO_OFFLINE=1 YOLO_VERBOSE=False
 export YOLO_CONFIG_DIR=${YOLO_CONFIG_DIR:-$PWD/.venv/yolo-config}
 .venv/bin/python -m ruff check .

@@ -25,17 +25,22 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_model_resolution_never_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from footfall.edge import models
+
     monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
-    monkeypatch.setattr(demo, "SHARED_MODEL", tmp_path / "missing.pt")
-    monkeypatch.setattr(demo, "LOCAL_MODEL", tmp_path / "also-missing.pt")
-    with pytest.raises(ConfigError, match="never downloaded"):
+    monkeypatch.setattr(models, "default_weights_candidates", lambda config: [tmp_path / "cache" / "m.onnx"])
+    with pytest.raises(ConfigError, match="footfall model fetch"):
         demo.resolve_model(None)
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"x")
     monkeypatch.setenv("FOOTFALL_MODEL", str(weights))
     assert demo.resolve_model(None) == str(weights)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="never downloaded"):
         demo.resolve_model(str(tmp_path / "typo.pt"))  # an explicit model never falls back
+    monkeypatch.delenv("FOOTFALL_MODEL")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "m.onnx").write_bytes(b"x")
+    assert demo.resolve_model(None) == str(tmp_path / "cache" / "m.onnx")  # the default model
 
 
 def _clip_run(config: CameraConfig) -> demo.ClipRun:
@@ -101,12 +106,16 @@ def test_history_replays_visits_in_open_hours_only() -> None:
 
 @pytest.mark.slow
 @pytest.mark.model
-def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_dir: Path) -> None:
+def test_demo_command_end_to_end(tmp_path: Path, detect_model_path: Path, video_dir: Path) -> None:
+    """The README's first command, as a newcomer runs it: no --model, so the default model
+    (yolo11n.onnx) from the edge's chain; the cache is empty here, so ../shared's copy."""
     require(chromium_binary() is not None, "chromium (Debian package chromium)")
     with (video_dir / "intel_one_by_one" / "gt_presence_intervals.csv").open() as fh:
         people = len(list(csv.DictReader(fh)))
     out = tmp_path / "demo"
     env = os.environ | {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
+    env |= {"FOOTFALL_CACHE_DIR": str(tmp_path / "empty-cache")}
+    env.pop("FOOTFALL_MODEL", None)
     proc = subprocess.run(
         [
             sys.executable,
@@ -115,8 +124,6 @@ def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_di
             "demo",
             "--out",
             str(out),
-            "--model",
-            str(pose_model_path),
             "--day",
             "2026-03-14",
         ],
@@ -126,6 +133,7 @@ def test_demo_command_end_to_end(tmp_path: Path, pose_model_path: Path, video_di
         timeout=560,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"({detect_model_path.name})" in proc.stdout  # the default model counted
     counted = re.search(r"counted (\d+) in / (\d+) out", proc.stdout)
     assert counted, proc.stdout
     # Each of the clip's people walks in once and leaves once (hand-checked presence intervals).

@@ -136,9 +136,7 @@ def test_without_any_model_the_error_names_where_it_looked(
     from footfall.edge import models
 
     monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(
-        models, "default_weights_candidates", lambda config: [tmp_path / "cache" / "m.onnx"]
-    )
+    monkeypatch.setattr(models, "default_weights_candidates", lambda config: [tmp_path / "cache" / "m.onnx"])
     path = _camera_yaml(tmp_path, "  conf: 0.3\n")
     with pytest.raises(ConfigError) as info:
         resolve_weights(load_config(path, CameraConfig).model)
