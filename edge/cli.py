@@ -76,165 +76,162 @@ def _open(source: str, fps: float | None) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the ``footfall`` CLI."""
+    app.command()(count)
+    app.command()(preview)
+    app.command("eval")(eval_)
 
-    @app.command()
-    def count(
-        source: Annotated[str, typer.Argument(help="Video file, RTSP/HTTP URL, USB index or frame folder.")],
-        config: ConfigOpt,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Write events here, one JSON per line.")],
-        annotate: Annotated[
-            Path | None, typer.Option(help="Also write a video with lines, zones, tracks and counters.")
-        ] = None,
-        model: ModelOpt = None,
-        start: Annotated[
-            str | None, typer.Option(help="Media time origin (RFC 3339); default: now.", show_default=False)
-        ] = None,
-        fps: FpsOpt = None,
-    ) -> None:
-        """Count people crossing lines and visiting zones in a recording; write events as JSONL."""
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from footfall.edge.models import resolve_weights
-        from footfall.edge.pipeline import run_frames
+def count(
+    source: Annotated[str, typer.Argument(help="Video file, RTSP/HTTP URL, USB index or frame folder.")],
+    config: ConfigOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write events here, one JSON per line.")],
+    annotate: Annotated[
+        Path | None, typer.Option(help="Also write a video with lines, zones, tracks and counters.")
+    ] = None,
+    model: ModelOpt = None,
+    start: Annotated[
+        str | None, typer.Option(help="Media time origin (RFC 3339); default: now.", show_default=False)
+    ] = None,
+    fps: FpsOpt = None,
+) -> None:
+    """Count people crossing lines and visiting zones in a recording; write events as JSONL."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        camera = load_config(config, CameraConfig)
-        resolve_weights(camera.model, model)  # fail on a missing model before truncating --out
-        _show_start_up_choices()
-        frames = _open(source, _recording_fps(source, fps, camera))
-        writer = None
-        crossings: Tally[tuple[str, str]] = Tally()
-        dwell: dict[str, list[float]] = defaultdict(list)
-        total = getattr(frames, "frame_count", None)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            out.open("w", encoding="utf-8") as sink,
-            Progress(
-                TextColumn("[bold]counting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[fps]:.1f} fps"),
-                TimeRemainingColumn(),
-                transient=True,
-            ) as progress,
-        ):
-            task = progress.add_task("count", total=total, fps=0.0)
-            t0 = time.monotonic()
-            n = analysed = 0
-            outcomes = run_frames(
-                frames, camera, weights=model, start=_parse_start(start), keep_images=annotate is not None
-            )
-            for outcome in outcomes:
-                for event in outcome.events:
-                    sink.write(event.to_json() + "\n")
-                    if event.type == "crossing":
-                        crossings[(event.line, event.direction)] += 1
-                    elif event.type == "zone_visit":
-                        dwell[event.zone].append(event.dwell_s)
-                if annotate is not None and outcome.pictured:
-                    writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
-                n += outcome.pictured
-                analysed += outcome.analysed
-                progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
-        if writer is not None:
-            writer.release()
-        console = Console()
-        console.print(_summary_table(camera, crossings, dwell, n, out))
-        console.print(
-            f"inference ran on {analysed} of {n} frames (the motion gate skipped static, empty ones)"
+    from footfall.edge.detector import load_model
+    from footfall.edge.pipeline import run_frames
+
+    camera = load_config(config, CameraConfig)
+    loaded = load_model(camera.model, model)  # a missing or unusable model fails before --out is cut
+    _show_start_up_choices()
+    frames = _open(source, _recording_fps(source, fps, camera))
+    writer = None
+    crossings: Tally[tuple[str, str]] = Tally()
+    dwell: dict[str, list[float]] = defaultdict(list)
+    total = getattr(frames, "frame_count", None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        out.open("w", encoding="utf-8") as sink,
+        Progress(
+            TextColumn("[bold]counting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:.1f} fps"),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("count", total=total, fps=0.0)
+        t0 = time.monotonic()
+        n = analysed = 0
+        outcomes = run_frames(
+            frames, camera, model=loaded, start=_parse_start(start), keep_images=annotate is not None
         )
+        for outcome in outcomes:
+            for event in outcome.events:
+                sink.write(event.to_json() + "\n")
+                if event.type == "crossing":
+                    crossings[(event.line, event.direction)] += 1
+                elif event.type == "zone_visit":
+                    dwell[event.zone].append(event.dwell_s)
+            if annotate is not None and outcome.pictured:
+                writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
+            n += outcome.pictured
+            analysed += outcome.analysed
+            progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
+    if writer is not None:
+        writer.release()
+    console = Console()
+    console.print(_summary_table(camera, crossings, dwell, n, out))
+    console.print(f"inference ran on {analysed} of {n} frames (the motion gate skipped static, empty ones)")
 
-    @app.command()
-    def preview(
-        source: Annotated[str, typer.Argument(help="Video file, RTSP/HTTP URL, USB index or frame folder.")],
-        config: ConfigOpt,
-        out: Annotated[Path, typer.Option("--out", "-o", help="PNG/JPEG to write.")],
-        frame: Annotated[int, typer.Option(help="Which frame of a recording to draw on.")] = 0,
-        fps: FpsOpt = None,
-    ) -> None:
-        """One frame with the configured lines (arrow toward "in"), zones and pixel rulers."""
-        import cv2
 
-        from footfall.edge.annotate import draw_layout, draw_rulers
+def preview(
+    source: Annotated[str, typer.Argument(help="Video file, RTSP/HTTP URL, USB index or frame folder.")],
+    config: ConfigOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG/JPEG to write.")],
+    frame: Annotated[int, typer.Option(help="Which frame of a recording to draw on.")] = 0,
+    fps: FpsOpt = None,
+) -> None:
+    """One frame with the configured lines (arrow toward "in"), zones and pixel rulers."""
+    import cv2
 
-        camera = load_config(config, CameraConfig)
-        frames = _open(source, fps)
-        image = None
-        try:
-            for f in frames:
-                if f.image is not None and f.index >= frame:
-                    image = f.image.copy()
-                    break
-        finally:
-            frames.close()
-        if image is None:
-            raise ConfigError(f"--frame: the source has fewer than {frame + 1} frames")
-        draw_rulers(image)
-        draw_layout(image, camera)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(out), image):
-            raise ConfigError(f"--out: cannot write an image to {out}")
-        typer.echo(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
+    from footfall.edge.annotate import draw_layout, draw_rulers
 
-    @app.command("eval")
-    def eval_(
-        sequence: Annotated[
-            Path, typer.Argument(help="MOTChallenge sequence: gt/gt.txt + img1/ or a video.")
-        ],
-        config: ConfigOpt,
-        model: ModelOpt = None,
-        max_error: Annotated[
-            float, typer.Option(help="Fail (exit 1) above this summed |error| / truth.")
-        ] = 0.10,
-        tolerance: Annotated[float, typer.Option(help="Seconds within which events match.")] = 1.0,
-        out: Annotated[Path | None, typer.Option(help="Also write the counted events as JSONL.")] = None,
-        fps: FpsOpt = None,
-        oracle: Annotated[
-            bool,
-            typer.Option(help="Annotated boxes as detections: leaves only tracker and counter errors."),
-        ] = False,
-        min_dwell: Annotated[float, typer.Option(help="Zone visits at least this long (s) count.")] = 1.0,
-    ) -> None:
-        """Accuracy audit against ground-truth crossings and zone visits derived from gt.txt with the
-        same rule: per line and direction misses, false counts and wrong directions; per zone the
-        visits and the median dwell."""
-        from rich.console import Console
+    camera = load_config(config, CameraConfig)
+    frames = _open(source, fps)
+    image = None
+    try:
+        for f in frames:
+            if f.image is not None and f.index >= frame:
+                image = f.image.copy()
+                break
+    finally:
+        frames.close()
+    if image is None:
+        raise ConfigError(f"--frame: the source has fewer than {frame + 1} frames")
+    draw_rulers(image)
+    draw_layout(image, camera)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), image):
+        raise ConfigError(f"--out: cannot write an image to {out}")
+    typer.echo(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
-        from footfall.edge.groundtruth import SequenceError, find_sequence
-        from footfall.edge.models import resolve_weights
 
-        camera = load_config(config, CameraConfig)
-        _show_start_up_choices()
-        if not oracle:
-            resolve_weights(camera.model, model)
-        try:
-            seq = find_sequence(sequence)
-        except SequenceError as exc:
-            raise ConfigError(str(exc)) from None
-        report = run_eval(
-            seq,
-            camera,
-            weights=model,
-            fps=fps,
-            tolerance_s=tolerance,
-            events_out=out,
-            oracle=oracle,
-            min_dwell_s=min_dwell,
-        )
-        console = Console()
-        mode = " (oracle: annotated boxes)" if oracle else ""
-        console.print(_eval_table(report, f"{sequence.name}{mode}"))
-        if report.zones:
-            console.print(_zone_table(report, min_dwell))
-        verdict = "OK" if report.relative_error <= max_error else "FAIL"
-        console.print(
-            f"{verdict}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
-            f"missed {report.total('missed')}, false {report.total('false')}, "
-            f"wrong direction {report.total('wrong_direction')} of {report.truth_total}; "
-            f"precision {report.precision:.1%}, recall {report.recall:.1%} within {tolerance:g} s"
-        )
-        if verdict == "FAIL":
-            raise typer.Exit(1)
+def eval_(
+    sequence: Annotated[Path, typer.Argument(help="MOTChallenge sequence: gt/gt.txt + img1/ or a video.")],
+    config: ConfigOpt,
+    model: ModelOpt = None,
+    max_error: Annotated[float, typer.Option(help="Fail (exit 1) above this summed |error| / truth.")] = 0.10,
+    tolerance: Annotated[float, typer.Option(help="Seconds within which events match.")] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the counted events as JSONL.")] = None,
+    fps: FpsOpt = None,
+    oracle: Annotated[
+        bool,
+        typer.Option(help="Annotated boxes as detections: leaves only tracker and counter errors."),
+    ] = False,
+    min_dwell: Annotated[float, typer.Option(help="Zone visits at least this long (s) count.")] = 1.0,
+) -> None:
+    """Accuracy audit against ground-truth crossings and zone visits derived from gt.txt with the
+    same rule: per line and direction misses, false counts and wrong directions; per zone the
+    visits and the median dwell."""
+    from rich.console import Console
+
+    from footfall.edge.groundtruth import SequenceError, find_sequence
+    from footfall.edge.models import resolve_weights
+
+    camera = load_config(config, CameraConfig)
+    _show_start_up_choices()
+    if not oracle:
+        resolve_weights(camera.model, model)
+    try:
+        seq = find_sequence(sequence)
+    except SequenceError as exc:
+        raise ConfigError(str(exc)) from None
+    report = run_eval(
+        seq,
+        camera,
+        weights=model,
+        fps=fps,
+        tolerance_s=tolerance,
+        events_out=out,
+        oracle=oracle,
+        min_dwell_s=min_dwell,
+    )
+    console = Console()
+    mode = " (oracle: annotated boxes)" if oracle else ""
+    console.print(_eval_table(report, f"{sequence.name}{mode}"))
+    if report.zones:
+        console.print(_zone_table(report, min_dwell))
+    verdict = "OK" if report.relative_error <= max_error else "FAIL"
+    console.print(
+        f"{verdict}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
+        f"missed {report.total('missed')}, false {report.total('false')}, "
+        f"wrong direction {report.total('wrong_direction')} of {report.truth_total}; "
+        f"precision {report.precision:.1%}, recall {report.recall:.1%} within {tolerance:g} s"
+    )
+    if verdict == "FAIL":
+        raise typer.Exit(1)
 
 
 def run_eval(

@@ -79,16 +79,38 @@ class _Track:
     last_frame: int  # the last frame a detection matched
     state: State = State.TRACKED
     confirmed: bool = False
+    # the state right after the last real observation, and that observation (xyah)
+    observed: tuple[Array, Array, Array] | None = None
 
     @property
     def xyxy(self) -> Array:
         return kalman.xyah_to_xyxy(self.mean[None, :4])[0]
 
     def correct(self, box: Array, score: float, detection: int, frame: int) -> None:
-        mean, cov = kalman.update(self.mean[None], self.covariance[None], kalman.xyxy_to_xyah(box[None]))
-        self.mean, self.covariance = mean[0], cov[0]
+        measured = kalman.xyxy_to_xyah(box[None])
+        gap = frame - self.last_frame
+        if gap > 1 and self.observed is not None:
+            self._replay_gap(measured, gap)
+        else:
+            mean, cov = kalman.update(self.mean[None], self.covariance[None], measured)
+            self.mean, self.covariance = mean[0], cov[0]
+        self.observed = (self.mean.copy(), self.covariance.copy(), measured[0])
         self.score, self.detection, self.last_frame = score, detection, frame
         self.state, self.confirmed = State.TRACKED, True
+
+    def _replay_gap(self, measured: Array, gap: int) -> None:
+        """Observation-centric re-update (OC-SORT): a track found again after ``gap`` frames
+        restarts from its last observation and is updated along the straight path to the new
+        one, frame by frame. Coasting through an occlusion on a guessed velocity leaves that guess
+        in the state; the real path between the two sightings replaces it."""
+        assert self.observed is not None
+        mean, cov, last = self.observed
+        mean, cov = mean[None], cov[None]
+        for k in range(1, gap + 1):
+            mean, cov = kalman.predict(mean, cov)
+            virtual = last + (measured[0] - last) * (k / gap)
+            mean, cov = kalman.update(mean, cov, virtual[None])
+        self.mean, self.covariance = mean[0], cov[0]
 
 
 @dataclass(slots=True)
@@ -198,8 +220,9 @@ class ByteTracker:
         keep = np.flatnonzero(found.scores >= self.new_track_score)
         if len(keep) == 0:
             return
-        mean, cov = kalman.initiate(kalman.xyxy_to_xyah(found.xyxy[keep]))
-        for k, m, c in zip(keep, mean, cov, strict=True):
+        measured = kalman.xyxy_to_xyah(found.xyxy[keep])
+        mean, cov = kalman.initiate(measured)
+        for k, m, c, z in zip(keep, mean, cov, measured, strict=True):
             self.tracks.append(
                 _Track(
                     next(self._ids),
@@ -210,6 +233,7 @@ class ByteTracker:
                     self.frame,
                     self.frame,
                     confirmed=self.frame == 1,  # the first frame's people are there for sure
+                    observed=(m.copy(), c.copy(), z),
                 )
             )
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from footfall.contracts.config import CameraConfig, MqttSettings, StoreConfig
+    from footfall.contracts.events import Event
     from footfall.edge.bridges import BeamBridge, WifiBridge
+    from footfall.edge.detector import PeopleModel
     from footfall.edge.multicam import CameraRun
     from footfall.edge.transport import DiskQueue, FullPolicy, StoreAndForwardPublisher
 
@@ -169,6 +171,10 @@ def edge_run(
     if isinstance(loaded, StoreConfig) and source is not None:
         raise ConfigError(f"--source: {config} is a store file; each of its cameras has its own source")
     origin = _parse_start(start)
+    from footfall.edge.detector import load_model  # heavy imports
+
+    # A missing or unsupported model fails before the queue or any camera is touched.
+    detector = load_model(loaded.model, model)
     # A single camera keeps its own device name (client id, status topic, queue file) as before.
     device = store.device if isinstance(loaded, StoreConfig) else loaded.camera
     queue_db, publisher = _open_publisher(
@@ -178,7 +184,7 @@ def edge_run(
         device=device,
     )
     failed = _count_and_publish(
-        store, publisher, queue_db, model, _CountOptions(origin, fps, realtime, heartbeat_every)
+        store, publisher, queue_db, detector, _CountOptions(origin, fps, realtime, heartbeat_every)
     )
     if failed:
         raise ConfigError("; ".join(f"camera {run.camera}: {run.error}" for run in failed))
@@ -214,17 +220,15 @@ def _count_and_publish(
     store: StoreConfig,
     publisher: StoreAndForwardPublisher,
     queue_db: DiskQueue,
-    weights: str | None,
+    model: PeopleModel,
     options: _CountOptions,
 ) -> list[CameraRun]:
     """Run the cameras, then wait for the broker; returns the cameras whose source failed."""
     from footfall.edge.cli import _recording_fps
-    from footfall.edge.detector import load_model
-    from footfall.edge.multicam import RunOptions, run_store  # heavy imports
+    from footfall.edge.multicam import RunOptions, run_store
     from footfall.edge.sources import STREAM_PREFIXES
 
     log = logging.getLogger("footfall.edge")
-    model = load_model(store.model, weights)  # a missing or unsupported model fails before anything starts
 
     def live(source: str) -> bool:  # a service waits for a camera that is down at start
         return options.realtime or source.isdigit() or source.lower().startswith(STREAM_PREFIXES)
@@ -283,28 +287,10 @@ def edge_replay(
     Progress is stored with the queued events, so a replay killed at any point and started again
     neither loses nor re-queues a line. Invalid lines are reported with their line number.
     """
-    from footfall.contracts.events import EventError, parse_event
-
     _setup_logging(log_level)
     log = logging.getLogger("footfall.replay")
     mqtt = mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key)  # bad files fail before any work
-    try:
-        lines = events_file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        typer.secho(f"{events_file}: cannot read: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    events, bad = [], 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            events.append((number, parse_event(line)))
-        except EventError as exc:
-            bad += 1
-            log.error("%s:%d: skipped: %s", events_file, number, exc)
-    if not events:
-        typer.secho(f"{events_file}: no valid events", fg="red", err=True)
-        raise typer.Exit(1)
+    events, bad = _read_events(events_file, log)
     first = events[0][1]
     queue_db, publisher = _open_publisher(
         mqtt,
@@ -342,6 +328,30 @@ def edge_replay(
     )
     if bad:
         sys.exit(1)
+
+
+def _read_events(events_file: Path, log: logging.Logger) -> tuple[list[tuple[int, Event]], int]:
+    """(line number, event) per valid line, and how many lines were invalid (each logged)."""
+    from footfall.contracts.events import EventError, parse_event
+
+    try:
+        lines = events_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.secho(f"{events_file}: cannot read: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    events, bad = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append((number, parse_event(line)))
+        except EventError as exc:
+            bad += 1
+            log.error("%s:%d: skipped: %s", events_file, number, exc)
+    if not events:
+        typer.secho(f"{events_file}: no valid events", fg="red", err=True)
+        raise typer.Exit(1)
+    return events, bad
 
 
 def _run_bridge_command(

@@ -40,7 +40,8 @@ def _camera_entry(clip_config: str, camera: str, source: Path) -> dict[str, obje
 
 def _frame_folder(video: Path, folder: Path, frames: int, fps: float, broken_at: int | None = None) -> Path:
     """The first ``frames`` pictures of ``video`` as JPEG files with a seqinfo.ini (a MOT frame
-    folder); ``broken_at``: from that picture on two are garbage bytes, as a failing disk or upload leaves it."""
+    folder); ``broken_at``: from that picture on two are garbage bytes, as a failing disk or upload
+    leaves them."""
     folder.mkdir(parents=True)
     capture = cv2.VideoCapture(str(video))
     for k in range(frames):
