@@ -157,7 +157,9 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _remember_source(self, info: ValidationInfo) -> ModelConfig:
-        self._source = (info.context or {}).get("source")
+        source = (info.context or {}).get("source")
+        if source is not None:  # a model built in code around loaded settings keeps their file
+            self._source = source
         return self
 
     @property

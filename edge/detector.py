@@ -8,10 +8,7 @@ installed (edge/models.py ``runtime_model``).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -27,13 +24,9 @@ STRIDE = 32
 def prepare_offline_ultralytics() -> None:
     """Ultralytics (the ``export`` extra) and OpenVINO must never reach the network (nor write into
     ~/.config) on an edge device. Call before anything imports ultralytics or openvino."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install a missing export backend
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    if "YOLO_CONFIG_DIR" not in os.environ:
-        path = Path(tempfile.gettempdir()) / "footfall-yolo-config"
-        path.mkdir(parents=True, exist_ok=True)
-        os.environ["YOLO_CONFIG_DIR"] = str(path)
+    from footfall.edge.models import offline_ultralytics
+
+    offline_ultralytics()
     disable_openvino_telemetry()
 
 

@@ -278,7 +278,11 @@ def export_weights(
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as work:
         copy = Path(work) / f"{stem}.pt"
         shutil.copyfile(weights, copy)
-        exported = Path(yolo(str(copy)).export(format=backend, imgsz=size, dynamic=dynamic, **options))
+        try:
+            model = yolo(str(copy))
+        except Exception as exc:  # Ultralytics raises TypeError, RuntimeError, ... for a bad file
+            raise ConfigError(f"{weights}: not loadable Ultralytics weights: {exc}") from None
+        exported = Path(model.export(format=backend, imgsz=size, dynamic=dynamic, **options))
         try:
             exported.rename(out)
         except OSError:
@@ -290,7 +294,7 @@ def export_weights(
 def _import_yolo(weights: Path) -> Any:
     """Ultralytics' YOLO class, or a ConfigError naming ``weights`` and the way out when this
     install lacks the export extra (the slim edge install never has it)."""
-    _offline_ultralytics()
+    offline_ultralytics()
     try:
         from ultralytics import YOLO  # imports torch too: both come with the export extra
     except ImportError as exc:
@@ -303,7 +307,7 @@ def _import_yolo(weights: Path) -> Any:
     return YOLO
 
 
-def _offline_ultralytics() -> None:
+def offline_ultralytics() -> None:
     # An export must never reach the network: no settings sync, no pip-installing a missing
     # exporter (the export extra brings them), no settings file in ~/.config.
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -330,32 +334,3 @@ def onnx_metadata(path: Path) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             metadata[key] = value
     return metadata
-
-
-def onnx_to_openvino(weights: Path, imgsz: tuple[int, int], cache: Path) -> Path:
-    """An Ultralytics ONNX export converted once into an OpenVINO model with a fixed input of
-    ``imgsz`` (OpenVINO converts ONNX itself: no torch), in Ultralytics' ``_openvino_model``
-    layout so the same loader serves both. The ONNX file's metadata (names, stride, task) goes
-    along into ``metadata.yaml``."""
-    import openvino as ov
-    import yaml
-
-    stem = f"{weights.stem}-{_file_digest(weights)}-{imgsz[0]}x{imgsz[1]}"
-    target = cache / f"{stem}_openvino_model"
-    if (target / f"{stem}.xml").exists():
-        return target
-    metadata = onnx_metadata(weights)
-    metadata.update(imgsz=list(imgsz), batch=1, dynamic=False)
-    model = ov.convert_model(str(weights))
-    model.reshape([1, 3, *imgsz])
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".convert-") as work:
-        folder = Path(work) / target.name
-        folder.mkdir()
-        ov.save_model(model, str(folder / f"{stem}.xml"))
-        (folder / "metadata.yaml").write_text(yaml.safe_dump(metadata), encoding="utf-8")
-        try:
-            folder.rename(target)
-        except OSError:
-            if not (target / f"{stem}.xml").exists():
-                raise
-    return target

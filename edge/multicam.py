@@ -165,4 +165,5 @@ def _count_camera(
         run.error = f"internal error: {exc!r}"
         log.exception("camera %s stopped on an internal error", run.camera)
     else:
-        log.info("camera %s: source ended after %d events", run.camera, run.events)
+        ended = "stopped" if options.stop() else "source ended"
+        log.info("camera %s: %s after %d events", run.camera, ended, run.events)

@@ -186,6 +186,8 @@ def edge_run(
     failed = _count_and_publish(
         store, publisher, queue_db, detector, _CountOptions(origin, fps, realtime, heartbeat_every)
     )
+    if failed and not isinstance(loaded, StoreConfig):
+        raise ConfigError(f"--source: {failed[0].error}")  # what was counted before stays queued
     if failed:
         raise ConfigError("; ".join(f"camera {run.camera}: {run.error}" for run in failed))
 

@@ -185,10 +185,9 @@ def test_openvino_telemetry_is_off_in_the_edge(mode: str, tmp_path: Path) -> Non
 
 
 def test_edge_run_unreadable_source_is_a_config_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detect_model_path: Path
 ) -> None:
-    weights = tmp_path / "person.pt"
-    weights.write_bytes(b"x")  # never loaded: the source fails first
+    weights = detect_model_path  # the model loads first (a bad model fails before any source)
     monkeypatch.delenv("FOOTFALL_MODEL", raising=False)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     args = ["edge", "run", "--config", str(_camera_yaml(tmp_path, f"  weights: {weights}\n"))]
@@ -201,3 +200,18 @@ def test_edge_run_unreadable_source_is_a_config_error(
     assert isinstance(result.exception, ConfigError), result.output
     assert str(result.exception).startswith("--source: ")
     assert "missing.mp4" in str(result.exception)
+
+
+def test_unloadable_pt_weights_are_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    """A .pt that is not a checkpoint (here: one byte) fails as a configuration error, not with
+    Ultralytics' TypeError, and nothing is left in the cache."""
+    pytest.importorskip("ultralytics", reason="exporting a .pt needs the export extra")
+    from footfall.contracts.config import ModelConfig
+    from footfall.edge.models import runtime_model
+
+    weights = tmp_path / "person.pt"
+    weights.write_bytes(b"x")
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match=r"person\.pt: not loadable Ultralytics weights"):
+        runtime_model(weights, ModelConfig(cache_dir=str(cache)))
+    assert not [p for p in cache.rglob("*") if p.is_file()]
