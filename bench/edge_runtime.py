@@ -99,7 +99,7 @@ def pipeline_fps(
 
 
 _STORE_RUN = """
-import json, resource, sys, yaml
+import json, sys, yaml
 from footfall.contracts.config import StoreConfig, validate_config
 from footfall.edge.detector import load_model
 from footfall.edge.multicam import RunOptions, run_store
@@ -109,8 +109,7 @@ runs = run_store(config, load_model(config.model, sys.argv[2]), events.append,
                  RunOptions(None, lambda s, c: c.model.analysis_fps, lambda s: False, 10.0, lambda: False))
 assert all(r.error is None for r in runs), [r.error for r in runs]
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "ultralytics"))
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "events": len(events), "heavy": heavy}))
+print(json.dumps({"events": len(events), "heavy": heavy}))
 """
 
 
@@ -125,10 +124,13 @@ def store_peak(clip: Path, config: Path, cameras: int, model: Path, work: Path) 
     }
     path = work / f"store-{cameras}.yaml"
     path.write_text(yaml.safe_dump(store))
-    run = subprocess.run(
-        [sys.executable, "-c", _STORE_RUN, str(path), str(model)], capture_output=True, text=True, check=True
-    )
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    # GNU time reports the child's own peak; the child's ru_maxrss would include this process's
+    # (Linux keeps the high-water mark across fork and exec).
+    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-c", _STORE_RUN, str(path), str(model)]
+    run = subprocess.run(command, capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    result["peak_mib"] = int(run.stderr.strip().splitlines()[-1]) / 1024
+    return result
 
 
 def count_peak(clip: Path, config: Path, model: Path, work: Path) -> float:
@@ -152,6 +154,7 @@ def main() -> None:
     parser.add_argument("--onnx", type=Path, default=REPO.parent / "shared" / "models" / "yolo11n.onnx")
     parser.add_argument("--frames", type=int, default=150, help="frames for the speed and memory runs")
     parser.add_argument("--imgsz", type=int, nargs=2, default=(608, 1088), help="model input (h w)")
+    parser.add_argument("--memory-only", action="store_true", help="skip the speed comparison")
     args = parser.parse_args()
     camera = load_config(args.config, CameraConfig)
     frames, fps = read_frames(args.clip, args.frames)
@@ -162,7 +165,8 @@ def main() -> None:
     print(
         f"{len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, model input {imgsz[1]}x{imgsz[0]}"
     )
-    for name, make in (("torch (Ultralytics, .pt)", TorchDetector), ("runtime (ONNX)", RuntimeDetector)):
+    sides = (("torch (Ultralytics, .pt)", TorchDetector), ("runtime (ONNX)", RuntimeDetector))
+    for name, make in () if args.memory_only else sides:
         weights = args.pt if make is TorchDetector else exported
         rate, crossings = pipeline_fps(frames, fps, camera, make(camera, weights, imgsz))
         print(f"  {name:26s} {rate:6.2f} frames/s per camera, {crossings} crossings")

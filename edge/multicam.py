@@ -26,6 +26,11 @@ from footfall.edge.inference import People
 log = logging.getLogger(__name__)
 
 
+# A batch's activations grow with its input pixels: at most two probing 1280x736 pictures' worth
+# (four 1080p cameras batched whole peaked near 800 MB; bench/edge_runtime.py).
+MAX_BATCH_PIXELS = 2 * 1280 * 736
+
+
 @dataclass(slots=True, eq=False)  # compared by identity: two requests may hold equal pictures
 class _Request:
     images: list[NDArray[np.uint8]]
@@ -39,9 +44,10 @@ class SharedModel:
     the next thread to run takes every queued picture of the same input size along, as one batch
     (fewer, larger inferences; on a CPU the gain is small, the order stays fair)."""
 
-    def __init__(self, model: PeopleModel, max_batch: int = 8) -> None:
+    def __init__(self, model: PeopleModel, max_batch: int = 8, max_pixels: int = MAX_BATCH_PIXELS) -> None:
         self._model = model
         self._max_batch = max_batch
+        self._max_pixels = max_pixels
         self._pending: list[_Request] = []
         self._queue_lock = threading.Lock()
         self._run_lock = threading.Lock()
@@ -67,9 +73,11 @@ class SharedModel:
     def _take(self, key: tuple[tuple[int, int], float, float]) -> list[_Request]:
         with self._queue_lock:
             same = [r for r in self._pending if r.key == key]
+            per_picture = key[0][0] * key[0][1]
+            fits = max(1, min(self._max_batch, self._max_pixels // per_picture))
             batch, count = [], 0
             for r in same:
-                if batch and count + len(r.images) > self._max_batch:
+                if batch and count + len(r.images) > fits:
                     break
                 batch.append(r)
                 count += len(r.images)
