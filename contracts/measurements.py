@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from footfall.contracts.events import (
     CameraIssueEvent,
@@ -24,6 +24,7 @@ from footfall.contracts.events import (
     stable_event_id,
     ts_jitter_ns,
 )
+from footfall.contracts.kpis import kpis
 
 CROSSING = "crossing"
 ZONE_VISIT = "zone_visit"
@@ -45,6 +46,104 @@ VIEW_ZONE = "_view"
 ALL_STORES = "all"
 
 FieldValue = float | int | str | bool
+FieldType = Literal["int", "float", "str", "bool"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One InfluxDB measurement: its tags (in line-protocol order) and its fields with their types.
+
+    The one description of a measurement: the line formatters, the DuckDB tables and the readers
+    derive from it, and tests check every written point against it."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: Mapping[str, FieldType]
+
+
+_RAW_MEASUREMENTS = (
+    Measurement(
+        CROSSING,
+        ("device", "direction", "kind", "line", "source", "store"),
+        {"id": "str", "count": "int", "track_id": "int", "frame": "int"},
+    ),
+    Measurement(
+        ZONE_VISIT,
+        ("device", "store", "zone"),
+        {"id": "str", "dwell_s": "float", "track_id": "int", "enter_ns": "int"},
+    ),
+    Measurement(OCCUPANCY, ("device", "store", "zone"), {"id": "str", "count": "int"}),
+    Measurement(
+        HEARTBEAT,
+        ("device", "store"),
+        {
+            "id": "str",
+            "fps": "float",
+            "latency_ms": "float",
+            "dropped_frames": "int",
+            "queue_depth": "int",
+            "frames": "int",
+            "uptime_s": "float",
+            "camera_issues": "str",
+        },
+    ),
+    Measurement(CAMERA_ISSUE, ("device", "issue", "store"), {"id": "str", "state": "str", "score": "float"}),
+    Measurement(
+        WIFI,
+        ("device", "sensor", "store"),
+        {
+            "id": "str",
+            "device_hash": "str",
+            "rssi": "int",
+            "randomized": "bool",
+            "key_epoch": "int",
+            "prev_device_hash": "str",
+        },
+    ),
+    Measurement(POS_TRANSACTION, ("store",), {"transaction_id": "str", "amount": "float", "items": "int"}),
+    Measurement(
+        DEADLETTER,
+        ("component", "reason"),
+        {"count": "int", "topic": "str", "detail": "str", "size": "int"},
+    ),
+)
+
+
+def measurement(name: str) -> Measurement:
+    """The declaration of one measurement (KPI ones built from the KPI table at call time)."""
+    for m in _RAW_MEASUREMENTS:
+        if m.name == name:
+            return m
+    for m in _kpi_measurements():
+        if m.name == name:
+            return m
+    raise KeyError(f"no measurement named {name!r}")
+
+
+def measurements() -> tuple[Measurement, ...]:
+    """Every measurement footfall writes."""
+    return (*_RAW_MEASUREMENTS, *_kpi_measurements())
+
+
+def _kpi_measurements() -> tuple[Measurement, ...]:
+    zone = {"visits": "int", "dwell_median_s": "float", "dwell_p90_s": "float"}
+    campaign = dict.fromkeys(KPI_CAMPAIGN_FIELDS + KPI_CAMPAIGN_EXTRA_FIELDS, "float") | {
+        "hours": "int",
+        "baseline_weeks": "int",
+    }
+    return (
+        Measurement(KPI_HOURLY, ("store",), {k.name: k.kind for k in kpis("hourly")}),
+        Measurement(KPI_DAILY, ("store",), {k.name: k.kind for k in kpis("daily")}),
+        Measurement(KPI_FORECAST_HOURLY, ("store",), dict.fromkeys(KPI_FORECAST_FIELDS, "float")),
+        Measurement(
+            KPI_LINE_DAILY,
+            ("device", "line", "store"),
+            {"entries": "int", "exits": "int", "balance": "float", "balance_flag": "int"},
+        ),
+        Measurement(KPI_ZONE_HOURLY, ("store", "zone"), zone),
+        Measurement(KPI_ZONE_DAILY, ("store", "zone"), zone),
+        Measurement(KPI_CAMPAIGN, ("campaign", "store"), campaign),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +156,10 @@ class Point:
     def to_line(self) -> str:
         """InfluxDB line protocol (nanosecond precision)."""
         tag_part = "".join(
-            f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(self.tags.items()) if v != ""
+            f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(self.tags.items()) if v != ""
         )
         field_part = ",".join(
-            f"{_escape_key(k)}={_format_field(v)}" for k, v in self.fields.items() if v is not None
+            f"{escape_key(k)}={format_field(v)}" for k, v in self.fields.items() if v is not None
         )
         return f"{_escape_measurement(self.measurement)}{tag_part} {field_part} {self.ts_ns}"
 
@@ -292,11 +391,11 @@ def _escape_measurement(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
 
 
-def _escape_key(value: str) -> str:
+def escape_key(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
-def _format_field(value: FieldValue) -> str:
+def format_field(value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -313,36 +412,15 @@ def _format_field(value: FieldValue) -> str:
 # be computed (no data, zero denominator) is absent from the point, never 0 or infinite.
 KPI_ZONE_HOURLY = "kpi_zone_hourly"
 KPI_ZONE_DAILY = "kpi_zone_daily"
-KPI_STORE_FIELDS = (
-    "visitors",  # entrance crossings "in", staff excluded
-    "exits",  # entrance crossings "out", staff excluded
-    "passersby",  # passby-line crossings, both directions
-    "walkbys",  # max(passersby - visitors, 0)
-    "capture_rate",  # visitors / passersby
-    "occupancy_avg",  # people inside, from in/out, corrected to 0 at closing
-    "occupancy_max",
-    "visit_duration_median_s",  # from Wi-Fi sessions
-    "repeat_rate",  # daily only: share of the day's Wi-Fi visitors seen on an earlier day (30 days)
-    "transactions",
-    "revenue",
-    "conversion",  # transactions / visitors
-    "sales_per_visitor",  # revenue / visitors
-    "atv",  # revenue / transactions
-)
-# Added by analytics (additive): Wi-Fi session counts, repeat-rate parts, hours with data per day.
-KPI_STORE_EXTRA_FIELDS = (
-    "wifi_visits",  # Wi-Fi sessions classified as visits (signal and duration)
-    "wifi_walkbys",  # Wi-Fi sessions classified as walk-bys
-    "wifi_visitors",  # daily: distinct non-randomized visiting devices (repeat_rate denominator)
-    "repeat_visitors",  # daily: of those, seen on an earlier day within 30 days
-    "covered_hours",  # daily: hours with heartbeats (daily sums cover only these hours)
-)
+# The store KPIs (kpi_hourly, kpi_daily) are declared in ``contracts.kpis``; these lists are views of
+# that table as it is at import (code that must see a KPI added later calls ``kpis()``).
+KPI_STORE_FIELDS = tuple(k.name for k in kpis() if k.source != "history")
 # Added to kpi_hourly by analytics: the traffic expected from the store's own history (the same weekday
 # and hour of the weeks before, robust to a broken day; analytics/expected.py), its interval, and
 # where the hour's visitors lie: -1 below the interval, 0 inside, +1 above (absent until the hour is
 # over, and without enough history).
-KPI_EXPECTED_FIELDS = ("visitors_expected", "visitors_expected_low", "visitors_expected_high")
-KPI_HOURLY_EXTRA_FIELDS = (*KPI_EXPECTED_FIELDS, "traffic_anomaly")
+KPI_HOURLY_EXTRA_FIELDS = tuple(k.name for k in kpis("hourly") if k.source == "history")
+KPI_EXPECTED_FIELDS = tuple(k for k in KPI_HOURLY_EXTRA_FIELDS if k.startswith("visitors_expected"))
 # kpi_forecast_hourly (tag store): the expected visitors of the open hours of the coming days.
 KPI_FORECAST_FIELDS = KPI_EXPECTED_FIELDS
 # kpi_line_daily (tags store, device, line; time = local midnight): per entrance line and local day,
