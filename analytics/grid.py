@@ -126,17 +126,7 @@ def build_grid(
         slot_emit.append((dates >= first_emit.toordinal()) & (dates <= last_emit.toordinal()))
         slot_hour.append(np.array([s.hour for s in starts], np.int8))
         tz = meta.tz
-        opens, closes = [], []
-        for ordinal in uniq_dates:
-            d = date.fromordinal(int(ordinal))
-            hours = meta.hours_on(d)
-            if hours is None:
-                opens.append(-1)
-                closes.append(-1)
-                continue
-            midnight_local = datetime(d.year, d.month, d.day, tzinfo=tz)
-            opens.append(_wall_ns(midnight_local, hours[0], tz))
-            closes.append(_wall_ns(midnight_local, hours[1], tz))
+        opens, closes = _opening_ns(meta, uniq_dates)
         day_store.append(np.full(len(uniq_dates), code, np.int32))
         day_ord.append(uniq_dates)
         day_start.append(
@@ -182,6 +172,23 @@ def build_grid(
         emit_start_ns=min(midnights(first_emit)),
         emit_end_ns=max(midnights(after_last)),
     )
+
+
+def _opening_ns(meta: StoreMeta, ordinals: np.ndarray) -> tuple[list[int], list[int]]:
+    """UTC ns of opening and closing on each local day (-1 on a closed day)."""
+    tz = meta.tz
+    opens, closes = [], []
+    for ordinal in ordinals:
+        d = date.fromordinal(int(ordinal))
+        hours = meta.hours_on(d)
+        if hours is None:
+            opens.append(-1)
+            closes.append(-1)
+            continue
+        midnight_local = datetime(d.year, d.month, d.day, tzinfo=tz)
+        opens.append(_wall_ns(midnight_local, hours[0], tz))
+        closes.append(_wall_ns(midnight_local, hours[1], tz))
+    return opens, closes
 
 
 def _wall_ns(midnight_local: datetime, minutes: int, tz: ZoneInfo) -> int:

@@ -473,87 +473,103 @@ class DuckDBStore:
     ) -> RawData:
         b = RawDataBuilder(config)
         with self._lock:
-            combos, d = self._coded(
-                CROSSING,
-                ("store", "device", "line", "kind", "direction"),
-                '"time" AS ts, "count", coalesce(track_id, -1) AS track',
-                start_ns,
-                end_ns,
-                store,
-            )
-            if combos:
-                b.add_crossings(
-                    combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"]
-                )  # type: ignore[arg-type]
-            combos, d = self._coded(
-                ZONE_VISIT,
-                ("store", "device", "zone"),
-                '"time" AS ts, enter_ns, dwell_s, coalesce(track_id, -1) AS track',
-                start_ns,
-                end_ns,
-                store,
-            )
-            if combos:
-                b.add_zone_visits(
-                    combos=combos,
-                    combo=d["combo"],
-                    ts=d["ts"],
-                    enter=d["enter_ns"],
-                    dwell_s=d["dwell_s"],
-                    track=d["track"],
-                )  # type: ignore[arg-type]
-            where, params = self._where(start_ns, end_ns, store)
-            # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
-            hb = self.con.execute(
-                'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
-                f"FROM heartbeat WHERE {where} GROUP BY ALL",
-                params,
-            ).fetchnumpy()
-            b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
-            pos = self.con.execute(
-                "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
-                f"FROM pos_transaction WHERE {where}",
-                params,
-            ).fetchnumpy()
-            b.add_pos(
-                store=np.asarray(pos["store"], dtype=object),
-                ts=np.asarray(pos["ts"]),
-                amount=np.asarray(pos["amount"]),
-            )
+            self._read_crossings(b, start_ns, end_ns, store)
+            self._read_zone_visits(b, start_ns, end_ns, store)
+            self._read_heartbeats_and_pos(b, start_ns, end_ns, store)
             wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
-            # Both hashes coded in SQL with one numbering, so the same hash gets the same code in
-            # either column (the hash strings never cross into Python).
-            w_where, w_params = self._where(wifi_from, end_ns, store)
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE _wifi_ids AS SELECT h, row_number() OVER () - 1 AS code FROM "
-                f"(SELECT device_hash AS h FROM wifi WHERE {w_where} UNION "
-                f"SELECT prev_device_hash FROM wifi WHERE {w_where} AND prev_device_hash IS NOT NULL)",
-                w_params + w_params,
-            )
-            try:
-                combos, wf = self._coded(
-                    WIFI,
-                    ("store",),
-                    'm."time" AS ts, d.code AS dev, coalesce(p.code, -1) AS prev, m.rssi, m.randomized',
-                    wifi_from,
-                    end_ns,
-                    store,
-                    joins="JOIN _wifi_ids d ON m.device_hash = d.h "
-                    "LEFT JOIN _wifi_ids p ON m.prev_device_hash = p.h",
-                )
-            finally:
-                self.con.execute("DROP TABLE IF EXISTS _wifi_ids")
-            if not combos:
-                return b.build()
-            b.add_wifi(
-                store=([c[0] for c in combos], wf["combo"]),
-                ts=np.asarray(wf["ts"]),
-                device_hash=np.asarray(wf["dev"]),
-                rssi=np.asarray(wf["rssi"]),
-                randomized=np.asarray(wf["randomized"]),
-                prev_hash=np.asarray(wf["prev"]),
-            )
+            self._read_wifi(b, wifi_from, end_ns, store)
         return b.build()
+
+    def _read_crossings(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """Crossings, their tag combinations coded once."""
+        combos, d = self._coded(
+            CROSSING,
+            ("store", "device", "line", "kind", "direction"),
+            '"time" AS ts, "count", coalesce(track_id, -1) AS track',
+            start_ns,
+            end_ns,
+            store,
+        )
+        if combos:
+            b.add_crossings(combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"])  # type: ignore[arg-type]
+
+    def _read_zone_visits(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """Zone visits, their tag combinations coded once."""
+        combos, d = self._coded(
+            ZONE_VISIT,
+            ("store", "device", "zone"),
+            '"time" AS ts, enter_ns, dwell_s, coalesce(track_id, -1) AS track',
+            start_ns,
+            end_ns,
+            store,
+        )
+        if combos:
+            b.add_zone_visits(
+                combos=combos,
+                combo=d["combo"],
+                ts=d["ts"],
+                enter=d["enter_ns"],
+                dwell_s=d["dwell_s"],
+                track=d["track"],
+            )  # type: ignore[arg-type]
+
+    def _read_heartbeats_and_pos(
+        self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None
+    ) -> None:
+        """Heartbeats (reduced to 15-minute buckets) and POS transactions."""
+        where, params = self._where(start_ns, end_ns, store)
+        # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
+        hb = self.con.execute(
+            'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
+            f"FROM heartbeat WHERE {where} GROUP BY ALL",
+            params,
+        ).fetchnumpy()
+        b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
+        pos = self.con.execute(
+            "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
+            f"FROM pos_transaction WHERE {where}",
+            params,
+        ).fetchnumpy()
+        b.add_pos(
+            store=np.asarray(pos["store"], dtype=object),
+            ts=np.asarray(pos["ts"]),
+            amount=np.asarray(pos["amount"]),
+        )
+
+    def _read_wifi(self, b: RawDataBuilder, wifi_from: int, end_ns: int, store: str | None) -> None:
+        """Wi-Fi sightings from ``wifi_from`` (the repeat-visitor lookback)."""
+        # Both hashes coded in SQL with one numbering, so the same hash gets the same code in
+        # either column (the hash strings never cross into Python).
+        w_where, w_params = self._where(wifi_from, end_ns, store)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _wifi_ids AS SELECT h, row_number() OVER () - 1 AS code FROM "
+            f"(SELECT device_hash AS h FROM wifi WHERE {w_where} UNION "
+            f"SELECT prev_device_hash FROM wifi WHERE {w_where} AND prev_device_hash IS NOT NULL)",
+            w_params + w_params,
+        )
+        try:
+            combos, wf = self._coded(
+                WIFI,
+                ("store",),
+                'm."time" AS ts, d.code AS dev, coalesce(p.code, -1) AS prev, m.rssi, m.randomized',
+                wifi_from,
+                end_ns,
+                store,
+                joins="JOIN _wifi_ids d ON m.device_hash = d.h "
+                "LEFT JOIN _wifi_ids p ON m.prev_device_hash = p.h",
+            )
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _wifi_ids")
+        if not combos:
+            return
+        b.add_wifi(
+            store=([c[0] for c in combos], wf["combo"]),
+            ts=np.asarray(wf["ts"]),
+            device_hash=np.asarray(wf["dev"]),
+            rssi=np.asarray(wf["rssi"]),
+            randomized=np.asarray(wf["randomized"]),
+            prev_hash=np.asarray(wf["prev"]),
+        )
 
     def read_points(
         self, measurement: str, start_ns: int, end_ns: int, *, store: str | None = None

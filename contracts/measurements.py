@@ -150,7 +150,7 @@ def _kpi_measurements() -> tuple[Measurement, ...]:
 class Point:
     measurement: str
     tags: Mapping[str, str]
-    fields: Mapping[str, FieldValue]
+    fields: Mapping[str, FieldValue | None]  # None: left out of the line
     ts_ns: int
 
     def to_line(self) -> str:
@@ -184,83 +184,76 @@ def event_to_point(event: Event) -> Point:
 
     The timestamp carries a deterministic sub-millisecond offset from the event id (see
     ``ts_jitter_ns``): a redelivered event overwrites itself, two people crossing in the same
-    frame stay two points.
+    frame stay two points. Fields that are ``None`` are left out of the line by ``to_line``.
     """
+    try:
+        tags_and_fields = _POINT_PARTS[type(event)]
+    except KeyError:
+        raise TypeError(f"no measurement for {type(event).__name__}") from None
+    name, tags, fields = tags_and_fields(event)
     ts_ns = datetime_to_ns(event.ts) + ts_jitter_ns(event.id)
-    base = {"store": event.store, "device": event.device}
-    match event:
-        case CrossingEvent():
-            tags = base | {
-                "line": event.line,
-                "kind": event.kind,
-                "direction": event.direction,
-                "source": event.source,
-            }
-            fields: dict[str, FieldValue] = {"id": event.id, "count": event.count}
-            if event.track_id is not None:
-                fields["track_id"] = event.track_id
-            if event.frame is not None:
-                fields["frame"] = event.frame
-            return Point(CROSSING, tags, fields, ts_ns)
-        case ZoneVisitEvent():
-            return Point(
-                ZONE_VISIT,
-                base | {"zone": event.zone},
-                {
-                    "id": event.id,
-                    "dwell_s": float(event.dwell_s),
-                    "track_id": event.track_id,
-                    "enter_ns": datetime_to_ns(event.enter_ts),
-                },
-                ts_ns,
-            )
-        case OccupancyEvent():
-            return Point(
-                OCCUPANCY,
-                base | {"zone": event.zone or VIEW_ZONE},
-                {"id": event.id, "count": event.count},
-                ts_ns,
-            )
-        case HeartbeatEvent():
-            return Point(
-                HEARTBEAT,
-                base,
-                {
-                    "id": event.id,
-                    "fps": float(event.fps),
-                    "latency_ms": float(event.latency_ms),
-                    "dropped_frames": event.dropped_frames,
-                    "queue_depth": event.queue_depth,
-                    "frames": event.frames,
-                    "uptime_s": float(event.uptime_s),
-                    # None (no scene monitor) is left out of the line by ``to_line``.
-                    "camera_issues": event.camera_issues,  # type: ignore[dict-item]
-                },
-                ts_ns,
-            )
-        case CameraIssueEvent():
-            return Point(
-                CAMERA_ISSUE,
-                base | {"issue": event.issue},
-                {"id": event.id, "state": event.state, "score": float(event.score)},
-                ts_ns,
-            )
-        case WifiEvent():
-            return Point(
-                WIFI,
-                base | {"sensor": event.sensor},
-                {
-                    "id": event.id,
-                    "device_hash": event.device_hash,
-                    "rssi": event.rssi,
-                    "randomized": event.randomized,
-                    "key_epoch": event.key_epoch,
-                    # None (no previous epoch) is left out of the line by ``to_line``.
-                    "prev_device_hash": event.prev_device_hash,  # type: ignore[dict-item]
-                },
-                ts_ns,
-            )
-    raise TypeError(f"no measurement for {type(event).__name__}")
+    return Point(
+        name, {"store": event.store, "device": event.device} | tags, {"id": event.id} | fields, ts_ns
+    )
+
+
+_Parts = tuple[str, dict[str, str], dict[str, FieldValue | None]]
+
+
+def _crossing_parts(e: CrossingEvent) -> _Parts:
+    tags = {"line": e.line, "kind": e.kind, "direction": e.direction, "source": e.source}
+    return CROSSING, tags, {"count": e.count, "track_id": e.track_id, "frame": e.frame}
+
+
+def _zone_visit_parts(e: ZoneVisitEvent) -> _Parts:
+    fields: dict[str, FieldValue | None] = {
+        "dwell_s": float(e.dwell_s),
+        "track_id": e.track_id,
+        "enter_ns": datetime_to_ns(e.enter_ts),
+    }
+    return ZONE_VISIT, {"zone": e.zone}, fields
+
+
+def _occupancy_parts(e: OccupancyEvent) -> _Parts:
+    return OCCUPANCY, {"zone": e.zone or VIEW_ZONE}, {"count": e.count}
+
+
+def _heartbeat_parts(e: HeartbeatEvent) -> _Parts:
+    fields: dict[str, FieldValue | None] = {
+        "fps": float(e.fps),
+        "latency_ms": float(e.latency_ms),
+        "dropped_frames": e.dropped_frames,
+        "queue_depth": e.queue_depth,
+        "frames": e.frames,
+        "uptime_s": float(e.uptime_s),
+        "camera_issues": e.camera_issues,  # None: no scene monitor
+    }
+    return HEARTBEAT, {}, fields
+
+
+def _camera_issue_parts(e: CameraIssueEvent) -> _Parts:
+    return CAMERA_ISSUE, {"issue": e.issue}, {"state": e.state, "score": float(e.score)}
+
+
+def _wifi_parts(e: WifiEvent) -> _Parts:
+    fields: dict[str, FieldValue | None] = {
+        "device_hash": e.device_hash,
+        "rssi": e.rssi,
+        "randomized": e.randomized,
+        "key_epoch": e.key_epoch,
+        "prev_device_hash": e.prev_device_hash,  # None: no previous epoch
+    }
+    return WIFI, {"sensor": e.sensor}, fields
+
+
+_POINT_PARTS: dict[type, Callable[[Any], _Parts]] = {
+    CrossingEvent: _crossing_parts,
+    ZoneVisitEvent: _zone_visit_parts,
+    OccupancyEvent: _occupancy_parts,
+    HeartbeatEvent: _heartbeat_parts,
+    CameraIssueEvent: _camera_issue_parts,
+    WifiEvent: _wifi_parts,
+}
 
 
 def event_to_line(event: Event) -> str:
