@@ -82,6 +82,7 @@ class Kpi:
     label: str
     periods: tuple[Period, ...] = HOURLY
     description: str = ""
+    in_report: bool = False  # a row of the report's KPI table (the latest day's value)
 
     @property
     def derived(self) -> bool:
@@ -100,6 +101,7 @@ KPIS: tuple[Kpi, ...] = (
         "people",
         "visitors",
         description="entrance crossings in, no staff",
+        in_report=True,
     ),
     Kpi(
         "exits",
@@ -110,9 +112,26 @@ KPIS: tuple[Kpi, ...] = (
         "exits",
         description="entrance crossings out, staff excluded",
     ),
-    Kpi("passersby", "int", Summed(), "passby", "people", "passers-by", description="passby-line crossings"),
+    Kpi(
+        "passersby",
+        "int",
+        Summed(),
+        "passby",
+        "people",
+        "passers-by",
+        description="passby-line crossings",
+        in_report=True,
+    ),
     Kpi("walkbys", "int", Excess("passersby", "visitors"), "passby", "people", "walk-bys"),
-    Kpi("capture_rate", "float", Ratio("visitors", "passersby"), "passby", "ratio", "capture rate"),
+    Kpi(
+        "capture_rate",
+        "float",
+        Ratio("visitors", "passersby"),
+        "passby",
+        "ratio",
+        "capture rate",
+        in_report=True,
+    ),
     Kpi(
         "occupancy_avg",
         "float",
@@ -122,7 +141,7 @@ KPIS: tuple[Kpi, ...] = (
         "average occupancy",
         description="people inside, from in/out, corrected to 0 at closing",
     ),
-    Kpi("occupancy_max", "float", Measured(None), "camera", "people", "peak occupancy"),
+    Kpi("occupancy_max", "float", Measured(None), "camera", "people", "peak occupancy", in_report=True),
     Kpi(
         "wifi_visits",
         "int",
@@ -171,11 +190,29 @@ KPIS: tuple[Kpi, ...] = (
         "repeat rate",
         DAILY_ONLY,
     ),
-    Kpi("transactions", "int", Summed(), "pos", "count", "transactions"),
-    Kpi("revenue", "float", Summed(), "revenue", "money", "revenue"),
-    Kpi("conversion", "float", Ratio("transactions", "visitors"), "pos", "ratio", "conversion"),
-    Kpi("sales_per_visitor", "float", Ratio("revenue", "visitors"), "revenue", "money", "sales per visitor"),
-    Kpi("atv", "float", Ratio("revenue", "transactions"), "revenue", "money", "average transaction value"),
+    Kpi("transactions", "int", Summed(), "pos", "count", "transactions", in_report=True),
+    Kpi("revenue", "float", Summed(), "revenue", "money", "revenue", in_report=True),
+    Kpi(
+        "conversion", "float", Ratio("transactions", "visitors"), "pos", "ratio", "conversion", in_report=True
+    ),
+    Kpi(
+        "sales_per_visitor",
+        "float",
+        Ratio("revenue", "visitors"),
+        "revenue",
+        "money",
+        "sales per visitor",
+        in_report=True,
+    ),
+    Kpi(
+        "atv",
+        "float",
+        Ratio("revenue", "transactions"),
+        "revenue",
+        "money",
+        "average transaction value",
+        in_report=True,
+    ),
     Kpi(
         "covered_hours",
         "int",

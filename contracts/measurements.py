@@ -311,25 +311,25 @@ def _heartbeat_line(e: Any, ts: int) -> str:
         f"dropped_frames={e.dropped_frames}i,queue_depth={e.queue_depth}i,"
         f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r}"
     )
-    if (issues := e.camera_issues) is not None:  # names only: the contract's pattern needs no escaping
-        fields += f',camera_issues="{issues}"'
+    if (issues := e.camera_issues) is not None:
+        fields += f",camera_issues={_string_field(issues)}"
     return f"{HEARTBEAT},device={e.device},store={e.store} {fields} {ts}"
 
 
 def _camera_issue_line(e: Any, ts: int) -> str:
     return (
         f"{CAMERA_ISSUE},device={e.device},issue={e.issue},store={e.store} "
-        f'id={_string_field(e.id)},state="{e.state}",score={float(e.score)!r} {ts}'
+        f"id={_string_field(e.id)},state={_string_field(e.state)},score={float(e.score)!r} {ts}"
     )
 
 
 def _wifi_line(e: Any, ts: int) -> str:
     fields = (
-        f'id={_string_field(e.id)},device_hash="{e.device_hash}",rssi={e.rssi}i,'
+        f"id={_string_field(e.id)},device_hash={_string_field(e.device_hash)},rssi={e.rssi}i,"
         f"randomized={'true' if e.randomized else 'false'},key_epoch={e.key_epoch}i"
     )
     if (previous := e.prev_device_hash) is not None:
-        fields += f',prev_device_hash="{previous}"'
+        fields += f",prev_device_hash={_string_field(previous)}"
     return f"{WIFI},device={e.device},sensor={e.sensor},store={e.store} {fields} {ts}"
 
 
@@ -345,7 +345,9 @@ _LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
 
 
 def _string_field(value: str) -> str:
-    """A line-protocol string field value, quoted; escaped only when it needs to be (hot path)."""
+    """A line-protocol string field value, quoted; escaped only when it needs to be (hot path).
+
+    The one escaping of string fields: every formatter here and ``format_field`` use it."""
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{value}"'

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from footfall.contracts.kpis import kpis
 from footfall.contracts.measurements import (
     CAMERA_ISSUE,
     KPI_CAMPAIGN,
@@ -68,6 +69,10 @@ def _num(point: Point, name: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+# How the report shows a KPI of each unit (contracts.kpis); other units are whole numbers.
+_REPORT_FORMAT = {"ratio": "pct", "money": "money", "seconds": "s"}
+
+
 def _fmt(value: float | None, kind: str = "int") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -105,19 +110,9 @@ def kpi_table(inp: ReportInput) -> list[tuple[str, str]]:
     if daily:
         day = daily[-1]
         rows.append(("day", _local(day.ts_ns, tz).date().isoformat()))
-        for name, label, kind in [
-            ("visitors", "visitors", "int"),
-            ("passersby", "passers-by", "int"),
-            ("capture_rate", "capture rate", "pct"),
-            ("transactions", "transactions", "int"),
-            ("conversion", "conversion", "pct"),
-            ("revenue", "revenue", "money"),
-            ("sales_per_visitor", "sales per visitor", "money"),
-            ("atv", "average transaction value", "money"),
-            ("occupancy_max", "peak occupancy", "int"),
-        ]:
-            if name in day.fields:
-                rows.append((label, _fmt(_num(day, name), kind)))
+        for k in kpis("daily"):
+            if k.in_report and k.name in day.fields:
+                rows.append((k.label, _fmt(_num(day, k.name), _REPORT_FORMAT.get(k.unit, "int"))))
     rows += _expected_rows(latest_day(inp))
     for zone, dwells in sorted(inp.dwell_s.items()):
         if dwells:
