@@ -22,7 +22,7 @@ import numpy as np
 
 from footfall.analytics.config import StoresConfig
 from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData, RawDataBuilder
-from footfall.contracts.influx import InfluxClient
+from footfall.contracts.influx import InfluxClient, influxql_string
 from footfall.contracts.measurements import (
     CROSSING,
     HEARTBEAT,
@@ -172,7 +172,7 @@ class InfluxStore:
     ) -> list[Any]:
         where = f"time >= {a} AND time < {b}"
         if store:
-            where += f" AND \"store\" = '{store}'"
+            where += f' AND "store" = {influxql_string(store)}'
         if extra:
             where += f" AND ({extra})"
         return self._client().query(
@@ -262,7 +262,7 @@ def _maybe_entrance_filter(config: StoresConfig) -> str:
     drops the rest, which are passby crossings (read as sums) or ignored lines. Rows it lets through
     that are not entrances are dropped by role when decoded."""
     lines = sorted({line for meta in config.stores for line in (meta.entrance_lines or [])})
-    return " OR ".join(["\"kind\" != 'passby'", *(f"\"line\" = '{line}'" for line in lines)])
+    return " OR ".join(["\"kind\" != 'passby'", *(f'"line" = {influxql_string(line)}' for line in lines)])
 
 
 def _decode(b: RawDataBuilder, name: str, series: list[Any], *, all_roles: bool = False) -> None:

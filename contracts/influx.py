@@ -19,6 +19,12 @@ import requests
 from footfall.contracts.tls import TlsFiles
 
 
+def influxql_string(value: str) -> str:
+    """``value`` as an InfluxQL string literal: single-quoted, backslashes and quotes escaped, so
+    no value (a store name from the command line, a line name from a config) can change a query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class InfluxError(RuntimeError):
     """A request InfluxDB refused or could not answer. ``retryable`` says whether to try again."""
 

@@ -32,6 +32,7 @@ from footfall.contracts.events import (
     DEADLETTER_TOPIC,
     TOPIC_ROOT,
     DeadLetter,
+    DeadLetterReason,
     EventError,
     is_batch_topic,
     is_status_topic,
@@ -238,11 +239,11 @@ class IngestService:
         part = _Batch()
         try:
             self._validate(msg.topic, msg.payload, part)
-        except Exception as exc:  # a bug must not stop ingest or lose the message: it is dead-lettered
-            log.exception("unexpected error validating a message from %s", msg.topic)
+        except Exception as exc:  # our bug must not stop ingest or lose the message: it is dead-lettered
+            log.exception("internal error validating a message from %s", msg.topic)
             part = _Batch(messages=1)
             self._dead_letter(
-                part, msg.topic, msg.payload, "wrong_type", f"unexpected: {exc!r}", datetime.now(UTC)
+                part, msg.topic, msg.payload, "internal_error", f"internal error: {exc!r}", datetime.now(UTC)
             )
         if msg.qos:
             part.acks.append((msg.mid, self._connection))
@@ -286,9 +287,10 @@ class IngestService:
         for event in events:
             try:
                 line = event_to_line(event)
-            except Exception as exc:  # a valid event no point can hold: never let one message stop ingest
-                detail = f"unstorable: {exc}"
-                self._dead_letter(part, topic, event.to_json().encode(), "wrong_type", detail, now)
+            except Exception as exc:  # a valid event our formatter cannot write is our bug, not the sender's
+                log.exception("internal error formatting an event from %s", topic)
+                detail = f"internal error: {exc!r}"
+                self._dead_letter(part, topic, event.to_json().encode(), "internal_error", detail, now)
             else:
                 part.lines.append((line, topic))
                 part.events += 1
@@ -306,7 +308,7 @@ class IngestService:
         return deadletter_point(letter).to_line()
 
     def _dead_letter(
-        self, part: _Batch, topic: str, payload: bytes, reason: str, detail: str, now: datetime
+        self, part: _Batch, topic: str, payload: bytes, reason: DeadLetterReason, detail: str, now: datetime
     ) -> None:
         letter = _make_dead_letter(topic, payload, reason, detail, now)
         part.letters.append(letter)
@@ -459,7 +461,9 @@ class _Batch:
             self.deadletters.update(part.deadletters)
 
 
-def _make_dead_letter(topic: str, payload: bytes, reason: str, detail: str, now: datetime) -> DeadLetter:
+def _make_dead_letter(
+    topic: str, payload: bytes, reason: DeadLetterReason, detail: str, now: datetime
+) -> DeadLetter:
     log.warning("dead letter (%s) from %s: %s", reason, topic, detail[:200])
     return DeadLetter.build(
         reason=reason, detail=detail, topic=topic, payload=payload, component=COMPONENT, received_at=now
