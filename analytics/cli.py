@@ -61,13 +61,16 @@ def open_store(
     from footfall.analytics.store import DuckDBStore, InfluxStore
     from footfall.contracts.influx import InfluxClient
 
-    if (influx_url is None) == (db is None):
-        raise ConfigError("give exactly one target: --influx-url URL (with --influx-db) or --db FILE.duckdb")
+    one_target = "give exactly one target: --influx-url URL (with --influx-db) or --db FILE.duckdb"
     if db is not None:
+        if influx_url is not None:
+            raise ConfigError(one_target)
         if influx_ca is not None:
             raise ConfigError("--influx-ca (or INFLUX_CA): only for an https:// --influx-url, not with --db")
         return DuckDBStore(db)
-    client = InfluxClient.from_env(influx_url, influx_db, timeout_s=120, ca=influx_ca)  # type: ignore[arg-type]
+    if influx_url is None:
+        raise ConfigError(one_target)
+    client = InfluxClient.from_env(influx_url, influx_db, timeout_s=120, ca=influx_ca)
     client.create_database()
     return InfluxStore(client)
 
@@ -189,7 +192,7 @@ def forecast(
     points = run_forecast(source, first, days, stores, camps, store)
     by_store: dict[str, float] = {}
     for p in points:
-        by_store[p.tags["store"]] = by_store.get(p.tags["store"], 0.0) + float(p.fields["visitors_expected"])
+        by_store[p.tags["store"]] = by_store.get(p.tags["store"], 0.0) + p.number("visitors_expected")
     typer.echo(f"forecast {first} + {days} days: wrote {len(points)} hourly points")
     if not points:
         typer.echo("no kpi_hourly history in the weeks before: run `footfall analytics run` over them first")

@@ -7,6 +7,7 @@ a store's devices has no point at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,6 +27,7 @@ from footfall.contracts.measurements import (
     KPI_ZONE_DAILY,
     KPI_ZONE_HOURLY,
     LINE_BALANCE_TOLERANCE,
+    FieldValue,
     Point,
     datetime_to_ns,
 )
@@ -113,7 +115,8 @@ def _seen_in_staff_zone(
     comes in and goes to the back room)."""
     after = staff_track_mask(key_a, ts_a, key_s, enter_s, horizon_ns)
     before = staff_track_mask(key_a, -ts_a, key_s, -exit_s, horizon_ns)
-    return after | before
+    staff: np.ndarray = after | before  # typed: numpy's stubs give `|` of two arrays as Any
+    return staff
 
 
 def link_identities(device: np.ndarray, prev: np.ndarray) -> np.ndarray:
@@ -140,7 +143,8 @@ def link_identities(device: np.ndarray, prev: np.ndarray) -> np.ndarray:
         np.minimum.at(nxt, b, low)
         nxt = nxt[nxt]  # pointer jumping: follow the label's own label (halves chain lengths)
         if np.array_equal(nxt, label):
-            return label[device]
+            component: np.ndarray = label[device]  # typed: indexing is Any in numpy's stubs
+            return component
         label = nxt
 
 
@@ -156,7 +160,8 @@ class Sessions:
 
     @property
     def duration_s(self) -> np.ndarray:
-        return (self.end - self.start) / S_NS
+        seconds: np.ndarray = (self.end - self.start) / S_NS  # typed: numpy's arithmetic is Any
+        return seconds
 
 
 def wifi_sessions(
@@ -291,13 +296,13 @@ class KpiTables:
     def all_points(self) -> list[Point]:
         return self.hourly + self.daily + self.zone_hourly + self.zone_daily + self.campaign + self.line_daily
 
-    def table(self, measurement: str) -> dict[tuple[str, ...], dict[str, float | int]]:
+    def table(self, measurement: str) -> dict[tuple[str, ...], dict[str, FieldValue | None]]:
         """{(store, [zone|campaign,] ts_ns as str): fields} for one measurement, for tests and reports."""
-        out: dict[tuple[str, ...], dict[str, float | int]] = {}
+        out: dict[tuple[str, ...], dict[str, FieldValue | None]] = {}
         for p in self.all_points():
             if p.measurement == measurement:
                 key = (p.tags["store"], *(v for k, v in sorted(p.tags.items()) if k != "store"), str(p.ts_ns))
-                out[key] = dict(p.fields)  # type: ignore[arg-type]
+                out[key] = dict(p.fields)
         return out
 
 
@@ -640,7 +645,8 @@ def _made_from(k: Kpi, part: Callable[[str], np.ndarray]) -> np.ndarray:
     if isinstance(k.made, Ratio):
         return safe_ratio(part(k.made.num), part(k.made.den))
     if isinstance(k.made, Excess):
-        return np.maximum(part(k.made.a) - part(k.made.b), 0)
+        excess: np.ndarray = np.maximum(part(k.made.a) - part(k.made.b), 0)  # typed: Any in numpy's stubs
+        return excess
     return part(k.name)
 
 
@@ -738,7 +744,7 @@ def _rollup(
         if k.name not in cols:
             continue
         if k.derived:
-            res[k.name] = _made_from(k, lambda part, k=k: total(part, k.source))
+            res[k.name] = _made_from(k, functools.partial(total, source=k.source))
         elif isinstance(k.made, Measured) and k.made.rollup == "median":
             unit, values = samples[k.name]
             sel = (unit >= 0) & units.emit[np.maximum(unit, 0)]

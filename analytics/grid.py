@@ -95,6 +95,10 @@ class Grid:
         return out
 
 
+def _array_lists(n: int) -> tuple[list[np.ndarray], ...]:
+    return tuple([] for _ in range(n))
+
+
 def build_grid(
     metas: list[StoreMeta], first: date, last: date, lookback_days: int = 0, context_days: int = 0
 ) -> Grid:
@@ -110,8 +114,9 @@ def build_grid(
     tz_bounds: dict[str, tuple[np.ndarray, list[datetime]]] = {
         name: local_hour_starts(begin, last, ZoneInfo(name)) for name in by_tz
     }
-    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = [], [], [], [], [], []
-    day_store, day_ord, day_start, day_open, day_close, day_emit = [], [], [], [], [], []
+    # One array per store of each column, concatenated at the end.
+    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = _array_lists(6)
+    day_store, day_ord, day_start, day_open, day_close, day_emit = _array_lists(6)
     offsets = np.zeros(len(metas) + 1, np.int64)
     for code, meta in enumerate(metas):
         bounds, starts = tz_bounds[meta.timezone]

@@ -339,11 +339,11 @@ def _ints(values: np.ndarray, default: int = 0) -> np.ndarray:
     try:
         return values.astype(np.int64)
     except (TypeError, ValueError):  # None where a point lacks the field
-        return np.where(np.equal(values, None), default, values).astype(np.int64)
+        return np.where(values == None, default, values).astype(np.int64)  # noqa: E711 - elementwise
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
-    return np.where(np.equal(values, None), np.nan, values).astype(np.float64)
+    return np.where(values == None, np.nan, values).astype(np.float64)  # noqa: E711 - elementwise
 
 
 # --------------------------------------------------------------------------- DuckDB
@@ -422,7 +422,8 @@ class DuckDBStore:
         return n
 
     def _where(self, a: int, b: int, store: str | None, prefix: str = "") -> tuple[str, list[Any]]:
-        sql, params = f'{prefix}"time" >= ? AND {prefix}"time" < ?', [a, b]
+        sql = f'{prefix}"time" >= ? AND {prefix}"time" < ?'
+        params: list[Any] = [a, b]
         if store:
             sql += f' AND {prefix}"store" = ?'
             params.append(store)
@@ -491,7 +492,7 @@ class DuckDBStore:
             store,
         )
         if combos:
-            b.add_crossings(combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"])  # type: ignore[arg-type]
+            b.add_crossings(combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"])
 
     def _read_zone_visits(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
         """Zone visits, their tag combinations coded once."""
@@ -511,7 +512,7 @@ class DuckDBStore:
                 enter=d["enter_ns"],
                 dwell_s=d["dwell_s"],
                 track=d["track"],
-            )  # type: ignore[arg-type]
+            )
 
     def _read_heartbeats_and_pos(
         self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None

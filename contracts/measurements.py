@@ -126,8 +126,9 @@ def measurements() -> tuple[Measurement, ...]:
 
 
 def _kpi_measurements() -> tuple[Measurement, ...]:
-    zone = {"visits": "int", "dwell_median_s": "float", "dwell_p90_s": "float"}
-    campaign = dict.fromkeys(KPI_CAMPAIGN_FIELDS + KPI_CAMPAIGN_EXTRA_FIELDS, "float") | {
+    zone: dict[str, FieldType] = {"visits": "int", "dwell_median_s": "float", "dwell_p90_s": "float"}
+    as_float: FieldType = "float"
+    campaign = dict.fromkeys(KPI_CAMPAIGN_FIELDS + KPI_CAMPAIGN_EXTRA_FIELDS, as_float) | {
         "hours": "int",
         "baseline_weeks": "int",
     }
@@ -162,6 +163,13 @@ class Point:
             f"{escape_key(k)}={format_field(v)}" for k, v in self.fields.items() if v is not None
         )
         return f"{_escape_measurement(self.measurement)}{tag_part} {field_part} {self.ts_ns}"
+
+    def number(self, name: str) -> float:
+        """A numeric field (a KPI, a count) as a float; ``TypeError`` for a string, boolean or absent one."""
+        value = self.fields.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{self.measurement}: field {name!r} is {value!r}, not a number")
+        return float(value)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

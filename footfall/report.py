@@ -235,12 +235,13 @@ def chart_capture_rate(inp: ReportInput) -> Chart | None:
     tz = ZoneInfo(inp.timezone)
     import matplotlib.dates as mdates
 
-    days = [_local(p.ts_ns, tz).date() for p in daily]
+    # Days as matplotlib's date numbers (what it makes of dates itself), for the locator and formatter below.
+    days = mdates.date2num([_local(p.ts_ns, tz).date() for p in daily])
     rates = [(_num(p, "capture_rate") or 0) * 100 for p in daily]
     fig, ax = _figure(height=3.0)
     ax.plot(days, rates, marker="o", color="#37872d")
     for point in _store_points(inp, KPI_CAMPAIGN):
-        start = _local(point.ts_ns, tz).date()
+        start = mdates.date2num(_local(point.ts_ns, tz).date())
         ax.axvline(start, color="#e0752d", linestyle="--", linewidth=1)
     ax.set_ylabel("capture rate %")
     ax.set_ylim(0, max(rates) * 1.2 or 1)
@@ -318,18 +319,24 @@ def chart_expected(inp: ReportInput) -> Chart | None:
     fig, ax = _figure()
     ax.fill_between(hours, low, high, step="mid", color="#b8c7dc", alpha=0.7, label="expected, 95 % interval")
     ax.step(
-        hours, [_num(p, "visitors_expected") for p in points], where="mid", color="#57606a", label="expected"
+        hours,
+        [_num(p, "visitors_expected") or 0 for p in points],
+        where="mid",
+        color="#57606a",
+        label="expected",
     )
     ax.plot(hours, [_num(p, "visitors") or 0 for p in points], "o-", color="#3274d9", label="visitors")
     for flag, colour, name in ((-1, "#c4162a", "below"), (1, "#37872d", "above")):
         marked = [
-            (h, _num(p, "visitors"))
+            (h, _num(p, "visitors") or 0)
             for h, p in zip(hours, points, strict=True)
             if _num(p, "traffic_anomaly") == flag
         ]
         if marked:
+            marked_hours, marked_visitors = zip(*marked, strict=True)
             ax.scatter(
-                *zip(*marked, strict=True),
+                marked_hours,
+                marked_visitors,
                 s=80,
                 facecolors="none",
                 edgecolors=colour,
