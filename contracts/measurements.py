@@ -6,11 +6,15 @@ Track ids, event ids and device hashes are fields, never tags.
 
 from __future__ import annotations
 
+import linecache
 import math
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel
 
 from footfall.contracts.events import (
     CameraIssueEvent,
@@ -188,87 +192,24 @@ def ns_to_datetime(ns: int) -> datetime:
 
 
 def event_to_point(event: Event) -> Point:
-    """The one mapping from a validated event to its InfluxDB point.
+    """The one mapping from a validated event to its InfluxDB point (see ``EventMapping``).
 
     The timestamp carries a deterministic sub-millisecond offset from the event id (see
     ``ts_jitter_ns``): a redelivered event overwrites itself, two people crossing in the same
     frame stay two points. Fields that are ``None`` are left out of the line by ``to_line``.
     """
     try:
-        tags_and_fields = _POINT_PARTS[type(event)]
+        make_point = _POINT_MAKERS[type(event)]
     except KeyError:
         raise TypeError(f"no measurement for {type(event).__name__}") from None
-    name, tags, fields = tags_and_fields(event)
-    ts_ns = datetime_to_ns(event.ts) + ts_jitter_ns(event.id)
-    return Point(
-        name, {"store": event.store, "device": event.device} | tags, {"id": event.id} | fields, ts_ns
-    )
-
-
-_Parts = tuple[str, dict[str, str], dict[str, FieldValue | None]]
-
-
-def _crossing_parts(e: CrossingEvent) -> _Parts:
-    tags = {"line": e.line, "kind": e.kind, "direction": e.direction, "source": e.source}
-    return CROSSING, tags, {"count": e.count, "track_id": e.track_id, "frame": e.frame}
-
-
-def _zone_visit_parts(e: ZoneVisitEvent) -> _Parts:
-    fields: dict[str, FieldValue | None] = {
-        "dwell_s": float(e.dwell_s),
-        "track_id": e.track_id,
-        "enter_ns": datetime_to_ns(e.enter_ts),
-    }
-    return ZONE_VISIT, {"zone": e.zone}, fields
-
-
-def _occupancy_parts(e: OccupancyEvent) -> _Parts:
-    return OCCUPANCY, {"zone": e.zone or VIEW_ZONE}, {"count": e.count}
-
-
-def _heartbeat_parts(e: HeartbeatEvent) -> _Parts:
-    fields: dict[str, FieldValue | None] = {
-        "fps": float(e.fps),
-        "latency_ms": float(e.latency_ms),
-        "dropped_frames": e.dropped_frames,
-        "queue_depth": e.queue_depth,
-        "frames": e.frames,
-        "uptime_s": float(e.uptime_s),
-        "camera_issues": e.camera_issues,  # None: no scene monitor
-    }
-    return HEARTBEAT, {}, fields
-
-
-def _camera_issue_parts(e: CameraIssueEvent) -> _Parts:
-    return CAMERA_ISSUE, {"issue": e.issue}, {"state": e.state, "score": float(e.score)}
-
-
-def _wifi_parts(e: WifiEvent) -> _Parts:
-    fields: dict[str, FieldValue | None] = {
-        "device_hash": e.device_hash,
-        "rssi": e.rssi,
-        "randomized": e.randomized,
-        "key_epoch": e.key_epoch,
-        "prev_device_hash": e.prev_device_hash,  # None: no previous epoch
-    }
-    return WIFI, {"sensor": e.sensor}, fields
-
-
-_POINT_PARTS: dict[type, Callable[[Any], _Parts]] = {
-    CrossingEvent: _crossing_parts,
-    ZoneVisitEvent: _zone_visit_parts,
-    OccupancyEvent: _occupancy_parts,
-    HeartbeatEvent: _heartbeat_parts,
-    CameraIssueEvent: _camera_issue_parts,
-    WifiEvent: _wifi_parts,
-}
+    return make_point(event, datetime_to_ns(event.ts) + ts_jitter_ns(event.id))
 
 
 def event_to_line(event: Event) -> str:
     """``event_to_point(event).to_line()``, formatted directly: ingest's hot path.
 
     The same mapping (a test checks both agree for every event type): tags in sorted order, fields in
-    ``event_to_point``'s order, ``None`` fields left out. Tag values need no escaping because the
+    the declaration's order, ``None`` fields left out. Tag values need no escaping because the
     contract only lets names be ``[A-Za-z0-9_.:-]``.
     """
     return line_formatter(type(event))(event, datetime_to_ns(event.ts) + ts_jitter_ns(event.id))
@@ -286,70 +227,144 @@ def line_formatter(event_type: type) -> Callable[[Any, int], str]:
         raise TypeError(f"no measurement for {event_type.__name__}") from None
 
 
-def _crossing_line(e: Any, ts: int) -> str:
-    fields = f"id={_string_field(e.id)},count={e.count}i"
-    if (track_id := e.track_id) is not None:
-        fields += f",track_id={track_id}i"
-    if (frame := e.frame) is not None:
-        fields += f",frame={frame}i"
-    return (
-        f"{CROSSING},device={e.device},direction={e.direction},kind={e.kind},"
-        f"line={e.line},source={e.source},store={e.store} {fields} {ts}"
-    )
+@dataclass(frozen=True)
+class EventMapping:
+    """How one event type becomes a point of its measurement.
+
+    Every tag and field of the measurement's declaration is the event's attribute of the same name,
+    except those in ``computed``: a Python expression of the event ``e`` (evaluated in this module).
+    A field that the event model lets be ``None`` is left out of the line when it is ``None``.
+    The point maker and the line formatter of the event type are generated from this and the
+    declaration when the module is imported (``generated_source`` shows the code)."""
+
+    event: type[BaseModel]
+    measurement: str
+    computed: Mapping[str, str] = field(default_factory=dict)
 
 
-def _zone_visit_line(e: Any, ts: int) -> str:
-    return (
-        f"{ZONE_VISIT},device={e.device},store={e.store},zone={e.zone} "
-        f"id={_string_field(e.id)},dwell_s={float(e.dwell_s)!r},track_id={e.track_id}i,"
-        f"enter_ns={datetime_to_ns(e.enter_ts)}i {ts}"
-    )
-
-
-def _occupancy_line(e: Any, ts: int) -> str:
-    return (
-        f"{OCCUPANCY},device={e.device},store={e.store},zone={e.zone or VIEW_ZONE} "
-        f"id={_string_field(e.id)},count={e.count}i {ts}"
-    )
-
-
-def _heartbeat_line(e: Any, ts: int) -> str:
-    fields = (
-        f"id={_string_field(e.id)},fps={float(e.fps)!r},latency_ms={float(e.latency_ms)!r},"
-        f"dropped_frames={e.dropped_frames}i,queue_depth={e.queue_depth}i,"
-        f"frames={e.frames}i,uptime_s={float(e.uptime_s)!r}"
-    )
-    if (issues := e.camera_issues) is not None:
-        fields += f",camera_issues={_string_field(issues)}"
-    return f"{HEARTBEAT},device={e.device},store={e.store} {fields} {ts}"
-
-
-def _camera_issue_line(e: Any, ts: int) -> str:
-    return (
-        f"{CAMERA_ISSUE},device={e.device},issue={e.issue},store={e.store} "
-        f"id={_string_field(e.id)},state={_string_field(e.state)},score={float(e.score)!r} {ts}"
-    )
-
-
-def _wifi_line(e: Any, ts: int) -> str:
-    fields = (
-        f"id={_string_field(e.id)},device_hash={_string_field(e.device_hash)},rssi={e.rssi}i,"
-        f"randomized={'true' if e.randomized else 'false'},key_epoch={e.key_epoch}i"
-    )
-    if (previous := e.prev_device_hash) is not None:
-        fields += f",prev_device_hash={_string_field(previous)}"
-    return f"{WIFI},device={e.device},sensor={e.sensor},store={e.store} {fields} {ts}"
-
-
-# By exact class: one dict look-up instead of a chain of isinstance checks per event.
-_LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
-    CrossingEvent: _crossing_line,
-    ZoneVisitEvent: _zone_visit_line,
-    OccupancyEvent: _occupancy_line,
-    HeartbeatEvent: _heartbeat_line,
-    WifiEvent: _wifi_line,
-    CameraIssueEvent: _camera_issue_line,
+EVENT_MAPPINGS = (
+    EventMapping(CrossingEvent, CROSSING),
+    EventMapping(ZoneVisitEvent, ZONE_VISIT, {"enter_ns": "datetime_to_ns(e.enter_ts)"}),
+    # An occupancy without a zone is the whole camera view's.
+    EventMapping(OccupancyEvent, OCCUPANCY, {"zone": "e.zone or VIEW_ZONE"}),
+    EventMapping(HeartbeatEvent, HEARTBEAT),
+    EventMapping(CameraIssueEvent, CAMERA_ISSUE),
+    EventMapping(WifiEvent, WIFI),
+)
+# Tag, field and measurement names go into the generated code as they are: plain identifiers only.
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# How a field's value is written in a line, by declared type: ``{}`` is the value's expression.
+_LINE_VALUE: dict[FieldType, str] = {
+    "int": "{{{}}}i",
+    "float": "{{float({})!r}}",
+    "str": "{{_string_field({})}}",
+    "bool": "{{'true' if {} else 'false'}}",
 }
+
+
+def _parts_of(mapping: EventMapping, declared: Measurement) -> tuple[dict[str, str], set[str]]:
+    """Each tag's and field's expression, and the fields left out when ``None``."""
+    model_fields = mapping.event.model_fields
+    source: dict[str, str] = {}
+    optional: set[str] = set()
+    for name in (declared.name, *declared.tags, *declared.fields):
+        if not _PLAIN_NAME.match(name):
+            raise TypeError(f"{declared.name}: {name!r} is not a plain name")
+    for name in (*declared.tags, *declared.fields):
+        if name in mapping.computed:
+            source[name] = mapping.computed[name]
+        elif name in model_fields:
+            source[name] = f"e.{name}"
+            if name in declared.fields and type(None) in get_args(model_fields[name].annotation):
+                optional.add(name)
+        else:
+            raise TypeError(f"{mapping.event.__name__} has no {name!r} for {declared.name}")
+    if next(iter(declared.fields)) in optional:
+        raise TypeError(f"{declared.name}: the first field must always be there (the line needs one)")
+    return source, optional
+
+
+def _line_formatter_source(mapping: EventMapping, declared: Measurement, function: str) -> str:
+    source, optional = _parts_of(mapping, declared)
+    tags = "".join(f",{tag}={{{source[tag]}}}" for tag in declared.tags)
+    body = []
+    required = ",".join(
+        f"{name}={_LINE_VALUE[kind].format(source[name])}"
+        for name, kind in declared.fields.items()
+        if name not in optional
+    )
+    for name in (name for name in declared.fields if name in optional):
+        body.append(f"    if (v := {source[name]}) is not None:")
+        body.append(f'        fields += f",{name}={_LINE_VALUE[declared.fields[name]].format("v")}"')
+    if not body:
+        return f'def {function}(e, ts):\n    return f"{declared.name}{tags} {required} {{ts}}"\n'
+    head = f'def {function}(e, ts):\n    fields = f"{required}"\n'
+    return head + "\n".join(body) + f'\n    return f"{declared.name}{tags} {{fields}} {{ts}}"\n'
+
+
+def _point_maker_source(mapping: EventMapping, declared: Measurement, function: str) -> str:
+    source, optional = _parts_of(mapping, declared)
+    tags = ", ".join(f"{tag!r}: {source[tag]}" for tag in declared.tags)
+
+    def value(name: str, kind: FieldType) -> str:
+        if kind != "float":
+            return source[name]
+        if name in optional:
+            return f"None if (v := {source[name]}) is None else float(v)"
+        return f"float({source[name]})"
+
+    fields = ", ".join(f"{name!r}: {value(name, kind)}" for name, kind in declared.fields.items())
+    return f"def {function}(e, ts):\n    return Point({declared.name!r}, {{{tags}}}, {{{fields}}}, ts)\n"
+
+
+def generated_source(event_type: type) -> str:
+    """The generated point maker and line formatter of one event type, as Python code."""
+    for mapping in EVENT_MAPPINGS:
+        if mapping.event is event_type:
+            declared = measurement(mapping.measurement)
+            point = _point_maker_source(mapping, declared, "point")
+            return point + "\n" + _line_formatter_source(mapping, declared, "line")
+    raise TypeError(f"no measurement for {event_type.__name__}")
+
+
+def make_line_formatter(
+    mapping: EventMapping, declared: Measurement | None = None
+) -> Callable[[Any, int], str]:
+    """The line formatter ``(event, ts_ns) -> line`` of ``mapping`` for the measurement as declared
+    (``declared``: another declaration of it, as a test makes one)."""
+    declared = declared or measurement(mapping.measurement)
+    function = f"{declared.name}_line"
+    formatter: Callable[[Any, int], str] = _compile(
+        _line_formatter_source(mapping, declared, function), function
+    )
+    return formatter
+
+
+def make_point_maker(
+    mapping: EventMapping, declared: Measurement | None = None
+) -> Callable[[Any, int], Point]:
+    """The point maker ``(event, ts_ns) -> Point`` of ``mapping``, as ``make_line_formatter``."""
+    declared = declared or measurement(mapping.measurement)
+    function = f"{declared.name}_point"
+    maker: Callable[[Any, int], Point] = _compile(_point_maker_source(mapping, declared, function), function)
+    return maker
+
+
+def _compile(source: str, function: str) -> Callable[[Any, int], Any]:
+    """Define the generated function. Its code is kept in ``linecache`` under its own file name, so a
+    traceback through it (ingest logs internal errors with theirs) shows the line that failed."""
+    filename = f"<footfall.contracts.measurements: {function}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    # What the expressions in the code may use (``EventMapping.computed`` among them).
+    scope: dict[str, Any] = {
+        "Point": Point,
+        "_string_field": _string_field,
+        "datetime_to_ns": datetime_to_ns,
+        "VIEW_ZONE": VIEW_ZONE,
+    }
+    exec(compile(source, filename, "exec"), scope)
+    made: Callable[[Any, int], Any] = scope[function]
+    return made
 
 
 def _string_field(value: str) -> str:
@@ -359,6 +374,15 @@ def _string_field(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{value}"'
+
+
+# By exact class: one dict look-up per event instead of a chain of isinstance checks.
+_POINT_MAKERS: dict[type, Callable[[Any, int], Point]] = {
+    m.event: make_point_maker(m) for m in EVENT_MAPPINGS
+}
+_LINE_FORMATTERS: dict[type, Callable[[Any, int], str]] = {
+    m.event: make_line_formatter(m) for m in EVENT_MAPPINGS
+}
 
 
 def pos_transaction_point(

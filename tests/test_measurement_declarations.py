@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from footfall.analytics.store import _lines_from_columns, points_to_columns
-from footfall.contracts.events import DeadLetter, parse_event
+from footfall.contracts.events import CrossingEvent, DeadLetter, parse_event
 from footfall.contracts.measurements import (
+    CROSSING,
+    EVENT_MAPPINGS,
+    EventMapping,
     FieldValue,
+    Measurement,
     Point,
     deadletter_point,
     event_to_line,
     event_to_point,
     format_field,
+    make_line_formatter,
+    make_point_maker,
     measurement,
     measurements,
     pos_transaction_point,
@@ -111,3 +118,57 @@ def test_format_field_writes_each_declared_type() -> None:
     assert [format_field(v) for v in (3, 2.5, True, "a")] == ["3i", "2.5", "true", '"a"']
     with pytest.raises(ValueError, match="cannot store"):
         format_field(float(np.inf))
+
+
+# ---- the line formatters and point makers are generated from the declarations
+
+
+@pytest.mark.parametrize("mapping", EVENT_MAPPINGS, ids=lambda m: m.measurement)
+def test_each_event_type_writes_every_declared_tag_and_field_of_its_measurement(
+    mapping: EventMapping,
+) -> None:
+    declared = measurement(mapping.measurement)
+    full = [
+        e for e in (parse_event(json.dumps(v), now=NOW) for v in VALID.values()) if type(e) is mapping.event
+    ]
+    assert full, f"no sample of {mapping.event.__name__}"
+    written = [parse_line(event_to_line(e)) for e in full]
+    assert {name for name, _, _ in written} == {declared.name}
+    assert all(list(tags) == list(declared.tags) for _, tags, _ in written)
+    # Every declared field is written by some sample (the optional ones by the fullest).
+    assert set().union(*(fields for _, _, fields in written)) == set(declared.fields)
+
+
+def test_the_formatter_follows_the_declaration_it_is_made_from() -> None:
+    """A declaration that drops a field, reorders the rest and declares ``count`` a float: the
+    generated formatter and point maker write exactly that, with no other change."""
+    event = parse_event(json.dumps(VALID["crossing_full"]), now=NOW)
+    mapping = next(m for m in EVENT_MAPPINGS if m.event is CrossingEvent)
+    changed = Measurement(
+        "crossing", ("device", "line", "store"), {"count": "float", "id": "str", "frame": "int"}
+    )
+    line = make_line_formatter(mapping, changed)(event, 5)
+    assert line == 'crossing,device=cam-1,line=street,store=store-a count=3.0,id="e-1",frame=120i 5'
+    point = make_point_maker(mapping, changed)(event, 5)
+    assert point.to_line() == line
+
+
+def test_a_declared_field_the_event_does_not_have_fails_when_the_formatter_is_made() -> None:
+    mapping = next(m for m in EVENT_MAPPINGS if m.event is CrossingEvent)
+    with pytest.raises(TypeError, match="CrossingEvent has no 'speed'"):
+        make_line_formatter(mapping, Measurement("crossing", ("store",), {"id": "str", "speed": "float"}))
+
+
+def test_a_computed_value_replaces_the_attribute() -> None:
+    mapping = EventMapping(CrossingEvent, CROSSING, {"line": "e.line.upper()"})
+    event = parse_event(json.dumps(VALID["crossing"]), now=NOW)
+    assert ",line=DOOR," in make_line_formatter(mapping)(event, 1)
+    assert make_point_maker(mapping)(event, 1).tags["line"] == "DOOR"
+
+
+def test_a_failure_inside_a_generated_formatter_shows_its_code_in_the_traceback() -> None:
+    """ingest logs an internal error with its traceback: the generated line must be readable there."""
+    mapping = next(m for m in EVENT_MAPPINGS if m.event is CrossingEvent)
+    with pytest.raises(AttributeError) as caught:
+        make_line_formatter(mapping)(object(), 1)
+    assert "_string_field(e.id)" in "".join(traceback.format_exception(caught.value))
