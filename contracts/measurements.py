@@ -130,7 +130,6 @@ def measurements() -> tuple[Measurement, ...]:
 
 
 def _kpi_measurements() -> tuple[Measurement, ...]:
-    zone: dict[str, FieldType] = {"visits": "int", "dwell_median_s": "float", "dwell_p90_s": "float"}
     as_float: FieldType = "float"
     campaign = dict.fromkeys(KPI_CAMPAIGN_FIELDS + KPI_CAMPAIGN_EXTRA_FIELDS, as_float) | {
         "hours": "int",
@@ -143,10 +142,10 @@ def _kpi_measurements() -> tuple[Measurement, ...]:
         Measurement(
             KPI_LINE_DAILY,
             ("device", "line", "store"),
-            {"entries": "int", "exits": "int", "balance": "float", "balance_flag": "int"},
+            _KPI_LINE_TYPES,
         ),
-        Measurement(KPI_ZONE_HOURLY, ("store", "zone"), zone),
-        Measurement(KPI_ZONE_DAILY, ("store", "zone"), zone),
+        Measurement(KPI_ZONE_HOURLY, ("store", "zone"), _KPI_ZONE_TYPES),
+        Measurement(KPI_ZONE_DAILY, ("store", "zone"), _KPI_ZONE_TYPES),
         Measurement(KPI_CAMPAIGN, ("campaign", "store"), campaign),
     )
 
@@ -453,9 +452,18 @@ KPI_FORECAST_FIELDS = KPI_EXPECTED_FIELDS
 # kpi_line_daily (tags store, device, line; time = local midnight): per entrance line and local day,
 # crossings in and out (staff included: the line's own balance), exits / entries, and balance_flag 1
 # when that ratio is more than 10 % from 1 (a line that miscounts one direction; set once the day is over).
-KPI_LINE_FIELDS = ("entries", "exits", "balance", "balance_flag")
+_KPI_LINE_TYPES: dict[str, FieldType] = {
+    "entries": "int",
+    "exits": "int",
+    "balance": "float",
+    "balance_flag": "int",
+}
+KPI_LINE_FIELDS = tuple(_KPI_LINE_TYPES)
 LINE_BALANCE_TOLERANCE = 0.10
-KPI_ZONE_FIELDS = ("visits", "dwell_median_s", "dwell_p90_s")
+# kpi_zone_hourly / kpi_zone_daily (tags store, zone): per store and zone, and pooled over the stores'
+# visits per zone name (store=all, from the same code as the stores' values: analytics.core._zone_points).
+_KPI_ZONE_TYPES: dict[str, FieldType] = {"visits": "int", "dwell_median_s": "float", "dwell_p90_s": "float"}
+KPI_ZONE_FIELDS = tuple(_KPI_ZONE_TYPES)
 KPI_CAMPAIGN_FIELDS = ("visitors", "baseline", "uplift", "uplift_pct", "ci_low", "ci_high")
 # Added by analytics (additive): the interval in percent, the matched hours and baseline weeks used.
 KPI_CAMPAIGN_EXTRA_FIELDS = ("ci_low_pct", "ci_high_pct", "hours", "baseline_weeks")
