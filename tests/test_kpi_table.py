@@ -3,25 +3,18 @@ computed (per store, per day, in the store=all rollup), stored and listed with n
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 import footfall.contracts.kpis as table
-from footfall.analytics.config import StoreMeta, StoresConfig
-from footfall.analytics.core import KpiTables, compute_kpis
-from footfall.analytics.frames import raw_from_events
-from footfall.analytics.grid import build_grid
 from footfall.analytics.store import DuckDBStore, schema
-from footfall.contracts.events import CrossingEvent, Event, HeartbeatEvent
 from footfall.contracts.kpis import Kpi, Ratio
 from footfall.contracts.measurements import ALL_STORES, KPI_DAILY, KPI_HOURLY, datetime_to_ns, measurement
 from footfall.report import ReportInput, kpi_table
+from tests.kpi_support import DAY, TRAFFIC, compute_two_stores
 
-DAY = date(2026, 10, 6)
-# (store, inbound crossings, outbound crossings) in the 10:00 hour
-TRAFFIC = (("s1", 4, 2), ("s2", 2, 3))
 ADDED = Kpi(
     "exits_per_visitor",
     "float",
@@ -31,43 +24,6 @@ ADDED = Kpi(
     "exits per visitor",
     in_report=True,
 )
-
-
-def _at(minute: int) -> datetime:
-    return datetime(DAY.year, DAY.month, DAY.day, 10, minute, tzinfo=UTC)
-
-
-def _events() -> list[Event]:
-    events: list[Event] = []
-    for store, n_in, n_out in TRAFFIC:
-        events.append(
-            HeartbeatEvent(
-                id=f"{store}-hb", store=store, device="cam", ts=_at(0), fps=10, latency_ms=1, dropped_frames=0
-            )
-        )
-        for i, direction in enumerate(["in"] * n_in + ["out"] * n_out):
-            events.append(
-                CrossingEvent(
-                    id=f"{store}-{i}",
-                    store=store,
-                    device="cam",
-                    ts=_at(i + 1),
-                    line="door",
-                    kind="entrance",
-                    direction=direction,
-                    track_id=100 + i,
-                )
-            )
-    return events
-
-
-def _compute() -> KpiTables:
-    config = StoresConfig(
-        stores=[
-            StoreMeta(id=s, timezone="UTC", opening_hours={"mon-sun": "09:00-18:00"}) for s, _, _ in TRAFFIC
-        ]
-    )
-    return compute_kpis(raw_from_events(_events(), config), build_grid(config.stores, DAY, DAY), config)
 
 
 @pytest.fixture
@@ -82,7 +38,7 @@ def _value(points: list, store: str) -> float:
 
 
 def test_a_kpi_added_to_the_table_is_computed_per_store_and_rolled_up(added_kpi: Kpi) -> None:
-    tables = _compute()
+    tables = compute_two_stores()
     for store, n_in, n_out in TRAFFIC:
         assert _value(tables.hourly, store) == pytest.approx(n_out / n_in)
         assert _value(tables.daily, store) == pytest.approx(n_out / n_in)
@@ -93,7 +49,7 @@ def test_a_kpi_added_to_the_table_is_computed_per_store_and_rolled_up(added_kpi:
 
 
 def test_a_kpi_added_to_the_table_is_stored_and_read_back(added_kpi: Kpi, tmp_path: Path) -> None:
-    tables = _compute()
+    tables = compute_two_stores()
     assert schema(KPI_DAILY)[1][ADDED.name] == "DOUBLE"
     with DuckDBStore(tmp_path / "kpis.duckdb") as db:
         db.write_points(tables.all_points())
@@ -105,14 +61,14 @@ def test_a_kpi_added_to_the_table_is_stored_and_read_back(added_kpi: Kpi, tmp_pa
 def test_a_kpi_added_to_the_table_is_listed(added_kpi: Kpi) -> None:
     assert measurement(KPI_HOURLY).fields[ADDED.name] == "float"
     assert measurement(KPI_DAILY).fields[ADDED.name] == "float"
-    rows = dict(kpi_table(ReportInput(store="s1", kpis={KPI_DAILY: _compute().daily})))
+    rows = dict(kpi_table(ReportInput(store="s1", kpis={KPI_DAILY: compute_two_stores().daily})))
     ratio = TRAFFIC[0][2] / TRAFFIC[0][1]
     assert rows[ADDED.label] == f"{ratio * 100:.1f} %"
 
 
 def test_without_the_added_kpi_nothing_lists_it() -> None:
     assert ADDED.name not in measurement(KPI_DAILY).fields
-    assert all(ADDED.name not in p.fields for p in _compute().all_points())
+    assert all(ADDED.name not in p.fields for p in compute_two_stores().all_points())
 
 
 def test_every_derived_kpi_names_parts_that_the_table_declares_for_its_periods() -> None:

@@ -31,7 +31,7 @@ from footfall.contracts.measurements import (
     pos_transaction_point,
 )
 from tests.event_samples import VALID
-from tests.test_kpi_table import _compute
+from tests.kpi_support import compute_two_stores
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 HOSTILE = 'x\' OR 1=1 -- "quoted" back\\slash, comma=equals\nnewline'
@@ -82,7 +82,7 @@ def test_ingest_lines_match_the_declaration(name: str) -> None:
 
 
 def test_analytics_points_match_the_declaration() -> None:
-    points = _compute().all_points()
+    points = compute_two_stores().all_points()
     assert {p.measurement for p in points} >= {"kpi_hourly", "kpi_daily", "kpi_line_daily"}
     for point in points:
         assert_declared(point.to_line())
