@@ -193,7 +193,15 @@ def simulated_pipeline(
 # Markers follow from the fixtures a test uses (directly or through other fixtures), so a test
 # cannot forget them: `-m "not servers and not model"` is then a loop that needs neither.
 SERVER_FIXTURES = frozenset(
-    {"mosquitto_factory", "influx_factory", "mosquitto", "influxdb", "influx_db", "simulated_pipeline"}
+    {
+        "mosquitto_factory",
+        "influx_factory",
+        "mosquitto",
+        "influxdb",
+        "influx_db",
+        "simulated_pipeline",
+        "deployed_broker",  # tests/test_deploy_compose.py: the deploy image's broker, started as it starts
+    }
 )
 MODEL_FIXTURES = frozenset({"shared_dir", "pose_model_path", "detect_model_path", "video_dir"})
 
