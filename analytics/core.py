@@ -7,6 +7,8 @@ a store's devices has no point at all.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ import numpy as np
 from footfall.analytics.config import StoreMeta, StoresConfig
 from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData
 from footfall.analytics.grid import HOUR_NS, MINUTE_NS, Grid
+from footfall.contracts.kpis import Excess, Kpi, Measured, Ratio, Summed, core_kpis, kpis
 from footfall.contracts.measurements import (
     ALL_STORES,
     KPI_DAILY,
@@ -24,31 +27,14 @@ from footfall.contracts.measurements import (
     KPI_ZONE_DAILY,
     KPI_ZONE_HOURLY,
     LINE_BALANCE_TOLERANCE,
+    FieldValue,
     Point,
     datetime_to_ns,
 )
+from footfall.contracts.measurements import measurement as measurement_declaration
 
 S_NS = 1_000_000_000
 REPEAT_WINDOW_DAYS = 30
-# Fields written as InfluxDB integers; every other KPI field is a float.
-INT_FIELDS = frozenset(
-    {
-        "visitors",
-        "exits",
-        "passersby",
-        "walkbys",
-        "transactions",
-        "visits",
-        "wifi_visits",
-        "wifi_walkbys",
-        "covered_hours",
-        "repeat_visitors",
-        "wifi_visitors",
-        "traffic_anomaly",
-        "entries",
-        "balance_flag",
-    }
-)
 
 
 # --------------------------------------------------------------------------- generic helpers
@@ -129,7 +115,8 @@ def _seen_in_staff_zone(
     comes in and goes to the back room)."""
     after = staff_track_mask(key_a, ts_a, key_s, enter_s, horizon_ns)
     before = staff_track_mask(key_a, -ts_a, key_s, -exit_s, horizon_ns)
-    return after | before
+    staff: np.ndarray = after | before  # typed: numpy's stubs give `|` of two arrays as Any
+    return staff
 
 
 def link_identities(device: np.ndarray, prev: np.ndarray) -> np.ndarray:
@@ -156,7 +143,8 @@ def link_identities(device: np.ndarray, prev: np.ndarray) -> np.ndarray:
         np.minimum.at(nxt, b, low)
         nxt = nxt[nxt]  # pointer jumping: follow the label's own label (halves chain lengths)
         if np.array_equal(nxt, label):
-            return label[device]
+            component: np.ndarray = label[device]  # typed: indexing is Any in numpy's stubs
+            return component
         label = nxt
 
 
@@ -172,7 +160,8 @@ class Sessions:
 
     @property
     def duration_s(self) -> np.ndarray:
-        return (self.end - self.start) / S_NS
+        seconds: np.ndarray = (self.end - self.start) / S_NS  # typed: numpy's arithmetic is Any
+        return seconds
 
 
 def wifi_sessions(
@@ -307,13 +296,13 @@ class KpiTables:
     def all_points(self) -> list[Point]:
         return self.hourly + self.daily + self.zone_hourly + self.zone_daily + self.campaign + self.line_daily
 
-    def table(self, measurement: str) -> dict[tuple[str, ...], dict[str, float | int]]:
+    def table(self, measurement: str) -> dict[tuple[str, ...], dict[str, FieldValue | None]]:
         """{(store, [zone|campaign,] ts_ns as str): fields} for one measurement, for tests and reports."""
-        out: dict[tuple[str, ...], dict[str, float | int]] = {}
+        out: dict[tuple[str, ...], dict[str, FieldValue | None]] = {}
         for p in self.all_points():
             if p.measurement == measurement:
                 key = (p.tags["store"], *(v for k, v in sorted(p.tags.items()) if k != "store"), str(p.ts_ns))
-                out[key] = dict(p.fields)  # type: ignore[arg-type]
+                out[key] = dict(p.fields)
         return out
 
 
@@ -325,13 +314,14 @@ def _points(
         np.column_stack([columns[n].astype(np.float64) for n in names]) if names else np.zeros((len(ts), 0))
     )
     finite = np.isfinite(matrix)
+    is_int = [measurement_declaration(measurement).fields[n] == "int" for n in names]
     points = []
     for i in range(len(ts)):
         row, ok = matrix[i], finite[i]
         fields_: dict[str, float | int] = {}
         for j, name in enumerate(names):
             if ok[j]:
-                fields_[name] = int(np.rint(row[j])) if name in INT_FIELDS else float(row[j])
+                fields_[name] = int(np.rint(row[j])) if is_int[j] else float(row[j])
         if fields_:
             points.append(Point(measurement, tags[i], fields_, int(ts[i])))
     return points
@@ -380,73 +370,169 @@ def line_balance(raw: RawData, grid: Grid, now_ns: int | None = None) -> list[Po
     return _points(KPI_LINE_DAILY, tags, grid.day_start[d], columns)
 
 
+@dataclass
+class Columns:
+    """KPI columns of one period: per hour slot (``hourly``) and per local day (``daily``) of the grid."""
+
+    hourly: dict[str, np.ndarray] = field(default_factory=dict)
+    daily: dict[str, np.ndarray] = field(default_factory=dict)
+    # Samples the rollup pools for a ``Measured("median")`` KPI: name -> (unit per sample, -1 = not
+    # a sample; value per sample), units being the period's slots or days.
+    hourly_samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    daily_samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def add(self, other: Columns) -> None:
+        self.hourly |= other.hourly
+        self.daily |= other.daily
+        self.hourly_samples |= other.hourly_samples
+        self.daily_samples |= other.daily_samples
+
+
+@dataclass
+class Coverage:
+    slot: np.ndarray  # per slot: some device of the store sent a heartbeat in that hour
+    day_hours: np.ndarray  # per day: covered hours
+
+
+@dataclass
+class Staff:
+    """Staff-zone visits: tracks seen there (same store, device, track id) are staff."""
+
+    in_staff_zone: np.ndarray  # per zone visit
+    key: tuple[np.ndarray, np.ndarray, np.ndarray]
+    start: np.ndarray
+    end: np.ndarray
+    horizon: np.ndarray  # per store, ns
+
+    def tracks(self, key: tuple[np.ndarray, ...], ts: np.ndarray, store: np.ndarray) -> np.ndarray:
+        return _seen_in_staff_zone(key, ts, self.key, self.start, self.end, self.horizon[store])
+
+
+@dataclass
+class Traffic:
+    columns: Columns
+    entrance: np.ndarray  # per crossing: a counted entrance crossing
+    day: np.ndarray  # per crossing: its day (-1 outside the grid)
+
+
 def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int | None = None) -> KpiTables:
     """All hourly/daily KPIs (per store and the ``store=all`` rollup) of the grid's output window;
-    ``now_ns``: days not over by then get no line-balance flag (None: all are over)."""
+    ``now_ns``: days not over by then get no line-balance flag (None: all are over).
+
+    The stages each produce some of the KPI table's (``contracts.kpis``) columns; the daily sums,
+    derived KPIs, gaps and the rollup follow from the table."""
     metas = [config.meta(s) or StoreMeta(id=s) for s in raw.stores.labels]
-    n_st, n_sl, n_dy = len(metas), grid.n_slots, grid.n_days
-    st_count_outside = np.array([m.staff.count_outside_hours for m in metas], bool)
+    cov = coverage_stage(raw, grid)
+    staff = staff_stage(raw, metas)
+    traffic = traffic_stage(raw, grid, metas, staff)
+    cols = Columns(daily={"covered_hours": cov.day_hours})
+    cols.add(traffic.columns)
+    cols.add(occupancy_stage(raw, grid, traffic, cov))
+    cols.add(wifi_stage(raw, grid, metas, cov))
+    cols.add(pos_stage(raw, grid))
+    available = sources_available(raw, metas)
+    hourly, daily = _period_columns(cols, grid, cov, available)
+    out = KpiTables(
+        slot_visitors=cols.hourly["visitors"],
+        slot_covered=cov.slot,
+        slot_grid=grid,
+        line_daily=line_balance(raw, grid, now_ns),
+    )
+    roll = rollup_units(grid, config, cov)
+    out.hourly = _store_points(
+        KPI_HOURLY, raw, grid.slot_store, grid.slot_start, hourly, cov.slot & grid.slot_emit
+    )
+    out.hourly += _rollup(KPI_HOURLY, hourly, cols.hourly_samples, roll.hourly, grid.slot_store, available)
+    day_emit = grid.day_emit & (cov.day_hours > 0)
+    out.daily = _store_points(KPI_DAILY, raw, grid.day_store, grid.day_start, daily, day_emit)
+    out.daily += _rollup(KPI_DAILY, daily, cols.daily_samples, roll.daily, grid.day_store, available)
+    out.zone_hourly, out.zone_daily = zones_stage(raw, grid, staff, cov, roll)
+    return out
 
-    # ---- coverage: an hour counts only if some device of the store sent a heartbeat in it
+
+# --------------------------------------------------------------------------- stages
+
+
+def coverage_stage(raw: RawData, grid: Grid) -> Coverage:
+    """An hour counts only if some device of the store sent a heartbeat in it."""
     hb_slot = grid.slot_of(raw.heartbeats.store, raw.heartbeats.ts)
-    covered = _sum_by(hb_slot[hb_slot >= 0], n_sl) > 0
-    day_covered_hours = _sum_by(grid.slot_day[covered], n_dy)
+    covered = _sum_by(hb_slot[hb_slot >= 0], grid.n_slots) > 0
+    return Coverage(covered, _sum_by(grid.slot_day[covered], grid.n_days))
 
-    # ---- staff tracks: tracks that were in a staff zone (same store, device, track id) earlier
+
+def staff_stage(raw: RawData, metas: list[StoreMeta]) -> Staff:
+    """The visits of each store's staff zones, which mark the tracks seen there as staff."""
     zv = raw.zone_visits
-    staff_zone_codes = np.zeros((n_st, max(len(raw.zones), 1)), bool)
+    staff_zone_codes = np.zeros((len(metas), max(len(raw.zones), 1)), bool)
     for code, meta in enumerate(metas):
         for zone in meta.staff.zones:
             zone_code = raw.zones.get(zone)
             if zone_code is not None:
                 staff_zone_codes[code, zone_code] = True
     in_staff_zone = staff_zone_codes[zv.store, zv.zone] if len(zv) else np.zeros(0, bool)
-    staff_key = (zv.store[in_staff_zone], zv.device[in_staff_zone], zv.track[in_staff_zone])
-    staff_start = zv.enter[in_staff_zone]
-    horizon = np.array([int(m.staff.track_horizon_s * S_NS) for m in metas], np.int64)
-
-    cr = raw.crossings
-    cr_slot = grid.slot_of(cr.store, cr.ts)
-    staff_end = zv.ts[in_staff_zone]
-    cr_staff = _seen_in_staff_zone(
-        (cr.store, cr.device, cr.track), cr.ts, staff_key, staff_start, staff_end, horizon[cr.store]
+    return Staff(
+        in_staff_zone=in_staff_zone,
+        key=(zv.store[in_staff_zone], zv.device[in_staff_zone], zv.track[in_staff_zone]),
+        start=zv.enter[in_staff_zone],
+        end=zv.ts[in_staff_zone],
+        horizon=np.array([int(m.staff.track_horizon_s * S_NS) for m in metas], np.int64),
     )
-    cr_staff &= cr.track != NO_TRACK
+
+
+def traffic_stage(raw: RawData, grid: Grid, metas: list[StoreMeta], staff: Staff) -> Traffic:
+    """Visitors and exits (entrance crossings without staff, in opening hours unless the store counts
+    outside them) and passers-by (passby crossings) per slot."""
+    cr, n_sl = raw.crossings, grid.n_slots
+    cr_slot = grid.slot_of(cr.store, cr.ts)
+    cr_staff = staff.tracks((cr.store, cr.device, cr.track), cr.ts, cr.store) & (cr.track != NO_TRACK)
     cr_day = np.where(cr_slot >= 0, grid.slot_day[np.maximum(cr_slot, 0)], -1)
     is_open = np.zeros(len(cr), bool)
     if len(cr):
         dd = np.maximum(cr_day, 0)
         is_open = (grid.day_open[dd] >= 0) & (cr.ts >= grid.day_open[dd]) & (cr.ts < grid.day_close[dd])
-    counted = (cr_slot >= 0) & ~cr_staff & (is_open | st_count_outside[cr.store])
+    count_outside = np.array([m.staff.count_outside_hours for m in metas], bool)
+    counted = (cr_slot >= 0) & ~cr_staff & (is_open | count_outside[cr.store])
     entrance = counted & (cr.role == ENTRANCE)
-    visitors = _sum_by(cr_slot[entrance & cr.inbound], n_sl, cr.count[entrance & cr.inbound])
-    exits = _sum_by(cr_slot[entrance & ~cr.inbound], n_sl, cr.count[entrance & ~cr.inbound])
+    inbound, outbound = entrance & cr.inbound, entrance & ~cr.inbound
     passby = (cr_slot >= 0) & (cr.role == PASSBY)
-    passersby = _sum_by(cr_slot[passby], n_sl, cr.count[passby])
-    has_passby = np.array([m.passby_lines is not None and len(m.passby_lines) > 0 for m in metas])
-    has_passby |= _sum_by(cr.store[cr.role == PASSBY], n_st) > 0
+    hourly = {
+        "visitors": _sum_by(cr_slot[inbound], n_sl, cr.count[inbound]),
+        "exits": _sum_by(cr_slot[outbound], n_sl, cr.count[outbound]),
+        "passersby": _sum_by(cr_slot[passby], n_sl, cr.count[passby]),
+    }
+    return Traffic(Columns(hourly=hourly), entrance, cr_day)
 
-    # ---- occupancy over opening minutes, corrected to 0 at closing
+
+def occupancy_stage(raw: RawData, grid: Grid, traffic: Traffic, cov: Coverage) -> Columns:
+    """Average and peak people inside over the covered opening minutes, corrected to 0 at closing."""
+    cr = raw.crossings
     delta = np.where(cr.inbound, cr.count, -cr.count).astype(np.float64)
-    occ_sel = entrance & (cr_day >= 0)
+    sel = traffic.entrance & (traffic.day >= 0)
     minute_day, minute_start, occ = occupancy_minutes(
-        grid.day_open, grid.day_close, cr_day[occ_sel], cr.ts[occ_sel], delta[occ_sel]
+        grid.day_open, grid.day_close, traffic.day[sel], cr.ts[sel], delta[sel]
     )
     minute_slot = grid.slot_of(grid.day_store[minute_day], minute_start)
-    m_ok = (minute_slot >= 0) & covered[np.maximum(minute_slot, 0)]
-    occ_n = _sum_by(minute_slot[m_ok], n_sl)
-    occ_avg = safe_ratio(_sum_by(minute_slot[m_ok], n_sl, occ[m_ok]), occ_n)
-    occ_max = np.full(n_sl, -np.inf)
-    np.maximum.at(occ_max, minute_slot[m_ok], occ[m_ok])
-    occ_max[occ_n == 0] = np.nan
-    occ_day_n = _sum_by(minute_day[m_ok], n_dy)
-    occ_day_avg = safe_ratio(_sum_by(minute_day[m_ok], n_dy, occ[m_ok]), occ_day_n)
-    occ_day_max = np.full(n_dy, -np.inf)
-    np.maximum.at(occ_day_max, minute_day[m_ok], occ[m_ok])
-    occ_day_max[occ_day_n == 0] = np.nan
+    ok = (minute_slot >= 0) & cov.slot[np.maximum(minute_slot, 0)]
+    columns = Columns()
+    for cols, unit, size in (
+        (columns.hourly, minute_slot[ok], grid.n_slots),
+        (columns.daily, minute_day[ok], grid.n_days),
+    ):
+        cols["occupancy_avg"], cols["occupancy_max"] = _mean_and_max(unit, occ[ok], size)
+    return columns
 
-    # ---- Wi-Fi sessions: visit vs walk-by, duration, staff devices, repeat visitors
-    wf = raw.wifi
+
+def _mean_and_max(unit: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    n = _sum_by(unit, size)
+    highest = np.full(size, -np.inf)
+    np.maximum.at(highest, unit, values)
+    highest[n == 0] = np.nan
+    return safe_ratio(_sum_by(unit, size, values), n), highest
+
+
+def wifi_stage(raw: RawData, grid: Grid, metas: list[StoreMeta], cov: Coverage) -> Columns:
+    """Wi-Fi sessions without staff devices: visits vs walk-bys, visit duration, repeat visitors."""
+    wf, n_sl, n_dy = raw.wifi, grid.n_slots, grid.n_days
     wf_slot = grid.slot_of(wf.store, wf.ts)
     min_hours = np.array([m.staff.wifi_min_hours_per_day or 0 for m in metas], np.int64)
     min_days = np.array([m.staff.wifi_min_days for m in metas], np.int64)
@@ -460,18 +546,34 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int 
     visit_rssi = np.array([m.wifi.visit_min_rssi for m in metas], np.int64)
     ses_visit = (ses.end - ses.start >= visit_min_ns[ses.store]) & (ses.max_rssi >= visit_rssi[ses.store])
     ses_slot = grid.slot_of(ses.store, ses.start)
-    ses_ok = ses_slot >= 0
-    has_wifi = _sum_by(wf.store, n_st) > 0
-    v_sel = ses_ok & ses_visit
-    wifi_visits = _sum_by(ses_slot[v_sel], n_sl)
-    wifi_walkbys = _sum_by(ses_slot[ses_ok & ~ses_visit], n_sl)
     ses_day = grid.slot_day[np.maximum(ses_slot, 0)]
+    v_sel = (ses_slot >= 0) & ses_visit
+    v_cov = v_sel & cov.slot[np.maximum(ses_slot, 0)]
     durations = ses.duration_s
-    visit_med = _median_by(ses_slot[v_sel], durations[v_sel], n_sl)
-    v_cov = v_sel & covered[np.maximum(ses_slot, 0)]
-    visit_med_day = _median_by(ses_day[v_cov], durations[v_cov], n_dy)
-    r_sel = v_sel & ~ses.randomized
-    rkeys, is_repeat = repeat_flags(ses.store[r_sel], ses.device[r_sel], grid.day_ordinal[ses_day[r_sel]])
+    hourly_unit, daily_unit = np.where(v_sel, ses_slot, -1), np.where(v_cov, ses_day, -1)
+    wifi_visitors, repeat_visitors = _repeat_visitors(ses, v_sel, ses_day, grid)
+    return Columns(
+        hourly={
+            "wifi_visits": _sum_by(ses_slot[v_sel], n_sl),
+            "wifi_walkbys": _sum_by(ses_slot[(ses_slot >= 0) & ~ses_visit], n_sl),
+            "visit_duration_median_s": _median_by(ses_slot[v_sel], durations[v_sel], n_sl),
+        },
+        daily={
+            "visit_duration_median_s": _median_by(ses_day[v_cov], durations[v_cov], n_dy),
+            "wifi_visitors": wifi_visitors,
+            "repeat_visitors": repeat_visitors,
+        },
+        hourly_samples={"visit_duration_median_s": (hourly_unit, durations)},
+        daily_samples={"visit_duration_median_s": (daily_unit, durations)},
+    )
+
+
+def _repeat_visitors(
+    ses: Sessions, visit: np.ndarray, ses_day: np.ndarray, grid: Grid
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: distinct visiting devices (randomized MACs left out) and those seen on an earlier day."""
+    sel = visit & ~ses.randomized
+    rkeys, is_repeat = repeat_flags(ses.store[sel], ses.device[sel], grid.day_ordinal[ses_day[sel]])
     # day index of each (store, ordinal): days of one store are consecutive in the grid
     day_lookup = {
         (int(s), int(o)): i for i, (s, o) in enumerate(zip(grid.day_store, grid.day_ordinal, strict=True))
@@ -481,212 +583,243 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int 
         if rkeys.shape[1]
         else np.zeros(0, np.int64)
     )
-    wifi_visitors_day = _sum_by(rday, n_dy)
-    repeat_day = _sum_by(rday[is_repeat], n_dy)
+    return _sum_by(rday, grid.n_days), _sum_by(rday[is_repeat], grid.n_days)
 
-    # ---- POS
+
+def pos_stage(raw: RawData, grid: Grid) -> Columns:
+    """POS transactions and revenue (of the transactions that carry an amount) per slot."""
     ps = raw.pos
     ps_slot = grid.slot_of(ps.store, ps.ts)
-    p_ok = ps_slot >= 0
-    transactions = _sum_by(ps_slot[p_ok], n_sl)
-    has_amount = p_ok & ~np.isnan(ps.amount)
-    revenue = _sum_by(ps_slot[has_amount], n_sl, ps.amount[has_amount])
-    has_pos = _sum_by(ps.store, n_st) > 0
-    has_revenue = _sum_by(ps.store[~np.isnan(ps.amount)], n_st) > 0
-
-    # ---- zones (staff zones and staff tracks excluded)
-    zv_slot = grid.slot_of(zv.store, zv.ts)
-    zv_staff = in_staff_zone | _seen_in_staff_zone(
-        (zv.store, zv.device, zv.track), zv.enter, staff_key, staff_start, staff_end, horizon[zv.store]
+    ok = ps_slot >= 0
+    has_amount = ok & ~np.isnan(ps.amount)
+    return Columns(
+        hourly={
+            "transactions": _sum_by(ps_slot[ok], grid.n_slots),
+            "revenue": _sum_by(ps_slot[has_amount], grid.n_slots, ps.amount[has_amount]),
+        }
     )
-    z_ok = (zv_slot >= 0) & ~zv_staff
-    z_ok &= covered[np.maximum(zv_slot, 0)]
 
-    # ---- assemble per store
-    slot_cols = {
-        "visitors": visitors,
-        "exits": exits,
-        "passersby": passersby,
-        "walkbys": np.maximum(passersby - visitors, 0),
-        "capture_rate": safe_ratio(visitors, passersby),
-        "occupancy_avg": occ_avg,
-        "occupancy_max": occ_max,
-        "wifi_visits": wifi_visits,
-        "wifi_walkbys": wifi_walkbys,
-        "visit_duration_median_s": visit_med,
-        "transactions": transactions,
-        "revenue": revenue,
-        "conversion": safe_ratio(transactions, visitors),
-        "sales_per_visitor": safe_ratio(revenue, visitors),
-        "atv": safe_ratio(revenue, transactions),
+
+def sources_available(raw: RawData, metas: list[StoreMeta]) -> dict[str, np.ndarray]:
+    """Per source of the KPI table, per store: whether the store has that input at all."""
+    n_st = len(metas)
+    cr = raw.crossings
+    has_passby = np.array([m.passby_lines is not None and len(m.passby_lines) > 0 for m in metas], bool)
+    has_passby |= _sum_by(cr.store[cr.role == PASSBY], n_st) > 0
+    return {
+        "camera": np.ones(n_st, bool),
+        "passby": has_passby,
+        "wifi": _sum_by(raw.wifi.store, n_st) > 0,
+        "pos": _sum_by(raw.pos.store, n_st) > 0,
+        "revenue": _sum_by(raw.pos.store[~np.isnan(raw.pos.amount)], n_st) > 0,
     }
-    _blank_unavailable(slot_cols, grid.slot_store, has_passby, has_wifi, has_pos, has_revenue)
-    out = KpiTables(
-        slot_visitors=visitors,
-        slot_covered=covered,
-        slot_grid=grid,
-        line_daily=line_balance(raw, grid, now_ns),
-    )
-    emit = covered & grid.slot_emit
+
+
+# --------------------------------------------------------------------------- from the KPI table
+
+
+def _period_columns(
+    cols: Columns, grid: Grid, cov: Coverage, available: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every core KPI per slot and per day: summed KPIs add up the covered hours of a day, derived
+    ones follow from their parts, and a store without a KPI's source has none (NaN)."""
+    cov_slots = np.flatnonzero(cov.slot)
+    day_of_slot = grid.slot_day[cov_slots]
+    daily = dict(cols.daily)
+    for k in core_kpis("daily"):
+        if isinstance(k.made, Summed):
+            daily[k.name] = _sum_by(day_of_slot, grid.n_days, cols.hourly[k.name][cov_slots])
+    hourly = derive(core_kpis("hourly"), cols.hourly)
+    daily = derive(core_kpis("daily"), daily)
+    for period_cols, store_of in ((hourly, grid.slot_store), (daily, grid.day_store)):
+        blank_unavailable(period_cols, store_of, available)
+    return hourly, daily
+
+
+def derive(table: tuple[Kpi, ...], parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns of ``table``, in its order: derived KPIs from ``parts``, the others as given."""
+    return {k.name: _made_from(k, parts.__getitem__) for k in table}
+
+
+def _made_from(k: Kpi, part: Callable[[str], np.ndarray]) -> np.ndarray:
+    if isinstance(k.made, Ratio):
+        return safe_ratio(part(k.made.num), part(k.made.den))
+    if isinstance(k.made, Excess):
+        excess: np.ndarray = np.maximum(part(k.made.a) - part(k.made.b), 0)  # typed: Any in numpy's stubs
+        return excess
+    return part(k.name)
+
+
+def blank_unavailable(
+    cols: dict[str, np.ndarray], store_of: np.ndarray, available: dict[str, np.ndarray]
+) -> None:
+    """A store without passby lines / Wi-Fi sensors / POS data has no such KPIs (absent, not 0)."""
+    for k in kpis():
+        if k.name in cols and k.source in available:
+            cols[k.name] = np.where(available[k.source][store_of], cols[k.name], np.nan)
+
+
+def _store_points(
+    measurement: str,
+    raw: RawData,
+    store_of: np.ndarray,
+    ts: np.ndarray,
+    cols: dict[str, np.ndarray],
+    emit: np.ndarray,
+) -> list[Point]:
     idx = np.flatnonzero(emit)
     labels = raw.stores.labels
-    out.hourly = _points(
-        KPI_HOURLY,
-        [{"store": labels[s]} for s in grid.slot_store[idx]],
-        grid.slot_start[idx],
-        {k: v[idx] for k, v in slot_cols.items()},
-    )
+    tags = [{"store": labels[s]} for s in store_of[idx]]
+    return _points(measurement, tags, ts[idx], {k: v[idx] for k, v in cols.items()})
 
-    # daily: sums over the covered hours of each local day
-    cov_slots = np.flatnonzero(covered)
-    cd = grid.slot_day[cov_slots]
 
-    def day_sum(v: np.ndarray) -> np.ndarray:
-        return _sum_by(cd, n_dy, v[cov_slots])
+# --------------------------------------------------------------------------- rollup over all stores
 
-    d_vis, d_pass, d_tx, d_rev = (
-        day_sum(visitors),
-        day_sum(passersby),
-        day_sum(transactions),
-        day_sum(revenue),
-    )
-    day_cols = {
-        "visitors": d_vis,
-        "exits": day_sum(exits),
-        "passersby": d_pass,
-        "walkbys": np.maximum(d_pass - d_vis, 0),
-        "capture_rate": safe_ratio(d_vis, d_pass),
-        "occupancy_avg": occ_day_avg,
-        "occupancy_max": occ_day_max,
-        "wifi_visits": day_sum(wifi_visits),
-        "wifi_walkbys": day_sum(wifi_walkbys),
-        "visit_duration_median_s": visit_med_day,
-        "wifi_visitors": wifi_visitors_day,
-        "repeat_visitors": repeat_day,
-        "repeat_rate": safe_ratio(repeat_day, wifi_visitors_day),
-        "transactions": d_tx,
-        "revenue": d_rev,
-        "conversion": safe_ratio(d_tx, d_vis),
-        "sales_per_visitor": safe_ratio(d_rev, d_vis),
-        "atv": safe_ratio(d_rev, d_tx),
-        "covered_hours": day_covered_hours,
-    }
-    _blank_unavailable(day_cols, grid.day_store, has_passby, has_wifi, has_pos, has_revenue)
-    d_emit = np.flatnonzero(grid.day_emit & (day_covered_hours > 0))
-    out.daily = _points(
-        KPI_DAILY,
-        [{"store": labels[s]} for s in grid.day_store[d_emit]],
-        grid.day_start[d_emit],
-        {k: v[d_emit] for k, v in day_cols.items()},
-    )
 
-    # ---- rollup over all stores: UTC hours, calendar days stamped in the rollup time zone
-    r_hour_of_slot = grid.slot_start // HOUR_NS
-    r_hours, r_slot_idx = np.unique(r_hour_of_slot, return_inverse=True)
-    r_days, r_day_idx = np.unique(grid.day_ordinal, return_inverse=True)
-    roll_tz = ZoneInfo(config.rollup_timezone)
+@dataclass
+class RollupUnits:
+    """How the stores' units (slots or days) of one period map onto the rollup's units."""
+
+    emit: np.ndarray  # per store unit: goes into the rollup
+    index: np.ndarray  # per store unit: its rollup unit
+    ts: np.ndarray  # per rollup unit: its time
+
+
+@dataclass
+class Rollup:
+    hourly: RollupUnits
+    daily: RollupUnits
+
+
+def rollup_units(grid: Grid, config: StoresConfig, cov: Coverage) -> Rollup:
+    """UTC hours, and calendar days stamped at midnight in the rollup time zone."""
+    hour_of_slot = grid.slot_start // HOUR_NS
+    hours, slot_idx = np.unique(hour_of_slot, return_inverse=True)
+    days, day_idx = np.unique(grid.day_ordinal, return_inverse=True)
+    tz = ZoneInfo(config.rollup_timezone)
     # The hourly rollup covers the UTC hours of the whole emitted range of all stores; its inputs
     # include the stores' context-day slots, so re-running any window rewrites the same values.
-    roll_start = grid.emit_start_ns - grid.emit_start_ns % HOUR_NS
-    roll_in = (
-        covered & (r_hour_of_slot * HOUR_NS >= roll_start) & (r_hour_of_slot * HOUR_NS < grid.emit_end_ns)
-    )
-    out.hourly += _rollup(
-        KPI_HOURLY,
-        slot_cols,
-        roll_in,
-        r_slot_idx,
-        r_hours * HOUR_NS,
-        grid.slot_store,
-        has_passby,
-        has_wifi,
-        has_pos,
-        has_revenue,
-        medians={
-            "visit_duration_median_s": (
-                np.where(v_sel, r_slot_idx[np.maximum(ses_slot, 0)], -1),
-                durations,
-                roll_in[np.maximum(ses_slot, 0)],
-            )
-        },
-    )
-    r_day_ts = np.array(
+    start = grid.emit_start_ns - grid.emit_start_ns % HOUR_NS
+    hour_in = cov.slot & (hour_of_slot * HOUR_NS >= start) & (hour_of_slot * HOUR_NS < grid.emit_end_ns)
+    day_ts = np.array(
         [
             datetime_to_ns(
-                datetime.combine(date.fromordinal(int(o)), datetime.min.time(), roll_tz).astimezone(UTC)
+                datetime.combine(date.fromordinal(int(o)), datetime.min.time(), tz).astimezone(UTC)
             )
-            for o in r_days
+            for o in days
         ],
         np.int64,
     )
-    day_emit_mask = grid.day_emit & (day_covered_hours > 0)
-    day_cols_roll = {k: v for k, v in day_cols.items() if k not in ("occupancy_max",)}
-    out.daily += _rollup(
-        KPI_DAILY,
-        day_cols_roll,
-        day_emit_mask,
-        r_day_idx,
-        r_day_ts,
-        grid.day_store,
-        has_passby,
-        has_wifi,
-        has_pos,
-        has_revenue,
-        medians={
-            "visit_duration_median_s": (
-                np.where(v_cov, r_day_idx[ses_day], -1),
-                durations,
-                day_emit_mask[ses_day],
-            )
-        },
+    return Rollup(
+        hourly=RollupUnits(hour_in, slot_idx, hours * HOUR_NS),
+        daily=RollupUnits(grid.day_emit & (cov.day_hours > 0), day_idx, day_ts),
     )
 
-    # ---- zones: per store and zone, and pooled over stores per zone name
-    zone_labels = raw.zones.labels
-    n_z = max(len(zone_labels), 1)
-    zs = zv_slot[z_ok]
-    zz = zv.zone[z_ok].astype(np.int64)
-    dw = zv.dwell_s[z_ok]
-    zday = grid.slot_day[zs]
-    for measurement, unit_of, emit_mask, roll_mask, ts_of, store_of, roll_idx, roll_ts in (
-        (
-            KPI_ZONE_HOURLY,
-            zs,
-            grid.slot_emit,
-            roll_in,
-            grid.slot_start,
-            grid.slot_store,
-            r_slot_idx,
-            r_hours * HOUR_NS,
-        ),
-        (
-            KPI_ZONE_DAILY,
-            zday,
-            grid.day_emit,
-            grid.day_emit,
-            grid.day_start,
-            grid.day_store,
-            r_day_idx,
-            r_day_ts,
-        ),
-    ):
-        for pooled in (False, True):
-            e_ok = (roll_mask if pooled else emit_mask)[unit_of]
-            unit = roll_idx[unit_of[e_ok]] if pooled else unit_of[e_ok]
-            keys, counts, qs = grouped_quantiles(unit * n_z + zz[e_ok], dw[e_ok], (0.5, 0.9))
-            u, z = keys // n_z, keys % n_z
-            tags = [
-                {"store": ALL_STORES if pooled else labels[store_of[a]], "zone": zone_labels[b]}
-                for a, b in zip(u, z, strict=True)
-            ]
-            target = out.zone_hourly if measurement == KPI_ZONE_HOURLY else out.zone_daily
-            target += _points(
-                measurement,
-                tags,
-                roll_ts[u] if pooled else ts_of[u],
-                {"visits": counts.astype(np.float64), "dwell_median_s": qs[:, 0], "dwell_p90_s": qs[:, 1]},
-            )
-    return out
+
+def _rollup(
+    measurement: str,
+    cols: dict[str, np.ndarray],
+    samples: dict[str, tuple[np.ndarray, np.ndarray]],
+    units: RollupUnits,
+    store_of: np.ndarray,
+    available: dict[str, np.ndarray],
+) -> list[Point]:
+    """Sum the stores' emitted units into the ``store=all`` rollup; ratios from summed parts, over the
+    stores that have the KPI's source (e.g. capture rate only over stores with passby lines)."""
+    n = len(units.ts)
+    src = np.flatnonzero(units.emit)
+    ri = units.index[src]
+
+    def total(name: str, source: str | None = None) -> np.ndarray:
+        v = cols[name][src]
+        ok = ~np.isnan(v)
+        if source is not None and source in available:
+            ok &= available[source][store_of[src]]
+        s = _sum_by(ri[ok], n, v[ok])
+        s[_sum_by(ri[ok], n) == 0] = np.nan
+        return s
+
+    res: dict[str, np.ndarray] = {}
+    for k in kpis():
+        if k.name not in cols:
+            continue
+        if k.derived:
+            res[k.name] = _made_from(k, functools.partial(total, source=k.source))
+        elif isinstance(k.made, Measured) and k.made.rollup == "median":
+            unit, values = samples[k.name]
+            sel = (unit >= 0) & units.emit[np.maximum(unit, 0)]
+            res[k.name] = _median_by(units.index[unit[sel]], values[sel], n)
+        elif isinstance(k.made, Summed) or (isinstance(k.made, Measured) and k.made.rollup == "sum"):
+            res[k.name] = total(k.name)
+    idx = np.flatnonzero(_sum_by(ri, n) > 0)
+    return _points(
+        measurement, [{"store": ALL_STORES}] * len(idx), units.ts[idx], {k: v[idx] for k, v in res.items()}
+    )
+
+
+# --------------------------------------------------------------------------- zones
+
+
+def zones_stage(
+    raw: RawData, grid: Grid, staff: Staff, cov: Coverage, roll: Rollup
+) -> tuple[list[Point], list[Point]]:
+    """Visits and dwell (median, p90) per store and zone, and pooled over stores per zone name; staff
+    zones and staff tracks left out."""
+    zv = raw.zone_visits
+    zv_slot = grid.slot_of(zv.store, zv.ts)
+    zv_staff = staff.in_staff_zone | staff.tracks((zv.store, zv.device, zv.track), zv.enter, zv.store)
+    ok = (zv_slot >= 0) & ~zv_staff & cov.slot[np.maximum(zv_slot, 0)]
+    visits = _ZoneVisits(zv_slot[ok], zv.zone[ok].astype(np.int64), zv.dwell_s[ok])
+    hourly_units = _ZoneUnits(
+        visits.slot, grid.slot_emit, roll.hourly.emit, grid.slot_start, grid.slot_store, roll.hourly
+    )
+    daily_units = _ZoneUnits(
+        grid.slot_day[visits.slot], grid.day_emit, grid.day_emit, grid.day_start, grid.day_store, roll.daily
+    )
+    hourly = [
+        p
+        for pooled in (False, True)
+        for p in _zone_points(KPI_ZONE_HOURLY, raw, visits, hourly_units, pooled)
+    ]
+    daily = [
+        p for pooled in (False, True) for p in _zone_points(KPI_ZONE_DAILY, raw, visits, daily_units, pooled)
+    ]
+    return hourly, daily
+
+
+@dataclass
+class _ZoneVisits:
+    slot: np.ndarray
+    zone: np.ndarray
+    dwell_s: np.ndarray
+
+
+@dataclass
+class _ZoneUnits:
+    of_visit: np.ndarray  # per visit: its slot or day
+    emit: np.ndarray
+    pooled_emit: np.ndarray  # which units go into the pooled (store=all) zone values
+    ts: np.ndarray
+    store: np.ndarray
+    roll: RollupUnits
+
+
+def _zone_points(
+    measurement: str, raw: RawData, v: _ZoneVisits, units: _ZoneUnits, pooled: bool
+) -> list[Point]:
+    n_z = max(len(raw.zones.labels), 1)
+    e_ok = (units.pooled_emit if pooled else units.emit)[units.of_visit]
+    unit = units.roll.index[units.of_visit[e_ok]] if pooled else units.of_visit[e_ok]
+    keys, counts, qs = grouped_quantiles(unit * n_z + v.zone[e_ok], v.dwell_s[e_ok], (0.5, 0.9))
+    u, z = keys // n_z, keys % n_z
+    labels, zone_labels = raw.stores.labels, raw.zones.labels
+    tags = [
+        {"store": ALL_STORES if pooled else labels[units.store[a]], "zone": zone_labels[b]}
+        for a, b in zip(u, z, strict=True)
+    ]
+    ts = units.roll.ts[u] if pooled else units.ts[u]
+    columns = {"visits": counts.astype(np.float64), "dwell_median_s": qs[:, 0], "dwell_p90_s": qs[:, 1]}
+    return _points(measurement, tags, ts, columns)
 
 
 def _median_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
@@ -694,94 +827,3 @@ def _median_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     keys, _, qs = grouped_quantiles(index.astype(np.int64), values, (0.5,))
     out[keys] = qs[:, 0]
     return out
-
-
-def _blank_unavailable(
-    cols: dict[str, np.ndarray],
-    store_of: np.ndarray,
-    has_passby: np.ndarray,
-    has_wifi: np.ndarray,
-    has_pos: np.ndarray,
-    has_revenue: np.ndarray,
-) -> None:
-    """A store without passby lines / Wi-Fi sensors / POS data has no such KPIs (absent, not 0)."""
-    for names, available in (
-        (("passersby", "walkbys", "capture_rate"), has_passby),
-        (
-            (
-                "wifi_visits",
-                "wifi_walkbys",
-                "visit_duration_median_s",
-                "wifi_visitors",
-                "repeat_visitors",
-                "repeat_rate",
-            ),
-            has_wifi,
-        ),
-        (("transactions", "conversion"), has_pos),
-        (("revenue", "sales_per_visitor", "atv"), has_revenue),
-    ):
-        missing = ~available[store_of]
-        for name in names:
-            if name in cols:
-                cols[name] = np.where(missing, np.nan, cols[name])
-
-
-def _rollup(
-    measurement: str,
-    cols: dict[str, np.ndarray],
-    emit: np.ndarray,
-    roll_idx: np.ndarray,
-    roll_ts: np.ndarray,
-    store_of: np.ndarray,
-    has_passby: np.ndarray,
-    has_wifi: np.ndarray,
-    has_pos: np.ndarray,
-    has_revenue: np.ndarray,
-    medians: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> list[Point]:
-    """Sum the stores' emitted units into the ``store=all`` rollup; ratios from summed parts, over the
-    stores that have both parts (e.g. capture rate only over stores with passby lines)."""
-    n = len(roll_ts)
-    src = np.flatnonzero(emit)
-    ri = roll_idx[src]
-    present = _sum_by(ri, n) > 0
-
-    def total(name: str, mask: np.ndarray | None = None) -> np.ndarray:
-        v = cols[name][src]
-        ok = ~np.isnan(v) if mask is None else (~np.isnan(v) & mask[store_of[src]])
-        s = _sum_by(ri[ok], n, v[ok])
-        s[_sum_by(ri[ok], n) == 0] = np.nan
-        return s
-
-    res: dict[str, np.ndarray] = {}
-    for name in (
-        "visitors",
-        "exits",
-        "passersby",
-        "transactions",
-        "revenue",
-        "wifi_visits",
-        "wifi_walkbys",
-        "occupancy_avg",
-        "covered_hours",
-        "wifi_visitors",
-        "repeat_visitors",
-    ):
-        if name in cols:
-            res[name] = total(name)
-    vis_passby = total("visitors", has_passby)
-    res["walkbys"] = np.maximum(res["passersby"] - vis_passby, 0)
-    res["capture_rate"] = safe_ratio(vis_passby, res["passersby"])
-    res["conversion"] = safe_ratio(res["transactions"], total("visitors", has_pos))
-    res["sales_per_visitor"] = safe_ratio(res["revenue"], total("visitors", has_revenue))
-    res["atv"] = safe_ratio(res["revenue"], total("transactions", has_revenue))
-    if "repeat_visitors" in res:
-        res["repeat_rate"] = safe_ratio(res["repeat_visitors"], res["wifi_visitors"])
-    for name, (unit, values, ok) in medians.items():
-        sel = (unit >= 0) & ok
-        res[name] = _median_by(unit[sel], values[sel], n)
-    idx = np.flatnonzero(present)
-    return _points(
-        measurement, [{"store": ALL_STORES}] * len(idx), roll_ts[idx], {k: v[idx] for k, v in res.items()}
-    )

@@ -125,7 +125,8 @@ def _own_weight(own_mean: np.ndarray, own_n: np.ndarray, pooled: np.ndarray) -> 
     noise = np.divide(pooled, own_n, out=np.ones_like(pooled), where=has)
     chi2 = np.where(has, (own_mean - pooled) ** 2 / noise, 0.0).sum(axis=1)
     dof = has.sum(axis=1)
-    return np.divide(np.maximum(chi2 - dof, 0), chi2, out=np.zeros_like(chi2), where=chi2 > 0)
+    weight: np.ndarray = np.divide(np.maximum(chi2 - dof, 0), chi2, out=np.zeros_like(chi2), where=chi2 > 0)
+    return weight  # typed: numpy's stubs give this division as Any
 
 
 def _same_weekday(
@@ -173,7 +174,8 @@ def _pooled(
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+    ratio: np.ndarray = np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+    return ratio  # typed: numpy's stubs give this division as Any
 
 
 def count_quantiles(mean: np.ndarray, variance: np.ndarray, qs: tuple[float, ...]) -> tuple[np.ndarray, ...]:

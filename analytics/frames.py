@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
@@ -66,10 +67,11 @@ class Vocab:
 @dataclass
 class _Table:
     def __len__(self) -> int:
-        return len(self.ts)  # type: ignore[attr-defined]
+        # Every column has the table's length; the first is as good as any.
+        return len(getattr(self, fields(self)[0].name))
 
     @classmethod
-    def concat(cls, parts: Sequence[_Table]) -> _Table:
+    def concat(cls, parts: Sequence[Self]) -> Self:
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
@@ -121,7 +123,10 @@ class PosRecords(_Table):
     amount: np.ndarray  # float64, NaN when the source has no amount
 
 
-def _empty(cls: type[_Table]) -> _Table:
+_T = TypeVar("_T", bound=_Table)
+
+
+def _empty(cls: type[_T]) -> _T:
     dtypes = {
         "ts": np.int64,
         "enter": np.int64,
@@ -147,11 +152,11 @@ class RawData:
     devices: Vocab = field(default_factory=Vocab)
     zones: Vocab = field(default_factory=Vocab)
     lines: Vocab = field(default_factory=Vocab)
-    crossings: Crossings = field(default_factory=lambda: _empty(Crossings))  # type: ignore[arg-type,return-value]
-    zone_visits: ZoneVisits = field(default_factory=lambda: _empty(ZoneVisits))  # type: ignore[arg-type,return-value]
-    wifi: WifiSightings = field(default_factory=lambda: _empty(WifiSightings))  # type: ignore[arg-type,return-value]
-    heartbeats: Heartbeats = field(default_factory=lambda: _empty(Heartbeats))  # type: ignore[arg-type,return-value]
-    pos: PosRecords = field(default_factory=lambda: _empty(PosRecords))  # type: ignore[arg-type,return-value]
+    crossings: Crossings = field(default_factory=lambda: _empty(Crossings))
+    zone_visits: ZoneVisits = field(default_factory=lambda: _empty(ZoneVisits))
+    wifi: WifiSightings = field(default_factory=lambda: _empty(WifiSightings))
+    heartbeats: Heartbeats = field(default_factory=lambda: _empty(Heartbeats))
+    pos: PosRecords = field(default_factory=lambda: _empty(PosRecords))
 
     @property
     def n_events(self) -> int:
@@ -184,7 +189,7 @@ class RawDataBuilder:
     def add_crossings(
         self,
         *,
-        combos: Sequence[tuple[str, str, str, str, str]],
+        combos: Sequence[tuple[str, ...]],
         combo: np.ndarray,
         ts: np.ndarray,
         count: np.ndarray,
@@ -220,7 +225,7 @@ class RawDataBuilder:
     def add_zone_visits(
         self,
         *,
-        combos: Sequence[tuple[str, str, str]],
+        combos: Sequence[tuple[str, ...]],
         combo: np.ndarray,
         ts: np.ndarray,
         enter: np.ndarray,
@@ -313,24 +318,26 @@ def raw_from_events(
     """Build RawData straight from contract events (and POS records), with the same timestamps
     (including the sub-millisecond id offset) as the points ingest writes."""
     builder = RawDataBuilder(stores)
-    c_combos: dict[tuple[str, ...], int] = {}
-    z_combos: dict[tuple[str, ...], int] = {}
-    c: dict[str, list] = {k: [] for k in ("combo", "ts", "count", "track")}
-    z: dict[str, list] = {k: [] for k in ("combo", "ts", "enter", "dwell_s", "track")}
-    w: dict[str, list] = {k: [] for k in ("store", "ts", "device_hash", "rssi", "randomized", "prev_hash")}
-    h: dict[str, list] = {"store": [], "ts": []}
+    c_combos: dict[tuple[str, str, str, str, str], int] = {}
+    z_combos: dict[tuple[str, str, str], int] = {}
+    c: dict[str, list[Any]] = {k: [] for k in ("combo", "ts", "count", "track")}
+    z: dict[str, list[Any]] = {k: [] for k in ("combo", "ts", "enter", "dwell_s", "track")}
+    w: dict[str, list[Any]] = {
+        k: [] for k in ("store", "ts", "device_hash", "rssi", "randomized", "prev_hash")
+    }
+    h: dict[str, list[Any]] = {"store": [], "ts": []}
     for event in events:
         ts = event_to_point(event).ts_ns
         match event:
             case CrossingEvent():
-                key = (event.store, event.device, event.line, event.kind, event.direction)
-                c["combo"].append(c_combos.setdefault(key, len(c_combos)))
+                line_key = (event.store, event.device, event.line, event.kind, event.direction)
+                c["combo"].append(c_combos.setdefault(line_key, len(c_combos)))
                 c["ts"].append(ts)
                 c["count"].append(event.count)
                 c["track"].append(NO_TRACK if event.track_id is None else event.track_id)
             case ZoneVisitEvent():
-                key = (event.store, event.device, event.zone)
-                z["combo"].append(z_combos.setdefault(key, len(z_combos)))
+                zone_key = (event.store, event.device, event.zone)
+                z["combo"].append(z_combos.setdefault(zone_key, len(z_combos)))
                 z["ts"].append(ts)
                 z["enter"].append(datetime_to_ns(event.enter_ts))
                 z["dwell_s"].append(event.dwell_s)
@@ -350,14 +357,14 @@ def raw_from_events(
                 h["ts"].append(ts)
     arr = np.asarray
     builder.add_crossings(
-        combos=list(c_combos),  # type: ignore[arg-type]
+        combos=list(c_combos),
         combo=arr(c["combo"], np.int64),
         ts=arr(c["ts"], np.int64),
         count=arr(c["count"], np.int64),
         track=arr(c["track"], np.int64),
     )
     builder.add_zone_visits(
-        combos=list(z_combos),  # type: ignore[arg-type]
+        combos=list(z_combos),
         combo=arr(z["combo"], np.int64),
         ts=arr(z["ts"], np.int64),
         enter=arr(z["enter"], np.int64),

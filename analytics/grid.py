@@ -95,6 +95,10 @@ class Grid:
         return out
 
 
+def _array_lists(n: int) -> tuple[list[np.ndarray], ...]:
+    return tuple([] for _ in range(n))
+
+
 def build_grid(
     metas: list[StoreMeta], first: date, last: date, lookback_days: int = 0, context_days: int = 0
 ) -> Grid:
@@ -110,8 +114,9 @@ def build_grid(
     tz_bounds: dict[str, tuple[np.ndarray, list[datetime]]] = {
         name: local_hour_starts(begin, last, ZoneInfo(name)) for name in by_tz
     }
-    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = [], [], [], [], [], []
-    day_store, day_ord, day_start, day_open, day_close, day_emit = [], [], [], [], [], []
+    # One array per store of each column, concatenated at the end.
+    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = _array_lists(6)
+    day_store, day_ord, day_start, day_open, day_close, day_emit = _array_lists(6)
     offsets = np.zeros(len(metas) + 1, np.int64)
     for code, meta in enumerate(metas):
         bounds, starts = tz_bounds[meta.timezone]
@@ -126,17 +131,7 @@ def build_grid(
         slot_emit.append((dates >= first_emit.toordinal()) & (dates <= last_emit.toordinal()))
         slot_hour.append(np.array([s.hour for s in starts], np.int8))
         tz = meta.tz
-        opens, closes = [], []
-        for ordinal in uniq_dates:
-            d = date.fromordinal(int(ordinal))
-            hours = meta.hours_on(d)
-            if hours is None:
-                opens.append(-1)
-                closes.append(-1)
-                continue
-            midnight_local = datetime(d.year, d.month, d.day, tzinfo=tz)
-            opens.append(_wall_ns(midnight_local, hours[0], tz))
-            closes.append(_wall_ns(midnight_local, hours[1], tz))
+        opens, closes = _opening_ns(meta, uniq_dates)
         day_store.append(np.full(len(uniq_dates), code, np.int32))
         day_ord.append(uniq_dates)
         day_start.append(
@@ -182,6 +177,23 @@ def build_grid(
         emit_start_ns=min(midnights(first_emit)),
         emit_end_ns=max(midnights(after_last)),
     )
+
+
+def _opening_ns(meta: StoreMeta, ordinals: np.ndarray) -> tuple[list[int], list[int]]:
+    """UTC ns of opening and closing on each local day (-1 on a closed day)."""
+    tz = meta.tz
+    opens, closes = [], []
+    for ordinal in ordinals:
+        d = date.fromordinal(int(ordinal))
+        hours = meta.hours_on(d)
+        if hours is None:
+            opens.append(-1)
+            closes.append(-1)
+            continue
+        midnight_local = datetime(d.year, d.month, d.day, tzinfo=tz)
+        opens.append(_wall_ns(midnight_local, hours[0], tz))
+        closes.append(_wall_ns(midnight_local, hours[1], tz))
+    return opens, closes
 
 
 def _wall_ns(midnight_local: datetime, minutes: int, tz: ZoneInfo) -> int:

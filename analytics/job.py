@@ -208,7 +208,7 @@ def _stored_visitors(
             np.array([p.ts_ns for p in points], np.int64),
         )
         ok = slot >= 0
-        visitors[slot[ok]] = [float(p.fields["visitors"]) for p, keep in zip(points, ok, strict=True) if keep]
+        visitors[slot[ok]] = [p.number("visitors") for p, keep in zip(points, ok, strict=True) if keep]
         found[slot[ok]] = True
     found &= grid.day_ordinal[grid.slot_day] < before.toordinal()
     return visitors, found

@@ -122,7 +122,7 @@ def read_pos_file(path: str | Path, fmt: str, mapping: PosMapping | None = None)
 
 
 def parse_pos_rows(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[object],  # JSON records may be anything: each is checked
     mapping: PosMapping,
     *,
     source: str = "input",

@@ -21,34 +21,22 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from footfall.analytics.config import StoresConfig
-from footfall.analytics.core import INT_FIELDS
 from footfall.analytics.frames import ENTRANCE, NO_TRACK, PASSBY, RawData, RawDataBuilder
-from footfall.contracts.influx import InfluxClient
+from footfall.contracts.influx import InfluxClient, influxql_string
 from footfall.contracts.measurements import (
-    CAMERA_ISSUE,
     CROSSING,
     HEARTBEAT,
-    KPI_CAMPAIGN,
-    KPI_CAMPAIGN_EXTRA_FIELDS,
-    KPI_CAMPAIGN_FIELDS,
-    KPI_DAILY,
-    KPI_FORECAST_FIELDS,
-    KPI_FORECAST_HOURLY,
-    KPI_HOURLY,
-    KPI_HOURLY_EXTRA_FIELDS,
-    KPI_LINE_DAILY,
-    KPI_LINE_FIELDS,
-    KPI_STORE_EXTRA_FIELDS,
-    KPI_STORE_FIELDS,
-    KPI_ZONE_DAILY,
-    KPI_ZONE_FIELDS,
-    KPI_ZONE_HOURLY,
-    OCCUPANCY,
     POS_TRANSACTION,
     WIFI,
     ZONE_VISIT,
     FieldValue,
     Point,
+    escape_key,
+    format_field,
+    measurements,
+)
+from footfall.contracts.measurements import (
+    measurement as declaration,
 )
 
 DAY_NS = 86_400_000_000_000
@@ -58,69 +46,13 @@ WRITE_BATCH = 20_000
 READ_CHUNK_ROWS: int | None = 50_000
 
 
-def _kind(field: str) -> str:
-    return "BIGINT" if field in INT_FIELDS else "DOUBLE"
+_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR", "bool": "BOOLEAN"}
 
 
-# measurement -> (tag columns, {field: SQL type}). The same shape as the InfluxDB measurements.
-_KPI_STORE = {f: _kind(f) for f in KPI_STORE_FIELDS + KPI_STORE_EXTRA_FIELDS}
-SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-    CROSSING: (
-        ("store", "device", "line", "kind", "direction", "source"),
-        {"id": "VARCHAR", "count": "BIGINT", "track_id": "BIGINT", "frame": "BIGINT"},
-    ),
-    ZONE_VISIT: (
-        ("store", "device", "zone"),
-        {"id": "VARCHAR", "dwell_s": "DOUBLE", "track_id": "BIGINT", "enter_ns": "BIGINT"},
-    ),
-    OCCUPANCY: (("store", "device", "zone"), {"id": "VARCHAR", "count": "BIGINT"}),
-    HEARTBEAT: (
-        ("store", "device"),
-        {
-            "id": "VARCHAR",
-            "fps": "DOUBLE",
-            "latency_ms": "DOUBLE",
-            "dropped_frames": "BIGINT",
-            "queue_depth": "BIGINT",
-            "frames": "BIGINT",
-            "uptime_s": "DOUBLE",
-            "camera_issues": "VARCHAR",
-        },
-    ),
-    CAMERA_ISSUE: (("store", "device", "issue"), {"id": "VARCHAR", "state": "VARCHAR", "score": "DOUBLE"}),
-    WIFI: (
-        ("store", "device", "sensor"),
-        {
-            "id": "VARCHAR",
-            "device_hash": "VARCHAR",
-            "rssi": "BIGINT",
-            "randomized": "BOOLEAN",
-            "key_epoch": "BIGINT",
-            "prev_device_hash": "VARCHAR",
-        },
-    ),
-    POS_TRANSACTION: (("store",), {"transaction_id": "VARCHAR", "amount": "DOUBLE", "items": "BIGINT"}),
-    KPI_HOURLY: (("store",), _KPI_STORE | {f: _kind(f) for f in KPI_HOURLY_EXTRA_FIELDS}),
-    KPI_FORECAST_HOURLY: (("store",), {f: _kind(f) for f in KPI_FORECAST_FIELDS}),
-    KPI_LINE_DAILY: (("store", "device", "line"), {f: _kind(f) for f in KPI_LINE_FIELDS}),
-    KPI_DAILY: (("store",), _KPI_STORE),
-    KPI_ZONE_HOURLY: (
-        ("store", "zone"),
-        {"visits": "BIGINT", "dwell_median_s": "DOUBLE", "dwell_p90_s": "DOUBLE"},
-    ),
-    KPI_ZONE_DAILY: (
-        ("store", "zone"),
-        {"visits": "BIGINT", "dwell_median_s": "DOUBLE", "dwell_p90_s": "DOUBLE"},
-    ),
-    KPI_CAMPAIGN: (
-        ("store", "campaign"),
-        {
-            f: ("BIGINT" if f in ("hours", "baseline_weeks") else "DOUBLE")
-            for f in KPI_CAMPAIGN_FIELDS + KPI_CAMPAIGN_EXTRA_FIELDS
-        },
-    ),
-}
-assert set(KPI_ZONE_FIELDS) == set(SCHEMAS[KPI_ZONE_HOURLY][1])
+def schema(name: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(tag columns, {field: SQL type}) of one measurement, from its declaration in the contracts."""
+    m = declaration(name)
+    return m.tags, {f: _SQL_TYPES[t] for f, t in m.fields.items()}
 
 
 class EventStore(Protocol):
@@ -154,7 +86,7 @@ def points_to_columns(points: Sequence[Point]) -> dict[str, dict[str, np.ndarray
         by_m.setdefault(p.measurement, []).append(p)
     out: dict[str, dict[str, np.ndarray]] = {}
     for m, pts in by_m.items():
-        tag_names, field_types = SCHEMAS[m]
+        tag_names, field_types = schema(m)
         cols: dict[str, np.ndarray] = {
             t: np.array([p.tags.get(t, "") for p in pts], dtype=object) for t in tag_names
         }
@@ -166,30 +98,34 @@ def points_to_columns(points: Sequence[Point]) -> dict[str, dict[str, np.ndarray
 
 
 def _lines_from_columns(measurement: str, columns: Mapping[str, np.ndarray]) -> Iterable[str]:
-    """Line protocol from columns (tag values must be valid names: no escaping needed)."""
-    tag_names, field_types = SCHEMAS[measurement]
+    """Line protocol from columns, each value formatted and escaped as ``Point.to_line`` does."""
+    tag_names, field_types = schema(measurement)
     tags = [t for t in tag_names if t in columns]
     fields = [f for f in field_types if f in columns]
     tag_cols = [columns[t] for t in tags]
     field_cols = [columns[f] for f in fields]
     kinds = [field_types[f] for f in fields]
     for i, ts in enumerate(columns["time"].tolist()):
-        tag_part = "".join(f",{t}={c[i]}" for t, c in zip(tags, tag_cols, strict=True) if c[i])
+        tag_part = "".join(f",{t}={escape_key(c[i])}" for t, c in zip(tags, tag_cols, strict=True) if c[i])
         parts = []
         for f, c, kind in zip(fields, field_cols, kinds, strict=True):
             v = c[i]
             if v is None or (isinstance(v, float) and v != v):
                 continue
-            if kind == "VARCHAR":
-                parts.append(f'{f}="{v}"')
-            elif kind == "BIGINT":
-                parts.append(f"{f}={int(v)}i")
-            elif kind == "BOOLEAN":
-                parts.append(f"{f}={'true' if v else 'false'}")
-            else:
-                parts.append(f"{f}={float(v)!r}")
+            parts.append(f"{f}={format_field(_as_sql_kind(v, kind))}")
         if parts:
             yield f"{measurement}{tag_part} {','.join(parts)} {ts}"
+
+
+def _as_sql_kind(value: Any, sql_type: str) -> FieldValue:
+    """A column's value as the Python type its declared field type is written as."""
+    if sql_type == "VARCHAR":
+        return str(value)
+    if sql_type == "BIGINT":
+        return int(value)
+    if sql_type == "BOOLEAN":
+        return bool(value)
+    return float(value)
 
 
 # --------------------------------------------------------------------------- InfluxDB
@@ -236,7 +172,7 @@ class InfluxStore:
     ) -> list[Any]:
         where = f"time >= {a} AND time < {b}"
         if store:
-            where += f" AND \"store\" = '{store}'"
+            where += f' AND "store" = {influxql_string(store)}'
         if extra:
             where += f" AND ({extra})"
         return self._client().query(
@@ -326,7 +262,7 @@ def _maybe_entrance_filter(config: StoresConfig) -> str:
     drops the rest, which are passby crossings (read as sums) or ignored lines. Rows it lets through
     that are not entrances are dropped by role when decoded."""
     lines = sorted({line for meta in config.stores for line in (meta.entrance_lines or [])})
-    return " OR ".join(["\"kind\" != 'passby'", *(f"\"line\" = '{line}'" for line in lines)])
+    return " OR ".join(["\"kind\" != 'passby'", *(f'"line" = {influxql_string(line)}' for line in lines)])
 
 
 def _decode(b: RawDataBuilder, name: str, series: list[Any], *, all_roles: bool = False) -> None:
@@ -403,11 +339,11 @@ def _ints(values: np.ndarray, default: int = 0) -> np.ndarray:
     try:
         return values.astype(np.int64)
     except (TypeError, ValueError):  # None where a point lacks the field
-        return np.where(np.equal(values, None), default, values).astype(np.int64)
+        return np.where(values == None, default, values).astype(np.int64)  # noqa: E711 - elementwise
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
-    return np.where(np.equal(values, None), np.nan, values).astype(np.float64)
+    return np.where(values == None, np.nan, values).astype(np.float64)  # noqa: E711 - elementwise
 
 
 # --------------------------------------------------------------------------- DuckDB
@@ -422,16 +358,17 @@ class DuckDBStore:
         self.path = str(path)
         self.con = duckdb.connect(self.path)
         self._lock = threading.Lock()
-        for measurement, (tags, fields) in SCHEMAS.items():
+        for declared in measurements():
+            name, (tags, fields) = declared.name, schema(declared.name)
             cols = [f'"{t}" VARCHAR NOT NULL' for t in tags] + [f'"{f}" {typ}' for f, typ in fields.items()]
             key = ", ".join([f'"{t}"' for t in tags] + ['"time"'])
             self.con.execute(
-                f'CREATE TABLE IF NOT EXISTS "{measurement}" ({", ".join(cols)}, '
+                f'CREATE TABLE IF NOT EXISTS "{name}" ({", ".join(cols)}, '
                 f'"time" BIGINT NOT NULL, PRIMARY KEY ({key}))'
             )
             # files made by an older version lack fields added since (e.g. wifi.prev_device_hash)
             for f, typ in fields.items():
-                self.con.execute(f'ALTER TABLE "{measurement}" ADD COLUMN IF NOT EXISTS "{f}" {typ}')
+                self.con.execute(f'ALTER TABLE "{name}" ADD COLUMN IF NOT EXISTS "{f}" {typ}')
 
     def close(self) -> None:
         self.con.close()
@@ -450,7 +387,7 @@ class DuckDBStore:
 
     def write_columns(self, measurement: str, columns: Mapping[str, np.ndarray]) -> int:
         """Upsert rows: a row with the same tags and time replaces the stored one (like InfluxDB)."""
-        tags, fields = SCHEMAS[measurement]
+        tags, fields = schema(measurement)
         n = len(columns["time"])
         if n == 0:
             return 0
@@ -485,7 +422,8 @@ class DuckDBStore:
         return n
 
     def _where(self, a: int, b: int, store: str | None, prefix: str = "") -> tuple[str, list[Any]]:
-        sql, params = f'{prefix}"time" >= ? AND {prefix}"time" < ?', [a, b]
+        sql = f'{prefix}"time" >= ? AND {prefix}"time" < ?'
+        params: list[Any] = [a, b]
         if store:
             sql += f' AND {prefix}"store" = ?'
             params.append(store)
@@ -536,92 +474,108 @@ class DuckDBStore:
     ) -> RawData:
         b = RawDataBuilder(config)
         with self._lock:
-            combos, d = self._coded(
-                CROSSING,
-                ("store", "device", "line", "kind", "direction"),
-                '"time" AS ts, "count", coalesce(track_id, -1) AS track',
-                start_ns,
-                end_ns,
-                store,
-            )
-            if combos:
-                b.add_crossings(
-                    combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"]
-                )  # type: ignore[arg-type]
-            combos, d = self._coded(
-                ZONE_VISIT,
-                ("store", "device", "zone"),
-                '"time" AS ts, enter_ns, dwell_s, coalesce(track_id, -1) AS track',
-                start_ns,
-                end_ns,
-                store,
-            )
-            if combos:
-                b.add_zone_visits(
-                    combos=combos,
-                    combo=d["combo"],
-                    ts=d["ts"],
-                    enter=d["enter_ns"],
-                    dwell_s=d["dwell_s"],
-                    track=d["track"],
-                )  # type: ignore[arg-type]
-            where, params = self._where(start_ns, end_ns, store)
-            # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
-            hb = self.con.execute(
-                'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
-                f"FROM heartbeat WHERE {where} GROUP BY ALL",
-                params,
-            ).fetchnumpy()
-            b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
-            pos = self.con.execute(
-                "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
-                f"FROM pos_transaction WHERE {where}",
-                params,
-            ).fetchnumpy()
-            b.add_pos(
-                store=np.asarray(pos["store"], dtype=object),
-                ts=np.asarray(pos["ts"]),
-                amount=np.asarray(pos["amount"]),
-            )
+            self._read_crossings(b, start_ns, end_ns, store)
+            self._read_zone_visits(b, start_ns, end_ns, store)
+            self._read_heartbeats_and_pos(b, start_ns, end_ns, store)
             wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
-            # Both hashes coded in SQL with one numbering, so the same hash gets the same code in
-            # either column (the hash strings never cross into Python).
-            w_where, w_params = self._where(wifi_from, end_ns, store)
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE _wifi_ids AS SELECT h, row_number() OVER () - 1 AS code FROM "
-                f"(SELECT device_hash AS h FROM wifi WHERE {w_where} UNION "
-                f"SELECT prev_device_hash FROM wifi WHERE {w_where} AND prev_device_hash IS NOT NULL)",
-                w_params + w_params,
-            )
-            try:
-                combos, wf = self._coded(
-                    WIFI,
-                    ("store",),
-                    'm."time" AS ts, d.code AS dev, coalesce(p.code, -1) AS prev, m.rssi, m.randomized',
-                    wifi_from,
-                    end_ns,
-                    store,
-                    joins="JOIN _wifi_ids d ON m.device_hash = d.h "
-                    "LEFT JOIN _wifi_ids p ON m.prev_device_hash = p.h",
-                )
-            finally:
-                self.con.execute("DROP TABLE IF EXISTS _wifi_ids")
-            if not combos:
-                return b.build()
-            b.add_wifi(
-                store=([c[0] for c in combos], wf["combo"]),
-                ts=np.asarray(wf["ts"]),
-                device_hash=np.asarray(wf["dev"]),
-                rssi=np.asarray(wf["rssi"]),
-                randomized=np.asarray(wf["randomized"]),
-                prev_hash=np.asarray(wf["prev"]),
-            )
+            self._read_wifi(b, wifi_from, end_ns, store)
         return b.build()
+
+    def _read_crossings(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """Crossings, their tag combinations coded once."""
+        combos, d = self._coded(
+            CROSSING,
+            ("store", "device", "line", "kind", "direction"),
+            '"time" AS ts, "count", coalesce(track_id, -1) AS track',
+            start_ns,
+            end_ns,
+            store,
+        )
+        if combos:
+            b.add_crossings(combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"])
+
+    def _read_zone_visits(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """Zone visits, their tag combinations coded once."""
+        combos, d = self._coded(
+            ZONE_VISIT,
+            ("store", "device", "zone"),
+            '"time" AS ts, enter_ns, dwell_s, coalesce(track_id, -1) AS track',
+            start_ns,
+            end_ns,
+            store,
+        )
+        if combos:
+            b.add_zone_visits(
+                combos=combos,
+                combo=d["combo"],
+                ts=d["ts"],
+                enter=d["enter_ns"],
+                dwell_s=d["dwell_s"],
+                track=d["track"],
+            )
+
+    def _read_heartbeats_and_pos(
+        self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None
+    ) -> None:
+        """Heartbeats (reduced to 15-minute buckets) and POS transactions."""
+        where, params = self._where(start_ns, end_ns, store)
+        # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
+        hb = self.con.execute(
+            'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
+            f"FROM heartbeat WHERE {where} GROUP BY ALL",
+            params,
+        ).fetchnumpy()
+        b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
+        pos = self.con.execute(
+            "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
+            f"FROM pos_transaction WHERE {where}",
+            params,
+        ).fetchnumpy()
+        b.add_pos(
+            store=np.asarray(pos["store"], dtype=object),
+            ts=np.asarray(pos["ts"]),
+            amount=np.asarray(pos["amount"]),
+        )
+
+    def _read_wifi(self, b: RawDataBuilder, wifi_from: int, end_ns: int, store: str | None) -> None:
+        """Wi-Fi sightings from ``wifi_from`` (the repeat-visitor lookback)."""
+        # Both hashes coded in SQL with one numbering, so the same hash gets the same code in
+        # either column (the hash strings never cross into Python).
+        w_where, w_params = self._where(wifi_from, end_ns, store)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _wifi_ids AS SELECT h, row_number() OVER () - 1 AS code FROM "
+            f"(SELECT device_hash AS h FROM wifi WHERE {w_where} UNION "
+            f"SELECT prev_device_hash FROM wifi WHERE {w_where} AND prev_device_hash IS NOT NULL)",
+            w_params + w_params,
+        )
+        try:
+            combos, wf = self._coded(
+                WIFI,
+                ("store",),
+                'm."time" AS ts, d.code AS dev, coalesce(p.code, -1) AS prev, m.rssi, m.randomized',
+                wifi_from,
+                end_ns,
+                store,
+                joins="JOIN _wifi_ids d ON m.device_hash = d.h "
+                "LEFT JOIN _wifi_ids p ON m.prev_device_hash = p.h",
+            )
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _wifi_ids")
+        if not combos:
+            return
+        b.add_wifi(
+            store=([c[0] for c in combos], wf["combo"]),
+            ts=np.asarray(wf["ts"]),
+            device_hash=np.asarray(wf["dev"]),
+            rssi=np.asarray(wf["rssi"]),
+            randomized=np.asarray(wf["randomized"]),
+            prev_hash=np.asarray(wf["prev"]),
+        )
 
     def read_points(
         self, measurement: str, start_ns: int, end_ns: int, *, store: str | None = None
     ) -> list[Point]:
-        tags, fields = SCHEMAS[measurement]
+        tags, fields = schema(measurement)
         where, params = self._where(start_ns, end_ns, store)
         with self._lock:
             columns = ", ".join(f'"{c}"' for c in (*tags, *fields, "time"))

@@ -181,23 +181,31 @@ _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 _BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
+# What the sender got wrong: the reasons a message is not a valid event.
+EventErrorReason = Literal[
+    "too_large",
+    "invalid_utf8",
+    "malformed_json",
+    "not_an_object",
+    "unknown_type",
+    "missing_field",
+    "wrong_type",
+    "ts_out_of_range",
+    "topic_mismatch",
+    "bad_batch",
+]
+# Every reason a dead letter may carry: the sender's (above), a sensor message a bridge cannot map,
+# a point InfluxDB itself refused (HTTP 400, e.g. a field type conflict), and ``internal_error``:
+# footfall's own bug (logged with its traceback, counted; the message is kept in the dead letter).
+DeadLetterReason = Literal[EventErrorReason, "bad_sensor_message", "db_rejected", "internal_error"]
+
+
 class EventError(ValueError):
     """A message that is not a valid event. ``reason`` is one of ``REASONS``."""
 
-    REASONS = (
-        "too_large",
-        "invalid_utf8",
-        "malformed_json",
-        "not_an_object",
-        "unknown_type",
-        "missing_field",
-        "wrong_type",
-        "ts_out_of_range",
-        "topic_mismatch",
-        "bad_batch",
-    )
+    REASONS: tuple[EventErrorReason, ...] = get_args(EventErrorReason)
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: EventErrorReason, detail: str) -> None:
         assert reason in self.REASONS, reason
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
@@ -367,9 +375,12 @@ def _dump_item(item: object) -> bytes:
         return repr(item).encode()
 
 
-# Reasons beyond ``EventError.REASONS`` that a dead letter may carry: a sensor message a bridge cannot
-# map, and a point InfluxDB itself refused (HTTP 400, e.g. a field type conflict).
-DEADLETTER_REASONS = (*EventError.REASONS, "bad_sensor_message", "db_rejected")
+DEADLETTER_REASONS: tuple[DeadLetterReason, ...] = (
+    *EventError.REASONS,
+    "bad_sensor_message",
+    "db_rejected",
+    "internal_error",
+)
 # Dead letters carry the refused message itself up to this many bytes (then ``truncated``).
 DEADLETTER_MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -382,7 +393,7 @@ class DeadLetter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: str
+    reason: DeadLetterReason
     detail: str
     topic: str
     component: Name
@@ -398,7 +409,14 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def build(
-        cls, *, reason: str, detail: str, topic: str, payload: bytes, component: str, received_at: datetime
+        cls,
+        *,
+        reason: DeadLetterReason,
+        detail: str,
+        topic: str,
+        payload: bytes,
+        component: str,
+        received_at: datetime,
     ) -> DeadLetter:
         kept = payload[:DEADLETTER_MAX_PAYLOAD_BYTES]
         try:

@@ -19,6 +19,12 @@ import requests
 from footfall.contracts.tls import TlsFiles
 
 
+def influxql_string(value: str) -> str:
+    """``value`` as an InfluxQL string literal: single-quoted, backslashes and quotes escaped, so
+    no value (a store name from the command line, a line name from a config) can change a query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class InfluxError(RuntimeError):
     """A request InfluxDB refused or could not answer. ``retryable`` says whether to try again."""
 
@@ -62,16 +68,28 @@ class InfluxClient:
         self._verify = self._tls.verify()
 
     @classmethod
-    def from_env(cls, url: str, database: str, **overrides: Any) -> InfluxClient:
-        """Credentials from ``INFLUX_USER``/``INFLUX_PASSWORD`` or ``INFLUX_TOKEN`` (or ``*_FILE``);
-        ``ca=`` the private CA of an https:// URL."""
-        creds = {
-            "username": secret_from_env("INFLUX_USER"),
-            "password": secret_from_env("INFLUX_PASSWORD"),
-            "token": secret_from_env("INFLUX_TOKEN"),
-        }
-        creds.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(url=url.rstrip("/"), database=database, **creds)
+    def from_env(
+        cls,
+        url: str,
+        database: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        ca: str | Path | None = None,
+        timeout_s: float = 10.0,
+    ) -> InfluxClient:
+        """Credentials not given here come from ``INFLUX_USER``/``INFLUX_PASSWORD`` or ``INFLUX_TOKEN``
+        (or ``*_FILE``); ``ca=`` the private CA of an https:// URL."""
+        return cls(
+            url=url.rstrip("/"),
+            database=database,
+            username=username if username is not None else secret_from_env("INFLUX_USER"),
+            password=password if password is not None else secret_from_env("INFLUX_PASSWORD"),
+            token=token if token is not None else secret_from_env("INFLUX_TOKEN"),
+            ca=ca,
+            timeout_s=timeout_s,
+        )
 
     def _auth(self) -> dict[str, Any]:
         """Per-request arguments: credentials, timeout and the CA that verifies the server."""

@@ -144,9 +144,9 @@ def rule_payload(rule: AlertRule) -> dict[str, Any]:
         "intervalMs": 60_000,
         "maxDataPoints": 43_200,
     }
-    reduce = {"refId": "B", "type": "reduce", "expression": "A", "reducer": rule.reducer}
+    reduce: dict[str, Any] = {"refId": "B", "type": "reduce", "expression": "A", "reducer": rule.reducer}
     reduce["settings"] = {"mode": "dropNN"}  # empty buckets and nulls never decide
-    threshold = {"refId": "C", "type": "threshold", "expression": "B"}
+    threshold: dict[str, Any] = {"refId": "C", "type": "threshold", "expression": "B"}
     threshold["conditions"] = [{"evaluator": {"type": rule.comparison, "params": [rule.threshold]}}]
     return {
         "uid": rule.uid,

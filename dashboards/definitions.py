@@ -6,6 +6,7 @@ queries select with ``"store" =~ /^$store$/`` so single- and multi-value variabl
 
 from __future__ import annotations
 
+from footfall.contracts.kpis import kpi
 from footfall.contracts.measurements import (
     ALL_STORES,
     CAMERA_ISSUE,
@@ -23,6 +24,12 @@ from footfall.contracts.measurements import (
     ZONE_VISIT,
 )
 from footfall.dashboards.spec import Annotation, Dashboard, Panel, PanelQuery, Query, StoreVariable
+
+
+def _label(name: str) -> str:
+    """A KPI's name in panels, as the KPI table (contracts.kpis) gives it."""
+    return kpi(name).label
+
 
 STORE = '"store" =~ /^$store$/'
 # A device counts as online when it sent a heartbeat within this window (edges beat every ~30 s).
@@ -102,7 +109,9 @@ STORE_MANAGER = Dashboard(
             (
                 Query(
                     "A",
-                    f'SELECT sum("visitors") AS "visitors", sum("walkbys") AS "walk-bys" FROM "{KPI_HOURLY}" '
+                    f'SELECT sum("visitors") AS "{_label("visitors")}", '
+                    f'sum("walkbys") AS "{_label("walkbys")}" '
+                    f'FROM "{KPI_HOURLY}" '
                     f"WHERE {STORE} AND $timeFilter GROUP BY time(1h) fill(none)",
                 ),
             ),
@@ -115,7 +124,8 @@ STORE_MANAGER = Dashboard(
             (
                 Query(
                     "A",
-                    f'SELECT mean("conversion") AS "conversion", mean("capture_rate") AS "capture rate" '
+                    f'SELECT mean("conversion") AS "{_label("conversion")}", '
+                    f'mean("capture_rate") AS "{_label("capture_rate")}" '
                     f'FROM "{KPI_HOURLY}" WHERE {STORE} AND $timeFilter GROUP BY time(1h) fill(none)',
                 ),
             ),
@@ -147,7 +157,8 @@ STORE_MANAGER = Dashboard(
             (
                 Query(
                     "A",
-                    f'SELECT last("sales_per_visitor") AS "sales per visitor" FROM "{KPI_DAILY}" '
+                    f'SELECT last("sales_per_visitor") AS "{_label("sales_per_visitor")}" '
+                    f'FROM "{KPI_DAILY}" '
                     f"WHERE {STORE} AND $timeFilter GROUP BY time(1d) fill(none)",
                 ),
             ),

@@ -136,7 +136,7 @@ def push(
 ) -> list[str]:
     """Create or update the datasource, then upload every dashboard. Returns the dashboard URLs.
     An https:// Grafana is verified against ``tls.ca`` (else the system's CAs), host name included."""
-    from grafana_client import GrafanaApi
+    from grafana_client.api import GrafanaApi
     from grafana_client.client import GrafanaClientError
 
     parts = urlsplit(grafana_url)

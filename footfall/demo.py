@@ -36,6 +36,8 @@ from footfall.contracts.measurements import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from footfall.analytics import CampaignsConfig, StoresConfig
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO_ROOT / "samples" / "one-by-one-person-detection.mp4"
 SAMPLE_CONFIG = REPO_ROOT / "samples" / "one-by-one-person-detection.yaml"
@@ -303,6 +305,37 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
+def _demo_configs(
+    store_id: str, history: DemoData, timezone: str, weeks: int
+) -> tuple[StoresConfig, CampaignsConfig]:
+    """The demo store (open Monday to Saturday) and its generated campaign."""
+    from footfall.analytics import Campaign, CampaignsConfig, StoreMeta, StoresConfig
+
+    stores = StoresConfig(
+        rollup_timezone=timezone,
+        stores=[
+            StoreMeta(
+                id=store_id,
+                timezone=timezone,
+                opening_hours={"mon-sat": f"{OPEN_HOUR:02d}:00-{CLOSE_HOUR:02d}:00"},
+            )
+        ],
+    )
+    campaigns = CampaignsConfig(
+        campaigns=[
+            Campaign(
+                name="window-display",
+                stores=[store_id],
+                start=history.campaign_start,
+                end=history.campaign_end,
+                channel="window display (generated)",
+                baseline_weeks=min(4, weeks - 1),
+            )
+        ]
+    )
+    return stores, campaigns
+
+
 def run_demo(
     out_dir: Path,
     *,
@@ -315,7 +348,7 @@ def run_demo(
     seed: int = 7,
 ) -> dict[str, Any]:
     """Run everything; returns what was made (paths, counts, the KPI rows) for the CLI and tests."""
-    from footfall.analytics import Campaign, CampaignsConfig, DuckDBStore, StoreMeta, StoresConfig, run_job
+    from footfall.analytics import DuckDBStore, run_job
     from footfall.contracts.measurements import event_to_point
     from footfall.report import ReportInput, kpi_table, write_report
 
@@ -330,28 +363,7 @@ def run_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / "footfall-demo.duckdb"
     db_path.unlink(missing_ok=True)
-    stores = StoresConfig(
-        rollup_timezone=timezone,
-        stores=[
-            StoreMeta(
-                id=config.store,
-                timezone=timezone,
-                opening_hours={"mon-sat": f"{OPEN_HOUR:02d}:00-{CLOSE_HOUR:02d}:00"},
-            )
-        ],
-    )
-    campaigns = CampaignsConfig(
-        campaigns=[
-            Campaign(
-                name="window-display",
-                stores=[config.store],
-                start=history.campaign_start,
-                end=history.campaign_end,
-                channel="window display (generated)",
-                baseline_weeks=min(4, weeks - 1),
-            )
-        ]
-    )
+    stores, campaigns = _demo_configs(config.store, history, timezone, weeks)
     # What the clip's scene monitor reported (the sample run's camera issues, if any).
     issues = [event_to_point(e) for e in clip.events if e.type == "camera_issue"]
     with DuckDBStore(db_path) as store:

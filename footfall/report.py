@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from footfall.contracts.kpis import kpis
 from footfall.contracts.measurements import (
     CAMERA_ISSUE,
     KPI_CAMPAIGN,
@@ -68,6 +69,10 @@ def _num(point: Point, name: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+# How the report shows a KPI of each unit (contracts.kpis); other units are whole numbers.
+_REPORT_FORMAT = {"ratio": "pct", "money": "money", "seconds": "s"}
+
+
 def _fmt(value: float | None, kind: str = "int") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -105,19 +110,9 @@ def kpi_table(inp: ReportInput) -> list[tuple[str, str]]:
     if daily:
         day = daily[-1]
         rows.append(("day", _local(day.ts_ns, tz).date().isoformat()))
-        for name, label, kind in [
-            ("visitors", "visitors", "int"),
-            ("passersby", "passers-by", "int"),
-            ("capture_rate", "capture rate", "pct"),
-            ("transactions", "transactions", "int"),
-            ("conversion", "conversion", "pct"),
-            ("revenue", "revenue", "money"),
-            ("sales_per_visitor", "sales per visitor", "money"),
-            ("atv", "average transaction value", "money"),
-            ("occupancy_max", "peak occupancy", "int"),
-        ]:
-            if name in day.fields:
-                rows.append((label, _fmt(_num(day, name), kind)))
+        for k in kpis("daily"):
+            if k.in_report and k.name in day.fields:
+                rows.append((k.label, _fmt(_num(day, k.name), _REPORT_FORMAT.get(k.unit, "int"))))
     rows += _expected_rows(latest_day(inp))
     for zone, dwells in sorted(inp.dwell_s.items()):
         if dwells:
@@ -240,12 +235,13 @@ def chart_capture_rate(inp: ReportInput) -> Chart | None:
     tz = ZoneInfo(inp.timezone)
     import matplotlib.dates as mdates
 
-    days = [_local(p.ts_ns, tz).date() for p in daily]
+    # Days as matplotlib's date numbers (what it makes of dates itself), for the locator and formatter below.
+    days = mdates.date2num([_local(p.ts_ns, tz).date() for p in daily])
     rates = [(_num(p, "capture_rate") or 0) * 100 for p in daily]
     fig, ax = _figure(height=3.0)
     ax.plot(days, rates, marker="o", color="#37872d")
     for point in _store_points(inp, KPI_CAMPAIGN):
-        start = _local(point.ts_ns, tz).date()
+        start = mdates.date2num(_local(point.ts_ns, tz).date())
         ax.axvline(start, color="#e0752d", linestyle="--", linewidth=1)
     ax.set_ylabel("capture rate %")
     ax.set_ylim(0, max(rates) * 1.2 or 1)
@@ -323,18 +319,24 @@ def chart_expected(inp: ReportInput) -> Chart | None:
     fig, ax = _figure()
     ax.fill_between(hours, low, high, step="mid", color="#b8c7dc", alpha=0.7, label="expected, 95 % interval")
     ax.step(
-        hours, [_num(p, "visitors_expected") for p in points], where="mid", color="#57606a", label="expected"
+        hours,
+        [_num(p, "visitors_expected") or 0 for p in points],
+        where="mid",
+        color="#57606a",
+        label="expected",
     )
     ax.plot(hours, [_num(p, "visitors") or 0 for p in points], "o-", color="#3274d9", label="visitors")
     for flag, colour, name in ((-1, "#c4162a", "below"), (1, "#37872d", "above")):
         marked = [
-            (h, _num(p, "visitors"))
+            (h, _num(p, "visitors") or 0)
             for h, p in zip(hours, points, strict=True)
             if _num(p, "traffic_anomaly") == flag
         ]
         if marked:
+            marked_hours, marked_visitors = zip(*marked, strict=True)
             ax.scatter(
-                *zip(*marked, strict=True),
+                marked_hours,
+                marked_visitors,
                 s=80,
                 facecolors="none",
                 edgecolors=colour,

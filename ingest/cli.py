@@ -53,8 +53,14 @@ def ingest(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     mqtt = mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key)
-    credentials = {"username": influx_user, "password": influx_password, "token": influx_token}
-    influx = InfluxClient.from_env(influx_url, influx_db, ca=influx_ca, **credentials)
+    influx = InfluxClient.from_env(
+        influx_url,
+        influx_db,
+        username=influx_user,
+        password=influx_password,
+        token=influx_token,
+        ca=influx_ca,
+    )
     if create_db:
         try:
             influx.create_database()

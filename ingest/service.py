@@ -20,11 +20,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from footfall.contracts.config import MqttSettings
@@ -32,6 +34,7 @@ from footfall.contracts.events import (
     DEADLETTER_TOPIC,
     TOPIC_ROOT,
     DeadLetter,
+    DeadLetterReason,
     EventError,
     is_batch_topic,
     is_status_topic,
@@ -41,6 +44,9 @@ from footfall.contracts.events import (
 from footfall.contracts.fastpath import message_lines
 from footfall.contracts.influx import InfluxClient, InfluxError
 from footfall.contracts.measurements import deadletter_point, event_to_line
+
+if TYPE_CHECKING:  # paho declares its socket protocol for type checkers only
+    from paho.mqtt.client import SocketLike
 
 log = logging.getLogger("footfall.ingest")
 
@@ -107,7 +113,7 @@ class _BufferedSocket:
 
     CHUNK = 65536
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: SocketLike) -> None:
         self._sock = sock
         self._buffer = b""
         self._pos = 0
@@ -149,16 +155,16 @@ class _FastReadClient(mqtt.Client):
             packet = b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids)
             self._packet_queue(mqtt.PUBACK, packet, 0, 1)
 
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         for _ in range(1000):
             if self._sock is None:
-                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
             rc = self._packet_read()
             if rc > 0:
                 return self._loop_rc_handle(rc)
-            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 break
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 class IngestService:
@@ -186,9 +192,9 @@ class IngestService:
 
     # ---- MQTT side (paho network thread) -------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> _FastReadClient:
         client = _FastReadClient(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self.settings.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
@@ -211,7 +217,14 @@ class IngestService:
         props.ReceiveMaximum = min(self.settings.receive_maximum, MAX_RECEIVE_MAXIMUM)
         return props
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        props: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
@@ -220,14 +233,28 @@ class IngestService:
         log.info("connected (session present: %s)", flags.session_present)
         client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid, reason_codes, props) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        props: Properties | None,
+    ) -> None:
         if any(rc.is_failure for rc in reason_codes):
             log.error("subscription to %s refused: %s", self.settings.subscriptions, reason_codes)
             return
         log.info("ingest ready: subscribed to %s", ", ".join(self.settings.subscriptions))
         self.ready.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        props: Properties | None,
+    ) -> None:
         # A connection that never came up (e.g. the broker refused our certificate, which
         # footfall.contracts.tls has logged once, in words) is retried quietly, with paho's back-off.
         was_connected, self._connected = self._connected, False
@@ -236,13 +263,15 @@ class IngestService:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         part = _Batch()
+        # paho's type allows a bytearray; it hands over bytes, which bytes() returns as they are (no copy).
+        payload = bytes(msg.payload)
         try:
-            self._validate(msg.topic, msg.payload, part)
-        except Exception as exc:  # a bug must not stop ingest or lose the message: it is dead-lettered
-            log.exception("unexpected error validating a message from %s", msg.topic)
+            self._validate(msg.topic, payload, part)
+        except Exception as exc:  # our bug must not stop ingest or lose the message: it is dead-lettered
+            log.exception("internal error validating a message from %s", msg.topic)
             part = _Batch(messages=1)
             self._dead_letter(
-                part, msg.topic, msg.payload, "wrong_type", f"unexpected: {exc!r}", datetime.now(UTC)
+                part, msg.topic, payload, "internal_error", f"internal error: {exc!r}", datetime.now(UTC)
             )
         if msg.qos:
             part.acks.append((msg.mid, self._connection))
@@ -286,9 +315,10 @@ class IngestService:
         for event in events:
             try:
                 line = event_to_line(event)
-            except Exception as exc:  # a valid event no point can hold: never let one message stop ingest
-                detail = f"unstorable: {exc}"
-                self._dead_letter(part, topic, event.to_json().encode(), "wrong_type", detail, now)
+            except Exception as exc:  # a valid event our formatter cannot write is our bug, not the sender's
+                log.exception("internal error formatting an event from %s", topic)
+                detail = f"internal error: {exc!r}"
+                self._dead_letter(part, topic, event.to_json().encode(), "internal_error", detail, now)
             else:
                 part.lines.append((line, topic))
                 part.events += 1
@@ -306,7 +336,7 @@ class IngestService:
         return deadletter_point(letter).to_line()
 
     def _dead_letter(
-        self, part: _Batch, topic: str, payload: bytes, reason: str, detail: str, now: datetime
+        self, part: _Batch, topic: str, payload: bytes, reason: DeadLetterReason, detail: str, now: datetime
     ) -> None:
         letter = _make_dead_letter(topic, payload, reason, detail, now)
         part.letters.append(letter)
@@ -421,13 +451,16 @@ class IngestService:
                 exc,
             )
 
+        def wait_unless_stopping(seconds: float) -> None:
+            self._stopping.wait(seconds)
+
         for attempt in Retrying(
             retry=retry_if_exception(retryable),
             wait=wait_exponential(multiplier=0.2, max=self.settings.max_backoff_s),
             stop=lambda _state: self._stopping.is_set(),
             before_sleep=before_sleep,
             reraise=True,
-            sleep=self._stopping.wait,
+            sleep=wait_unless_stopping,
         ):
             with attempt:
                 self.influx.write_lines(lines)
@@ -459,7 +492,9 @@ class _Batch:
             self.deadletters.update(part.deadletters)
 
 
-def _make_dead_letter(topic: str, payload: bytes, reason: str, detail: str, now: datetime) -> DeadLetter:
+def _make_dead_letter(
+    topic: str, payload: bytes, reason: DeadLetterReason, detail: str, now: datetime
+) -> DeadLetter:
     log.warning("dead letter (%s) from %s: %s", reason, topic, detail[:200])
     return DeadLetter.build(
         reason=reason, detail=detail, topic=topic, payload=payload, component=COMPONENT, received_at=now

@@ -2,8 +2,21 @@
 # The test command: installs what the tests need (Mosquitto, InfluxDB 1.x, Chromium, and OpenSSL
 # for scripts/make-certs.sh, from Debian; Python packages into .venv), checks style, and runs the
 # whole suite against real servers.
+#
+# `bash scripts/test.sh --fast` is the quick loop: style and type checks, then only the tests that need
+# no server, no model and are not slow (README: the quick loop). It installs nothing once .venv
+# exists (the first run installs the Python packages, not the servers). Any other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  export YOLO_OFFLINE=1 YOLO_VERBOSE=False
+  [ -x .venv/bin/python ] || EXTRAS=test bash scripts/install.sh
+  .venv/bin/python -m ruff check .
+  .venv/bin/python -m ruff format --check .
+  bash scripts/typecheck.sh
+  exec .venv/bin/python -m pytest -q -m "not servers and not model and not slow" "$@"
+fi
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || need+=(influxdb)
@@ -19,4 +32,5 @@ export YOLO_OFFLINE=1 YOLO_VERBOSE=False
 export YOLO_CONFIG_DIR=${YOLO_CONFIG_DIR:-$PWD/.venv/yolo-config}
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
+bash scripts/typecheck.sh
 .venv/bin/python -m pytest "$@"

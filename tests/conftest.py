@@ -107,9 +107,21 @@ def tls_influxdb(influx_factory: Callable[..., InfluxServer], pki: Pki) -> Influ
 
 
 @pytest.fixture(scope="session")
-def mosquitto(mosquitto_factory: Callable[..., MosquittoServer]) -> MosquittoServer:
+def session_mosquitto(mosquitto_factory: Callable[..., MosquittoServer]) -> MosquittoServer:
     """One broker shared by the session (users: DEFAULT_MQTT_USERS)."""
     return mosquitto_factory()
+
+
+@pytest.fixture(scope="module")
+def mosquitto(
+    request: pytest.FixtureRequest, mosquitto_factory: Callable[..., MosquittoServer]
+) -> MosquittoServer:
+    """The session's broker; a module that sets ``OWN_BROKER = True`` gets a broker of its own, so
+    the retained status messages and persistent ingest sessions it leaves behind reach no other test."""
+    if getattr(request.module, "OWN_BROKER", False):
+        return mosquitto_factory()
+    broker: MosquittoServer = request.getfixturevalue("session_mosquitto")
+    return broker
 
 
 @pytest.fixture(scope="session")
@@ -176,3 +188,28 @@ def simulated_pipeline(
 
     client = influxdb.create_database(f"sim_{uuid.uuid4().hex[:10]}")
     return fill(mosquitto_factory(), influxdb, client, tmp_path_factory.mktemp("pipeline"))
+
+
+# Markers follow from the fixtures a test uses (directly or through other fixtures), so a test
+# cannot forget them: `-m "not servers and not model"` is then a loop that needs neither.
+SERVER_FIXTURES = frozenset(
+    {
+        "mosquitto_factory",
+        "influx_factory",
+        "mosquitto",
+        "influxdb",
+        "influx_db",
+        "simulated_pipeline",
+        "deployed_broker",  # tests/test_deploy_compose.py: the deploy image's broker, started as it starts
+    }
+)
+MODEL_FIXTURES = frozenset({"shared_dir", "pose_model_path", "detect_model_path", "video_dir"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.servers)
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)

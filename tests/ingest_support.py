@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -276,10 +275,3 @@ class MqttTestClient:
 
 def deadletter_listener(broker: MosquittoServer) -> MqttTestClient:
     return MqttTestClient(broker, "admin").subscribe(DEADLETTER_TOPIC)
-
-
-@pytest.fixture(scope="module", name="mosquitto")
-def module_broker(mosquitto_factory: Callable[..., MosquittoServer]) -> MosquittoServer:
-    """A broker per test module (shadows the session one where imported): the retained status
-    messages and persistent ingest sessions these tests leave behind must not reach other tests."""
-    return mosquitto_factory()

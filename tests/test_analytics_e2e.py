@@ -40,9 +40,6 @@ from footfall.contracts.measurements import (
     datetime_to_ns,
     event_to_point,
 )
-from tests.ingest_support import (
-    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
-)
 from tests.pipeline_support import PipelineFill
 from tests.simulator import (
     SimConfig,
@@ -53,6 +50,8 @@ from tests.simulator import (
     simulate,
 )
 
+# A broker of this module's own (tests/conftest.py `mosquitto`): its sessions stay here.
+OWN_BROKER = True
 ESTIMATED = {"visit_duration_median_s": 0.01}
 ALL_TIME = (0, 2**62)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from footfall.analytics import DuckDBStore, InfluxStore, StoreMeta, StoresConfig, run_job
 from footfall.contracts.events import WifiEvent
-from footfall.contracts.influx import InfluxClient
+from footfall.contracts.influx import InfluxClient, influxql_string
 from footfall.contracts.measurements import KPI_DAILY, KPI_HOURLY, event_to_point
 from tests.simulator import SimConfig, emit_to_influx, emit_to_store, simulate
 
@@ -119,3 +120,28 @@ def test_influx_and_duckdb_readers_give_the_same_kpis(
             assert influx_table.keys() == duck_table.keys()
             for key, fields in duck_table.items():
                 assert influx_table[key] == pytest.approx(fields, rel=1e-12), (passby_sums, key)
+
+
+HOSTILE_STORES = ["x' OR 1=1 --", 's\' OR "store" =~ /.*/ --', "back\\slash'quote\"s"]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("hostile", HOSTILE_STORES)
+def test_a_hostile_store_name_reads_nothing_and_changes_no_query(
+    influx_db: InfluxClient, hostile: str
+) -> None:
+    influx_db.write_lines([event_to_point(e).to_line() for e in _sightings(with_prev=True)])
+    store = InfluxStore(influx_db)
+    assert len(store.read_raw(CONFIG, *WINDOW, store="s").wifi) == 3  # the filter does select
+    assert len(store.read_raw(CONFIG, *WINDOW, store=hostile).wifi) == 0
+    assert store.read_points("wifi", *WINDOW, store=hostile) == []
+
+
+@pytest.mark.parametrize("value", HOSTILE_STORES)
+def test_influxql_string_quotes_every_value_into_one_literal(value: str) -> None:
+    literal = influxql_string(value)
+    assert literal[0] == literal[-1] == "'"
+    inner = literal[1:-1]
+    # every quote inside is escaped, and so is every backslash: the literal cannot end early
+    assert re.sub(r"\\.", "", inner).count("'") == 0
+    assert re.sub(r"\\(.)", r"\1", inner) == value

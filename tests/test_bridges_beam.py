@@ -18,10 +18,11 @@ from tests.ingest_support import (
     MqttTestClient,
     count_points,
     ingest_process,
-    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
 )
 from tests.servers import InfluxServer, MosquittoServer
 
+# A broker of this module's own (tests/conftest.py `mosquitto`): its sessions stay here.
+OWN_BROKER = True
 NOW = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 
 

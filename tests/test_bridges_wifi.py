@@ -16,10 +16,11 @@ from tests.ingest_support import (
     LoggedProcess,
     MqttTestClient,
     events_in,
-    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
 )
 from tests.servers import MosquittoServer
 
+# A broker of this module's own (tests/conftest.py `mosquitto`): its sessions stay here.
+OWN_BROKER = True
 SECRET = b"test-secret-0123456789"
 NOW = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 MAC = "3c:22:fb:12:34:56"  # globally unique (bit 1 of the first octet clear)

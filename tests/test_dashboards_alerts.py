@@ -30,8 +30,6 @@ from footfall.dashboards.spec import DATASOURCE_UID
 from tests.pipeline_support import PipelineFill
 from tests.servers import InfluxServer
 
-pytestmark = pytest.mark.servers
-
 RULE = {r.uid: r for r in RULES}
 START = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)  # the hand-made day: 06:00-18:00 UTC
 DEVICES = ("cam-1", "cam-2", "cam-3")

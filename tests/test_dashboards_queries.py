@@ -23,8 +23,6 @@ from footfall.dashboards.spec import render_query
 from tests import dashboards_dataset as ds
 from tests.servers import InfluxServer
 
-pytestmark = pytest.mark.servers
-
 DAY_START = ds.ms(ds.DAY)
 DAY_END = ds.ms(ds.DAY + timedelta(days=1)) - 1
 

@@ -43,7 +43,7 @@ from tests.simulator import expected_visitors
 from tests.test_analytics_e2e import line_truth
 from tests.test_dashboards_queries import influx_percentile
 
-pytestmark = [pytest.mark.servers, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -265,7 +265,6 @@ def _subscribe_to_every_store(client: mqtt.Client) -> list[str]:
     return received
 
 
-@pytest.mark.servers
 def test_broker_entrypoint_acl_and_config(deployed_broker: DeployedBroker) -> None:
     port, env = deployed_broker.port, deployed_broker.env
     clients: list[mqtt.Client] = []
@@ -313,7 +312,6 @@ def _tls_client(broker: DeployedBroker, name: str | None) -> tuple[mqtt.Client, 
     return client, accepted
 
 
-@pytest.mark.servers
 def test_broker_tls_listener_binds_device_certificates_to_their_store(
     deployed_broker: DeployedBroker, caplog: pytest.LogCaptureFixture
 ) -> None:

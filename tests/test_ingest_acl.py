@@ -18,11 +18,12 @@ from tests.ingest_support import (
     crossing_events,
     deadletter_listener,
     ingest_process,
-    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
     wait_for_count,
 )
 from tests.servers import InfluxServer, MosquittoServer
 
+# A broker of this module's own (tests/conftest.py `mosquitto`): its sessions stay here.
+OWN_BROKER = True
 pytestmark = pytest.mark.servers
 
 

@@ -25,10 +25,12 @@ from tests.ingest_support import (
     MqttTestClient,
     crossing_events,
     events_in,
-    module_broker,  # noqa: F401 - fixture `mosquitto`: a broker per module
     write_jsonl,
 )
 from tests.servers import MosquittoServer
+
+# A broker of this module's own (tests/conftest.py `mosquitto`): its sessions stay here.
+OWN_BROKER = True
 
 
 def _rows(n: int, start: int = 0) -> list[tuple[str, bytes]]:
