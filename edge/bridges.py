@@ -28,8 +28,10 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from footfall.contracts.config import MqttSettings
@@ -40,6 +42,7 @@ from footfall.contracts.events import (
     MAX_PAYLOAD_BYTES,
     CrossingEvent,
     DeadLetter,
+    DeadLetterReason,
     Event,
     WifiEvent,
     format_ts,
@@ -63,7 +66,7 @@ _MAC_IN_TEXT = re.compile(
 class SensorMessageError(ValueError):
     """A sensor message the bridge cannot map; ``reason`` is a dead-letter reason."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -172,7 +175,7 @@ def _validate(model: type[M], payload: bytes, now: datetime) -> M:
         missing = [e for e in errors if e["type"] == "missing"]
         first = (missing or errors)[0]
         where = ".".join(str(p) for p in first["loc"]) or "(message)"
-        reason = "missing_field" if missing else "wrong_type"
+        reason: DeadLetterReason = "missing_field" if missing else "wrong_type"
         raise SensorMessageError(reason, f"{where}: {first['msg']}") from None
     if not (now - MAX_PAST <= message.ts <= now + MAX_FUTURE):
         raise SensorMessageError("ts_out_of_range", f"ts={format_ts(message.ts)} now={format_ts(now)}")
@@ -325,10 +328,16 @@ def run_bridge(
     paho acknowledges a sensor message when this callback returns, i.e. after its events (or its
     dead letter) are committed to the on-disk queue, so a crash of the bridge loses nothing either.
     """
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     settings.configure(client)
 
-    def on_connect(c: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+    def on_connect(
+        c: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        props: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
@@ -336,7 +345,7 @@ def run_bridge(
         log.info("%s bridge ready: subscribed to %s", bridge.kind, subscription)
 
     def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        events, letter = bridge.handle(msg.topic, msg.payload)
+        events, letter = bridge.handle(msg.topic, bytes(msg.payload))
         if events:
             publisher.publish_many(events)
         if letter is not None:

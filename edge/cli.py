@@ -284,7 +284,7 @@ def _write_annotated(
     draw_tracks(image, outcome.tracks)
     if writer is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), frames.fps, frames.size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), frames.fps, frames.size)
         if not writer.isOpened():
             raise ConfigError(f"--annotate: cannot write a video to {path}")
     writer.write(image)

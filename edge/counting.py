@@ -261,7 +261,8 @@ class Counter:
         return visits
 
     def _close_visits(self, track_id: int, st: _TrackState) -> list[ZoneVisit]:
-        held = [self._take_left_visit(st, zi, track_id) for zi in np.flatnonzero(~np.isnan(st.left_exit_t))]
+        left = np.flatnonzero(~np.isnan(st.left_exit_t))
+        held = [self._take_left_visit(st, int(zi), track_id) for zi in left]
         return held + [
             ZoneVisit(z.name, track_id, float(st.zone_enter_t[zi]), float(st.zone_last_inside_t[zi]))
             for zi, z in enumerate(self.zones)

@@ -60,7 +60,7 @@ class Detections:
 
     @property
     def heights(self) -> np.ndarray:
-        return self.xyxy[:, 3] - self.xyxy[:, 1]
+        return np.asarray(self.xyxy[:, 3] - self.xyxy[:, 1])
 
 
 def ground_points(xyxy: np.ndarray, keypoints: np.ndarray | None, min_conf: float) -> np.ndarray:

@@ -69,7 +69,7 @@ def points_in_polygon(points: ArrayLike, polygon: Sequence[Sequence[float]] | Ar
     with np.errstate(divide="ignore", invalid="ignore"):
         x_at_y = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
     hits = straddles & (x < x_at_y)
-    return (np.count_nonzero(hits, axis=1) % 2) == 1
+    return np.asarray((np.count_nonzero(hits, axis=1) % 2) == 1)
 
 
 def _cross(u: FloatArray, v: FloatArray) -> FloatArray:

@@ -69,7 +69,7 @@ def disable_openvino_telemetry() -> None:
     def declined(*_: object, **__: object) -> opt_in_checker.ConsentCheckResult:
         return opt_in_checker.ConsentCheckResult.DECLINED
 
-    opt_in_checker.OptInChecker.check = declined  # type: ignore[method-assign]
+    opt_in_checker.OptInChecker.check = declined
 
 
 class Backend(Protocol):
@@ -186,11 +186,12 @@ class Letterbox:
         h, w = image.shape[:2]
         new_w, new_h = max(round(w * self.gain), 1), max(round(h * self.gain), 1)
         if (new_w, new_h) != (w, h):
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+            image = np.asarray(cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8)
         right, bottom = imgsz[1] - new_w - self.pad_x, imgsz[0] - new_h - self.pad_y
-        return cv2.copyMakeBorder(
+        padded = cv2.copyMakeBorder(
             image, self.pad_y, bottom, self.pad_x, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
         )
+        return np.asarray(padded, np.uint8)
 
     def to_picture(self, xy: Array, shape: tuple[int, int]) -> Array:
         """Input-pixel x, y pairs (last axis, even columns x) back to the picture, clipped to it."""
@@ -272,7 +273,7 @@ class YoloModel:
 
     def input_size(self, wanted: tuple[int, int]) -> tuple[int, int]:
         """The input the model will really get: a model with a fixed input ignores the plan."""
-        return tuple(self.fixed_hw) if self.fixed_hw else wanted  # type: ignore[return-value]
+        return (int(self.fixed_hw[0]), int(self.fixed_hw[1])) if self.fixed_hw else wanted
 
     def __call__(
         self, images: list[NDArray[np.uint8]], imgsz: tuple[int, int], conf: float, iou: float

@@ -46,6 +46,7 @@ def resolve_weights(config: ModelConfig, override: str | None = None) -> Path:
     was loaded; ``--model`` and ``FOOTFALL_MODEL`` are relative to the working directory.
     """
     env = os.environ.get("FOOTFALL_MODEL")
+    chosen: str | None
     if override:
         chosen, origin = override, "--model"
     elif env:

@@ -50,7 +50,7 @@ class MotionGate:
             changed = np.count_nonzero(
                 np.abs(thumb.astype(np.int16) - self._reference) > self.pixel_threshold
             )
-            due = changed > self.changed_fraction * thumb.size
+            due = bool(changed > self.changed_fraction * thumb.size)
         if due:
             self._reference, self._last_detect_t = thumb, t
             return True

@@ -75,7 +75,8 @@ class SharedModel:
             same = [r for r in self._pending if r.key == key]
             per_picture = key[0][0] * key[0][1]
             fits = max(1, min(self._max_batch, self._max_pixels // per_picture))
-            batch, count = [], 0
+            batch: list[_Request] = []
+            count = 0
             for r in same:
                 if batch and count + len(r.images) > fits:
                     break

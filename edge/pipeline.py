@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import numpy as np
 
@@ -36,6 +37,17 @@ from footfall.edge.tracking import PersonTracker, Tracks
 
 # linking.enabled = false: every tracklet is its own person, counted at once.
 NO_LINKING = LinkingConfig(delay_s=0, max_gap_s=0)
+
+
+class HeartbeatFigures(TypedDict):
+    """What a heartbeat says about the camera's pipeline (queue_depth is the transport's)."""
+
+    fps: float
+    latency_ms: float
+    dropped_frames: int
+    frames: int
+    uptime_s: float
+    camera_issues: str | None
 
 
 class EventFactory:
@@ -101,16 +113,16 @@ class EventFactory:
             store=self.store,
             device=self.device,
             ts=ts,
-            issue=c.issue,  # type: ignore[arg-type]
+            issue=c.issue,
             state=c.state,
             score=c.score,
         )
 
-    def heartbeat(self, t: float, **fields: float | str | None) -> HeartbeatEvent:
+    def heartbeat(self, t: float, health: HeartbeatFigures) -> HeartbeatEvent:
         ts = self.ts(t)
         return HeartbeatEvent(
-            id=self._id("heartbeat", format_ts(ts)), store=self.store, device=self.device, ts=ts, **fields
-        )  # type: ignore[arg-type]
+            id=self._id("heartbeat", format_ts(ts)), store=self.store, device=self.device, ts=ts, **health
+        )
 
 
 @dataclass(slots=True)
@@ -350,12 +362,14 @@ def _heartbeat(
     beat_fps, latency_ms = health.take()
     return factory.heartbeat(
         frame.t,
-        fps=round(beat_fps, 2),
-        latency_ms=round(latency_ms, 1),
-        dropped_frames=dropped,
-        frames=health.frames,
-        uptime_s=round(time.monotonic() - health.started, 1),
-        camera_issues=None if scene is None else ",".join(scene.issues),
+        HeartbeatFigures(
+            fps=round(beat_fps, 2),
+            latency_ms=round(latency_ms, 1),
+            dropped_frames=dropped,
+            frames=health.frames,
+            uptime_s=round(time.monotonic() - health.started, 1),
+            camera_issues=None if scene is None else ",".join(scene.issues),
+        ),
     )
 
 

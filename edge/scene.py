@@ -23,11 +23,11 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
-from footfall.contracts.events import CAMERA_ISSUES
+from footfall.contracts.events import CameraIssueKind
 
 # Thumbnail width: 320 px keeps a person at the back of a 1080p view a few pixels tall (enough for
 # the background's structure) and costs one area-averaged resize per evaluation.
@@ -83,7 +83,7 @@ IssueState = Literal["started", "cleared"]
 class IssueChange:
     """One transition of one camera issue, decided on the frame at media time ``t``."""
 
-    issue: str  # one of CAMERA_ISSUES
+    issue: CameraIssueKind
     state: IssueState
     score: float  # 0..1; START_SCORE and above is a fault
     t: float
@@ -93,7 +93,7 @@ class IssueChange:
 class _Issue:
     """The hysteresis of one issue: its score must stay on the other side for ``hold_s`` to flip it."""
 
-    name: str
+    name: CameraIssueKind
     active: bool = False
     since: float | None = None
 
@@ -150,7 +150,7 @@ def median(samples: list[np.ndarray]) -> np.ndarray:
 def fingerprint(image: np.ndarray) -> int:
     """CRC-32 of 32 rows spread over the picture: equal for identical frames, and ~0.1 ms at 1080p."""
     rows = np.linspace(0, image.shape[0] - 1, 32).astype(np.intp)
-    return zlib.crc32(np.ascontiguousarray(image[rows]))
+    return zlib.crc32(np.ascontiguousarray(image[rows]).tobytes())
 
 
 def measure(grey: np.ndarray) -> View:
@@ -207,11 +207,11 @@ def features(grey: np.ndarray) -> Features | None:
     """ORB features of a thumbnail (3 pyramid levels: the view moves, it does not zoom)."""
     import cv2
 
-    orb = cv2.ORB_create(nfeatures=300, nlevels=3, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    orb = cv2.ORB.create(nfeatures=300, nlevels=3, edgeThreshold=15, patchSize=15, fastThreshold=10)
     points, descriptors = orb.detectAndCompute(grey, None)
     if descriptors is None or len(points) < MIN_INLIERS:
         return None
-    return np.float32([p.pt for p in points]), descriptors
+    return np.array([p.pt for p in points], dtype=np.float32), descriptors
 
 
 def corner_shift(reference: Features, current: Features, size: tuple[int, int]) -> float | None:
@@ -230,7 +230,7 @@ def corner_shift(reference: Features, current: Features, size: tuple[int, int]) 
     if matrix is None or int(inliers.sum()) < MIN_INLIERS:
         return None
     w, h = size
-    corners = np.float32([[0, 0], [w, 0], [0, h], [w, h]])
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float32)
     moved = corners @ matrix[:, :2].T + matrix[:, 2] - corners
     return float(np.max(np.hypot(moved[:, 0], moved[:, 1])) / w)
 
@@ -243,7 +243,9 @@ class SceneMonitor:
 
     hold_s: float = 3.0
     learn_s: float = 5.0
-    _issues: dict[str, _Issue] = field(default_factory=lambda: {n: _Issue(n) for n in CAMERA_ISSUES})
+    _issues: dict[CameraIssueKind, _Issue] = field(
+        default_factory=lambda: {n: _Issue(n) for n in get_args(CameraIssueKind)}
+    )
     _samples: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=BACKGROUND_SAMPLES))
     _same: deque[tuple[float, bool]] = field(default_factory=deque)  # (t, identical to the previous frame)
     _print: int | None = None
@@ -287,10 +289,10 @@ class SceneMonitor:
         while self._same and self._same[0][0] < t - FROZEN_WINDOW_S:
             self._same.popleft()
 
-    def scores(self, view: View, t: float) -> dict[str, float | None]:
+    def scores(self, view: View, t: float) -> dict[CameraIssueKind, float | None]:
         """Each issue's score on this view (``None``: cannot be judged now)."""
         frozen = float(np.mean([same for _, same in self._same])) if self._same else None
-        out: dict[str, float | None] = dict.fromkeys(CAMERA_ISSUES)
+        out: dict[CameraIssueKind, float | None] = dict.fromkeys(get_args(CameraIssueKind))
         out["dark"] = dark = dark_score(view)
         if dark >= START_SCORE:
             return out  # too dark to see texture; black frames are identical but say nothing more
@@ -298,11 +300,11 @@ class SceneMonitor:
         ref = self._reference
         if ref is None or np.mean(ref.texture >= TEXTURED) < MIN_TEXTURED_SHARE:
             return out  # nothing to compare with yet, or no texture to see cover, focus or position on
-        out["covered"] = covered_score(view, ref)
-        if out["covered"] >= START_SCORE:
+        out["covered"] = covered = covered_score(view, ref)
+        if covered >= START_SCORE:
             return out
-        out["blurred"] = blurred_score(view, ref)
-        if out["blurred"] < START_SCORE:
+        out["blurred"] = blurred = blurred_score(view, ref)
+        if blurred < START_SCORE:
             out["moved"] = self._moved(view, t)
         return out
 

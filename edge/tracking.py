@@ -84,7 +84,7 @@ class _Track:
 
     @property
     def xyxy(self) -> Array:
-        return kalman.xyah_to_xyxy(self.mean[None, :4])[0]
+        return np.asarray(kalman.xyah_to_xyxy(self.mean[None, :4])[0])
 
     def correct(self, box: Array, score: float, detection: int, frame: int) -> None:
         measured = kalman.xyxy_to_xyah(box[None])

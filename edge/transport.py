@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from footfall.contracts.config import MqttSettings
 from footfall.contracts.events import (
@@ -236,7 +238,7 @@ class StoreAndForwardPublisher:
         self._client = self._make_client(client_id or f"footfall-{store}-{device}")
 
     def _make_client(self, client_id: str) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.settings.configure(client)
         client.will_set(self._status_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -250,7 +252,14 @@ class StoreAndForwardPublisher:
 
     # ---- paho network thread -------------------------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags, reason_code, props) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        props: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return

@@ -10,9 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT_FOLDERS = ("contracts", "edge", "ingest", "analytics", "dashboards", "footfall")
 MAX_FUNCTION_LINES = 80
-# edge/ is being rewritten on issue 11's branch, which shortens its long functions; its engineer
-# removes this mark when that lands.
-_BEING_REWRITTEN = {"edge": "edge/ is being rewritten in issue 11's branch"}
 
 
 def long_functions(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
@@ -27,15 +24,7 @@ def long_functions(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(
-    "folder",
-    [
-        pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=_BEING_REWRITTEN[f]))
-        if f in _BEING_REWRITTEN
-        else f
-        for f in PRODUCT_FOLDERS
-    ],
-)
+@pytest.mark.parametrize("folder", PRODUCT_FOLDERS)
 def test_no_function_is_longer_than_the_limit(folder: str) -> None:
     assert long_functions(ROOT / folder) == []
 
