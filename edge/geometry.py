@@ -74,3 +74,15 @@ def points_in_polygon(points: ArrayLike, polygon: Sequence[Sequence[float]] | Ar
 
 def _cross(u: FloatArray, v: FloatArray) -> FloatArray:
     return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+
+def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> FloatArray:
+    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-7))

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from footfall.contracts.config import ConfigError
+from footfall.edge.geometry import iou_matrix
 
 Array = NDArray[np.float32]
 
@@ -211,16 +212,11 @@ def nms(boxes: Array, scores: Array, iou: float) -> NDArray[np.int64]:
     """Greedy non-maximum suppression: indices kept, best first (a box overlapping a better one by
     more than ``iou`` is dropped)."""
     order = np.argsort(-scores, kind="stable")
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep: list[int] = []
     while len(order):
         best, rest = order[0], order[1:]
         keep.append(int(best))
-        lt = np.maximum(boxes[best, :2], boxes[rest, :2])
-        rb = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-        overlap = inter / (areas[best] + areas[rest] - inter + 1e-7)
-        order = rest[overlap <= iou]
+        order = rest[iou_matrix(boxes[best][None], boxes[rest])[0] <= iou]
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from footfall.contracts.config import ModelConfig
 from footfall.edge import kalman
 from footfall.edge.detector import Detections
+from footfall.edge.geometry import iou_matrix
 
 Array = NDArray[np.float64]
 
@@ -130,18 +131,6 @@ class _Matches:
     pairs: list[tuple[int, int]]
     tracks_left: list[int]
     detections_left: list[int]
-
-
-def iou_matrix(a: Array, b: Array) -> Array:
-    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-7))
 
 
 def assign(cost: Array, limit: float) -> _Matches:

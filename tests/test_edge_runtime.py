@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from footfall.contracts.config import ConfigError
+from footfall.edge.geometry import iou_matrix
 from footfall.edge.inference import Letterbox, ModelInfo, decode, nms, read_info
-from footfall.edge.tracking import iou_matrix
 
 COCO_PERSON = {0: "person", 1: "bicycle"}
 
