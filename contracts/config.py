@@ -247,6 +247,10 @@ def _is_file_source(source: str) -> bool:
     return not source.isdigit() and "://" not in source
 
 
+# What a camera of a store file and a camera file both say about the camera's own scene.
+CAMERA_SCENE_FIELDS = ("lines", "zones", "counting", "linking", "scene")
+
+
 class StoreCameraConfig(StrictModel):
     """One camera of a store file: its source and scene; the store and the model are shared."""
 
@@ -267,6 +271,13 @@ class StoreCameraConfig(StrictModel):
         if base is None or not _is_file_source(value) or Path(value).expanduser().is_absolute():
             return value
         return str(base / value)
+
+    @classmethod
+    def of(cls, camera: CameraConfig, source: str) -> StoreCameraConfig:
+        """A camera file's camera with the source it is run on."""
+        return cls(
+            camera=camera.camera, source=source, **{k: getattr(camera, k) for k in CAMERA_SCENE_FIELDS}
+        )
 
 
 class StoreConfig(StrictModel):
@@ -294,12 +305,8 @@ class StoreConfig(StrictModel):
                 CameraConfig(
                     store=self.store,
                     camera=cam.camera,
-                    lines=cam.lines,
-                    zones=cam.zones,
                     model=self.model,
-                    counting=cam.counting,
-                    linking=cam.linking,
-                    scene=cam.scene,
+                    **{k: getattr(cam, k) for k in CAMERA_SCENE_FIELDS},
                 ),
             )
             for cam in self.cameras

@@ -175,13 +175,11 @@ def edge_run(
 
     # A missing or unsupported model fails before the queue or any camera is touched.
     detector = load_model(loaded.model, model)
-    # A single camera keeps its own device name (client id, status topic, queue file) as before.
-    device = store.device if isinstance(loaded, StoreConfig) else loaded.camera
     queue_db, publisher = _open_publisher(
         mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key),
         _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
         store=store.store,
-        device=device,
+        device=store.device,
     )
     failed = _count_and_publish(
         store, publisher, queue_db, detector, _CountOptions(origin, fps, realtime, heartbeat_every)
@@ -206,15 +204,8 @@ def _single_camera_store(camera: CameraConfig, source: str | None, path: Path) -
 
     if source is None:
         raise ConfigError(f"--source: missing; {path} is a camera file, which names no source")
-    entry = StoreCameraConfig(
-        camera=camera.camera,
-        source=source,
-        lines=camera.lines,
-        zones=camera.zones,
-        counting=camera.counting,
-        linking=camera.linking,
-        scene=camera.scene,
-    )
+    # A single camera keeps its own device name (client id, status topic, queue file) as before.
+    entry = StoreCameraConfig.of(camera, source)
     return StoreConfig(store=camera.store, device=camera.camera, model=camera.model, cameras=[entry])
 
 
