@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -100,15 +99,6 @@ def resolve_model(explicit: str | None, config: CameraConfig | None = None) -> s
     return str(resolve_weights(config.model if config else ModelConfig(), explicit))
 
 
-def _prepare_offline() -> None:
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    if "YOLO_CONFIG_DIR" not in os.environ:
-        path = Path.home() / ".cache" / "footfall" / "yolo"
-        path.mkdir(parents=True, exist_ok=True)
-        os.environ["YOLO_CONFIG_DIR"] = str(path)
-
-
 def run_clip(source: str, config: CameraConfig, weights: str, start: datetime) -> ClipRun:
     """Count the clip with the edge pipeline; keep the busiest frame, annotated, as PNG."""
     import time
@@ -117,7 +107,6 @@ def run_clip(source: str, config: CameraConfig, weights: str, start: datetime) -
 
     from footfall.edge.pipeline import run_frames
 
-    _prepare_offline()
     events: list[Event] = []
     best_score: tuple[int, int] = (-1, -1)
     best: tuple[Any, Any] | None = None
