@@ -8,7 +8,11 @@ it has seen enough people near the configured lines and zones. Then it plans:
 
 * **crop**: the bounding box of the lines and zones, widened by the people's own height (a
   person whose feet touch a line has their head one height above it; a walker must be tracked a
-  little before and after) and clipped to the picture. Detection runs on that crop only.
+  little before and after) and clipped to the picture. Detection runs on that crop only. The
+  height is the one of tall people *at that edge*: a camera looking down a floor sees far people
+  (higher in the picture) smaller, so a straight line is fitted to the height against the foot's
+  row when the sightings span at least a person's height of rows; otherwise the tall tenth of all
+  sightings stands for every row.
 * **scale**: so that the smallest tenth of the people seen near the layout are ``person_px``
   tall at the model input; up-scaling is allowed (a 360p camera), the input's long side is capped
   by ``model.max_imgsz`` (the CPU's budget) and a multiple of the model stride.
@@ -95,20 +99,47 @@ def _distance_to_segment(
     return np.asarray(np.hypot(*(p - closest).T))
 
 
-def plan_input(config: CameraConfig, frame_size: tuple[int, int], heights: NDArray[np.float64]) -> InputPlan:
-    """The crop and model input for people of ``heights`` (pixels) seen near the layout."""
+def tall_heights_at(
+    rows: NDArray[np.float64], heights: NDArray[np.float64], feet_y: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    """The height of tall people (90th percentile) whose feet are on each of ``rows``.
+
+    Perspective makes the height of people roughly linear in their foot's row; the fitted line is
+    raised to the 90th percentile of what it leaves (tall people, not average ones) and kept within
+    the 10th-90th percentile of all heights seen, so a fit on a few sightings never goes wild.
+    """
+    small, tall = np.percentile(heights, [10, 90])
+    flat = np.full(len(rows), tall)
+    if feet_y is None or len(heights) < PROBE_MIN_SIGHTINGS or np.ptp(feet_y) < np.median(heights):
+        return flat
+    slope, intercept = np.polyfit(feet_y, heights, 1)
+    lift = np.percentile(heights - (intercept + slope * feet_y), 90)
+    return np.asarray(np.clip(intercept + slope * rows + lift, small, tall), dtype=np.float64)
+
+
+def plan_input(
+    config: CameraConfig,
+    frame_size: tuple[int, int],
+    heights: NDArray[np.float64],
+    feet_y: NDArray[np.float64] | None = None,
+) -> InputPlan:
+    """The crop and model input for people of ``heights`` (pixels), their feet on picture rows
+    ``feet_y`` (when known), seen near the layout."""
     width, height = frame_size
     model = config.model
     small, tall = float(np.percentile(heights, 10)), float(np.percentile(heights, 90))
-    crop = (0, 0, width, height)
+    crop, margins = (0, 0, width, height), ""
     if model.crop_to_layout and (config.lines or config.zones):
         pts = layout_points(config)
+        top_y, bottom_y = pts[:, 1].min(), pts[:, 1].max()
+        at_top, at_bottom = tall_heights_at(np.array([top_y, bottom_y]), heights, feet_y)
         crop = (
             max(0, math.floor(pts[:, 0].min() - MARGIN_SIDES * tall)),
-            max(0, math.floor(pts[:, 1].min() - MARGIN_ABOVE * tall)),
+            max(0, math.floor(top_y - MARGIN_ABOVE * at_top)),
             min(width, math.ceil(pts[:, 0].max() + MARGIN_SIDES * tall)),
-            min(height, math.ceil(pts[:, 1].max() + MARGIN_BELOW * tall)),
+            min(height, math.ceil(bottom_y + MARGIN_BELOW * at_bottom)),
         )
+        margins = f"; tall people {at_top:.0f} px at the layout's top, {at_bottom:.0f} px at its bottom"
     crop_long = max(crop[2] - crop[0], crop[3] - crop[1])
     wanted = crop_long * model.person_px / small
     long_side = int(min(max(wanted, MIN_INPUT), model.max_imgsz))
@@ -117,6 +148,7 @@ def plan_input(config: CameraConfig, frame_size: tuple[int, int], heights: NDArr
         f"people near the layout {small:.0f}-{tall:.0f} px (10th-90th percentile of {len(heights)}), "
         f"the smallest {reach:.0f} px at the input (aim {model.person_px}"
         + (f", capped by model.max_imgsz {model.max_imgsz})" if wanted > model.max_imgsz else ")")
+        + margins
     )
     return InputPlan(crop, fit_imgsz((crop[2] - crop[0], crop[3] - crop[1]), long_side), reason)
 
@@ -144,6 +176,7 @@ class LayoutDetector:
     plan: InputPlan | None = None
     _detect: Detect | None = None
     _heights: list[float] = field(default_factory=list)
+    _feet_y: list[float] = field(default_factory=list)
     _probe_started_t: float | None = None
 
     def __post_init__(self) -> None:
@@ -169,10 +202,13 @@ class LayoutDetector:
         confident = found.conf >= self.config.model.conf
         near = near_layout(self.config, found.ground[confident], found.heights[confident])
         self._heights += found.heights[confident][near].tolist()
+        self._feet_y += found.ground[confident][near][:, 1].tolist()
         waited = t - (self._probe_started_t or t)
         enough = len(self._heights) >= PROBE_SIGHTINGS
         if enough or (waited >= PROBE_PATIENCE_S and len(self._heights) >= PROBE_MIN_SIGHTINGS):
-            self._adopt(plan_input(self.config, self.frame_size, np.asarray(self._heights)))
+            self._adopt(
+                plan_input(self.config, self.frame_size, np.asarray(self._heights), np.asarray(self._feet_y))
+            )
         return found
 
     def _adopt(self, plan: InputPlan) -> None:

@@ -77,3 +77,32 @@ def test_only_people_near_the_layout_are_measured() -> None:
     ground = np.array([[1000.0, 610.0], [1000.0, 1000.0], [300.0, 600.0]])
     near = near_layout(config(), ground, np.full(3, 100.0))
     assert near.tolist() == [True, False, False]
+
+
+def perspective_config() -> CameraConfig:
+    data = {
+        "store": "s",
+        "camera": "c",
+        "lines": [{"name": "aisle", "start": [960, 600], "end": [960, 1000], "inside": [1200, 800]}],
+    }
+    return validate_config(data, CameraConfig, source="cam.yaml")
+
+
+def test_the_crop_margin_follows_the_height_of_people_at_each_edge() -> None:
+    # A camera looking down a floor: people with their feet on row y are 0.5 * y - 100 px tall
+    # (200 px at the line's far end, 400 px at its near end).
+    feet_y = np.linspace(560, 1040, 24)
+    heights = 0.5 * feet_y - 100
+    plan = plan_input(perspective_config(), (1920, 1080), heights, feet_y)
+    flat = plan_input(perspective_config(), (1920, 1080), heights)
+    top_height = 0.5 * 600 - 100
+    assert plan.crop[1] <= 600 - top_height  # a person standing on the far end fits, head and all
+    assert plan.crop[1] >= 600 - 2 * top_height  # ... but the margin is theirs, not a near person's
+    assert flat.crop[1] < plan.crop[1] - 100  # without rows, the tall tenth sets every margin
+    assert "px at the layout's top" in plan.reason  # the start-up log says which heights it used
+
+
+def test_rows_without_spread_keep_the_single_height() -> None:
+    heights = np.linspace(90, 110, 20)
+    same_row = plan_input(perspective_config(), (1920, 1080), heights, np.full(20, 800.0))
+    assert same_row.crop == plan_input(perspective_config(), (1920, 1080), heights).crop
