@@ -13,6 +13,9 @@ The crossing rule, per track and line:
   of a line, or crossing the line's extension, only updates the committed side);
 * standing on the line or jittering within the band never confirms anything; coming back
   (out and in again) is two confirmed crossings;
+* a track that ends (is forgotten, or the stream ends) just past a line it walked through, at
+  least half the band beyond it but before its crossing was confirmed, has crossed: a person lost
+  behind a companion one step after the line is counted, with the time of their last sighting;
 * direction is ``in`` when the new side is the side of the line's ``inside`` point;
 * state of a track unseen for ``forget_after_s`` is dropped, so memory is bounded by the number
   of people in view, not by the length of the run.
@@ -61,16 +64,23 @@ class FrameResult:
     occupancy_changes: dict[str | None, int]
 
 
+# A track that ends past a line, this share of the hysteresis band beyond it, has crossed it.
+ENDED_PAST_BAND = 0.5
+
+
 @dataclass(slots=True)
 class _TrackState:
     hits: int
     last_t: float
+    last_frame: int
+    last_margin: float  # the hysteresis band at the last sighting, pixels
     # Per line.
     side: NDArray[np.int8]  # committed side: -1, +1, or 0 = not yet known
     pending: NDArray[np.int16]  # observations beyond the band on the other side
     ref_sign: NDArray[np.int8]  # sign of the last observation not exactly on the line
     ref_point: NDArray[np.float64]  # (L, 2) where that observation was
     transit_on_segment: NDArray[np.bool_]  # did the last change of sides pass through the segment?
+    last_distance: NDArray[np.float64]  # signed distance of the last sighting
     # Per zone.
     in_zone: NDArray[np.bool_]
     zone_streak: NDArray[np.int16]
@@ -102,6 +112,7 @@ class Counter:
         )
         self._polygons = [as_points(z.polygon) for z in self.zones]
         self._tracks: dict[int, _TrackState] = {}
+        self._ended: list[Crossing] = []  # crossings completed by tracks forgotten this frame
         self._occupancy: dict[str | None, int] = {None: 0, **{z.name: 0 for z in self.zones}}
 
     @property
@@ -148,7 +159,7 @@ class Counter:
                 state = self._new_state(t)
                 self._tracks[track_id] = state
             state.hits += 1
-            state.last_t = t
+            state.last_t, state.last_frame, state.last_margin = t, frame, float(margins[row])
             for li in range(n_lines):
                 crossing = self._step_line(state, li, dist[row, li], margins[row], pts[row], track_id, frame)
                 if crossing is not None:
@@ -160,13 +171,17 @@ class Counter:
 
         visits.extend(self._settled_visits(t))
         visits.extend(self._forget(t))
+        crossings.extend(self._ended)
+        self._ended = []
         return FrameResult(crossings, visits, self._update_occupancy(t))
 
-    def flush(self) -> list[ZoneVisit]:
-        """End of stream: close every open zone visit at the track's last sighting and forget all."""
+    def flush(self) -> FrameResult:
+        """End of stream: every track ends. Crossings they complete (see the module's rules) and
+        every open zone visit, closed at the track's last sighting; then all is forgotten."""
+        crossings = [c for tid, st in self._tracks.items() for c in self._ended_crossings(tid, st)]
         visits = [v for tid, st in self._tracks.items() for v in self._close_visits(tid, st)]
         self._tracks.clear()
-        return visits
+        return FrameResult(crossings, visits, {})
 
     # -- lines ---------------------------------------------------------------------------------
 
@@ -181,6 +196,7 @@ class Counter:
         frame: int,
     ) -> Crossing | None:
         sign = 1 if d > 0 else -1 if d < 0 else 0
+        st.last_distance[li] = d
         if sign != 0:
             if st.ref_sign[li] != 0 and sign != st.ref_sign[li]:
                 st.transit_on_segment[li] = self._on_segment(li, st.ref_point[li], point)
@@ -216,6 +232,21 @@ class Counter:
         off = p0 - a
         u = (off[0] * path[1] - off[1] * path[0]) / denom
         return bool(0.0 <= u <= 1.0)
+
+    def _ended_crossings(self, track_id: int, st: _TrackState) -> list[Crossing]:
+        """The crossings a track completes by ending: last seen at least ENDED_PAST_BAND of the
+        band beyond a line it walked through (on the segment), not yet confirmed there."""
+        if st.hits < self.params.min_track_hits:
+            return []
+        ended = []
+        for li, line in enumerate(self.lines):
+            committed = int(st.side[li])
+            past = -committed * float(st.last_distance[li])
+            if committed == 0 or past < ENDED_PAST_BAND * st.last_margin or not st.transit_on_segment[li]:
+                continue
+            direction: Direction = "in" if committed < 0 else "out"
+            ended.append(Crossing(line.name, line.kind, direction, track_id, st.last_frame, st.last_t))
+        return ended
 
     # -- zones ---------------------------------------------------------------------------------
 
@@ -276,11 +307,14 @@ class Counter:
         return _TrackState(
             hits=0,
             last_t=t,
+            last_frame=0,
+            last_margin=0.0,
             side=np.zeros(n_lines, np.int8),
             pending=np.zeros(n_lines, np.int16),
             ref_sign=np.zeros(n_lines, np.int8),
             ref_point=np.zeros((n_lines, 2)),
             transit_on_segment=np.zeros(n_lines, bool),
+            last_distance=np.zeros(n_lines),
             in_zone=np.zeros(n_zones, bool),
             zone_streak=np.zeros(n_zones, np.int16),
             zone_enter_t=np.zeros(n_zones),
@@ -293,7 +327,9 @@ class Counter:
         stale = [tid for tid, st in self._tracks.items() if t - st.last_t > self.params.forget_after_s]
         visits: list[ZoneVisit] = []
         for tid in stale:
-            visits.extend(self._close_visits(tid, self._tracks.pop(tid)))
+            state = self._tracks.pop(tid)
+            self._ended.extend(self._ended_crossings(tid, state))
+            visits.extend(self._close_visits(tid, state))
         return visits
 
     def _update_occupancy(self, t: float) -> dict[str | None, int]:

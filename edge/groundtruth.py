@@ -90,7 +90,8 @@ def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[
         result = counter.update(frame, frame / fps, chunk[:, 1].astype(int), _feet(chunk), chunk[:, 5])
         crossings += result.crossings
         visits += result.visits
-    return crossings, visits + counter.flush()
+    ended = counter.flush()
+    return crossings + ended.crossings, visits + ended.visits
 
 
 def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:

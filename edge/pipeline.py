@@ -328,13 +328,14 @@ def run_frames(
             yield steps.count(stage)
         if last is not None:
             flushed = steps.counter.flush()
-            closing: list[Event] = [steps.factory.zone_visit(v) for v in flushed]
+            closing: list[Event] = [steps.factory.crossing(c) for c in flushed.crossings]
+            closing += [steps.factory.zone_visit(v) for v in flushed.visits]
             closing += steps.pending_events
             if closing:
                 yield FrameOutcome(
                     replace(last, image=None),
                     Tracks.empty(),
-                    FrameResult([], flushed, {}),
+                    flushed,
                     closing,
                     steps.counter,
                     final=True,

@@ -32,8 +32,10 @@ def run(
     lines: Sequence[LineConfig] = (DOOR,),
     params: CountingConfig | None = None,
     height: float = HEIGHT,
+    end_stream: bool = False,
 ) -> list[Crossing]:
-    """Feed per-track paths (aligned by frame index) through a Counter; return all crossings."""
+    """Feed per-track paths (aligned by frame index) through a Counter; return all crossings
+    (with ``end_stream``, also those that the stream's end completes)."""
     counter = Counter(lines, params=params)
     n_frames = max(len(p) for p in tracks.values())
     out: list[Crossing] = []
@@ -42,7 +44,7 @@ def run(
         ids = [tid for tid, _ in seen]
         pts = [pt for _, pt in seen]
         out += counter.update(frame, frame / FPS, ids, pts, [height] * len(ids)).crossings
-    return out
+    return out + (counter.flush().crossings if end_stream else [])
 
 
 def summary(crossings: list[Crossing]) -> list[tuple[str, str]]:
@@ -185,6 +187,42 @@ def test_id_switch_never_double_counts() -> None:
     assert crossings[0].track_id == 1
 
 
+# Walks in from below and is lost 3 px past the door (band 5 px): hidden behind a companion.
+LOST_PAST = [*vertical(200, 260, 200), (200.0, 197.0)]
+# Somebody else stays in view 2 s, long enough for the counter (forget_after_s 1 s) to drop it.
+WITNESS = [(500.0, 500.0)] * int(2 * FPS)
+
+
+def test_a_person_lost_just_past_the_line_counts_when_the_track_ends() -> None:
+    crossings = run({1: LOST_PAST, 2: WITNESS}, params=CountingConfig(forget_after_s=1.0))
+    assert summary(crossings) == [("door", "in")]
+    # Reported when forgotten, dated at the last sighting.
+    assert (crossings[0].track_id, crossings[0].frame) == (1, len(LOST_PAST) - 1)
+    assert crossings[0].t == pytest.approx((len(LOST_PAST) - 1) / FPS)
+    assert summary(run({1: LOST_PAST}, end_stream=True)) == [("door", "in")]  # or when the stream ends
+    assert run({1: LOST_PAST}) == []  # nothing while the track may still come back
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        (200.0, 199.0),  # on the line (less than half the band past it): standing, not crossing
+        (200.0, 203.0),  # still on its own side
+        (50.0, 197.0),  # past the line's extension, round its end
+    ],
+)
+def test_a_track_ending_on_the_line_or_beside_it_does_not_count(last: tuple[float, float]) -> None:
+    path = [*vertical(last[0], 260, 210), last]
+    assert run({1: path}, end_stream=True) == []
+
+
+def test_a_confirmed_crossing_is_not_counted_again_when_the_track_ends() -> None:
+    path = vertical(200, 260, 150)
+    assert summary(run({1: path}, end_stream=True)) == [("door", "in")]
+    back = [*vertical(200, 260, 150), (200.0, 202.0), (200.0, 203.0)]  # in, then a step back out
+    assert summary(run({1: back}, end_stream=True)) == [("door", "in"), ("door", "out")]
+
+
 @pytest.mark.parametrize(("observations", "counted"), [(2, 0), (3, 1)])
 def test_unconfirmed_tracks_do_not_count(observations: int, counted: int) -> None:
     path = [(200.0, 260.0), (200.0, 150.0), (200.0, 140.0)][:observations]
@@ -285,7 +323,7 @@ def test_zone_visit_closed_when_the_track_vanishes_or_the_stream_ends() -> None:
     for frame in range(10, 30):  # track 1 gone, track 2 stays
         vanished += counter.update(frame, frame / FPS, [2], [(60.0, 60.0)], [HEIGHT]).visits
     assert [(v.track_id, v.exit_t) for v in vanished] == [(1, pytest.approx(0.9))]
-    remaining = counter.flush()
+    remaining = counter.flush().visits
     assert [(v.track_id, v.exit_t) for v in remaining] == [(2, pytest.approx(2.9))]
     assert counter.tracked == 0
 
@@ -294,5 +332,5 @@ def test_zone_flicker_does_not_split_a_visit() -> None:
     counter = Counter([], [ZONE])
     path = [(50.0, 50.0)] * 10 + [(105.0, 50.0)] + [(50.0, 50.0)] * 10 + [(150.0, 50.0)] * 3
     visits = [v for f, pt in enumerate(path) for v in counter.update(f, f / FPS, [1], [pt], [HEIGHT]).visits]
-    visits += counter.flush()
+    visits += counter.flush().visits
     assert len(visits) == 1
