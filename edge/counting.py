@@ -112,7 +112,6 @@ class Counter:
         )
         self._polygons = [as_points(z.polygon) for z in self.zones]
         self._tracks: dict[int, _TrackState] = {}
-        self._ended: list[Crossing] = []  # crossings completed by tracks forgotten this frame
         self._occupancy: dict[str | None, int] = {None: 0, **{z.name: 0 for z in self.zones}}
 
     @property
@@ -170,17 +169,14 @@ class Counter:
                     visits.append(visit)
 
         visits.extend(self._settled_visits(t))
-        visits.extend(self._forget(t))
-        crossings.extend(self._ended)
-        self._ended = []
-        return FrameResult(crossings, visits, self._update_occupancy(t))
+        stale = [tid for tid, st in self._tracks.items() if t - st.last_t > self.params.forget_after_s]
+        ended_crossings, ended_visits = self._end_tracks(stale)
+        return FrameResult(crossings + ended_crossings, visits + ended_visits, self._update_occupancy(t))
 
     def flush(self) -> FrameResult:
         """End of stream: every track ends. Crossings they complete (see the module's rules) and
         every open zone visit, closed at the track's last sighting; then all is forgotten."""
-        crossings = [c for tid, st in self._tracks.items() for c in self._ended_crossings(tid, st)]
-        visits = [v for tid, st in self._tracks.items() for v in self._close_visits(tid, st)]
-        self._tracks.clear()
+        crossings, visits = self._end_tracks(list(self._tracks))
         return FrameResult(crossings, visits, {})
 
     # -- lines ---------------------------------------------------------------------------------
@@ -323,14 +319,16 @@ class Counter:
             left_exit_t=np.full(n_zones, np.nan),
         )
 
-    def _forget(self, t: float) -> list[ZoneVisit]:
-        stale = [tid for tid, st in self._tracks.items() if t - st.last_t > self.params.forget_after_s]
+    def _end_tracks(self, track_ids: list[int]) -> tuple[list[Crossing], list[ZoneVisit]]:
+        """Forget these tracks (unseen for forget_after_s, or the stream ended): the crossings their
+        end completes and their zone visits, closed at their last sighting."""
+        crossings: list[Crossing] = []
         visits: list[ZoneVisit] = []
-        for tid in stale:
+        for tid in track_ids:
             state = self._tracks.pop(tid)
-            self._ended.extend(self._ended_crossings(tid, state))
-            visits.extend(self._close_visits(tid, state))
-        return visits
+            crossings += self._ended_crossings(tid, state)
+            visits += self._close_visits(tid, state)
+        return crossings, visits
 
     def _update_occupancy(self, t: float) -> dict[str | None, int]:
         recent = [

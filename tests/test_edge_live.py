@@ -285,7 +285,8 @@ def test_sigterm_mid_stream_keeps_the_queue(
     # confirmed by the full run on the same line and direction a few seconds later; visits still
     # open were closed.
     full = [e for e in counted if isinstance(e, CrossingEvent)]
-    for extra in [e for e in events if isinstance(e, CrossingEvent) and e.id not in {c.id for c in full}]:
+    full_ids = {c.id for c in full}
+    for extra in [e for e in events if isinstance(e, CrossingEvent) and e.id not in full_ids]:
         assert any(
             (c.line, c.direction) == (extra.line, extra.direction)
             and timedelta(0) <= c.ts - extra.ts <= timedelta(seconds=5)
