@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from footfall.contracts.config import ModelConfig
 from footfall.edge import kalman
 from footfall.edge.detector import Detections
+from footfall.edge.feet import HiddenLegs
 from footfall.edge.geometry import iou_matrix
 
 Array = NDArray[np.float64]
@@ -254,6 +255,7 @@ class PersonTracker:
             new_track_score=max(config.conf, config.track_new_conf),
             lost_kept_frames=max(MIN_LOST_KEPT_FRAMES, round(LOST_KEPT_S * fps)),
         )
+        self.hidden_legs = HiddenLegs(fps)
 
     def update(self, detections: Detections, image: np.ndarray | None = None) -> Tracks:
         people = self._tracker.update(detections.xyxy, detections.conf)
@@ -261,7 +263,10 @@ class PersonTracker:
             return Tracks.empty()
         xyxy = _boxes(people)
         # The tracker's box is Kalman-smoothed; the ground point is the matched detection's own
-        # (ankles when the model has them), which follows the feet more closely.
-        ground = detections.ground[[t.detection for t in people]]
+        # (ankles when the model has them), which follows the feet more closely, unless the
+        # person's legs are hidden behind someone (edge/feet.py).
+        index = [t.detection for t in people]
         ids = np.array([t.id for t in people], dtype=np.int64)
+        frame, boxes = self._tracker.frame, detections.xyxy
+        ground = self.hidden_legs.feet(ids.tolist(), boxes[index], detections.ground[index], frame, boxes)
         return Tracks(ids, xyxy, ground, xyxy[:, 3] - xyxy[:, 1])
