@@ -3,9 +3,10 @@
 ByteTrack associates confident detections with the tracks first (IoU weighted by the detection's
 score), then gives the tracks left over a second chance with the weak detections (a person half
 hidden behind another is often a weak detection), and starts new tracks only from confident
-detections that nobody claimed. A track that finds no detection is kept, coasting on its
-Kalman motion, for ``LOST_KEPT_S`` before it is dropped: a person walking behind others comes
-back to the same track.
+detections that nobody claimed. Boxes are compared widened by the distance a person may walk
+between two frames, so low frame rates keep their tracks. A track that finds no detection is
+kept, coasting on its Kalman motion, for ``LOST_KEPT_S`` before it is dropped: a person walking
+behind others comes back to the same track.
 
 Identity across longer gaps, and across a swap that ByteTrack cannot see, is the tracklet
 linker's job (edge/linking.py), downstream.
@@ -35,6 +36,12 @@ LOW_SCORE = 0.1
 FIRST_MATCH_COST, SECOND_MATCH_COST, UNCONFIRMED_MATCH_COST = 0.8, 0.5, 0.7
 # Two tracks on the same person (a lost one re-found and a new one): IoU above 0.85.
 DUPLICATE_COST = 0.15
+# How far a person may walk between two analysed frames, in their heights per second (a brisk
+# walk). Boxes are widened by that distance before they are compared (buffered IoU, Yang et al.
+# 2023): at a low frame rate a person moves further than their own width between frames, and plain
+# IoU then finds no overlap, starts a new track each frame and never confirms it. At 30 fps this
+# widens a box by 0.05 of its height; at 5 fps by 0.3.
+WALK_HEIGHTS_PER_S = 1.5
 # A lost track is kept this long (at any frame rate): a person passing behind a group comes back.
 LOST_KEPT_S = 2.0
 MIN_LOST_KEPT_FRAMES = 10
@@ -150,6 +157,12 @@ def _boxes(tracks: list[_Track]) -> Array:
     return kalman.xyah_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
 
 
+def _widened(boxes: Array, reach: float) -> Array:
+    """Boxes grown by half of ``reach`` (in heights) of their own height on every side."""
+    pad = (boxes[:, 3] - boxes[:, 1]) * (reach / 2)
+    return boxes + np.outer(pad, [-1.0, -1.0, 1.0, 1.0])
+
+
 def _predict(tracks: list[_Track]) -> None:
     if not tracks:
         return
@@ -169,6 +182,7 @@ class ByteTracker:
     high_score: float  # detections this confident are matched first
     new_track_score: float  # ... and start a track only this confident
     lost_kept_frames: int
+    reach: float = 0.0  # how far a person may walk between two frames, in heights
     frame: int = 0
     tracks: list[_Track] = field(default_factory=list)  # tracked and lost
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -183,13 +197,14 @@ class ByteTracker:
         pool = [t for t in self.tracks if t.confirmed]
         unconfirmed = [t for t in self.tracks if not t.confirmed]  # seen once: no motion yet
         _predict(pool)
-        first = self._match(pool, high, FIRST_MATCH_COST, weighted=True)
+        first = self._match(pool, high, FIRST_MATCH_COST, weighted=True, reach=self.reach)
         retry = [pool[i] for i in first.tracks_left if pool[i].state is State.TRACKED]
+        # Not widened: a half-hidden neighbour's weak box would claim the track.
         second = self._match(retry, low, SECOND_MATCH_COST, weighted=False)
         for i in second.tracks_left:
             retry[i].state = State.LOST
         rest = high.take(np.asarray(first.detections_left, dtype=np.int64))
-        third = self._match(unconfirmed, rest, UNCONFIRMED_MATCH_COST, weighted=True)
+        third = self._match(unconfirmed, rest, UNCONFIRMED_MATCH_COST, weighted=True, reach=self.reach)
         for i in third.tracks_left:
             unconfirmed[i].state = State.REMOVED
         self._start(rest.take(np.asarray(third.detections_left, dtype=np.int64)))
@@ -197,8 +212,10 @@ class ByteTracker:
         seen = [t for t in self.tracks if t.state is State.TRACKED and t.last_frame == self.frame]
         return [t for t in seen if t.confirmed]
 
-    def _match(self, tracks: list[_Track], found: _Candidates, limit: float, *, weighted: bool) -> _Matches:
-        similarity = iou_matrix(_boxes(tracks), found.xyxy)
+    def _match(
+        self, tracks: list[_Track], found: _Candidates, limit: float, *, weighted: bool, reach: float = 0.0
+    ) -> _Matches:
+        similarity = iou_matrix(_widened(_boxes(tracks), reach), _widened(found.xyxy, reach))
         if weighted:
             similarity = similarity * found.scores[None, :]
         matches = assign(1.0 - similarity, limit)
@@ -254,6 +271,7 @@ class PersonTracker:
             high_score=config.conf,
             new_track_score=max(config.conf, config.track_new_conf),
             lost_kept_frames=max(MIN_LOST_KEPT_FRAMES, round(LOST_KEPT_S * fps)),
+            reach=WALK_HEIGHTS_PER_S / fps,
         )
         self.hidden_legs = HiddenLegs(fps)
 
