@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Accuracy on the three dev clips, for the README table: footfall's defaults (the detection model
-# at the default analysis rate), and the detection model, the pose model and the oracle (annotated
-# boxes) at every frame and at every 2nd frame. Needs ../shared (models and footage) beside the
+# at the default analysis rate and at every 3rd frame), and the detection model, the pose model and
+# the oracle (annotated boxes) at every frame and at every 2nd frame. Needs ../shared (models and footage) beside the
 # checkout.     bash bench/dev_clips_accuracy.sh [OUT_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,9 @@ run() {  # clip model rate-label [eval options...]
 }
 for clip in pets09_s2l1 tud_campus venice2; do
   half=$(python3 -c "print(${native[$clip]} / 2)")
+  third=$(python3 -c "print(${native[$clip]} / 3)")
   run "$clip" yolo11n.onnx default
+  run "$clip" yolo11n.onnx third --fps "$third"
   for model in yolo11n.onnx yolo11n-pose.pt oracle; do
     run "$clip" "$model" every --fps 0
     run "$clip" "$model" half --fps "$half"

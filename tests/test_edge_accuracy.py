@@ -44,14 +44,32 @@ def test_venice2_with_the_default_model_and_input_size(
     monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path))
     report = run_eval(find_sequence(video_dir / "venice2"), camera("venice2"), weights=str(detect_model_path))
     assert report.truth_total == 22
-    # Measured 18.2 % (4 of 22) on 2026-11-29, two of the false counts being children on bicycles
-    # whom the ground truth does not annotate; the issue's goal for dev clips is 10 %.
+    # Measured 13.6 % (3 of 22) on 2026-11-29: all three false counts are a woman walking along the
+    # picture's bottom edge, cut off by it (the truth has her feet below the lines' ends); the issue's
+    # goal for dev clips is 10 %. A cell moves by a crossing or two with a few pixels of crop.
     assert report.relative_error <= 0.25, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.recall >= 0.8
     (zone,) = report.zones
-    assert zone.visit_error <= 0.25, zone  # measured 12 visits of 10
+    assert zone.visit_error <= 0.25, zone  # measured 11 visits of 10
     assert zone.dwell_error is not None, zone
-    assert zone.dwell_error <= 0.3, zone  # measured 4.4 s against 5.8 s
+    assert zone.dwell_error <= 0.25, zone  # measured 5.0 s against 5.8 s
+
+
+@pytest.mark.slow
+def test_pets_at_a_third_of_its_frame_rate(video_dir: Path, detect_model_path: Path) -> None:
+    """3.3 frames/s: people 50-90 px tall walk further than their own width between two analysed
+    frames. Before the tracker widened its boxes by the distance a person may walk, 26 of the 75
+    crossings were missed (30.7 %); measured 0 % (1 missed, 1 false) on 2026-11-29."""
+    clip, weights = "pets09_s2l1", str(detect_model_path)
+    sequence = find_sequence(video_dir / clip)
+    report = run_eval(sequence, camera(clip), fps=NATIVE_FPS[clip] / 3, weights=weights)
+    assert report.truth_total == 75
+    assert report.relative_error <= 0.05, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
+    assert report.recall >= 0.95
+    (zone,) = report.zones
+    assert zone.visit_error <= 0.25, zone  # measured 26 visits of 23
+    assert zone.dwell_error is not None, zone
+    assert zone.dwell_error <= 0.25, zone  # measured 10.8 s against 12.1 s
 
 
 def test_tud_campus_with_the_detection_model(
