@@ -13,6 +13,7 @@ import pytest
 
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.cli import run_eval
+from footfall.edge.evaluation import ZoneScore
 from footfall.edge.groundtruth import find_sequence
 
 pytestmark = pytest.mark.model
@@ -24,6 +25,13 @@ def camera(name: str) -> CameraConfig:
     return load_config(CONFIGS / f"{name}.yaml", CameraConfig)
 
 
+def assert_zone_close(zone: ZoneScore, visits: float = 0.25, dwell: float = 0.25) -> None:
+    """Visits of at least 1 s and their median dwell within these shares of the truth."""
+    assert zone.visit_error <= visits, zone
+    assert zone.dwell_error is not None, zone
+    assert zone.dwell_error <= dwell, zone
+
+
 @pytest.mark.parametrize("clip", sorted(NATIVE_FPS))
 @pytest.mark.parametrize("rate", [1.0, 0.5])
 def test_oracle_counts_and_visits_match_the_truth(clip: str, rate: float, video_dir: Path) -> None:
@@ -32,9 +40,7 @@ def test_oracle_counts_and_visits_match_the_truth(clip: str, rate: float, video_
     assert report.truth_total >= 10
     assert report.relative_error <= 0.05, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     for zone in report.zones:
-        assert zone.visit_error <= 0.25, zone
-        assert zone.dwell_error is not None, zone
-        assert zone.dwell_error <= 0.25, zone
+        assert_zone_close(zone)
 
 
 @pytest.mark.slow
@@ -50,9 +56,7 @@ def test_venice2_with_the_default_model_and_input_size(
     assert report.relative_error <= 0.25, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.recall >= 0.8
     (zone,) = report.zones
-    assert zone.visit_error <= 0.25, zone  # measured 11 visits of 10
-    assert zone.dwell_error is not None, zone
-    assert zone.dwell_error <= 0.25, zone  # measured 5.0 s against 5.8 s
+    assert_zone_close(zone)  # measured 11 visits of 10, median dwell 5.0 s against 5.8 s
 
 
 @pytest.mark.slow
@@ -67,9 +71,7 @@ def test_pets_at_a_third_of_its_frame_rate(video_dir: Path, detect_model_path: P
     assert report.relative_error <= 0.05, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.recall >= 0.95
     (zone,) = report.zones
-    assert zone.visit_error <= 0.25, zone  # measured 26 visits of 23
-    assert zone.dwell_error is not None, zone
-    assert zone.dwell_error <= 0.25, zone  # measured 10.8 s against 12.1 s
+    assert_zone_close(zone)  # measured 26 visits of 23, median dwell 10.8 s against 12.1 s
 
 
 def test_tud_campus_with_the_detection_model(
