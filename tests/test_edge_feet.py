@@ -9,7 +9,7 @@ import pytest
 
 from footfall.contracts.config import LineConfig, ModelConfig
 from footfall.edge.counting import Counter
-from footfall.edge.detector import Detections
+from footfall.edge.detector import Detections, ground_points
 from footfall.edge.feet import HOLD_S, HiddenLegs
 from footfall.edge.tracking import PersonTracker
 
@@ -22,7 +22,7 @@ FARTHER = np.array([230.0, 330.0, 370.0, 450.0])  # someone behind: ends above t
 
 
 def bottom_centre(box: np.ndarray) -> np.ndarray:
-    return np.array([[(box[0] + box[2]) / 2, box[3]]])
+    return ground_points(box[None], None, 0.5)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def test_hidden_legs_follow_the_last_full_view_and_forget_people_gone() -> None:
 
     many = HiddenLegs(FPS)
     boxes = np.array([FULL + np.array([10 * i, 0, 10 * i, 0]) for i in range(50)])
-    many.feet(list(range(50)), boxes, np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], 1, boxes)
+    many.feet(list(range(50)), boxes, ground_points(boxes, None, 0.5), 1, boxes)
     assert len(many) == 50
     many.feet([], np.zeros((0, 4)), np.zeros((0, 2)), 2 + round(HOLD_S * FPS), np.zeros((0, 4)))
     assert len(many) == 0
@@ -105,7 +105,7 @@ def test_a_person_crossing_with_the_legs_hidden_is_counted() -> None:
         legs_hidden = 240 <= x <= 360
         person = np.array([x - 40, 360, x + 40, 460 if legs_hidden else 560])
         boxes = np.array([person, NEARER])
-        found = Detections(boxes, np.array([0.9, 0.9]), np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]])
+        found = Detections(boxes, np.array([0.9, 0.9]), ground_points(boxes, None, 0.5))
         tracks = tracker.update(found)
         result = counter.update(frame, frame / FPS, tracks.ids, tracks.ground, tracks.heights)
         crossings += result.crossings

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from footfall.contracts.config import ModelConfig
-from footfall.edge.detector import Detections
+from footfall.edge.detector import Detections, ground_points
 from footfall.edge.tracking import PersonTracker
 
 HEIGHT, WIDTH = 100.0, 40.0
@@ -21,7 +21,7 @@ def track_ids(frames: list[list[np.ndarray]], fps: float) -> list[list[int]]:
     tracker, out = PersonTracker(ModelConfig(), fps), []
     for boxes in frames:
         xyxy = np.array(boxes).reshape(-1, 4)
-        found = Detections(xyxy, np.full(len(xyxy), 0.9), np.c_[(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])
+        found = Detections(xyxy, np.full(len(xyxy), 0.9), ground_points(xyxy, None, 0.5))
         tracks = tracker.update(found)
         ids = []
         for b in xyxy:
