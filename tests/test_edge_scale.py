@@ -7,6 +7,7 @@ import pytest
 
 from footfall.contracts.config import CameraConfig, validate_config
 from footfall.edge.scale import MIN_INPUT, near_layout, plan_input, probe_imgsz
+from tests.layout_support import scaled_layout
 
 
 def config(**model: object) -> CameraConfig:
@@ -17,17 +18,6 @@ def config(**model: object) -> CameraConfig:
         "model": model,
     }
     return validate_config(data, CameraConfig, source="cam.yaml")
-
-
-def scaled(cam: CameraConfig, factor: float) -> CameraConfig:
-    def times(p: tuple[float, float]) -> tuple[float, float]:
-        return (p[0] * factor, p[1] * factor)
-
-    lines = [
-        ln.model_copy(update={"start": times(ln.start), "end": times(ln.end), "inside": times(ln.inside)})
-        for ln in cam.lines
-    ]
-    return cam.model_copy(update={"lines": lines})
 
 
 @pytest.mark.parametrize(
@@ -41,7 +31,7 @@ def scaled(cam: CameraConfig, factor: float) -> CameraConfig:
 )
 def test_people_reach_the_target_height_at_the_input(frame: tuple[int, int], people_px: float) -> None:
     factor = frame[0] / 1920
-    plan = plan_input(scaled(config(), factor), frame, np.full(20, people_px))
+    plan = plan_input(scaled_layout(config(), factor), frame, np.full(20, people_px))
     x1, y1, x2, y2 = plan.crop
     at_input = people_px * max(plan.imgsz) / max(x2 - x1, y2 - y1)
     assert at_input >= 64
