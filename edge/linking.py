@@ -34,6 +34,10 @@ MAX_SPEED_HEIGHTS_PER_S = 3.0
 JUMP_HEIGHTS = 0.4
 # Looks a tracklet needs before a change of clothing colour may split it.
 SETTLED_LOOKS = 3
+# How long a changed look must last before it splits a tracklet. One odd look is noise (shade, a
+# bag swung round, compression on a blurred picture: on PETS enlarged 4x, 1 % of a person's looks
+# differ from their settled one by more than the split distance); a swap lasts.
+CHANGED_LOOK_S = 0.3
 # How far back a tracklet's motion is estimated from at its start and end.
 MOTION_WINDOW_S = 1.0
 
@@ -48,7 +52,8 @@ class _Tracklet:
     head: list[tuple[float, float, float, float]]  # the first observations, within MOTION_WINDOW_S
     appearance: NDArray[np.float32] | None = None
     looks: int = 0  # unoccluded appearance samples in ``appearance``
-    last_look_t: float = -np.inf  # when the last unoccluded look was taken
+    last_look_t: float = -np.inf  # when the last unoccluded look like the settled one was taken
+    odd_since_t: float | None = None  # since when the looks differ from the settled one
     person: int | None = None  # decided after delay_s
 
     def observe(self, t: float, x: float, y: float, h: float, feature: NDArray[np.float32] | None) -> None:
@@ -58,20 +63,26 @@ class _Tracklet:
             self.path.popleft()
         if t - self.first_t <= MOTION_WINDOW_S:
             self.head.append((t, x, y, h))
-        if feature is not None and feature.any():
+        if feature is not None and feature.any() and self.odd_since_t is None:
             self.looks += 1
             self.last_look_t = t
             self.appearance = (
                 feature.copy() if self.appearance is None else 0.8 * self.appearance + 0.2 * feature
             )
 
-    def changes_look(self, feature: NDArray[np.float32] | None, limit: float) -> bool:
-        """Does an unoccluded look differ from this tracklet's settled one by more than
-        ``limit``? Then the tracker has swapped the id onto someone else (two people meeting
-        on a line, side by side): the same remedy as a jump."""
+    def changes_look(self, t: float, feature: NDArray[np.float32] | None, limit: float) -> bool:
+        """Have the unoccluded looks differed from this tracklet's settled one by more than
+        ``limit`` for CHANGED_LOOK_S? Then the tracker has swapped the id onto someone else (two
+        people meeting on a line, side by side): the same remedy as a jump. Odd looks are kept
+        out of the settled one while they last; a look like it again ends them."""
         if feature is None or not feature.any() or self.appearance is None or self.looks < SETTLED_LOOKS:
             return False
-        return appearance_distance(self.appearance, feature) > limit
+        if appearance_distance(self.appearance, feature) <= limit:
+            self.odd_since_t = None
+            return False
+        if self.odd_since_t is None:
+            self.odd_since_t = t
+        return t - self.odd_since_t >= CHANGED_LOOK_S
 
     def jumps_to(self, t: float, x: float, y: float) -> bool:
         """Would (x, y) at t be a leap no walker makes? Then the tracker has swapped this id onto
@@ -160,7 +171,7 @@ class TrackletLinker:
             _, x, y, height = observations[row]
             tracklet = self._current.get(raw)
             swapped_look = tracklet is not None and tracklet.changes_look(
-                feature, self.params.split_appearance_distance
+                t, feature, self.params.split_appearance_distance
             )
             jumped = tracklet is not None and tracklet.jumps_to(t, x, y)
             if tracklet is None or swapped_look or jumped or self._superseded(tracklet):

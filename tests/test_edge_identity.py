@@ -15,7 +15,7 @@ import pytest
 from footfall.contracts.config import LineConfig, LinkingConfig
 from footfall.edge.appearance import FEATURE_SIZE, appearance_distance
 from footfall.edge.counting import Counter, Crossing
-from footfall.edge.linking import TrackletLinker
+from footfall.edge.linking import LinkedFrame, TrackletLinker
 
 # A horizontal door at y=200; "in" is up (smaller y). People are 100 px tall and walk 0.8 of
 # their height a second, seen at 10 frames a second.
@@ -46,23 +46,25 @@ def walk(x: float, y_from: float, y_to: float) -> list[tuple[float, float]]:
     return [(x, float(y)) for y in np.linspace(y_from, y_to, n)]
 
 
-def run(frames: Sequence[Sequence[Seen]], linking: LinkingConfig | None = None) -> list[Crossing]:
+def linked(frames: Sequence[Sequence[Seen]], linking: LinkingConfig | None = None) -> list[LinkedFrame]:
+    """The frames through the linker, as it releases them (payload: index and rows)."""
     linker = TrackletLinker(linking or LinkingConfig())
-    counter = Counter([DOOR])
-    out: list[Crossing] = []
-
-    def count(released: list) -> None:
-        for item in released:
-            index, rows = item.payload
-            pts = [(r.x, r.y) for r in rows]
-            out.extend(counter.update(index, item.t, item.person_ids, pts, [HEIGHT] * len(rows)).crossings)
-
+    released: list[LinkedFrame] = []
     for index, rows in enumerate(frames):
         ids = np.array([r.raw_id for r in rows], dtype=np.int64)
         ground = np.array([(r.x, r.y) for r in rows], dtype=np.float64).reshape(-1, 2)
         looks = np.array([r.look for r in rows], dtype=np.float32).reshape(-1, FEATURE_SIZE)
-        count(linker.push((index, rows), index / FPS, ids, ground, np.full(len(rows), HEIGHT), looks))
-    count(linker.flush())
+        released += linker.push((index, rows), index / FPS, ids, ground, np.full(len(rows), HEIGHT), looks)
+    return released + linker.flush()
+
+
+def run(frames: Sequence[Sequence[Seen]], linking: LinkingConfig | None = None) -> list[Crossing]:
+    counter = Counter([DOOR])
+    out: list[Crossing] = []
+    for item in linked(frames, linking):
+        index, rows = item.payload
+        pts = [(r.x, r.y) for r in rows]
+        out.extend(counter.update(index, item.t, item.person_ids, pts, [HEIGHT] * len(rows)).crossings)
     return out
 
 
@@ -175,3 +177,31 @@ def test_appearance_distance_is_zero_for_the_same_look_and_one_for_disjoint() ->
     assert appearance_distance(RED, RED) == pytest.approx(0.0, abs=1e-6)
     assert appearance_distance(RED, BLUE) == pytest.approx(1.0)
     assert appearance_distance(RED, HIDDEN) == 0.0  # unknown never vetoes
+
+
+def person_ids(frames: Sequence[Sequence[Seen]]) -> list[int]:
+    """The person id of the one walker in each frame."""
+    return [int(i) for item in linked(frames) for i in item.person_ids]
+
+
+@pytest.mark.parametrize("odd_frames", [1, 2, 3])  # 0.1-0.3 s at 10 fps: the last spans 0.2 s
+def test_a_moment_of_another_look_does_not_split_a_person(odd_frames: int) -> None:
+    """A shadow, a bag swung round, a blurred frame: the look is back before CHANGED_LOOK_S."""
+    path = walk(300, 400, 0)
+    frames = one_person([1] * len(path), path, RED)
+    for i in range(20, 20 + odd_frames):
+        frames[i] = [Seen(1, *path[i], BLUE)]
+    assert set(person_ids(frames)) == {1}
+
+
+def test_a_lasting_change_of_look_is_a_swap_cut_back_to_the_last_good_look() -> None:
+    """The tracker's id moved onto someone dressed differently: from the first look unlike the
+    settled one, the frames belong to another person."""
+    path = walk(300, 400, 0)
+    frames = one_person([1] * len(path), path, RED)
+    for i in range(20, len(path)):
+        frames[i] = [Seen(1, *path[i], BLUE)]
+    ids = person_ids(frames)
+    assert len(set(ids[:20])) == 1
+    assert len(set(ids[20:])) == 1
+    assert ids[19] != ids[20]
