@@ -1,0 +1,117 @@
+"""The dev clips as other cameras would show them: accuracy when only the resolution changes.
+
+footfall is judged on cameras it has not seen. A camera with fewer or more pixels shows the same
+scene with smaller or larger people; nothing in the counting logic is in pixels (see
+``tests/test_edge_scale_free.py``), so what changes is what the detector sees. This script writes a
+resized copy of each clip (video re-encoded with OpenCV's mp4v, the annotation kept: ``footfall eval``
+scales it from ``seqinfo.ini``), the camera file with its lines and zones scaled alike, and runs
+``footfall eval`` on it with footfall's defaults, printing each command's summary line.
+
+    .venv/bin/python bench/rescaled_clips.py [--out /tmp/footfall-rescaled] \\
+        [--clip venice2:0.5 --clip venice2:0.6667 --clip pets09_s2l1:4 --clip tud_campus:3]
+
+Needs ``../shared`` (footage and ``yolo11n.onnx``) beside the checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DEFAULT_CLIPS = ["venice2:0.5", "venice2:0.6667", "pets09_s2l1:4", "tud_campus:3"]
+
+
+def rescale_video(media: Path, factor: float, out: Path) -> None:
+    capture = cv2.VideoCapture(str(media))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    size = (
+        round(capture.get(cv2.CAP_PROP_FRAME_WIDTH) * factor),
+        round(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) * factor),
+    )
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(image, size, interpolation=interpolation))
+    writer.release()
+    capture.release()
+
+
+def rescale_camera(camera_file: Path, factor: float, out: Path) -> None:
+    camera = yaml.safe_load(camera_file.read_text(encoding="utf-8"))
+
+    def times(point: list[float]) -> list[float]:
+        return [round(v * factor, 1) for v in point]
+
+    for line in camera.get("lines") or []:
+        for key in ("start", "end", "inside"):
+            line[key] = times(line[key])
+    for zone in camera.get("zones") or []:
+        zone["polygon"] = [times(p) for p in zone["polygon"]]
+    out.write_text(yaml.safe_dump(camera, sort_keys=False), encoding="utf-8")
+
+
+def make_clip(clip: str, factor: float, out_dir: Path) -> Path:
+    source = SHARED / "data" / "video" / clip
+    folder = out_dir / f"{clip}-x{factor:g}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(source / "gt", folder / "gt")
+    shutil.copy(source / "seqinfo.ini", folder / "seqinfo.ini")
+    media = next(p for p in source.iterdir() if p.suffix in {".mp4", ".avi", ".mkv"})
+    rescale_video(media, factor, folder / "clip.mp4")
+    rescale_camera(ROOT / "edge" / "configs" / f"{clip}.yaml", factor, folder / "camera.yaml")
+    return folder
+
+
+def evaluate(folder: Path, extra: list[str]) -> str:
+    command = [
+        str(ROOT / ".venv" / "bin" / "footfall"),
+        "eval",
+        str(folder),
+        "--config",
+        str(folder / "camera.yaml"),
+    ]
+    command += ["--model", str(SHARED / "models" / "yolo11n.onnx"), "--max-error", "1", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = (done.stdout + done.stderr).splitlines()
+    plan = next((ln.split(": ", 1)[-1] for ln in lines if "detector input" in ln), "")
+    summary = next(
+        (ln for ln in lines if ln.startswith(("OK", "FAIL"))), f"no result (exit {done.returncode})"
+    )
+    # zone rows: name, true visits, counted, error, true median dwell, counted, error
+    zones = [
+        " ".join(ln.replace("│", " ").split()) for ln in _after(lines, "zone visits") if ln.startswith("│")
+    ]
+    return "\n    ".join([" ".join(command[1:]), summary, *(f"zone {z}" for z in zones), plan])
+
+
+def _after(lines: list[str], marker: str) -> list[str]:
+    starts = [i for i, ln in enumerate(lines) if marker in ln]
+    return lines[starts[0] :] if starts else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/footfall-rescaled"))
+    parser.add_argument("--clip", action="append", help="name:factor, e.g. venice2:0.5 (repeatable)")
+    args = parser.parse_args()
+    for spec in args.clip or DEFAULT_CLIPS:
+        clip, factor = spec.split(":")
+        folder = make_clip(clip, float(factor), args.out)
+        print(evaluate(folder, []), flush=True)
+        print(evaluate(folder, ["--oracle"]), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
