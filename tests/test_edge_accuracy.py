@@ -50,9 +50,10 @@ def test_venice2_with_the_default_model_and_input_size(
     monkeypatch.setenv("FOOTFALL_CACHE_DIR", str(tmp_path))
     report = run_eval(find_sequence(video_dir / "venice2"), camera("venice2"), weights=str(detect_model_path))
     assert report.truth_total == 22
-    # Measured 13.6 % (3 of 22) on 2026-11-29: all three false counts are a woman walking along the
-    # picture's bottom edge, cut off by it (the truth has her feet below the lines' ends); the issue's
-    # goal for dev clips is 10 %. A cell moves by a crossing or two with a few pixels of crop.
+    # Measured 13.6 % (2 missed, 3 false) on 2026-11-29: two false counts are a woman walking along
+    # the picture's bottom edge, cut off by it (the truth has her feet below the lines' ends), one a
+    # child on a bicycle the truth does not annotate; the issue's goal for dev clips is 10 %. A cell
+    # moves by a crossing or two with a few pixels of crop.
     assert report.relative_error <= 0.25, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.recall >= 0.8
     (zone,) = report.zones
