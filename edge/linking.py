@@ -5,10 +5,10 @@ counted as it is, the second piece never crosses the line it was born beyond, an
 splits in two. The linker sits between the tracker and the counter and holds every frame back for
 ``delay_s`` seconds. When a new tracklet has been seen for that long (enough to know where it is
 heading and what it looks like) it is joined to a person whose tracklet ended shortly before,
-if position, motion, size and clothing colour agree; otherwise it becomes a new person. Frames
-leave the linker with person ids, ``delay_s`` late, so the counter decides crossings and visits
-on linked identities. KPIs are 15-minute figures: the delay costs nothing but a live occupancy
-that lags by the same seconds.
+if position, motion, size and clothing colour agree, and the earlier one did not walk out of the
+picture; otherwise it becomes a new person. Frames leave the linker with person ids, ``delay_s``
+late, so the counter decides crossings and visits on linked identities. KPIs are 15-minute
+figures: the delay costs nothing but a live occupancy that lags by the same seconds.
 
 Every threshold is relative to the person's height, to time, or a colour distance.
 """
@@ -40,6 +40,28 @@ SETTLED_LOOKS = 3
 CHANGED_LOOK_S = 0.3
 # How far back a tracklet's motion is estimated from at its start and end.
 MOTION_WINDOW_S = 1.0
+# A box this close to an edge of the watched picture (a share of the person's height) touches it.
+EDGE_HEIGHTS = 0.05
+# A tracklet that ends touching an edge while walking towards it at this many heights per second
+# or more (a slow walk, within ~70 degrees of straight out) has left the view through that edge.
+OUTWARD_HEIGHTS_PER_S = 0.25
+
+# Edges of the watched picture, as bits: a box may touch several (a corner).
+LEFT, TOP, RIGHT, BOTTOM = 1, 2, 4, 8
+
+
+def touched_edges(
+    xyxy: NDArray[np.float64], heights: NDArray[np.float64], region: tuple[float, float, float, float]
+) -> NDArray[np.int64]:
+    """Per box, the edges of ``region`` (x1, y1, x2, y2: what the detector watches) it touches."""
+    margin = EDGE_HEIGHTS * heights
+    x1, y1, x2, y2 = region
+    edges = np.zeros(len(xyxy), dtype=np.int64)
+    edges |= np.where(xyxy[:, 0] <= x1 + margin, LEFT, 0)
+    edges |= np.where(xyxy[:, 1] <= y1 + margin, TOP, 0)
+    edges |= np.where(xyxy[:, 2] >= x2 - margin, RIGHT, 0)
+    edges |= np.where(xyxy[:, 3] >= y2 - margin, BOTTOM, 0)
+    return edges
 
 
 @dataclass(slots=True, eq=False)  # identity: the same run, not equal values
@@ -54,6 +76,8 @@ class _Tracklet:
     looks: int = 0  # unoccluded appearance samples in ``appearance``
     last_look_t: float = -np.inf  # when the last unoccluded look like the settled one was taken
     odd_since_t: float | None = None  # since when the looks differ from the settled one
+    first_edges: int = 0  # the picture edges its first and last boxes touched
+    last_edges: int = 0
     person: int | None = None  # decided after delay_s
 
     def observe(self, t: float, x: float, y: float, h: float, feature: NDArray[np.float32] | None) -> None:
@@ -109,6 +133,17 @@ class _Tracklet:
         """First position and velocity (pixels/s)."""
         return _position_velocity(self.head, last=False)
 
+    def exits(self) -> int:
+        """The edges this tracklet walked out through: its last box touched them and it was
+        heading out. Nobody continues it but someone coming back in through one of them."""
+        if not self.last_edges:
+            return 0
+        _, velocity = self.end()
+        vx, vy = velocity / (OUTWARD_HEIGHTS_PER_S * self.height)
+        outward = (LEFT if vx <= -1 else 0) | (RIGHT if vx >= 1 else 0)
+        outward |= (TOP if vy <= -1 else 0) | (BOTTOM if vy >= 1 else 0)
+        return self.last_edges & outward
+
 
 def _position_velocity(
     points: list[tuple[float, float, float, float]], *, last: bool
@@ -140,6 +175,7 @@ class _Pending:
     t: float
     tracklets: list[_Tracklet]  # row for row; their person is read when the frame leaves
     observations: list[tuple[float, float, float, float]]  # row for row: (t, x, y, height)
+    edges: list[int]  # row for row: the picture edges the box touched
 
 
 @dataclass(slots=True)
@@ -163,8 +199,11 @@ class TrackletLinker:
         ground: NDArray[np.float64],
         heights: NDArray[np.float64],
         appearance: NDArray[np.float32] | None = None,
+        edges: NDArray[np.int64] | None = None,
     ) -> list[LinkedFrame]:
+        """``edges``: per row, the edges of the watched picture its box touches (``touched_edges``)."""
         rows: list[_Tracklet] = []
+        touched = [0] * len(raw_ids) if edges is None else edges.tolist()
         observations = [(t, float(p[0]), float(p[1]), float(h)) for p, h in zip(ground, heights, strict=True)]
         for row, raw in enumerate(raw_ids.tolist()):
             feature = None if appearance is None else appearance[row]
@@ -178,11 +217,13 @@ class TrackletLinker:
                 old, tracklet = tracklet, _Tracklet(t, t, deque(), [])
                 self._current[raw] = tracklet
                 self._undecided.append(tracklet)
+                tracklet.first_edges = touched[row]
                 if old is not None and swapped_look:
                     self._split_back(old, tracklet)
             tracklet.observe(t, x, y, height, feature)
+            tracklet.last_edges = touched[row]
             rows.append(tracklet)
-        self._frames.append(_Pending(payload, t, rows, observations))
+        self._frames.append(_Pending(payload, t, rows, observations, touched))
         self._decide(now=t, final=False)
         released = self._release(t - self.params.delay_s)
         self._forget(t)
@@ -192,13 +233,17 @@ class TrackletLinker:
         """A changed look shows the swap happened after ``old``'s last good look, while the two
         people were too close to see: the frames since then (still held back) go to ``new``."""
         moved: list[tuple[float, float, float, float]] = []
+        edges_at_last_look = old.last_edges  # kept if that frame has already left the linker
         for frame in reversed(self._frames):
             if frame.t <= old.last_look_t:
+                if old in frame.tracklets:
+                    edges_at_last_look = frame.edges[frame.tracklets.index(old)]
                 break
             for row, tracklet in enumerate(frame.tracklets):
                 if tracklet is old:
                     frame.tracklets[row] = new
                     moved.append(frame.observations[row])
+                    new.first_edges = frame.edges[row]
         if not moved:
             return
         kept = [p for p in old.path if p[0] <= old.last_look_t]
@@ -209,6 +254,7 @@ class TrackletLinker:
         old.path = deque(kept)
         old.head = [p for p in old.head if p[0] <= old.last_look_t]
         old.last_t = kept[-1][0]
+        old.last_edges = edges_at_last_look
         for t, x, y, h in reversed(moved):
             if new.first_t > t:
                 new.first_t = t
@@ -267,6 +313,9 @@ class TrackletLinker:
         h_old, h_new = old.height, new.height
         if max(h_old, h_new) > p.max_height_ratio * min(h_old, h_new):
             return None
+        exits = old.exits()
+        if exits and not exits & new.first_edges:
+            return None  # old walked out of the picture; new appeared elsewhere
         end, v_end = old.end()
         start, v_start = new.start()
         # Meet in the middle: old's path carried forward, new's carried back, half the gap each.

@@ -28,7 +28,7 @@ from footfall.contracts.events import (
 from footfall.edge.appearance import colour_histograms, unoccluded
 from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
 from footfall.edge.detector import Detections, PeopleModel, PersonDetector, load_model
-from footfall.edge.linking import LinkedFrame, TrackletLinker
+from footfall.edge.linking import LinkedFrame, TrackletLinker, touched_edges
 from footfall.edge.motion import MotionGate
 from footfall.edge.scale import LayoutDetector
 from footfall.edge.scene import IssueChange, SceneMonitor
@@ -218,7 +218,7 @@ class _Pipeline:
         analysed = frame.image is not None and self.gate.should_detect(
             frame.image, frame.t, tracking=len(self.tracks) > 0
         )
-        appearance = None
+        appearance, edges = None, None
         if analysed:
             assert frame.image is not None
             self.picture_height = frame.image.shape[0]
@@ -227,6 +227,7 @@ class _Pipeline:
             self.tracks = self.tracker.update(self.detector(frame), frame.image)
             appearance = colour_histograms(frame.image, self.tracks.xyxy)
             appearance[~unoccluded(self.tracks.xyxy)] = 0  # an occluded box shows someone else
+            edges = touched_edges(self.tracks.xyxy, self.tracks.heights, _watched(self.detector, frame.image))
         elif frame.image is None:
             # A stalled live source: nobody seen, but time moves on (forgetting, heartbeats).
             # (The gate only skips while nobody is tracked, so `tracks` is already empty then.)
@@ -234,7 +235,7 @@ class _Pipeline:
         kept = frame if self.keep_images else replace(frame, image=None)
         stage = _Stage(kept, self.tracks, analysed, frame.image is not None)
         t = self.tracks
-        released = self.linker.push(stage, frame.t, t.ids, t.ground, t.heights, appearance)
+        released = self.linker.push(stage, frame.t, t.ids, t.ground, t.heights, appearance, edges)
         return [self._relabelled(r) for r in released]
 
     def flush(self) -> list[_Stage]:
@@ -269,6 +270,13 @@ class _Pipeline:
             tracklets_held=self.linker.held,
             pictured=stage.pictured,
         )
+
+
+def _watched(detector: FrameDetector, image: np.ndarray) -> tuple[int, int, int, int]:
+    """The part of the picture the detector looks in: a ``LayoutDetector``'s crop (someone leaving
+    it has left the view), else the whole picture."""
+    region = getattr(detector, "watched", None)
+    return region if region is not None else (0, 0, image.shape[1], image.shape[0])
 
 
 def run_frames(

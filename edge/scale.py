@@ -185,6 +185,11 @@ class LayoutDetector:
             size = fit_imgsz(self.frame_size, imgsz) if isinstance(imgsz, int) else imgsz
             self._adopt(InputPlan((0, 0, *self.frame_size), size, "model.imgsz is set"))
 
+    @property
+    def watched(self) -> tuple[int, int, int, int] | None:
+        """The part of the picture people are looked for in (None: all of it, while probing)."""
+        return self.plan.crop if self.plan is not None else None
+
     def __call__(self, frame: Frame) -> Detections:
         image = frame.image
         if image is None:

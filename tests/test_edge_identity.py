@@ -15,7 +15,7 @@ import pytest
 from footfall.contracts.config import LineConfig, LinkingConfig
 from footfall.edge.appearance import FEATURE_SIZE, appearance_distance
 from footfall.edge.counting import Counter, Crossing
-from footfall.edge.linking import LinkedFrame, TrackletLinker
+from footfall.edge.linking import BOTTOM, LEFT, RIGHT, TOP, LinkedFrame, TrackletLinker, touched_edges
 
 # A horizontal door at y=200; "in" is up (smaller y). People are 100 px tall and walk 0.8 of
 # their height a second, seen at 10 frames a second.
@@ -39,6 +39,7 @@ class Seen:
     x: float
     y: float
     look: np.ndarray
+    edges: int = 0  # the picture edges the box touches
 
 
 def walk(x: float, y_from: float, y_to: float) -> list[tuple[float, float]]:
@@ -54,7 +55,9 @@ def linked(frames: Sequence[Sequence[Seen]], linking: LinkingConfig | None = Non
         ids = np.array([r.raw_id for r in rows], dtype=np.int64)
         ground = np.array([(r.x, r.y) for r in rows], dtype=np.float64).reshape(-1, 2)
         looks = np.array([r.look for r in rows], dtype=np.float32).reshape(-1, FEATURE_SIZE)
-        released += linker.push((index, rows), index / FPS, ids, ground, np.full(len(rows), HEIGHT), looks)
+        edges = np.array([r.edges for r in rows], dtype=np.int64)
+        heights = np.full(len(rows), HEIGHT)
+        released += linker.push((index, rows), index / FPS, ids, ground, heights, looks, edges)
     return released + linker.flush()
 
 
@@ -205,3 +208,40 @@ def test_a_lasting_change_of_look_is_a_swap_cut_back_to_the_last_good_look() -> 
     assert len(set(ids[:20])) == 1
     assert len(set(ids[20:])) == 1
     assert ids[19] != ids[20]
+
+
+@pytest.mark.parametrize(
+    ("left_by", "back_by", "one"),
+    [
+        (BOTTOM, 0, False),  # walked out of the picture; someone else appears inside it
+        (BOTTOM, BOTTOM, True),  # walked out and came back in through the same edge
+        (0, 0, True),  # hidden before the edge (behind someone): the same walker reappears
+    ],
+)
+def test_someone_who_walked_out_of_the_picture_is_continued_only_through_that_edge(
+    left_by: int, back_by: int, one: bool
+) -> None:
+    """A walks down to the picture's bottom edge (y 400) and out; 1 s later a walker of the same
+    look is seen heading back up. Carried back over the gap, their path meets A's end."""
+    a = [[Seen(1, x, y, RED, left_by if y >= 380 else 0)] for x, y in walk(300, 250, 390)]
+    gap: list[list[Seen]] = [[] for _ in range(round(FPS))]
+    start = 390 if back_by else 270
+    b = [[Seen(2, x, y, RED, back_by if y >= 380 else 0)] for x, y in walk(300, start, start - 120)]
+    ids = person_ids(a + gap + b)
+    assert (ids[0] == ids[-1]) is one
+
+
+@pytest.mark.parametrize(
+    ("box", "edges"),
+    [
+        ((300, 300, 340, 400), 0),
+        ((102, 300, 142, 400), LEFT),  # 2 px from the edge: within 5 % of the height
+        ((110, 300, 150, 400), 0),  # 10 px: not touching
+        ((860, 0, 900, 100), TOP | RIGHT),
+        ((500, 497, 540, 597), BOTTOM),  # a person cut off by the bottom edge (600)
+    ],
+)
+def test_touched_edges_are_measured_in_the_persons_height(box: tuple[float, ...], edges: int) -> None:
+    xyxy = np.array([box], dtype=np.float64)
+    heights = xyxy[:, 3] - xyxy[:, 1]
+    assert touched_edges(xyxy, heights, (100, 0, 900, 600)).tolist() == [edges]
