@@ -5,7 +5,7 @@ scene with smaller or larger people; nothing in the counting logic is in pixels 
 ``tests/test_edge_scale_free.py``), so what changes is what the detector sees. This script writes a
 resized copy of each clip (video re-encoded with OpenCV's mp4v, the annotation kept: ``footfall eval``
 scales it from ``seqinfo.ini``), the camera file with its lines and zones scaled alike, and runs
-``footfall eval`` on it with footfall's defaults, printing each command's summary line.
+``footfall eval`` on it with footfall's defaults, printing each report's (``--json``) summary.
 
     .venv/bin/python bench/rescaled_clips.py [--out /tmp/footfall-rescaled] \\
         [--clip venice2:0.5 --clip venice2:0.6667 --clip pets09_s2l1:4 --clip tud_campus:3]
@@ -16,6 +16,7 @@ Needs ``../shared`` (footage and ``yolo11n.onnx``) beside the checkout.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def make_clip(clip: str, factor: float, out_dir: Path) -> Path:
 
 
 def evaluate(folder: Path, extra: list[str]) -> str:
+    report_file = folder / ("report-oracle.json" if "--oracle" in extra else "report.json")
     command = [
         str(ROOT / ".venv" / "bin" / "footfall"),
         "eval",
@@ -83,22 +85,31 @@ def evaluate(folder: Path, extra: list[str]) -> str:
         str(folder / "camera.yaml"),
     ]
     command += ["--model", str(SHARED / "models" / "yolo11n.onnx"), "--max-error", "1", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    lines = (done.stdout + done.stderr).splitlines()
-    plan = next((ln.split(": ", 1)[-1] for ln in lines if "detector input" in ln), "")
-    summary = next(
-        (ln for ln in lines if ln.startswith(("OK", "FAIL"))), f"no result (exit {done.returncode})"
+    done = subprocess.run([*command, "--json", str(report_file)], capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not report_file.exists():
+        failed = f"no result (exit {done.returncode})"
+        return "\n    ".join([" ".join(command[1:]), failed, done.stderr[-2000:]])
+    report = json.loads(report_file.read_text())
+    plan = next((ln.split(": ", 1)[-1] for ln in done.stderr.splitlines() if "detector input" in ln), "")
+    summary = (
+        f"error {report['relative_error']:.1%}: missed {report['missed']}, false {report['false']}, "
+        f"wrong direction {report['wrong_direction']} of {report['truth']}"
     )
-    # zone rows: name, true visits, counted, error, true median dwell, counted, error
     zones = [
-        " ".join(ln.replace("│", " ").split()) for ln in _after(lines, "zone visits") if ln.startswith("│")
+        f"zone {z['zone']}: visits {z['counted_visits']}/{z['truth_visits']}, median dwell "
+        f"{_seconds(z['counted_median_dwell_s'])} vs {_seconds(z['truth_median_dwell_s'])} s"
+        f" ({_share(z['dwell_error'])} off)"
+        for z in report["zones"]
     ]
-    return "\n    ".join([" ".join(command[1:]), summary, *(f"zone {z}" for z in zones), plan])
+    return "\n    ".join([" ".join(command[1:]), summary, *zones, plan])
 
 
-def _after(lines: list[str], marker: str) -> list[str]:
-    starts = [i for i, ln in enumerate(lines) if marker in ln]
-    return lines[starts[0] :] if starts else []
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def main() -> None:

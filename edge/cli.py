@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections import Counter as Tally
@@ -191,6 +192,9 @@ def eval_(
         typer.Option(help="Annotated boxes as detections: leaves only tracker and counter errors."),
     ] = False,
     min_dwell: Annotated[float, typer.Option(help="Zone visits at least this long (s) count.")] = 1.0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON (for scripts).")
+    ] = None,
 ) -> None:
     """Accuracy audit against ground-truth crossings and zone visits derived from gt.txt with the
     same rule: per line and direction misses, false counts and wrong directions; per zone the
@@ -218,6 +222,10 @@ def eval_(
         oracle=oracle,
         min_dwell_s=min_dwell,
     )
+    if json_out is not None:
+        settings = {"sequence": str(sequence), "fps": fps, "oracle": oracle, "tolerance_s": tolerance}
+        settings |= {"min_dwell_s": min_dwell, "max_error": max_error}
+        json_out.write_text(json.dumps(settings | report.as_dict(), indent=2) + "\n")
     console = Console()
     mode = " (oracle: annotated boxes)" if oracle else ""
     console.print(_eval_table(report, f"{sequence.name}{mode}"))

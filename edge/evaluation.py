@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from footfall.contracts.config import LineConfig, ZoneConfig
 from footfall.edge.counting import Crossing, ZoneVisit
@@ -89,6 +90,25 @@ class Report:
     def total(self, what: str) -> int:
         """Sum of one LineScore field (``missed``, ``false``, ``wrong_direction``, ...)."""
         return sum(getattr(r, what) for r in self.rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report for machines (``footfall eval --json``): every row, zone and total."""
+        return {
+            "truth": self.truth_total,
+            "counted": self.counted_events,
+            "matched": self.matched,
+            "missed": self.total("missed"),
+            "false": self.total("false"),
+            "wrong_direction": self.total("wrong_direction"),
+            "abs_error": self.abs_error,
+            "relative_error": self.relative_error,
+            "precision": self.precision,
+            "recall": self.recall,
+            "lines": [asdict(r) | {"error": r.error} for r in self.rows],
+            "zones": [
+                asdict(z) | {"visit_error": z.visit_error, "dwell_error": z.dwell_error} for z in self.zones
+            ],
+        }
 
 
 def _pair(

@@ -83,3 +83,26 @@ def test_tud_campus_with_the_detection_model(
     )
     assert report.truth_total == 11  # one person is past the left line on the last frame
     assert report.relative_error <= 0.2, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
+
+
+def test_eval_writes_its_report_as_json_for_scripts(video_dir: Path, tmp_path: Path) -> None:
+    """``footfall eval --json``: the same figures as the printed table, per line, zone and total."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    clip, out = video_dir / "pets09_s2l1", tmp_path / "report.json"
+    args = ["eval", str(clip), "--config", str(CONFIGS / "pets09_s2l1.yaml"), "--oracle", "--fps", "5"]
+    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    report = run_eval(find_sequence(clip), camera("pets09_s2l1"), fps=5.0, oracle=True)
+    assert written["truth"] == report.truth_total == sum(row["truth"] for row in written["lines"])
+    assert written["relative_error"] == report.relative_error
+    assert written["oracle"] is True and written["fps"] == 5.0
+    (zone,) = written["zones"]
+    assert zone["counted_visits"] == report.zones[0].counted_visits
+    assert zone["dwell_error"] == report.zones[0].dwell_error
+    assert f"error {written['relative_error']:.1%}" in result.output
