@@ -96,3 +96,23 @@ def test_rows_without_spread_keep_the_single_height() -> None:
     heights = np.linspace(90, 110, 20)
     same_row = plan_input(perspective_config(), (1920, 1080), heights, np.full(20, 800.0))
     assert same_row.crop == plan_input(perspective_config(), (1920, 1080), heights).crop
+
+
+def test_the_watched_part_of_the_picture_is_the_planned_crop() -> None:
+    """The linker treats a walk out of the crop as a walk out of the view (edge/linking.py)."""
+    from footfall.edge.detector import Detections
+    from footfall.edge.pipeline import _watched
+    from footfall.edge.scale import LayoutDetector
+
+    def nobody(image: np.ndarray) -> Detections:
+        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
+
+    picture = np.zeros((1080, 1920, 3), np.uint8)
+    probing = LayoutDetector(config(), (1920, 1080), lambda imgsz: nobody)
+    assert probing.watched is None
+    assert _watched(probing, picture) == (0, 0, 1920, 1080)
+    plan = plan_input(config(), (1920, 1080), np.full(20, 60.0))
+    assert plan.crop != (0, 0, 1920, 1080)
+    probing._adopt(plan)
+    assert _watched(probing, picture) == plan.crop
+    assert _watched(nobody, picture) == (0, 0, 1920, 1080)  # a plain detector watches it all
