@@ -318,7 +318,9 @@ class TrackletLinker:
             return None  # old walked out of the picture; new appeared elsewhere
         end, v_end = old.end()
         start, v_start = new.start()
-        # Meet in the middle: old's path carried forward, new's carried back, half the gap each.
+        # Old's path carried forward over the whole gap, or new's carried back: the better of the
+        # two. One velocity is often poor (a tracklet's first or last moments are a partial view);
+        # requiring both to agree (meeting in the middle) lost true joins on TUD and PETS in replays.
         forward = end + v_end * gap
         backward = start - v_start * gap
         miss = min(float(np.hypot(*(forward - start))), float(np.hypot(*(backward - end))))
