@@ -231,6 +231,22 @@ def test_someone_who_walked_out_of_the_picture_is_continued_only_through_that_ed
     assert (ids[0] == ids[-1]) is one
 
 
+@pytest.mark.parametrize(("away", "one"), [(1.2, False), (0.3, True)])
+def test_a_glimpse_is_continued_only_near_where_it_was_seen(away: float, one: bool) -> None:
+    """A is seen for 0.1 s (two boxes) below the door, then nobody for 2 s; then a walker of the
+    same look appears ``away`` heights further up and walks on. A glimpse says nothing of where
+    A went: only a walker who appears where A stood is A. Someone 1.2 heights off is another
+    person, born beyond the door, and the door counts nothing (joined, it would count an "in")."""
+    glimpse = [[Seen(1, 300, 260, RED)] for _ in range(2)]
+    gap: list[list[Seen]] = [[] for _ in range(round(2 * FPS))]
+    start = 260 - away * HEIGHT
+    later = [[Seen(2, x, y, RED)] for x, y in walk(300, start, start - 100)]
+    ids = person_ids(glimpse + gap + later)
+    assert (ids[0] == ids[-1]) is one
+    if not one:
+        assert directions(run(glimpse + gap + later)) == []
+
+
 @pytest.mark.parametrize(
     ("box", "edges"),
     [
