@@ -157,6 +157,10 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # ORT's workers spin on the cores after each operator and each run, waiting for more work;
+        # on a small edge box that steals the cores from the frame's own work between inferences
+        # (decoding, NMS, tracking). Off, `footfall count` on Venice-2 ran 5 % faster (README).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0]
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
