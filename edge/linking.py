@@ -6,7 +6,8 @@ splits in two. The linker sits between the tracker and the counter and holds eve
 ``delay_s`` seconds. When a new tracklet has been seen for that long (enough to know where it is
 heading and what it looks like) it is joined to a person whose tracklet ended shortly before,
 if position, motion, size and clothing colour agree, and the earlier one did not walk out of the
-picture; otherwise it becomes a new person. Frames leave the linker with person ids, ``delay_s``
+picture (a mere glimpse is continued only near where it was seen); otherwise it becomes a new
+person. Frames leave the linker with person ids, ``delay_s``
 late, so the counter decides crossings and visits on linked identities. KPIs are 15-minute
 figures: the delay costs nothing but a live occupancy that lags by the same seconds.
 
