@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -228,7 +229,8 @@ def eval_(
         json_out.write_text(json.dumps(settings | report.as_dict(), indent=2) + "\n")
     console = Console()
     mode = " (oracle: annotated boxes)" if oracle else ""
-    console.print(_eval_table(report, f"{sequence.name}{mode}"))
+    rate = f" at {report.analysed_fps:g} of {report.native_fps:g} frames/s"
+    console.print(_eval_table(report, f"{sequence.name}{rate}{mode}"))
     if report.zones:
         console.print(_zone_table(report, min_dwell))
     verdict = "OK" if report.relative_error <= max_error else "FAIL"
@@ -277,7 +279,8 @@ def run_eval(
         if sink is not None:
             sink.close()
     zones = score_zones(camera.zones, truth_visits, visits, min_dwell_s)
-    return evaluate(camera.lines, truth, counted, tolerance_s, zones)
+    report = evaluate(camera.lines, truth, counted, tolerance_s, zones)
+    return dataclasses.replace(report, native_fps=native_fps, analysed_fps=frames.fps)
 
 
 def _write_annotated(

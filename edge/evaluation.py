@@ -65,6 +65,9 @@ class Report:
     truth_events: int
     counted_events: int
     zones: tuple[ZoneScore, ...] = ()
+    # The recording's own rate and the rate it was analysed at (set by ``run_eval``).
+    native_fps: float | None = None
+    analysed_fps: float | None = None
 
     @property
     def truth_total(self) -> int:
@@ -104,6 +107,8 @@ class Report:
             "relative_error": self.relative_error,
             "precision": self.precision,
             "recall": self.recall,
+            "native_fps": self.native_fps,
+            "analysed_fps": self.analysed_fps,
             "lines": [asdict(r) | {"error": r.error} for r in self.rows],
             "zones": [
                 asdict(z) | {"visit_error": z.visit_error, "dwell_error": z.dwell_error} for z in self.zones

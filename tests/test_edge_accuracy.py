@@ -103,7 +103,14 @@ def test_eval_writes_its_report_as_json_for_scripts(video_dir: Path, tmp_path: P
     assert written["relative_error"] == report.relative_error
     assert written["oracle"] is True
     assert written["fps"] == 5.0
+    assert (written["native_fps"], written["analysed_fps"]) == (10.0, 5.0)  # every 2nd frame
     (zone,) = written["zones"]
     assert zone["counted_visits"] == report.zones[0].counted_visits
     assert zone["dwell_error"] == report.zones[0].dwell_error
     assert f"error {written['relative_error']:.1%}" in result.output
+    # Without --fps the camera's default rate applies; the report says which rate that was.
+    result = CliRunner().invoke(app, [*args[:-2], "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["fps"] is None
+    assert written["analysed_fps"] == written["native_fps"] == 10.0  # 15 fps default > PETS's 10
