@@ -199,6 +199,10 @@ class LinkingConfig(StrictModel):
     delay_s: float = Field(default=1.5, ge=0, le=30)
     # A tracklet can continue one that ended at most this long before it started.
     max_gap_s: float = Field(default=2.5, ge=0, le=60)
+    # Someone who stood still before they were hidden (a shopper at a shelf behind passers-by) is
+    # continued after a longer gap, up to this, by a tracklet that starts where they stood. Keep it
+    # within counting.forget_after_s, or their zone visit closes while they are hidden.
+    max_standing_gap_s: float = Field(default=10.0, ge=0, le=60)
     # Where the two ends may miss each other: this many person heights, plus this many per
     # second of gap (people change pace and direction while hidden).
     reach_heights: float = Field(default=0.5, gt=0, le=10)

@@ -6,10 +6,11 @@ splits in two. The linker sits between the tracker and the counter and holds eve
 ``delay_s`` seconds. When a new tracklet has been seen for that long (enough to know where it is
 heading and what it looks like) it is joined to a person whose tracklet ended shortly before,
 if position, motion, size and clothing colour agree, and the earlier one did not walk out of the
-picture (a mere glimpse is continued only near where it was seen); otherwise it becomes a new
-person. Frames leave the linker with person ids, ``delay_s``
-late, so the counter decides crossings and visits on linked identities. KPIs are 15-minute
-figures: the delay costs nothing but a live occupancy that lags by the same seconds.
+picture (a mere glimpse is continued only near where it was seen; someone who stood still may
+be hidden longer, and is continued where they stood); otherwise it becomes a new person. Frames
+leave the linker with person ids, ``delay_s`` late, so the counter decides crossings and visits on
+linked identities. KPIs are 15-minute figures: the delay costs nothing but a live occupancy that
+lags by the same seconds.
 
 Every threshold is relative to the person's height, to time, or a colour distance.
 """
@@ -52,6 +53,10 @@ OUTWARD_HEIGHTS_PER_S = 0.25
 # continued only near where it was seen (reach_heights), with no allowance for the time gone. On
 # Venice-2 at 540p a 0.07 s glimpse was joined to someone 1.6 heights away 2.3 s later, across a line.
 GLIMPSE_S = 0.15
+
+# A tracklet that ended slower than this (heights per second; a slow walk is ~0.5) was standing:
+# after a gap longer than max_gap_s it is still continued, by a tracklet starting where it stood.
+STANDING_HEIGHTS_PER_S = 0.5
 
 # Edges of the watched picture, as bits: a box may touch several (a corner).
 LEFT, TOP, RIGHT, BOTTOM = 1, 2, 4, 8
@@ -315,7 +320,7 @@ class TrackletLinker:
         """How well ``new`` continues ``old`` (lower is better), or None when it cannot."""
         p = self.params
         gap = new.first_t - old.last_t
-        if gap <= 0 or gap > p.max_gap_s:
+        if gap <= 0 or gap > max(p.max_gap_s, p.max_standing_gap_s):
             return None  # overlapping in time: two people
         h_old, h_new = old.height, new.height
         if max(h_old, h_new) > p.max_height_ratio * min(h_old, h_new):
@@ -323,6 +328,22 @@ class TrackletLinker:
         exits = old.exits()
         if exits and not exits & new.first_edges:
             return None  # old walked out of the picture; new appeared elsewhere
+        height = 0.5 * (h_old + h_new)
+        joined = self._walked_on(old, new, gap, height) if gap <= p.max_gap_s else None
+        if joined is None and gap > p.max_gap_s:
+            joined = self._stood_hidden(old, new, height)
+        if joined is None:
+            return None
+        colour = 0.0
+        if old.appearance is not None and new.appearance is not None:
+            colour = appearance_distance(old.appearance, new.appearance)
+            if colour > p.max_appearance_distance:
+                return None
+        return joined + colour / p.max_appearance_distance
+
+    def _walked_on(self, old: _Tracklet, new: _Tracklet, gap: float, height: float) -> float | None:
+        """How far (a share of the reach) ``new`` starts from where ``old``'s walk leads, or None."""
+        p = self.params
         end, v_end = old.end()
         start, v_start = new.start()
         # Old's path carried forward over the whole gap, or new's carried back: the better of the
@@ -331,18 +352,24 @@ class TrackletLinker:
         forward = end + v_end * gap
         backward = start - v_start * gap
         miss = min(float(np.hypot(*(forward - start))), float(np.hypot(*(backward - end))))
-        height = 0.5 * (h_old + h_new)
         reach = p.reach_heights + p.reach_heights_per_s * gap
         if miss > reach * height:
             return None
         if old.last_t - old.first_t < GLIMPSE_S and np.hypot(*(start - end)) > p.reach_heights * height:
             return None  # a glimpse is continued only where it was seen
-        colour = 0.0
-        if old.appearance is not None and new.appearance is not None:
-            colour = appearance_distance(old.appearance, new.appearance)
-            if colour > p.max_appearance_distance:
-                return None
-        return miss / (reach * height) + colour / p.max_appearance_distance
+        return miss / (reach * height)
+
+    def _stood_hidden(self, old: _Tracklet, new: _Tracklet, height: float) -> float | None:
+        """After a long gap: did ``old`` stand still and does ``new`` start where it stood? Ranked
+        after every join within max_gap_s (cost 1 and up)."""
+        end, v_end = old.end()
+        start, _ = new.start()
+        if np.hypot(*v_end) > STANDING_HEIGHTS_PER_S * old.height:
+            return None
+        miss = float(np.hypot(*(start - end)))
+        if miss > self.params.reach_heights * height:
+            return None
+        return 1.0 + miss / (self.params.reach_heights * height)
 
     # -- release and memory --------------------------------------------------------------------
 
@@ -356,8 +383,8 @@ class TrackletLinker:
 
     def _forget(self, now: float) -> None:
         """Drop what can no longer be continued: memory stays bounded by the people seen in the
-        last delay_s + max_gap_s seconds (pending frames keep their own references)."""
-        horizon = self.params.delay_s + self.params.max_gap_s
+        last delay_s + the longer gap seconds (pending frames keep their own references)."""
+        horizon = self.params.delay_s + max(self.params.max_gap_s, self.params.max_standing_gap_s)
         for raw in [raw for raw, tr in self._current.items() if now - tr.last_t > horizon]:
             del self._current[raw]
         for person in [p for p, tr in self._latest.items() if now - tr.last_t > horizon]:

@@ -36,7 +36,7 @@ from footfall.edge.sources import Frame, FrameSource, open_source
 from footfall.edge.tracking import PersonTracker, Tracks
 
 # linking.enabled = false: every tracklet is its own person, counted at once.
-NO_LINKING = LinkingConfig(delay_s=0, max_gap_s=0)
+NO_LINKING = LinkingConfig(delay_s=0, max_gap_s=0, max_standing_gap_s=0)
 
 
 class HeartbeatFigures(TypedDict):

@@ -94,7 +94,10 @@ def test_two_people_swapping_ids_on_the_line() -> None:
         frames.append([Seen(id_a, xa, ya, look_a), Seen(id_b, xb, yb, look_b)])
     assert directions(run(frames)) == ["in", "out"]
     # Without linking the swapped ids each turn back at the line: neither crossing counts.
-    assert directions(run(frames, LinkingConfig(enabled=False, delay_s=0, max_gap_s=0))) == []
+    assert (
+        directions(run(frames, LinkingConfig(enabled=False, delay_s=0, max_gap_s=0, max_standing_gap_s=0)))
+        == []
+    )
 
 
 @pytest.mark.parametrize("gap_s", [1.0, 1.5, 2.0])
@@ -161,8 +164,13 @@ def test_out_and_back_in_counts_twice_even_across_a_break() -> None:
     assert directions(run(one_person(ids, path, RED))) == ["in", "in", "out"]
 
 
-def test_the_linker_holds_frames_for_the_delay_and_its_memory_stays_bounded() -> None:
-    linker = TrackletLinker(LinkingConfig(delay_s=1.5, max_gap_s=2.0))
+@pytest.mark.parametrize(("standing_gap_s", "bound"), [(2.0, 10), (10.0, 15)])
+def test_the_linker_holds_frames_for_the_delay_and_its_memory_stays_bounded(
+    standing_gap_s: float, bound: int
+) -> None:
+    """A new person every 2 s: what the linker holds is about two per 2 s of its horizon (their
+    tracklet and their person), delay_s + the longer of the two gaps, and does not grow."""
+    linker = TrackletLinker(LinkingConfig(delay_s=1.5, max_gap_s=2.0, max_standing_gap_s=standing_gap_s))
     held, released = [], 0
     for frame in range(3000):  # 5 minutes at 10 fps, a new person every 2 s
         raw = frame // 20
@@ -173,7 +181,7 @@ def test_the_linker_holds_frames_for_the_delay_and_its_memory_stays_bounded() ->
         held.append(linker.held)
     released += len(linker.flush())
     assert released == 3000
-    assert max(held[-1000:]) <= max(held[:1000]) <= 10
+    assert max(held[-1000:]) <= max(held[:1000]) <= bound
 
 
 def test_appearance_distance_is_zero_for_the_same_look_and_one_for_disjoint() -> None:
@@ -245,6 +253,25 @@ def test_a_glimpse_is_continued_only_near_where_it_was_seen(away: float, one: bo
     assert (ids[0] == ids[-1]) is one
     if not one:
         assert directions(run(glimpse + gap + later)) == []
+
+
+@pytest.mark.parametrize(
+    ("speed", "away", "one"),
+    [
+        (0.0, 0.2, True),  # stood at a shelf, hidden 6 s by passers-by, seen again where they stood
+        (0.0, 1.0, False),  # someone else, a height away
+        (0.8, 0.2, False),  # a walker: 6 s later they are far off; whoever stands there is not them
+    ],
+)
+def test_someone_who_stood_still_is_continued_after_a_long_gap(speed: float, away: float, one: bool) -> None:
+    """A is seen for 3 s moving at ``speed`` heights/s, then hidden for 6 s (beyond max_gap_s, within
+    max_standing_gap_s); then a walker of the same look stands ``away`` heights from A's last spot."""
+    a = [[Seen(1, 300 + speed * HEIGHT * i / FPS, 150, RED)] for i in range(round(3 * FPS))]
+    gap: list[list[Seen]] = [[] for _ in range(round(6 * FPS))]
+    spot = a[-1][0].x + away * HEIGHT
+    later = [[Seen(2, spot, 150, RED)] for _ in range(round(3 * FPS))]
+    ids = person_ids(a + gap + later)
+    assert (ids[0] == ids[-1]) is one
 
 
 @pytest.mark.parametrize(
