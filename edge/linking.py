@@ -360,8 +360,9 @@ class TrackletLinker:
         return miss / (reach * height)
 
     def _stood_hidden(self, old: _Tracklet, new: _Tracklet, height: float) -> float | None:
-        """After a long gap: did ``old`` stand still and does ``new`` start where it stood? Ranked
-        after every join within max_gap_s (cost 1 and up)."""
+        """After a long gap: did ``old`` stand still and does ``new`` start where it stood? The cost
+        is 1 more than a join within max_gap_s at the same miss, so those mostly come first (a
+        colour difference can still put a close standing join ahead of a poor short one)."""
         end, v_end = old.end()
         start, _ = new.start()
         if np.hypot(*v_end) > STANDING_HEIGHTS_PER_S * old.height:
