@@ -248,8 +248,8 @@ class TrackletLinker:
         edges_at_last_look = old.last_edges  # kept if that frame has already left the linker
         for frame in reversed(self._frames):
             if frame.t <= old.last_look_t:
-                if old in frame.tracklets:
-                    edges_at_last_look = frame.edges[frame.tracklets.index(old)]
+                rows = (row for row, tracklet in enumerate(frame.tracklets) if tracklet is old)
+                edges_at_last_look = next((frame.edges[row] for row in rows), edges_at_last_look)
                 break
             for row, tracklet in enumerate(frame.tracklets):
                 if tracklet is old:
@@ -329,8 +329,9 @@ class TrackletLinker:
         if exits and not exits & new.first_edges:
             return None  # old walked out of the picture; new appeared elsewhere
         height = 0.5 * (h_old + h_new)
-        joined = self._walked_on(old, new, gap, height) if gap <= p.max_gap_s else None
-        if joined is None and gap > p.max_gap_s:
+        if gap <= p.max_gap_s:
+            joined = self._walked_on(old, new, gap, height)
+        else:
             joined = self._stood_hidden(old, new, height)
         if joined is None:
             return None
