@@ -7,8 +7,14 @@ resized copy of each clip (video re-encoded with OpenCV's mp4v, the annotation k
 scales it from ``seqinfo.ini``), the camera file with its lines and zones scaled alike, and runs
 ``footfall eval`` on it with footfall's defaults, printing each report's (``--json``) summary.
 
+A clip can also be mirrored left to right (``venice2:1:mirror``): the same people, a camera on
+the other side, so nothing in the logic may favour a direction or a side of the picture. Its
+unmirrored twin at factor 1 (``venice2:1``) is re-encoded the same way, which alone moves some
+boxes: compare the two with each other, not with the original.
+
     .venv/bin/python bench/rescaled_clips.py [--out /tmp/footfall-rescaled] \\
         [--clip venice2:0.5 --clip venice2:0.6667 --clip pets09_s2l1:4 --clip tud_campus:3]
+    .venv/bin/python bench/rescaled_clips.py --clip venice2:1 --clip venice2:1:mirror
 
 Needs ``../shared`` (footage and ``yolo11n.onnx``) beside the checkout.
 """
@@ -19,18 +25,19 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import yaml
+
+from footfall.edge.sources import sequence_info
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 DEFAULT_CLIPS = ["venice2:0.5", "venice2:0.6667", "pets09_s2l1:4", "tud_campus:3"]
 
 
-def rescale_video(media: Path, factor: float, out: Path) -> None:
+def rescale_video(media: Path, factor: float, out: Path, mirror: bool = False) -> None:
     capture = cv2.VideoCapture(str(media))
     fps = capture.get(cv2.CAP_PROP_FPS)
     size = (
@@ -43,16 +50,19 @@ def rescale_video(media: Path, factor: float, out: Path) -> None:
         ok, image = capture.read()
         if not ok:
             break
-        writer.write(cv2.resize(image, size, interpolation=interpolation))
+        image = cv2.resize(image, size, interpolation=interpolation)
+        writer.write(cv2.flip(image, 1) if mirror else image)
     writer.release()
     capture.release()
 
 
-def rescale_camera(camera_file: Path, factor: float, out: Path) -> None:
+def rescale_camera(camera_file: Path, factor: float, out: Path, mirror_width: float | None = None) -> None:
+    """Lines and zones scaled by ``factor``; mirrored in a picture ``mirror_width`` wide if given."""
     camera = yaml.safe_load(camera_file.read_text(encoding="utf-8"))
 
     def times(point: list[float]) -> list[float]:
-        return [round(v * factor, 1) for v in point]
+        x, y = point[0] * factor, point[1] * factor
+        return [round(x if mirror_width is None else mirror_width - x, 1), round(y, 1)]
 
     for line in camera.get("lines") or []:
         for key in ("start", "end", "inside"):
@@ -62,16 +72,31 @@ def rescale_camera(camera_file: Path, factor: float, out: Path) -> None:
     out.write_text(yaml.safe_dump(camera, sort_keys=False), encoding="utf-8")
 
 
-def make_clip(clip: str, factor: float, out_dir: Path) -> Path:
+def mirror_gt(gt_file: Path, annotated_width: float) -> None:
+    """MOTChallenge boxes (1-based left, top, width, height in columns 3-6) mirrored left to right."""
+    rows = [line.split(",") for line in gt_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for row in rows:
+        left, width = float(row[2]), float(row[4])
+        row[2] = f"{annotated_width + 2 - left - width:g}"
+    gt_file.write_text("".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def make_clip(clip: str, factor: float, out_dir: Path, mirror: bool = False) -> Path:
     source = SHARED / "data" / "video" / clip
-    folder = out_dir / f"{clip}-x{factor:g}"
+    folder = out_dir / f"{clip}-x{factor:g}{'-mirror' if mirror else ''}"
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(source / "gt", folder / "gt")
     shutil.copy(source / "seqinfo.ini", folder / "seqinfo.ini")
     media = next(p for p in source.iterdir() if p.suffix in {".mp4", ".avi", ".mkv"})
-    rescale_video(media, factor, folder / "clip.mp4")
-    rescale_camera(ROOT / "edge" / "configs" / f"{clip}.yaml", factor, folder / "camera.yaml")
+    rescale_video(media, factor, folder / "clip.mp4", mirror)
+    width = None
+    if mirror:  # the annotation has its own width (PETS: 768 against a 480-pixel video)
+        mirror_gt(folder / "gt" / "gt.txt", float(sequence_info(source)["imwidth"]))
+        capture = cv2.VideoCapture(str(media))
+        width = round(capture.get(cv2.CAP_PROP_FRAME_WIDTH) * factor)
+        capture.release()
+    rescale_camera(ROOT / "edge" / "configs" / f"{clip}.yaml", factor, folder / "camera.yaml", width)
     return folder
 
 
@@ -115,14 +140,14 @@ def _share(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/footfall-rescaled"))
-    parser.add_argument("--clip", action="append", help="name:factor, e.g. venice2:0.5 (repeatable)")
+    parser.add_argument("--clip", action="append", help="name:factor[:mirror], e.g. venice2:0.5 (repeatable)")
     args = parser.parse_args()
     for spec in args.clip or DEFAULT_CLIPS:
-        clip, factor = spec.split(":")
-        folder = make_clip(clip, float(factor), args.out)
+        clip, factor, *flags = spec.split(":")
+        folder = make_clip(clip, float(factor), args.out, mirror=flags == ["mirror"])
         print(evaluate(folder, []), flush=True)
         print(evaluate(folder, ["--oracle"]), flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
