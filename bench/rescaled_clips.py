@@ -144,7 +144,9 @@ def main() -> None:
     args = parser.parse_args()
     for spec in args.clip or DEFAULT_CLIPS:
         clip, factor, *flags = spec.split(":")
-        folder = make_clip(clip, float(factor), args.out, mirror=flags == ["mirror"])
+        if flags not in ([], ["mirror"]):
+            parser.error(f"--clip {spec}: expected name:factor or name:factor:mirror")
+        folder = make_clip(clip, float(factor), args.out, mirror=bool(flags))
         print(evaluate(folder, []), flush=True)
         print(evaluate(folder, ["--oracle"]), flush=True)
 
