@@ -11,11 +11,12 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--fast" ]; then
   shift
   export YOLO_OFFLINE=1 YOLO_VERBOSE=False
-  [ -x .venv/bin/python ] || EXTRAS=test bash scripts/install.sh
+  # A .venv from before pytest-xdist joined the test extra gets it too.
+  .venv/bin/python -c "import xdist" 2>/dev/null || EXTRAS=test bash scripts/install.sh
   .venv/bin/python -m ruff check .
   .venv/bin/python -m ruff format --check .
   bash scripts/typecheck.sh
-  exec .venv/bin/python -m pytest -q -m "not servers and not model and not slow" "$@"
+  exec .venv/bin/python -m pytest -q -n auto -m "not servers and not model and not slow" "$@"
 fi
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
