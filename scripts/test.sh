@@ -4,8 +4,9 @@
 # whole suite against real servers.
 #
 # `bash scripts/test.sh --fast` is the quick loop: style and type checks, then only the tests that need
-# no server, no model and are not slow (README: the quick loop). It installs nothing once .venv
-# exists (the first run installs the Python packages, not the servers). Any other arguments go to pytest.
+# no server, no model and are not slow (README: the quick loop), on every core. It installs nothing
+# once .venv has the test extra (the first run installs the Python packages, not the servers). Any
+# other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--fast" ]; then
