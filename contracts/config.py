@@ -214,6 +214,11 @@ class LinkingConfig(StrictModel):
     # settled look has been swapped with someone else: the track is cut there and re-linked.
     split_appearance_distance: float = Field(default=0.6, gt=0, le=1)
 
+    @property
+    def longest_gap_s(self) -> float:
+        """The longest gap any join may span: the linker keeps what it saw for this long."""
+        return max(self.max_gap_s, self.max_standing_gap_s)
+
 
 class SceneConfig(StrictModel):
     """The scene-health monitor (edge/scene.py): camera issues in events and in every heartbeat."""

@@ -320,7 +320,7 @@ class TrackletLinker:
         """How well ``new`` continues ``old`` (lower is better), or None when it cannot."""
         p = self.params
         gap = new.first_t - old.last_t
-        if gap <= 0 or gap > max(p.max_gap_s, p.max_standing_gap_s):
+        if gap <= 0 or gap > p.longest_gap_s:
             return None  # overlapping in time: two people
         h_old, h_new = old.height, new.height
         if max(h_old, h_new) > p.max_height_ratio * min(h_old, h_new):
@@ -386,7 +386,7 @@ class TrackletLinker:
     def _forget(self, now: float) -> None:
         """Drop what can no longer be continued: memory stays bounded by the people seen in the
         last delay_s + the longer gap seconds (pending frames keep their own references)."""
-        horizon = self.params.delay_s + max(self.params.max_gap_s, self.params.max_standing_gap_s)
+        horizon = self.params.delay_s + self.params.longest_gap_s
         for raw in [raw for raw, tr in self._current.items() if now - tr.last_t > horizon]:
             del self._current[raw]
         for person in [p for p, tr in self._latest.items() if now - tr.last_t > horizon]:

@@ -16,6 +16,7 @@ from footfall.contracts.config import LineConfig, LinkingConfig
 from footfall.edge.appearance import FEATURE_SIZE, appearance_distance
 from footfall.edge.counting import Counter, Crossing
 from footfall.edge.linking import BOTTOM, LEFT, RIGHT, TOP, LinkedFrame, TrackletLinker, touched_edges
+from footfall.edge.pipeline import NO_LINKING
 
 # A horizontal door at y=200; "in" is up (smaller y). People are 100 px tall and walk 0.8 of
 # their height a second, seen at 10 frames a second.
@@ -94,10 +95,7 @@ def test_two_people_swapping_ids_on_the_line() -> None:
         frames.append([Seen(id_a, xa, ya, look_a), Seen(id_b, xb, yb, look_b)])
     assert directions(run(frames)) == ["in", "out"]
     # Without linking the swapped ids each turn back at the line: neither crossing counts.
-    assert (
-        directions(run(frames, LinkingConfig(enabled=False, delay_s=0, max_gap_s=0, max_standing_gap_s=0)))
-        == []
-    )
+    assert directions(run(frames, NO_LINKING)) == []
 
 
 @pytest.mark.parametrize("gap_s", [1.0, 1.5, 2.0])
