@@ -77,7 +77,7 @@ def video_frames(source: Path) -> int:
         capture.release()
 
 
-def count_once(source: Path, config: Path, model: Path, events: Path) -> Run:
+def count_once(source: Path, clip_frames: int, config: Path, model: Path, events: Path) -> Run:
     command = [sys.executable, "-m", "footfall", "count", str(source), "--config", str(config)]
     command += ["--model", str(model), "--out", str(events)]
     started = time.monotonic()
@@ -89,7 +89,7 @@ def count_once(source: Path, config: Path, model: Path, events: Path) -> Run:
     found = SUMMARY.search(output)
     if child.returncode != 0 or found is None:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{output[-2000:]}")
-    return Run(wall, video_frames(source), int(found[1]), usage.ru_maxrss / 1024)  # KiB on Linux
+    return Run(wall, clip_frames, int(found[1]), usage.ru_maxrss / 1024)  # KiB on Linux
 
 
 def median(runs: list[Run], field: str) -> float:
@@ -124,12 +124,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternate the two this many times")
     args = parser.parse_args()
     results: dict[str, list[Run]] = {"default": [], "baseline": []}
+    clip_frames = video_frames(args.source)
     with tempfile.TemporaryDirectory(prefix="footfall-count-speed-") as tmp:
         folder = Path(tmp)
         configs = {"default": args.config, "baseline": baseline_config(args.config, folder)}
         for round_ in range(args.rounds):
             for name, config in configs.items():
-                run = count_once(args.source, config, args.model, folder / f"{name}.jsonl")
+                run = count_once(args.source, clip_frames, config, args.model, folder / f"{name}.jsonl")
                 results[name].append(run)
                 done = f"{run.wall_s:.1f} s, {run.analysed} of {run.clip_frames} frames analysed"
                 print(f"round {round_ + 1} {name}: {done}", flush=True)

@@ -37,7 +37,8 @@ SHARED = ROOT.parent / "shared"
 DEFAULT_CLIPS = ["venice2:0.5", "venice2:0.6667", "pets09_s2l1:4", "tud_campus:3"]
 
 
-def rescale_video(media: Path, factor: float, out: Path, mirror: bool = False) -> None:
+def rescale_video(media: Path, factor: float, out: Path, mirror: bool = False) -> tuple[int, int]:
+    """Writes the clip resized by ``factor`` (and flipped left to right if ``mirror``); its size."""
     capture = cv2.VideoCapture(str(media))
     fps = capture.get(cv2.CAP_PROP_FPS)
     size = (
@@ -54,6 +55,7 @@ def rescale_video(media: Path, factor: float, out: Path, mirror: bool = False) -
         writer.write(cv2.flip(image, 1) if mirror else image)
     writer.release()
     capture.release()
+    return size
 
 
 def rescale_camera(camera_file: Path, factor: float, out: Path, mirror_width: float | None = None) -> None:
@@ -89,14 +91,11 @@ def make_clip(clip: str, factor: float, out_dir: Path, mirror: bool = False) -> 
     shutil.copytree(source / "gt", folder / "gt")
     shutil.copy(source / "seqinfo.ini", folder / "seqinfo.ini")
     media = next(p for p in source.iterdir() if p.suffix in {".mp4", ".avi", ".mkv"})
-    rescale_video(media, factor, folder / "clip.mp4", mirror)
-    width = None
+    width, _ = rescale_video(media, factor, folder / "clip.mp4", mirror)
     if mirror:  # the annotation has its own width (PETS: 768 against a 480-pixel video)
         mirror_gt(folder / "gt" / "gt.txt", float(sequence_info(source)["imwidth"]))
-        capture = cv2.VideoCapture(str(media))
-        width = round(capture.get(cv2.CAP_PROP_FRAME_WIDTH) * factor)
-        capture.release()
-    rescale_camera(ROOT / "edge" / "configs" / f"{clip}.yaml", factor, folder / "camera.yaml", width)
+    camera = folder / "camera.yaml"
+    rescale_camera(ROOT / "edge" / "configs" / f"{clip}.yaml", factor, camera, width if mirror else None)
     return folder
 
 
