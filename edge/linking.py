@@ -17,6 +17,7 @@ Every threshold is relative to the person's height, to time, or a colour distanc
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,8 +92,14 @@ class _Tracklet:
     first_edges: int = 0  # the picture edges its first and last boxes touched
     last_edges: int = 0
     person: int | None = None  # decided after delay_s
+    # ``height``, ``end`` and ``start``, kept until the path changes: every frame the linker weighs
+    # each tracklet that ended lately against each new one, and a crowd has hundreds of pairs.
+    _height: float | None = None
+    _end: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+    _start: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
 
     def observe(self, t: float, x: float, y: float, h: float, feature: NDArray[np.float32] | None) -> None:
+        self.moved()
         self.last_t = t
         self.path.append((t, x, y, h))
         while self.path and t - self.path[0][0] > MOTION_WINDOW_S:
@@ -133,17 +140,27 @@ class _Tracklet:
         miss = float(np.hypot(x - expected[0], y - expected[1]))
         return miss > (JUMP_HEIGHTS + MAX_SPEED_HEIGHTS_PER_S * dt) * height
 
+    def moved(self) -> None:
+        """Forget ``height``, ``end`` and ``start``: ``path`` or ``head`` is about to change."""
+        self._height = self._end = self._start = None
+
     @property
     def height(self) -> float:
-        return float(np.median([p[3] for p in self.path]))
+        if self._height is None:
+            self._height = float(np.median([p[3] for p in self.path]))
+        return self._height
 
     def end(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Last position and velocity (pixels/s)."""
-        return _position_velocity(list(self.path), last=True)
+        if self._end is None:
+            self._end = _position_velocity(list(self.path), last=True)
+        return self._end
 
     def start(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """First position and velocity (pixels/s)."""
-        return _position_velocity(self.head, last=False)
+        if self._start is None:
+            self._start = _position_velocity(self.head, last=False)
+        return self._start
 
     def exits(self) -> int:
         """The edges this tracklet walked out through: its last box touched them and it was
@@ -160,14 +177,14 @@ class _Tracklet:
 def _position_velocity(
     points: list[tuple[float, float, float, float]], *, last: bool
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    arr = np.asarray(points, dtype=np.float64)
-    where = arr[-1] if last else arr[0]
-    position = where[1:3]
-    dt = arr[-1, 0] - arr[0, 0]
-    if len(arr) < 2 or dt <= 0:
+    # Plain floats: asked of every tracklet on every frame, a few points each.
+    (t0, x0, y0, _), (t1, x1, y1, _) = points[0], points[-1]
+    position = np.array([x1, y1] if last else [x0, y0])
+    dt = t1 - t0
+    if len(points) < 2 or dt <= 0:
         return position, np.zeros(2)
-    velocity = (arr[-1, 1:3] - arr[0, 1:3]) / dt
-    limit = MAX_SPEED_HEIGHTS_PER_S * float(np.median(arr[:, 3]))
+    velocity = np.array([(x1 - x0) / dt, (y1 - y0) / dt])
+    limit = MAX_SPEED_HEIGHTS_PER_S * statistics.median(p[3] for p in points)
     speed = float(np.hypot(*velocity))
     return position, velocity * min(1.0, limit / speed) if speed > 0 else velocity
 
@@ -263,6 +280,7 @@ class TrackletLinker:
             for frame in self._frames:
                 frame.tracklets[:] = [old if tr is new else tr for tr in frame.tracklets]
             return
+        old.moved()
         old.path = deque(kept)
         old.head = [p for p in old.head if p[0] <= old.last_look_t]
         old.last_t = kept[-1][0]

@@ -95,29 +95,28 @@ class _Track:
     def xyxy(self) -> Array:
         return np.asarray(kalman.xyah_to_xyxy(self.mean[None, :4])[0])
 
-    def correct(self, box: Array, score: float, detection: int, frame: int) -> None:
-        measured = kalman.xyxy_to_xyah(box[None])
-        gap = frame - self.last_frame
-        if gap > 1 and self.observed is not None:
-            self._replay_gap(measured, gap)
-        else:
-            mean, cov = kalman.update(self.mean[None], self.covariance[None], measured)
-            self.mean, self.covariance = mean[0], cov[0]
-        self.observed = (self.mean.copy(), self.covariance.copy(), measured[0])
+    def found_again(self, frame: int) -> bool:
+        """Was this track missed on the frames before ``frame``, with an observation to replay from?"""
+        return frame - self.last_frame > 1 and self.observed is not None
+
+    def observed_at(self, measured: Array, score: float, detection: int, frame: int) -> None:
+        """Book the detection (xyah ``measured``) the state has just been corrected with."""
+        self.observed = (self.mean.copy(), self.covariance.copy(), measured)
         self.score, self.detection, self.last_frame = score, detection, frame
         self.state, self.confirmed = State.TRACKED, True
 
-    def _replay_gap(self, measured: Array, gap: int) -> None:
+    def replay_gap(self, measured: Array, frame: int) -> None:
         """Observation-centric re-update (OC-SORT): a track found again after ``gap`` frames
         restarts from its last observation and is updated along the straight path to the new
         one, frame by frame. Coasting through an occlusion on a guessed velocity leaves that guess
         in the state; the real path between the two sightings replaces it."""
         assert self.observed is not None
+        gap = frame - self.last_frame
         mean, cov, last = self.observed
         mean, cov = mean[None], cov[None]
         for k in range(1, gap + 1):
             mean, cov = kalman.predict(mean, cov)
-            virtual = last + (measured[0] - last) * (k / gap)
+            virtual = last + (measured - last) * (k / gap)
             mean, cov = kalman.update(mean, cov, virtual[None])
         self.mean, self.covariance = mean[0], cov[0]
 
@@ -161,6 +160,24 @@ def _widened(boxes: Array, reach: float) -> Array:
     """Boxes grown by half of ``reach`` (in heights) of their own height on every side."""
     pad = (boxes[:, 3] - boxes[:, 1]) * (reach / 2)
     return boxes + np.outer(pad, [-1.0, -1.0, 1.0, 1.0])
+
+
+def _correct(tracks: list[_Track], found: _Candidates, frame: int) -> None:
+    """Correct each track with its detection (row for row): one Kalman update for all the tracks
+    seen on the frame before (a crowd has hundreds), the gap replayed for those found again."""
+    measured = kalman.xyxy_to_xyah(found.xyxy)
+    again = [t.found_again(frame) for t in tracks]
+    steady = [k for k, gap in enumerate(again) if not gap]
+    if steady:
+        mean = np.stack([tracks[k].mean for k in steady])
+        cov = np.stack([tracks[k].covariance for k in steady])
+        mean, cov = kalman.update(mean, cov, measured[steady])
+        for k, m, c in zip(steady, mean, cov, strict=True):
+            tracks[k].mean, tracks[k].covariance = m, c
+    for k, track in enumerate(tracks):
+        if again[k]:
+            track.replay_gap(measured[k], frame)
+        track.observed_at(measured[k], float(found.scores[k]), int(found.index[k]), frame)
 
 
 def _predict(tracks: list[_Track]) -> None:
@@ -219,8 +236,9 @@ class ByteTracker:
         if weighted:
             similarity = similarity * found.scores[None, :]
         matches = assign(1.0 - similarity, limit)
-        for i, j in matches.pairs:
-            tracks[i].correct(found.xyxy[j], float(found.scores[j]), int(found.index[j]), self.frame)
+        if matches.pairs:
+            rows, cols = (list(side) for side in zip(*matches.pairs, strict=True))
+            _correct([tracks[i] for i in rows], found.take(np.asarray(cols, dtype=np.int64)), self.frame)
         return matches
 
     def _start(self, found: _Candidates) -> None:
