@@ -15,7 +15,16 @@ import pytest
 from footfall.contracts.config import LineConfig, LinkingConfig
 from footfall.edge.appearance import FEATURE_SIZE, appearance_distance
 from footfall.edge.counting import Counter, Crossing
-from footfall.edge.linking import BOTTOM, LEFT, RIGHT, TOP, LinkedFrame, TrackletLinker, touched_edges
+from footfall.edge.linking import (
+    BOTTOM,
+    LEFT,
+    RIGHT,
+    TOP,
+    LinkedFrame,
+    TrackletLinker,
+    _position_velocity,
+    touched_edges,
+)
 from footfall.edge.pipeline import NO_LINKING
 
 # A horizontal door at y=200; "in" is up (smaller y). People are 100 px tall and walk 0.8 of
@@ -286,3 +295,28 @@ def test_touched_edges_are_measured_in_the_persons_height(box: tuple[float, ...]
     xyxy = np.array([box], dtype=np.float64)
     heights = xyxy[:, 3] - xyxy[:, 1]
     assert touched_edges(xyxy, heights, (100, 0, 900, 600)).tolist() == [edges]
+
+
+def test_a_tracklets_kept_height_and_ends_always_describe_its_path() -> None:
+    """The linker keeps each tracklet's height, start and end between observations (a crowd has
+    hundreds of pairs to weigh a frame). After every frame, including the one where a lasting
+    change of look cuts a tracklet back, they must equal what its path says now."""
+    path = walk(300, 400, 0)
+    linker = TrackletLinker(LinkingConfig())
+    every: set[object] = set()
+    for index, (x, y) in enumerate(path):
+        look = RED if index < 20 else BLUE  # a swap: the frames from 20 on go to a new tracklet
+        height = HEIGHT * (1.0 + 0.2 * np.sin(index))  # a box that grows and shrinks: the median moves
+        linker.push(index, index / FPS, np.array([1]), np.array([[x, y]]), np.array([height]), look[None])
+        tracklets = {*linker._current.values(), *linker._latest.values(), *linker._undecided}
+        tracklets |= {tr for frame in linker._frames for tr in frame.tracklets}
+        for tracklet in tracklets:
+            assert tracklet.height == np.median([p[3] for p in tracklet.path])
+            for kept, fresh in (
+                (tracklet.end(), _position_velocity(list(tracklet.path), last=True)),
+                (tracklet.start(), _position_velocity(tracklet.head, last=False)),
+            ):
+                assert np.array_equal(kept[0], fresh[0])
+                assert np.array_equal(kept[1], fresh[1])
+        every |= tracklets
+    assert len(every) == 2  # the swap did cut the tracklet
