@@ -106,8 +106,8 @@ class _Track:
         self.state, self.confirmed = State.TRACKED, True
 
     def replay_gap(self, measured: Array, frame: int) -> None:
-        """Observation-centric re-update (OC-SORT): a track found again after ``gap`` frames
-        restarts from its last observation and is updated along the straight path to the new
+        """Observation-centric re-update (OC-SORT): a track found again on ``frame`` after missed
+        frames restarts from its last observation and is updated along the straight path to the new
         one, frame by frame. Coasting through an occlusion on a guessed velocity leaves that guess
         in the state; the real path between the two sightings replaces it."""
         assert self.observed is not None
