@@ -4,7 +4,7 @@ InfluxDB itself refuses is dead-lettered (`db_rejected`) while the rest of its b
 from __future__ import annotations
 
 import re
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,11 @@ def test_point_refused_by_influxdb_is_dead_lettered_and_the_batch_still_written(
 ) -> None:
     # A string "count" already in this shard's occupancy: InfluxDB answers 400 (field type conflict)
     # for an occupancy point with the integer "count"; crossings are unaffected.
-    seed_ns = time.time_ns() - 10**9 * 3600  # same shard as the events (field types are per shard)
+    good = crossing_events(20, device="fine-cam")
+    bad = OccupancyEvent(id="occ-1", store="store-a", device="conflict-cam", ts=good[0].ts, count=3)
+    # At the bad point's own time, in another series: field types are per shard, and a shard
+    # boundary can fall anywhere (weekly shards begin on Monday 00:00 UTC).
+    seed_ns = (bad.ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
     influx_db.write_lines([f'occupancy,device=seed,store=store-a count="many",id="seed" {seed_ns}'])
     ingest = ingest_process(
         mosquitto, influxdb, influx_db.database, tmp_path / "ingest.log", client_id="conflict"
@@ -65,8 +69,6 @@ def test_point_refused_by_influxdb_is_dead_lettered_and_the_batch_still_written(
     ingest.start().wait_for_log("ingest ready")
     listener = deadletter_listener(mosquitto)
     sender = MqttTestClient(mosquitto, "admin")
-    good = crossing_events(20, device="fine-cam")
-    bad = OccupancyEvent(id="occ-1", store="store-a", device="conflict-cam", ts=good[0].ts, count=3)
     try:
         for event in [*good[:10], bad, *good[10:]]:
             sender.publish(event.topic, event.to_json(), wait=False)
