@@ -27,7 +27,7 @@ from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.evaluation import Report, evaluate, score_zones
 from footfall.edge.groundtruth import find_sequence, gt_events, load_gt
 from footfall.edge.pipeline import run_frames
-from footfall.edge.sources import Frame, FrameSource
+from footfall.edge.sources import Frame, FrameSource, VideoFileSource
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,10 +45,8 @@ class PartSource(FrameSource):
     """``length`` frames of the clip from ``part.first``, each with ``part.pasted``'s people on it."""
 
     def __init__(self, video: str, rows: np.ndarray, part: Part, length: int, step: int) -> None:
-        probe = cv2.VideoCapture(video)
-        self.native_fps = probe.get(cv2.CAP_PROP_FPS)
-        self.size = (int(probe.get(cv2.CAP_PROP_FRAME_WIDTH)), int(probe.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        probe.release()
+        with VideoFileSource(Path(video)) as probe:
+            self.native_fps, self.size = probe.native_fps, probe.size
         self.video, self.rows, self.part, self.length, self.step = video, rows, part, length, step
         self.fps = self.native_fps / step
 
@@ -125,7 +123,8 @@ def main() -> None:
     config = load_config(args.config, CameraConfig)
     seq = find_sequence(args.folder)
     video = str(seq.media)
-    size = PartSource(video, np.zeros((0, 6)), Part("", 0, None), 0, 1).size
+    with VideoFileSource(Path(video)) as probe:
+        size = probe.size
     rows = load_gt(seq.gt_file, size[0] / seq.annotated_width if seq.annotated_width else 1.0)
     length = int(rows[:, 0].max() + 1) // 2
     parts = [Part("first half", 0, None), Part("second half", length, None), Part("pasted", 0, length)]

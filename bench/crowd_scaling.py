@@ -124,9 +124,9 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config, CameraConfig)
     video = str(find_sequence(args.folder).media)
-    fps = config.model.analysis_fps or open_source(video).fps
+    with open_source(video, fps=config.model.analysis_fps or None) as probe:  # the rate analysed
+        fps, size = probe.fps, probe.size
     found = detect_once(video, config, args.model, fps)
-    size = open_source(video).size
     print(
         f"{video}: {len(found)} frames analysed at {fps:g} fps, "
         f"{len(config.lines)} lines, {len(config.zones)} zones"

@@ -4,13 +4,13 @@ InfluxDB itself refuses is dead-lettered (`db_rejected`) while the rest of its b
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from footfall.contracts.events import DEADLETTER_TOPIC, OccupancyEvent
 from footfall.contracts.influx import InfluxClient
+from footfall.contracts.measurements import datetime_to_ns
 from tests.ingest_support import (
     MqttTestClient,
     count_points,
@@ -61,7 +61,7 @@ def test_point_refused_by_influxdb_is_dead_lettered_and_the_batch_still_written(
     bad = OccupancyEvent(id="occ-1", store="store-a", device="conflict-cam", ts=good[0].ts, count=3)
     # At the bad point's own time, in another series: field types are per shard, and a shard
     # boundary can fall anywhere (weekly shards begin on Monday 00:00 UTC).
-    seed_ns = (bad.ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    seed_ns = datetime_to_ns(bad.ts)
     influx_db.write_lines([f'occupancy,device=seed,store=store-a count="many",id="seed" {seed_ns}'])
     ingest = ingest_process(
         mosquitto, influxdb, influx_db.database, tmp_path / "ingest.log", client_id="conflict"
