@@ -198,3 +198,15 @@ def test_a_count_with_an_onnx_model_never_imports_torch_or_ultralytics(
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "[]"
     assert '"type":"crossing"' in out.read_text().replace(" ", "")
+
+
+@pytest.mark.model
+def test_openvino_computes_in_f32_on_every_cpu(detect_model_path: Path) -> None:
+    """On CPUs with AVX512_BF16 or AMX, OpenVINO's default is bfloat16, whose confidences near the
+    thresholds differ from ONNX Runtime's; footfall asks for the f32 the model was validated in."""
+    from footfall.edge.inference import YoloModel
+
+    model = YoloModel(detect_model_path, "openvino")
+    assert model.precision is None  # nothing compiled yet
+    model([np.zeros((64, 96, 3), np.uint8)], (64, 96), 0.25, 0.7)
+    assert model.precision == "f32"
