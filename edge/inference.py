@@ -146,8 +146,12 @@ class OpenVINOBackend:
             # f32 as the model was trained and validated: on CPUs with AVX512_BF16 or AMX,
             # OpenVINO otherwise computes in bfloat16 (8 bits of mantissa), and confidences near
             # the thresholds then differ from ONNX Runtime's (0.013 on an AMD EPYC, 2026-11-30).
-            settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self._threads}
-            compiled = self._core.compile_model(model, "CPU", settings | {"INFERENCE_PRECISION_HINT": "f32"})
+            settings = {
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": self._threads,
+                "INFERENCE_PRECISION_HINT": "f32",
+            }
+            compiled = self._core.compile_model(model, "CPU", settings)
             self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
             request = self._compiled[shape] = compiled.create_infer_request()
         return np.asarray(request.infer({0: batch})[0], dtype=np.float32)

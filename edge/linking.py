@@ -190,6 +190,16 @@ def _position_velocity(
     return position, velocity * min(1.0, limit / speed) if speed > 0 else velocity
 
 
+def _unlikely(miss_in_reaches: float, widening: float) -> float:
+    """How unlikely a join's miss is: where someone went while hidden is spread over a disc
+    ``widening`` times the reach of the shortest gap, so a short gap and a long one that miss by as
+    much are not alike (a Gaussian's negative log-likelihood: half the squared miss in reaches, plus
+    the log of the disc's area). Without the area, a 2 s gap whose path, carried back, passed
+    anywhere near won over the 0.8 s gap of the person's own earlier tracklet (Venice-2, lines drawn
+    at random)."""
+    return 0.5 * miss_in_reaches**2 + 2.0 * math.log(widening)
+
+
 @dataclass(frozen=True, slots=True)
 class LinkedFrame:
     """A frame as it leaves the linker: ``person_ids`` replace the tracker's ids, row for row."""
@@ -377,12 +387,7 @@ class TrackletLinker:
             return None
         if old.last_t - old.first_t < GLIMPSE_S and np.hypot(*(start - end)) > p.reach_heights * height:
             return None  # a glimpse is continued only where it was seen
-        # How unlikely the miss is: where someone went while hidden is spread over a disc that
-        # widens with the gap, so a short gap and a long one that miss by as much are not alike
-        # (Gaussian: half the squared miss in reaches, plus the log of the disc's area). Without
-        # the area, a 2 s gap whose path, carried back, passes anywhere near won over the 0.8 s
-        # gap of the person's own earlier tracklet (Venice-2, lines drawn at random).
-        return 0.5 * (miss / (reach * height)) ** 2 + 2.0 * math.log(reach / p.reach_heights)
+        return _unlikely(miss / (reach * height), reach / p.reach_heights)
 
     def _stood_hidden(self, old: _Tracklet, new: _Tracklet, height: float) -> float | None:
         """After a long gap: did ``old`` stand still and does ``new`` start where it stood? The cost
@@ -398,7 +403,7 @@ class TrackletLinker:
             return None
         p = self.params
         longest_walk = 1.0 + p.reach_heights_per_s * p.max_gap_s / p.reach_heights
-        return 1.0 + 0.5 * (miss / (p.reach_heights * height)) ** 2 + 2.0 * math.log(longest_walk)
+        return 1.0 + _unlikely(miss / (p.reach_heights * height), longest_walk)
 
     # -- release and memory --------------------------------------------------------------------
 
