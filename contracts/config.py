@@ -145,6 +145,10 @@ class ModelConfig(StrictModel):
     keypoint_conf: float = Field(default=0.5, gt=0, lt=1)
     # Skip inference on frames without motion while nobody is tracked (an empty shop at night).
     motion_gating: bool = True
+    # Count people riding a bicycle or a motorbike too. Off: footfall counts pedestrians, and a
+    # person whose box sits on a detected bicycle or motorbike is left out (detection models with
+    # those classes only; edge/detector.py ``riders``).
+    count_riders: bool = False
     _source: str | None = PrivateAttr(default=None)
 
     @field_validator("weights", "cache_dir")

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from footfall.contracts.config import ModelConfig
+from footfall.edge.geometry import share_inside
 from footfall.edge.inference import People, YoloModel, disable_openvino_telemetry
 
 LEFT_ANKLE, RIGHT_ANKLE = 15, 16  # COCO keypoint indices
@@ -62,6 +63,9 @@ class Detections:
     def heights(self) -> np.ndarray:
         return np.asarray(self.xyxy[:, 3] - self.xyxy[:, 1])
 
+    def select(self, keep: np.ndarray) -> Detections:
+        return Detections(self.xyxy[keep], self.conf[keep], self.ground[keep])
+
 
 def ground_points(xyxy: np.ndarray, keypoints: np.ndarray | None, min_conf: float) -> np.ndarray:
     """Feet position per person: ankle keypoints when confident, else bottom-centre of the box."""
@@ -73,6 +77,26 @@ def ground_points(xyxy: np.ndarray, keypoints: np.ndarray | None, min_conf: floa
     n_good = good.sum(axis=1)
     mean = (ankles[..., :2] * good[..., None]).sum(axis=1) / np.maximum(n_good, 1)[:, None]
     return np.where((n_good > 0)[:, None], mean, bottom)
+
+
+# Someone riding a bicycle or a motorbike is not a pedestrian (MOTChallenge's annotations class
+# them apart as "person on vehicle"), and footfall counts pedestrians. A rider sits on the vehicle:
+# most of the lowest third of their box lies inside the vehicle's box, and their feet (the box's
+# bottom) are in its lower half: on the pedals, or on the ground beside it when stopping.
+RIDER_LOWER_PART = 1 / 3
+RIDER_INSIDE = 0.6
+
+
+def riders(people: NDArray[np.float64], vehicles: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Per person box (xyxy), whether it sits on one of the ``vehicles`` (xyxy)."""
+    if len(people) == 0 or len(vehicles) == 0:
+        return np.zeros(len(people), dtype=bool)
+    lower = people.copy()
+    lower[:, 1] = people[:, 3] - RIDER_LOWER_PART * (people[:, 3] - people[:, 1])
+    inside = share_inside(lower, vehicles) >= RIDER_INSIDE
+    feet = people[:, 3, None]
+    on_it = (feet >= (vehicles[None, :, 1] + vehicles[None, :, 3]) / 2) & (feet <= vehicles[None, :, 3])
+    return np.asarray((inside & on_it).any(axis=1))
 
 
 class PeopleModel(Protocol):
@@ -119,6 +143,10 @@ class PersonDetector:
 
     def __call__(self, image: NDArray[np.uint8]) -> Detections:
         people = self.model([image], self.imgsz, self.detect_conf, self.config.iou)[0]
-        return Detections(
+        found = Detections(
             people.xyxy, people.conf, ground_points(people.xyxy, people.keypoints, self.config.keypoint_conf)
         )
+        if self.config.count_riders:
+            return found
+        vehicles = people.vehicles[people.vehicle_conf >= self.config.conf]
+        return found.select(~riders(people.xyxy, vehicles))

@@ -76,13 +76,26 @@ def _cross(u: FloatArray, v: FloatArray) -> FloatArray:
     return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
 
+def _intersections(a: NDArray[np.floating], b: NDArray[np.floating]) -> FloatArray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return np.asarray(np.prod(np.clip(rb - lt, 0, None), axis=2))
+
+
+def _areas(boxes: NDArray[np.floating]) -> FloatArray:
+    return np.asarray(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))
+
+
 def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> FloatArray:
     """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-7))
+    inter = _intersections(a, b)
+    return np.asarray(inter / (_areas(a)[:, None] + _areas(b)[None, :] - inter + 1e-7))
+
+
+def share_inside(a: NDArray[np.floating], b: NDArray[np.floating]) -> FloatArray:
+    """Pairwise share of each ``(N, 4)`` xyxy box of ``a`` that lies inside each box of ``b``."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return np.asarray(_intersections(a, b) / (_areas(a)[:, None] + 1e-7))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +29,8 @@ Array = NDArray[np.float32]
 PAD_VALUE = 114  # the grey Ultralytics trains with around letterboxed pictures
 MAX_DETECTIONS = 300
 MAX_CANDIDATES = 30000
+# What a person may ride: someone on one is not a pedestrian (edge/detector.py ``riders``).
+VEHICLE_NAMES = ("bicycle", "motorcycle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,11 @@ class ModelInfo:
         if not found:
             raise ConfigError(f"{self.path}: the model has no 'person' class (classes: {self.names})")
         return found[0]
+
+    @property
+    def vehicle_classes(self) -> list[int]:
+        """The classes people ride (COCO's bicycle and motorcycle); none for a pose model."""
+        return [k for k, name in self.names.items() if name in VEHICLE_NAMES]
 
 
 def disable_openvino_telemetry() -> None:
@@ -239,28 +246,47 @@ class People:
     xyxy: NDArray[np.float64]
     conf: NDArray[np.float64]
     keypoints: NDArray[np.float64] | None  # (N, K, 3): x, y, visibility
+    vehicles: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))  # bicycles, motorbikes
+    vehicle_conf: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 def decode(output: Array, info: ModelInfo, conf: float, iou: float) -> tuple[Array, Array, Array | None]:
     """One picture's head output ``(channels, anchors)`` -> person boxes (input pixels, xyxy),
     scores and keypoints, after NMS. A box counts as a person when person is its best class."""
     pred = output.T
-    n_classes = len(info.names)
-    # The person score first: only the few anchors above ``conf`` need the argmax over all classes
-    # (the whole argmax cost as much as the rest of decoding on a 1088x608 input).
-    score = pred[:, 4 + info.person_class]
-    keep = np.flatnonzero(score > conf)
-    keep = keep[pred[keep, 4 : 4 + n_classes].argmax(axis=1) == info.person_class]
-    if len(keep) > MAX_CANDIDATES:
-        keep = keep[np.argsort(-score[keep])[:MAX_CANDIDATES]]
-    pred, score = pred[keep], score[keep]
-    xywh = pred[:, :4]
-    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
-    kept = nms(xyxy, score, iou)[:MAX_DETECTIONS]
+    xyxy, score, kept = _best_of(pred, info, [info.person_class], conf, iou)
     keypoints = None
     if info.keypoints is not None:
-        keypoints = pred[kept, 4 + n_classes :].reshape(len(kept), *info.keypoints)
-    return xyxy[kept], score[kept], keypoints
+        keypoints = pred[kept, 4 + len(info.names) :].reshape(len(kept), *info.keypoints)
+    return xyxy, score, keypoints
+
+
+def decode_vehicles(output: Array, info: ModelInfo, conf: float, iou: float) -> tuple[Array, Array]:
+    """The boxes (input pixels, xyxy) and scores of what people ride, after NMS: anchors whose
+    best class is a bicycle or a motorbike."""
+    if not info.vehicle_classes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    xyxy, score, _ = _best_of(output.T, info, info.vehicle_classes, conf, iou)
+    return xyxy, score
+
+
+def _best_of(
+    pred: Array, info: ModelInfo, classes: list[int], conf: float, iou: float
+) -> tuple[Array, Array, NDArray[np.int64]]:
+    """Boxes whose best class is one of ``classes`` and scores above ``conf``, after NMS, with
+    their rows in ``pred`` (anchors by channels)."""
+    n_classes = len(info.names)
+    # The classes' scores first: only the few anchors above ``conf`` need the argmax over all
+    # classes (the whole argmax cost as much as the rest of decoding on a 1088x608 input).
+    score = pred[:, [4 + k for k in classes]].max(axis=1)
+    keep = np.flatnonzero(score > conf)
+    keep = keep[np.isin(pred[keep, 4 : 4 + n_classes].argmax(axis=1), classes)]
+    if len(keep) > MAX_CANDIDATES:
+        keep = keep[np.argsort(-score[keep])[:MAX_CANDIDATES]]
+    xywh = pred[keep, :4]
+    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    kept = nms(xyxy, score[keep], iou)[:MAX_DETECTIONS]
+    return xyxy[kept], score[keep][kept], keep[kept]
 
 
 class YoloModel:
@@ -301,6 +327,7 @@ class YoloModel:
         found = []
         for out, box, image in zip(output, boxes, images, strict=True):
             xyxy, score, keypoints = decode(out, self.info, conf, iou)
+            vehicles, vehicle_score = decode_vehicles(out, self.info, conf, iou)
             shape = image.shape[:2]
             if keypoints is not None:
                 keypoints = keypoints.copy()
@@ -310,6 +337,8 @@ class YoloModel:
                     box.to_picture(xyxy, shape).astype(np.float64),
                     score.astype(np.float64),
                     None if keypoints is None else keypoints.astype(np.float64),
+                    box.to_picture(vehicles, shape).astype(np.float64),
+                    vehicle_score.astype(np.float64),
                 )
             )
         return found
