@@ -1,10 +1,10 @@
 """Ground-truth crossings from MOTChallenge annotations, by the counter's own geometric rule.
 
 ``gt/gt.txt`` rows are ``frame,id,x,y,w,h,conf,...`` (1-based frames, top-left boxes). Rows with
-``conf == 0`` are "ignore" annotations (MOT16+) and are skipped; columns past ``conf`` differ
-between MOT15 (world coordinates) and MOT16+ (class, visibility), so only MOT16+-style class
-columns are honoured when present as integers. Boxes are in the pixels of ``seqinfo.ini``'s
-``imWidth``; when the video was re-encoded at another size, they are scaled to it.
+``conf == 0`` are "ignore" annotations (MOT16+ flags what is not to be counted as a pedestrian
+so) and are skipped; the columns past ``conf`` (MOT15: world coordinates; MOT16+: class and
+visibility) are not read. Boxes are in the pixels of ``seqinfo.ini``'s ``imWidth``; when the
+video was re-encoded at another size, they are scaled to it.
 """
 
 from __future__ import annotations
