@@ -42,6 +42,18 @@ DUPLICATE_COST = 0.15
 # IoU then finds no overlap, starts a new track each frame and never confirms it. At 30 fps this
 # widens a box by 0.05 of its height; at 5 fps by 0.3.
 WALK_HEIGHTS_PER_S = 1.5
+# Observation-centric momentum (OC-SORT, Cao et al. 2023): in the first association a detection
+# in the direction a track is walking scores up to HEADING_WEIGHT / 2 (OC-SORT's weight) more
+# similarity, one behind it as much less. Two people crossing paths at a low frame rate otherwise
+# trade identities when their widened boxes overlap both detections alike. The direction is taken
+# from head to head (the box tops: a box of the upper body alone, or a box cut short by a person in
+# front, keeps its top), and only where it means something: a track walking at least
+# HEADING_MIN_SPEED heights/s, and a detection at least HEADING_MIN_STEP of a height from the
+# track's last observed head (box tops jitter by a few hundredths of a height between frames; at
+# 30 fps a walker moves about as little).
+HEADING_WEIGHT = 0.2
+HEADING_MIN_SPEED = 0.3
+HEADING_MIN_STEP = 0.1
 # A lost track is kept this long (at any frame rate): a person passing behind a group comes back.
 LOST_KEPT_S = 2.0
 MIN_LOST_KEPT_FRAMES = 10
@@ -94,6 +106,12 @@ class _Track:
     @property
     def xyxy(self) -> Array:
         return np.asarray(kalman.xyah_to_xyxy(self.mean[None, :4])[0])
+
+    @property
+    def head(self) -> tuple[float, float]:
+        """The top-centre of the last observed box (or of the state, before any)."""
+        x, y, _, h = self.observed[2] if self.observed is not None else self.mean[:4]
+        return float(x), float(y - h / 2)
 
     def found_again(self, frame: int) -> bool:
         """Was this track missed on the frames before ``frame``, with an observation to replay from?"""
@@ -162,6 +180,23 @@ def _widened(boxes: Array, reach: float) -> Array:
     return boxes + np.outer(pad, [-1.0, -1.0, 1.0, 1.0])
 
 
+def _heading_bonus(tracks: list[_Track], found: _Candidates, fps: float) -> Array:
+    """(tracks, detections): the similarity a detection gains (or loses) by lying in the direction
+    its track walks (above, HEADING_WEIGHT)."""
+    velocity = np.stack([t.mean[4:6] for t in tracks])  # pixels per frame
+    height = np.array([t.mean[3] for t in tracks])
+    head = np.array([t.head for t in tracks])
+    tops = np.stack([(found.xyxy[:, 0] + found.xyxy[:, 2]) / 2, found.xyxy[:, 1]], axis=1)
+    step = tops[None, :, :] - head[:, None, :]
+    step_length = np.hypot(step[..., 0], step[..., 1])
+    speed = np.hypot(velocity[:, 0], velocity[:, 1])
+    cosine = (step @ velocity[:, :, None])[..., 0] / np.maximum(step_length * speed[:, None], 1e-9)
+    bonus = HEADING_WEIGHT * (0.5 - np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi) * found.scores[None, :]
+    walking = speed * fps >= HEADING_MIN_SPEED * height
+    meaningful = walking[:, None] & (step_length >= HEADING_MIN_STEP * height[:, None])
+    return np.asarray(np.where(meaningful, bonus, 0.0))
+
+
 def _correct(tracks: list[_Track], found: _Candidates, frame: int) -> None:
     """Correct each track with its detection (row for row): one Kalman update for all the tracks
     seen on the frame before (a crowd has hundreds), the gap replayed for those found again."""
@@ -200,6 +235,7 @@ class ByteTracker:
     new_track_score: float  # ... and start a track only this confident
     lost_kept_frames: int
     reach: float = 0.0  # how far a person may walk between two frames, in heights
+    fps: float = 30.0
     frame: int = 0
     tracks: list[_Track] = field(default_factory=list)  # tracked and lost
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -214,7 +250,7 @@ class ByteTracker:
         pool = [t for t in self.tracks if t.confirmed]
         unconfirmed = [t for t in self.tracks if not t.confirmed]  # seen once: no motion yet
         _predict(pool)
-        first = self._match(pool, high, FIRST_MATCH_COST, weighted=True, reach=self.reach)
+        first = self._match(pool, high, FIRST_MATCH_COST, weighted=True, reach=self.reach, heading=True)
         retry = [pool[i] for i in first.tracks_left if pool[i].state is State.TRACKED]
         # Not widened: a half-hidden neighbour's weak box would claim the track.
         second = self._match(retry, low, SECOND_MATCH_COST, weighted=False)
@@ -230,12 +266,23 @@ class ByteTracker:
         return [t for t in seen if t.confirmed]
 
     def _match(
-        self, tracks: list[_Track], found: _Candidates, limit: float, *, weighted: bool, reach: float = 0.0
+        self,
+        tracks: list[_Track],
+        found: _Candidates,
+        limit: float,
+        *,
+        weighted: bool,
+        reach: float = 0.0,
+        heading: bool = False,
     ) -> _Matches:
         similarity = iou_matrix(_widened(_boxes(tracks), reach), _widened(found.xyxy, reach))
         if weighted:
             similarity = similarity * found.scores[None, :]
-        matches = assign(1.0 - similarity, limit)
+        cost = 1.0 - similarity
+        if heading and len(tracks) and len(found.scores):
+            # The direction ranks the pairs the boxes allow; it never makes a pair they do not.
+            cost = np.where(cost < limit, cost - _heading_bonus(tracks, found, self.fps), limit + 1.0)
+        matches = assign(cost, limit)
         if matches.pairs:
             rows, cols = (list(side) for side in zip(*matches.pairs, strict=True))
             _correct([tracks[i] for i in rows], found.take(np.asarray(cols, dtype=np.int64)), self.frame)
@@ -290,6 +337,7 @@ class PersonTracker:
             new_track_score=max(config.conf, config.track_new_conf),
             lost_kept_frames=max(MIN_LOST_KEPT_FRAMES, round(LOST_KEPT_S * fps)),
             reach=WALK_HEIGHTS_PER_S / fps,
+            fps=fps,
         )
         self.hidden_legs = HiddenLegs(fps)
 

@@ -52,3 +52,24 @@ def test_two_people_passing_each_other_at_a_low_frame_rate_keep_their_ids(fps: f
     assert len(ids) >= len(frames) - 2
     assert {tuple(pair) for pair in ids} == {tuple(ids[0])}
     assert ids[0][0] != ids[0][1]
+
+
+@pytest.mark.parametrize("ahead_first", [True, False])
+def test_of_two_boxes_that_fit_a_walker_alike_the_one_ahead_continues_them(ahead_first: bool) -> None:
+    """At 5 fps a walker's track predicts their next box; two boxes overlap that prediction
+    alike, 16 px before and after it. The one in the direction they walk continues the walker
+    (OC-SORT's momentum), whichever way the detector lists them; the other starts a track."""
+    fps = 5.0
+    step = 1.2 * HEIGHT / fps
+    tracker = PersonTracker(ModelConfig(), fps)
+    for k in range(6):
+        xyxy = box(100 + k * step, 400)[None]
+        walker = tracker.update(Detections(xyxy, np.array([0.9]), ground_points(xyxy, None, 0.5)))
+    (track,) = tracker._tracker.tracks
+    predicted = float(track.mean[0] + track.mean[4])  # the Kalman prediction's centre, next frame
+    ahead, behind = box(predicted + 16, 400), box(predicted - 16, 400)
+    xyxy = np.stack([ahead, behind] if ahead_first else [behind, ahead])
+    tracks = tracker.update(Detections(xyxy, np.full(2, 0.9), ground_points(xyxy, None, 0.5)))
+    continued = np.flatnonzero(tracks.ids == walker.ids[0])
+    assert len(continued) == 1
+    assert tracks.ground[continued[0], 0] == pytest.approx(predicted + 16)
