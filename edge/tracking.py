@@ -47,12 +47,12 @@ WALK_HEIGHTS_PER_S = 1.5
 # similarity, one behind it as much less. Two people crossing paths at a low frame rate otherwise
 # trade identities when their widened boxes overlap both detections alike. The direction is taken
 # from head to head (the box tops: a box of the upper body alone, or a box cut short by a person in
-# front, keeps its top), and only where it means something: a track walking at least
-# HEADING_MIN_SPEED heights/s, and a detection at least HEADING_MIN_STEP of a height from the
-# track's last observed head (box tops jitter by a few hundredths of a height between frames; at
-# 30 fps a walker moves about as little).
+# front, keeps its top), and only where it means something: the track strides at least
+# HEADING_MIN_STEP of its height from one analysed frame to the next, and the detection lies as
+# far from its last observed head. Box tops jitter by a few hundredths of a height between frames,
+# as much as a walker moves at 30 fps; there, in Venice-2's groups, the direction of fragments and
+# of boxes holding two people misled more identities than it kept (replays, docs/edge.md).
 HEADING_WEIGHT = 0.2
-HEADING_MIN_SPEED = 0.3
 HEADING_MIN_STEP = 0.1
 # A lost track is kept this long (at any frame rate): a person passing behind a group comes back.
 LOST_KEPT_S = 2.0
@@ -180,7 +180,7 @@ def _widened(boxes: Array, reach: float) -> Array:
     return boxes + np.outer(pad, [-1.0, -1.0, 1.0, 1.0])
 
 
-def _heading_bonus(tracks: list[_Track], found: _Candidates, fps: float) -> Array:
+def _heading_bonus(tracks: list[_Track], found: _Candidates) -> Array:
     """(tracks, detections): the similarity a detection gains (or loses) by lying in the direction
     its track walks (above, HEADING_WEIGHT)."""
     velocity = np.stack([t.mean[4:6] for t in tracks])  # pixels per frame
@@ -192,8 +192,8 @@ def _heading_bonus(tracks: list[_Track], found: _Candidates, fps: float) -> Arra
     speed = np.hypot(velocity[:, 0], velocity[:, 1])
     cosine = (step @ velocity[:, :, None])[..., 0] / np.maximum(step_length * speed[:, None], 1e-9)
     bonus = HEADING_WEIGHT * (0.5 - np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi) * found.scores[None, :]
-    walking = speed * fps >= HEADING_MIN_SPEED * height
-    meaningful = walking[:, None] & (step_length >= HEADING_MIN_STEP * height[:, None])
+    striding = speed >= HEADING_MIN_STEP * height  # speed: pixels per analysed frame
+    meaningful = striding[:, None] & (step_length >= HEADING_MIN_STEP * height[:, None])
     return np.asarray(np.where(meaningful, bonus, 0.0))
 
 
@@ -235,7 +235,6 @@ class ByteTracker:
     new_track_score: float  # ... and start a track only this confident
     lost_kept_frames: int
     reach: float = 0.0  # how far a person may walk between two frames, in heights
-    fps: float = 30.0
     frame: int = 0
     tracks: list[_Track] = field(default_factory=list)  # tracked and lost
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -281,7 +280,7 @@ class ByteTracker:
         cost = 1.0 - similarity
         if heading and len(tracks) and len(found.scores):
             # The direction ranks the pairs the boxes allow; it never makes a pair they do not.
-            cost = np.where(cost < limit, cost - _heading_bonus(tracks, found, self.fps), limit + 1.0)
+            cost = np.where(cost < limit, cost - _heading_bonus(tracks, found), limit + 1.0)
         matches = assign(cost, limit)
         if matches.pairs:
             rows, cols = (list(side) for side in zip(*matches.pairs, strict=True))
@@ -337,7 +336,6 @@ class PersonTracker:
             new_track_score=max(config.conf, config.track_new_conf),
             lost_kept_frames=max(MIN_LOST_KEPT_FRAMES, round(LOST_KEPT_S * fps)),
             reach=WALK_HEIGHTS_PER_S / fps,
-            fps=fps,
         )
         self.hidden_legs = HiddenLegs(fps)
 
