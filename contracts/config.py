@@ -223,6 +223,10 @@ class LinkingConfig(StrictModel):
         """The longest gap any join may span: the linker keeps what it saw for this long."""
         return max(self.max_gap_s, self.max_standing_gap_s)
 
+    def reach_after(self, gap_s: float) -> float:
+        """How far apart (person heights) two ends ``gap_s`` apart may be and still be joined."""
+        return self.reach_heights + self.reach_heights_per_s * gap_s
+
 
 class SceneConfig(StrictModel):
     """The scene-health monitor (edge/scene.py): camera issues in events and in every heartbeat."""

@@ -382,7 +382,7 @@ class TrackletLinker:
         forward = end + v_end * gap
         backward = start - v_start * gap
         miss = min(float(np.hypot(*(forward - start))), float(np.hypot(*(backward - end))))
-        reach = p.reach_heights + p.reach_heights_per_s * gap
+        reach = p.reach_after(gap)
         if miss > reach * height:
             return None
         if old.last_t - old.first_t < GLIMPSE_S and np.hypot(*(start - end)) > p.reach_heights * height:
@@ -398,11 +398,11 @@ class TrackletLinker:
         start, _ = new.start()
         if np.hypot(*v_end) > STANDING_HEIGHTS_PER_S * old.height:
             return None
-        miss = float(np.hypot(*(start - end)))
-        if miss > self.params.reach_heights * height:
-            return None
         p = self.params
-        longest_walk = 1.0 + p.reach_heights_per_s * p.max_gap_s / p.reach_heights
+        miss = float(np.hypot(*(start - end)))
+        if miss > p.reach_heights * height:
+            return None
+        longest_walk = p.reach_after(p.max_gap_s) / p.reach_heights
         return 1.0 + _unlikely(miss / (p.reach_heights * height), longest_walk)
 
     # -- release and memory --------------------------------------------------------------------
