@@ -264,9 +264,10 @@ def decode(output: Array, info: ModelInfo, conf: float, iou: float) -> tuple[Arr
 def decode_vehicles(output: Array, info: ModelInfo, conf: float, iou: float) -> tuple[Array, Array]:
     """The boxes (input pixels, xyxy) and scores of what people ride, after NMS: anchors whose
     best class is a bicycle or a motorbike."""
-    if not info.vehicle_classes:
+    classes = info.vehicle_classes
+    if not classes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    xyxy, score, _ = _best_of(output.T, info, info.vehicle_classes, conf, iou)
+    xyxy, score, _ = _best_of(output.T, info, classes, conf, iou)
     return xyxy, score
 
 

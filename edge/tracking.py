@@ -183,16 +183,18 @@ def _widened(boxes: Array, reach: float) -> Array:
 def _heading_bonus(tracks: list[_Track], found: _Candidates) -> Array:
     """(tracks, detections): the similarity a detection gains (or loses) by lying in the direction
     its track walks (above, HEADING_WEIGHT)."""
-    velocity = np.stack([t.mean[4:6] for t in tracks])  # pixels per frame
-    height = np.array([t.mean[3] for t in tracks])
+    mean = np.stack([t.mean for t in tracks])
+    velocity, height = mean[:, 4:6], mean[:, 3]  # velocity: pixels per analysed frame
+    speed = np.hypot(velocity[:, 0], velocity[:, 1])
+    striding = speed >= HEADING_MIN_STEP * height
+    if not striding.any():  # at 30 fps, nearly always: nothing to weigh
+        return np.zeros((len(tracks), len(found.scores)))
     head = np.array([t.head for t in tracks])
     tops = np.stack([(found.xyxy[:, 0] + found.xyxy[:, 2]) / 2, found.xyxy[:, 1]], axis=1)
     step = tops[None, :, :] - head[:, None, :]
     step_length = np.hypot(step[..., 0], step[..., 1])
-    speed = np.hypot(velocity[:, 0], velocity[:, 1])
     cosine = (step @ velocity[:, :, None])[..., 0] / np.maximum(step_length * speed[:, None], 1e-9)
     bonus = HEADING_WEIGHT * (0.5 - np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi) * found.scores[None, :]
-    striding = speed >= HEADING_MIN_STEP * height  # speed: pixels per analysed frame
     meaningful = striding[:, None] & (step_length >= HEADING_MIN_STEP * height[:, None])
     return np.asarray(np.where(meaningful, bonus, 0.0))
 
