@@ -23,7 +23,7 @@ The crossing rule, per track and line:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +89,23 @@ class _TrackState:
     # A visit whose exit is confirmed but may still be rejoined (nan: none): enter and exit times.
     left_enter_t: NDArray[np.float64]
     left_exit_t: NDArray[np.float64]
+
+
+# One frame of tracked people as the counter takes them: frame index, time, track ids, ground points,
+# heights.
+Sighting = tuple[int, float, ArrayLike, ArrayLike, ArrayLike]
+
+
+def count_all(counter: Counter, frames: Iterable[Sighting]) -> tuple[list[Crossing], list[ZoneVisit]]:
+    """Every crossing and zone visit of a recorded run: each frame fed in turn, then its end."""
+    crossings: list[Crossing] = []
+    visits: list[ZoneVisit] = []
+    for frame in frames:
+        result = counter.update(*frame)
+        crossings += result.crossings
+        visits += result.visits
+    ended = counter.flush()
+    return crossings + ended.crossings, visits + ended.visits
 
 
 class Counter:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from footfall.contracts.config import CameraConfig
-from footfall.edge.counting import Counter, Crossing, ZoneVisit
+from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections
 from footfall.edge.sources import IMAGE_SUFFIXES, Frame, sequence_info
 
@@ -84,14 +84,10 @@ def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[
     """Run the annotated tracks (feet = bottom-centre of the box) through the same ``Counter``
     the pipeline uses: the true crossings and zone visits."""
     counter = Counter(config.lines, config.zones, config.counting)
-    crossings: list[Crossing] = []
-    visits: list[ZoneVisit] = []
-    for frame, chunk in _by_frame(rows):
-        result = counter.update(frame, frame / fps, chunk[:, 1].astype(int), _feet(chunk), chunk[:, 5])
-        crossings += result.crossings
-        visits += result.visits
-    ended = counter.flush()
-    return crossings + ended.crossings, visits + ended.visits
+    frames = _by_frame(rows)
+    return count_all(
+        counter, ((f, f / fps, chunk[:, 1].astype(int), _feet(chunk), chunk[:, 5]) for f, chunk in frames)
+    )
 
 
 def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:

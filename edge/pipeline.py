@@ -154,6 +154,7 @@ class _Health:
 class FrameOutcome:
     frame: Frame
     tracks: Tracks  # ids are person ids (tracklets linked through occlusions)
+    counted: Tracks  # those of them the counter took (feet in view): what a recount replays
     result: FrameResult
     events: list[Event]
     counter: Counter
@@ -263,6 +264,7 @@ class _Pipeline:
         return FrameOutcome(
             frame,
             stage.tracks,
+            tracks,
             result,
             events,
             self.counter,
@@ -342,6 +344,7 @@ def run_frames(
             if closing:
                 yield FrameOutcome(
                     replace(last, image=None),
+                    Tracks.empty(),
                     Tracks.empty(),
                     flushed,
                     closing,

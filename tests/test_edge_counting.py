@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from footfall.contracts.config import CountingConfig, LineConfig, ZoneConfig
-from footfall.edge.counting import Counter, Crossing, ZoneVisit
+from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.geometry import crossing_parameter, line_orientation, points_in_polygon, signed_distances
 
 # A horizontal door from x=100 to x=300 at y=200; "in" is up (smaller y).
@@ -334,3 +334,16 @@ def test_zone_flicker_does_not_split_a_visit() -> None:
     visits = [v for f, pt in enumerate(path) for v in counter.update(f, f / FPS, [1], [pt], [HEIGHT]).visits]
     visits += counter.flush().visits
     assert len(visits) == 1
+
+
+def test_count_all_replays_a_recording_and_closes_it_at_its_end() -> None:
+    """A recorded run counted again (bench/random_layouts.py replays one per layout): a walker in
+    through the door who then waits in the zone till the end has one crossing and one visit, which
+    only the end of the recording closes."""
+    path = vertical(200.0, 260.0, 120.0) + [(50.0, 50.0)] * 15
+    frames = [(f, f / FPS, [4], [pt], [HEIGHT]) for f, pt in enumerate(path)]
+    crossings, visits = count_all(Counter([DOOR], [ZONE]), frames)
+    assert summary(crossings) == [("door", "in")]
+    assert [(v.track_id, v.enter_t, v.exit_t) for v in visits] == [
+        (4, pytest.approx(15 / FPS), pytest.approx((len(path) - 1) / FPS))
+    ]

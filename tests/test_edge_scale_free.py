@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from footfall.contracts.config import CameraConfig, load_config
+from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections, ground_points
 from footfall.edge.groundtruth import find_sequence, load_gt
-from footfall.edge.pipeline import run_frames
+from footfall.edge.pipeline import FrameOutcome, run_frames
 from footfall.edge.sources import Frame, FrameSource
 from tests.layout_support import scaled_layout
 
@@ -63,7 +64,7 @@ def imperfect_detections(rows: np.ndarray) -> dict[int, tuple[np.ndarray, np.nda
     return {f: (xyxy[(frame == f) & seen], conf[(frame == f) & seen]) for f in np.unique(frame)}
 
 
-def events_at_scale(rows: np.ndarray, camera: CameraConfig, k: float) -> tuple[list[tuple], list[tuple]]:
+def outcomes_at_scale(rows: np.ndarray, camera: CameraConfig, k: float) -> Iterator[FrameOutcome]:
     detections = imperfect_detections(rows)
     empty = (np.zeros((0, 4)), np.zeros(0))
 
@@ -71,12 +72,24 @@ def events_at_scale(rows: np.ndarray, camera: CameraConfig, k: float) -> tuple[l
         xyxy, conf = detections.get(frame.index, empty)
         return Detections(xyxy * k, conf, ground_points(xyxy * k, None, 0.0))
 
-    crossings, visits = [], []
     frames = int(rows[:, 0].max()) + 1
-    for outcome in run_frames(GreyPictures(frames, k), scaled_layout(camera, k), detector=detector):
-        crossings += [(c.line, c.direction, c.frame) for c in outcome.result.crossings]
-        visits += [(v.zone, round(v.enter_t, 6), round(v.exit_t, 6)) for v in outcome.result.visits]
-    return sorted(crossings), sorted(visits)
+    return run_frames(GreyPictures(frames, k), scaled_layout(camera, k), detector=detector)
+
+
+def events(crossings: list[Crossing], visits: list[ZoneVisit]) -> tuple[list[tuple], list[tuple]]:
+    return (
+        sorted((c.line, c.direction, c.frame) for c in crossings),
+        sorted((v.zone, round(v.enter_t, 6), round(v.exit_t, 6)) for v in visits),
+    )
+
+
+def events_at_scale(rows: np.ndarray, camera: CameraConfig, k: float) -> tuple[list[tuple], list[tuple]]:
+    crossings: list[Crossing] = []
+    visits: list[ZoneVisit] = []
+    for outcome in outcomes_at_scale(rows, camera, k):
+        crossings += outcome.result.crossings
+        visits += outcome.result.visits
+    return events(crossings, visits)
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +111,15 @@ def test_the_imperfect_scene_still_has_people_to_count(venice: tuple) -> None:
 def test_the_same_scene_at_another_resolution_counts_the_same(k: float, venice: tuple) -> None:
     rows, camera, native = venice
     assert events_at_scale(rows, camera, k) == native
+
+
+def test_a_recount_of_what_the_counter_took_gives_the_same_events(venice: tuple) -> None:
+    """bench/random_layouts.py tracks once and recounts each layout from ``outcome.counted``: that
+    must be exactly what the pipeline's own counter was fed."""
+    rows, camera, native = venice
+    counted = [
+        (o.frame.index, o.frame.t, o.counted.ids, o.counted.ground, o.counted.heights)
+        for o in outcomes_at_scale(rows, camera, 1.0)
+        if not o.final
+    ]
+    assert events(*count_all(Counter(camera.lines, camera.zones, camera.counting), counted)) == native
