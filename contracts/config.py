@@ -179,8 +179,12 @@ class CountingConfig(StrictModel):
     # (at least min_hysteresis_px), before a crossing can be confirmed: jitter on the line never counts.
     hysteresis: float = Field(default=0.1, ge=0, le=2)
     min_hysteresis_px: float = Field(default=2.0, ge=0)
-    # Consecutive observations beyond the hysteresis band on the new side that confirm a crossing.
+    # Observations beyond the hysteresis band on the new side that confirm a crossing, spanning at
+    # least confirm_s: at 25-30 fps a detector's box bottom jumps past the band for a frame or two
+    # (a bag, a leg, a box cut short), and two observations are only 0.03-0.04 s apart. At 10 fps
+    # and below two observations already span it.
     confirm_frames: int = Field(default=2, ge=1, le=100)
+    confirm_s: float = Field(default=0.1, ge=0, le=10)
     # A track must have been observed this many times before it may count (unconfirmed tracks never do).
     min_track_hits: int = Field(default=3, ge=1, le=1000)
     # State of a track not seen for this long is forgotten (its open zone visits are closed).

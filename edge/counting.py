@@ -8,9 +8,10 @@ The crossing rule, per track and line:
 * a track has a *committed side* of each line, set the first time its ground point is clearly
   (more than the hysteresis band) on one side; that first sighting never counts;
 * a crossing is confirmed when the point has been beyond the band on the other side for
-  ``confirm_frames`` observations, the track has at least ``min_track_hits`` observations, and the
-  last time the path changed sides it passed through the segment itself (walking round the end
-  of a line, or crossing the line's extension, only updates the committed side);
+  ``confirm_frames`` observations spanning at least ``confirm_s`` (it is dated at the first of
+  them), the track has at least ``min_track_hits`` observations, and the last time the path
+  changed sides it passed through the segment itself (walking round the end of a line, or
+  crossing the line's extension, only updates the committed side);
 * standing on the line or jittering within the band never confirms anything; coming back
   (out and in again) is two confirmed crossings;
 * a track that ends (is forgotten, or the stream ends) just past a line it walked through, at
@@ -64,6 +65,9 @@ class FrameResult:
     occupancy_changes: dict[str | None, int]
 
 
+# Times closer than this are equal (frame times are sums of floats: 0.1 s apart at 10 fps may
+# come out as 0.0999...).
+_SAME_TIME_S = 1e-6
 # A track that ends past a line, this share of the hysteresis band beyond it, has crossed it.
 ENDED_PAST_BAND = 0.5
 
@@ -77,6 +81,8 @@ class _TrackState:
     # Per line.
     side: NDArray[np.int8]  # committed side: -1, +1, or 0 = not yet known
     pending: NDArray[np.int16]  # observations beyond the band on the other side
+    pending_since: NDArray[np.float64]  # when the first of them was made
+    pending_frame: NDArray[np.int64]  # ... and on which frame
     ref_sign: NDArray[np.int8]  # sign of the last observation not exactly on the line
     ref_point: NDArray[np.float64]  # (L, 2) where that observation was
     transit_on_segment: NDArray[np.bool_]  # did the last change of sides pass through the segment?
@@ -227,14 +233,22 @@ class Counter:
         if not beyond:
             return None  # in the band on the other side: neither confirms nor resets
         st.pending[li] += 1
+        if st.pending[li] == 1:
+            st.pending_since[li], st.pending_frame[li] = st.last_t, frame
         if st.pending[li] < self.params.confirm_frames or st.hits < self.params.min_track_hits:
             return None
+        if st.last_t - st.pending_since[li] < self.params.confirm_s - _SAME_TIME_S:
+            return None  # a box bottom jumping past the band for a frame or two at 25-30 fps
         st.side[li] = sign
         st.pending[li] = 0
         if not st.transit_on_segment[li]:
             return None  # went round the end of the segment
+        # Timed from the first sighting beyond the band: the confirmation only made it certain.
         line = self.lines[li]
-        return Crossing(line.name, line.kind, "in" if sign > 0 else "out", track_id, frame, st.last_t)
+        direction: Direction = "in" if sign > 0 else "out"
+        return Crossing(
+            line.name, line.kind, direction, track_id, int(st.pending_frame[li]), float(st.pending_since[li])
+        )
 
     def _on_segment(self, li: int, p0: NDArray[np.float64], p1: NDArray[np.float64]) -> bool:
         a, b = self._starts[li], self._ends[li]
@@ -324,6 +338,8 @@ class Counter:
             last_margin=0.0,
             side=np.zeros(n_lines, np.int8),
             pending=np.zeros(n_lines, np.int16),
+            pending_since=np.zeros(n_lines),
+            pending_frame=np.zeros(n_lines, np.int64),
             ref_sign=np.zeros(n_lines, np.int8),
             ref_point=np.zeros((n_lines, 2)),
             transit_on_segment=np.zeros(n_lines, bool),

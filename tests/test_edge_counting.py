@@ -160,7 +160,7 @@ def test_gap_in_a_track_still_counts_the_crossing() -> None:
     ]
     crossings = run({1: path})
     assert summary(crossings) == [("door", "in")]
-    assert crossings[0].frame == 4 + 15 + 1  # confirmed on the second frame beyond the band
+    assert crossings[0].frame == 4 + 15  # dated at the first sighting beyond the band
 
 
 def test_gap_whose_straight_path_misses_the_segment_does_not_count() -> None:
@@ -227,6 +227,29 @@ def test_a_confirmed_crossing_is_not_counted_again_when_the_track_ends() -> None
 def test_unconfirmed_tracks_do_not_count(observations: int, counted: int) -> None:
     path = [(200.0, 260.0), (200.0, 150.0), (200.0, 140.0)][:observations]
     assert len(run({1: path})) == counted
+
+
+def _at_30_fps(path: list[tuple[float, float]], params: CountingConfig | None = None) -> list[Crossing]:
+    counter = Counter([DOOR], params=params)
+    found = [c for f, pt in enumerate(path) for c in counter.update(f, f / 30, [1], [pt], [HEIGHT]).crossings]
+    return found + counter.flush().crossings
+
+
+def test_a_ground_point_past_the_line_for_a_moment_does_not_count() -> None:
+    """At 30 fps a box bottom jumps past the band for three frames (a bag, a leg, a box cut short)
+    while the person stands 0.2 heights before the door: confirm_s (0.1 s) holds it back, as two
+    observations alone would not."""
+    jumps = ([(200.0, 210.0)] * 10 + [(200.0, 190.0)] * 3) * 5 + [(200.0, 210.0)] * 10
+    assert _at_30_fps(jumps) == []
+    assert len(_at_30_fps(jumps, CountingConfig(confirm_s=0.0))) == 10
+
+
+def test_a_walker_at_30_fps_counts_once_dated_where_they_passed_the_band() -> None:
+    walk = vertical(200, 260, 140, step=2.0)  # 60 px a second: 1.2 heights a second
+    crossings = _at_30_fps(walk)
+    assert summary(crossings) == [("door", "in")]
+    first_beyond = next(f for f, (_, y) in enumerate(walk) if y < 200 - 0.1 * HEIGHT)
+    assert (crossings[0].frame, crossings[0].t) == (first_beyond, pytest.approx(first_beyond / 30))
 
 
 def test_confirmation_frames_are_configurable() -> None:
