@@ -179,6 +179,11 @@ class CountingConfig(StrictModel):
     # (at least min_hysteresis_px), before a crossing can be confirmed: jitter on the line never counts.
     hysteresis: float = Field(default=0.1, ge=0, le=2)
     min_hysteresis_px: float = Field(default=2.0, ge=0)
+    # ... widened for a track whose ground point moves unpredictably (box bottoms jumping with legs,
+    # bags and people in front; tracks picked up again after a gap) to this many times its own
+    # noise, up to max_hysteresis of the height (edge/counting.py, _Jitter).
+    jitter_sigmas: float = Field(default=3.0, ge=0, le=10)
+    max_hysteresis: float = Field(default=0.2, ge=0, le=2)
     # Observations beyond the hysteresis band on the new side that confirm a crossing, spanning at
     # least confirm_s: at 25-30 fps a detector's box bottom jumps past the band for a frame or two
     # (a bag, a leg, a box cut short), and two observations are only 0.03-0.04 s apart. At 10 fps

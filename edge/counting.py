@@ -6,7 +6,8 @@ runs on detector tracks (the pipeline) and on annotated ground-truth tracks (``e
 The crossing rule, per track and line:
 
 * a track has a *committed side* of each line, set the first time its ground point is clearly
-  (more than the hysteresis band) on one side; that first sighting never counts;
+  (more than the hysteresis band) on one side; that first sighting never counts; the band is a
+  share of the person's height, wider for a track whose ground point jumps (``_Jitter``);
 * a crossing is confirmed when the point has been beyond the band on the other side for
   ``confirm_frames`` observations spanning at least ``confirm_s`` (it is dated at the first of
   them), the track has at least ``min_track_hits`` observations, and the last time the path
@@ -24,6 +25,7 @@ The crossing rule, per track and line:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -70,6 +72,40 @@ class FrameResult:
 _SAME_TIME_S = 1e-6
 # A track that ends past a line, this share of the hysteresis band beyond it, has crossed it.
 ENDED_PAST_BAND = 0.5
+# A track's ground-point noise is an exponentially weighted mean whose weights halve every
+# JITTER_HALF_LIFE_S, trusted once the weights add up to JITTER_MIN_WEIGHT residuals: never at 3.3
+# sightings a second or fewer, where a walker's own turns between sightings would pass for noise.
+JITTER_HALF_LIFE_S = 0.5
+JITTER_MIN_WEIGHT = 3.0
+
+
+@dataclass(slots=True)
+class _Jitter:
+    """How unpredictably a track's ground point moves: each sighting's distance from the straight
+    path through the two before it (a detector's box bottom jumping with a leg, a bag or someone
+    in front; a track picked up again after a gap somewhere else than where it was heading)."""
+
+    before: NDArray[np.float64] | None = None
+    before_t: float = 0.0
+    last: NDArray[np.float64] | None = None
+    last_t: float = 0.0
+    squares: float = 0.0  # weighted sum of squared residuals
+    weight: float = 0.0
+
+    def add(self, point: NDArray[np.float64], t: float) -> float:
+        """Take a sighting; return the noise (pixels, per coordinate), 0 while not yet known."""
+        if self.before is not None and self.last is not None and self.last_t > self.before_t:
+            heading = (self.last - self.before) / (self.last_t - self.before_t)
+            residual = point - (self.last + heading * (t - self.last_t))
+            fade = 0.5 ** ((t - self.last_t) / JITTER_HALF_LIFE_S)
+            self.squares = self.squares * fade + float(residual @ residual)
+            self.weight = self.weight * fade + 1.0
+        self.before, self.before_t, self.last, self.last_t = self.last, self.last_t, point, t
+        if self.weight < JITTER_MIN_WEIGHT:
+            return 0.0
+        # Extrapolating from two noisy points adds their noise: a residual carries 1 + 2² + 1 = 6
+        # times the variance of one sighting's, over 2 coordinates.
+        return math.sqrt(self.squares / self.weight / 12.0)
 
 
 @dataclass(slots=True)
@@ -78,6 +114,7 @@ class _TrackState:
     last_t: float
     last_frame: int
     last_margin: float  # the hysteresis band at the last sighting, pixels
+    jitter: _Jitter
     # Per line.
     side: NDArray[np.int8]  # committed side: -1, +1, or 0 = not yet known
     pending: NDArray[np.int16]  # observations beyond the band on the other side
@@ -159,7 +196,6 @@ class Counter:
         hts = np.asarray(heights, dtype=np.float64).reshape(-1)
         if not (len(ids) == len(pts) == len(hts)):
             raise ValueError("track_ids, points and heights must have the same length")
-        p = self.params
         n_lines, n_zones = len(self.lines), len(self.zones)
         dist = (
             signed_distances(pts, self._starts, self._ends, self._orientation)
@@ -171,15 +207,13 @@ class Counter:
             if n_zones
             else np.zeros((len(ids), 0), dtype=bool)
         )
-        margins = np.maximum(p.min_hysteresis_px, p.hysteresis * hts)
+        states = [self._state(track_id, t) for track_id in ids.tolist()]
+        noise = np.array([st.jitter.add(pts[row], t) for row, st in enumerate(states)])
+        margins = self._bands(hts, noise)
 
         crossings: list[Crossing] = []
         visits: list[ZoneVisit] = []
-        for row, track_id in enumerate(ids.tolist()):
-            state = self._tracks.get(track_id)
-            if state is None:
-                state = self._new_state(t)
-                self._tracks[track_id] = state
+        for row, (track_id, state) in enumerate(zip(ids.tolist(), states, strict=True)):
             state.hits += 1
             state.last_t, state.last_frame, state.last_margin = t, frame, float(margins[row])
             for li in range(n_lines):
@@ -195,6 +229,19 @@ class Counter:
         stale = [tid for tid, st in self._tracks.items() if t - st.last_t > self.params.forget_after_s]
         ended_crossings, ended_visits = self._end_tracks(stale)
         return FrameResult(crossings + ended_crossings, visits + ended_visits, self._update_occupancy(t))
+
+    def _state(self, track_id: int, t: float) -> _TrackState:
+        state = self._tracks.get(track_id)
+        if state is None:
+            state = self._tracks[track_id] = self._new_state(t)
+        return state
+
+    def _bands(self, heights: NDArray[np.float64], noise: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The hysteresis band of each sighting: ``hysteresis`` of the person's height, widened to
+        ``jitter_sigmas`` times their track's own noise, up to ``max_hysteresis`` of the height."""
+        p = self.params
+        noisy = np.minimum(p.jitter_sigmas * noise, p.max_hysteresis * heights)
+        return np.maximum(p.min_hysteresis_px, np.maximum(p.hysteresis * heights, noisy))
 
     def flush(self) -> FrameResult:
         """End of stream: every track ends. Crossings they complete (see the module's rules) and
@@ -336,6 +383,7 @@ class Counter:
             last_t=t,
             last_frame=0,
             last_margin=0.0,
+            jitter=_Jitter(),
             side=np.zeros(n_lines, np.int8),
             pending=np.zeros(n_lines, np.int16),
             pending_since=np.zeros(n_lines),
