@@ -100,7 +100,8 @@ class _Jitter:
             fade = 0.5 ** ((t - self.last_t) / JITTER_HALF_LIFE_S)
             self.squares = self.squares * fade + float(residual @ residual)
             self.weight = self.weight * fade + 1.0
-        self.before, self.before_t, self.last, self.last_t = self.last, self.last_t, point, t
+        # A copy: the caller's array of points may be reused for the next frame.
+        self.before, self.before_t, self.last, self.last_t = self.last, self.last_t, point.copy(), t
         if self.weight < JITTER_MIN_WEIGHT:
             return 0.0
         # Extrapolating from two noisy points adds their noise: a residual carries 1 + 2² + 1 = 6
