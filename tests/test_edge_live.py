@@ -8,6 +8,7 @@ InfluxDB holds must be exactly what `footfall count` writes for the same clip, c
 
 from __future__ import annotations
 
+import math
 import signal
 import sqlite3
 import time
@@ -216,11 +217,16 @@ def test_edge_run_delivers_exactly_what_count_counts(
         # leaves with the next frame released: in front of it are at least the events of frames
         # 1.5 s older than the beat, at most those of every frame up to it.
         held_back = round(camera.linking.delay_s * 25)
+        # A crossing is dated at the first sighting past the band and decided when the sightings
+        # past it span counting.confirm_s: at 12.5 analysed frames a second, 2 of them (4 file frames)
+        # later. So only the crossings dated that much earlier are surely released.
+        deciding = 2 * math.ceil(camera.counting.confirm_s * 12.5 - 1e-9)
         for k, beat in enumerate(beats):
             frame = 2 * int(beat["frames"]) - 2  # the file's frame number of the beat
             events = [e for e in counted if not isinstance(e, ZoneVisitEvent)]
             before = [e for e in events if _frame(e.ts, start) <= frame]
-            released = [e for e in events if _frame(e.ts, start) <= frame - held_back]
+            decided = [_frame(e.ts, start) + deciding * isinstance(e, CrossingEvent) for e in events]
+            released = [f for f in decided if f <= frame - held_back]
             closed = [v for v in visits.values() if _frame(v.ts, start) <= frame]
             assert len(released) + k <= beat["queue_depth"] <= len(before) + k + len(closed), beat
             assert beat["fps"] > 0
