@@ -43,7 +43,14 @@ import numpy as np
 from footfall.contracts.config import CameraConfig, LineConfig, ZoneConfig, load_config
 from footfall.edge.counting import Counter, Sighting, ZoneVisit, count_all
 from footfall.edge.evaluation import ZoneScore, evaluate, score_zones
-from footfall.edge.groundtruth import OracleDetector, find_sequence, gt_events, load_gt
+from footfall.edge.groundtruth import (
+    OracleDetector,
+    annotated_feet,
+    by_frame,
+    find_sequence,
+    gt_events,
+    load_gt,
+)
 from footfall.edge.pipeline import FrameDetector, model_detector, run_frames
 from footfall.edge.sources import VideoFileSource, open_source
 
@@ -77,20 +84,16 @@ class Recording:
 def record(
     media: str, camera: CameraConfig, fps: float | None, detector: FrameDetector, rows: np.ndarray
 ) -> Recording:
-    sightings: list[Sighting] = []
-    for outcome in run_frames(open_source(media, fps=fps), camera, detector=detector):
-        if not outcome.final:
-            c = outcome.counted
-            sightings.append((outcome.frame.index, outcome.frame.t, c.ids, c.ground, c.heights))
+    outcomes = run_frames(open_source(media, fps=fps), camera, detector=detector)
+    sightings = [outcome.sighting for outcome in outcomes if not outcome.final]
     return Recording(sightings, getattr(detector, "watched", None), _annotated(sightings, rows))
 
 
 def _annotated(sightings: list[Sighting], rows: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    feet = np.stack([rows[:, 2] + rows[:, 4] / 2, rows[:, 3] + rows[:, 5]], axis=1)
-    by_frame = {int(f): feet[rows[:, 0] == f] for f in np.unique(rows[:, 0])}
+    feet = {frame: annotated_feet(chunk) for frame, chunk in by_frame(rows)}
     seen: dict[int, list[tuple[float, bool]]] = defaultdict(list)
     for frame, t, ids, ground, heights in sightings:
-        truth = by_frame.get(frame, np.zeros((0, 2)))
+        truth = feet.get(frame, np.zeros((0, 2)))
         gaps = np.linalg.norm(np.asarray(ground)[:, None, :] - truth[None, :, :], axis=2)
         near = gaps.min(axis=1, initial=np.inf) <= ANNOTATED_WITHIN * np.asarray(heights)
         for person, there in zip(np.asarray(ids).tolist(), near.tolist(), strict=True):
@@ -101,7 +104,7 @@ def _annotated(sightings: list[Sighting], rows: np.ndarray) -> dict[int, tuple[n
 def people(rows: np.ndarray, fps: float, near: float) -> tuple[np.ndarray, np.ndarray]:
     """Feet ``(x, y, height)`` of the annotated people tall enough, and their walking velocity
     (pixels a second; zero where unknown)."""
-    feet = np.stack([rows[:, 2] + rows[:, 4] / 2, rows[:, 3] + rows[:, 5], rows[:, 5]], axis=1)
+    feet = np.column_stack([annotated_feet(rows), rows[:, 5]])
     where = {(int(i), int(f)): k for k, (f, i) in enumerate(rows[:, :2])}
     half = max(1, round(fps / 2))
     heading = np.zeros((len(rows), 2))

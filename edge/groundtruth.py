@@ -69,14 +69,16 @@ def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     return rows
 
 
-def _by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
+def by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``load_gt``'s rows grouped by frame, in frame order."""
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames, starts = np.unique(rows[:, 0], return_index=True)
     bounds = [*starts[1:], len(rows)]
     return [(int(f), rows[lo:hi]) for f, lo, hi in zip(frames, starts, bounds, strict=True)]
 
 
-def _feet(chunk: np.ndarray) -> np.ndarray:
+def annotated_feet(chunk: np.ndarray) -> np.ndarray:
+    """``(N, 2)``: the bottom-centre of each annotated box, the ground point the counter uses."""
     return np.stack([chunk[:, 2] + chunk[:, 4] / 2, chunk[:, 3] + chunk[:, 5]], axis=1)
 
 
@@ -84,9 +86,10 @@ def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[
     """Run the annotated tracks (feet = bottom-centre of the box) through the same ``Counter``
     the pipeline uses: the true crossings and zone visits."""
     counter = Counter(config.lines, config.zones, config.counting)
-    frames = _by_frame(rows)
+    frames = by_frame(rows)
     return count_all(
-        counter, ((f, f / fps, chunk[:, 1].astype(int), _feet(chunk), chunk[:, 5]) for f, chunk in frames)
+        counter,
+        ((f, f / fps, chunk[:, 1].astype(int), annotated_feet(chunk), chunk[:, 5]) for f, chunk in frames),
     )
 
 
@@ -99,7 +102,7 @@ class OracleDetector:
     which leaves only the tracker's and the counter's errors."""
 
     def __init__(self, rows: np.ndarray) -> None:
-        self._frames = dict(_by_frame(rows))
+        self._frames = dict(by_frame(rows))
 
     def __call__(self, frame: Frame) -> Detections:
         chunk = self._frames.get(frame.index)
@@ -108,4 +111,4 @@ class OracleDetector:
         xyxy = np.stack(
             [chunk[:, 2], chunk[:, 3], chunk[:, 2] + chunk[:, 4], chunk[:, 3] + chunk[:, 5]], axis=1
         )
-        return Detections(xyxy, np.ones(len(chunk)), _feet(chunk))
+        return Detections(xyxy, np.ones(len(chunk)), annotated_feet(chunk))

@@ -26,7 +26,7 @@ from footfall.contracts.events import (
     stable_event_id,
 )
 from footfall.edge.appearance import colour_histograms, unoccluded
-from footfall.edge.counting import Counter, Crossing, FrameResult, ZoneVisit
+from footfall.edge.counting import Counter, Crossing, FrameResult, Sighting, ZoneVisit
 from footfall.edge.detector import Detections, PeopleModel, PersonDetector, load_model
 from footfall.edge.linking import LinkedFrame, TrackletLinker, touched_edges
 from footfall.edge.motion import MotionGate
@@ -162,6 +162,13 @@ class FrameOutcome:
     analysed: bool = True  # False when the motion gate skipped inference on this frame
     tracklets_held: int = 0  # the linker's memory (bounded), for the benchmark
     pictured: bool = True  # False for a live source's picture-less tick (a stalled camera)
+
+    @property
+    def sighting(self) -> Sighting:
+        """The counter's input for this frame, to replay it through another ``Counter``
+        (``counting.count_all``)."""
+        c = self.counted
+        return (self.frame.index, self.frame.t, c.ids, c.ground, c.heights)
 
 
 # A detector for the pipeline: a frame in, person detections in the frame's pixels out.

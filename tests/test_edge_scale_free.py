@@ -117,9 +117,5 @@ def test_a_recount_of_what_the_counter_took_gives_the_same_events(venice: tuple)
     """bench/random_layouts.py tracks once and recounts each layout from ``outcome.counted``: that
     must be exactly what the pipeline's own counter was fed."""
     rows, camera, native = venice
-    counted = [
-        (o.frame.index, o.frame.t, o.counted.ids, o.counted.ground, o.counted.heights)
-        for o in outcomes_at_scale(rows, camera, 1.0)
-        if not o.final
-    ]
+    counted = [o.sighting for o in outcomes_at_scale(rows, camera, 1.0) if not o.final]
     assert events(*count_all(Counter(camera.lines, camera.zones, camera.counting), counted)) == native
