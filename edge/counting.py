@@ -17,7 +17,9 @@ The crossing rule, per track and line:
   (out and in again) is two confirmed crossings;
 * a track that ends (is forgotten, or the stream ends) just past a line it walked through, at
   least half the band beyond it but before its crossing was confirmed, has crossed: a person lost
-  behind a companion one step after the line is counted, with the time of their last sighting;
+  behind a companion one step after the line is counted, with the time of their last sighting
+  (seen there twice in a row where frames come faster than ``confirm_s``: a single last box
+  past the line is as often someone else's, taken for this person after a gap);
 * direction is ``in`` when the new side is the side of the line's ``inside`` point;
 * state of a track unseen for ``forget_after_s`` is dropped, so memory is bounded by the number
   of people in view, not by the length of the run.
@@ -70,8 +72,13 @@ class FrameResult:
 # Times closer than this are equal (frame times are sums of floats: 0.1 s apart at 10 fps may
 # come out as 0.0999...).
 _SAME_TIME_S = 1e-6
-# A track that ends past a line, this share of the hysteresis band beyond it, has crossed it.
+# A track that ends past a line, this share of the hysteresis band beyond it, has crossed it ...
 ENDED_PAST_BAND = 0.5
+# ... if it was seen there this many times in a row, where frames come faster than confirm_s: one
+# box alone is what a track's last, stray sighting looks like (a box of someone else nearby, taken
+# for this person after a gap); at confirm_s a frame or slower, one sighting is all that a person
+# lost a step past the line leaves.
+ENDED_SIGHTINGS = 2
 # A track's ground-point noise is an exponentially weighted mean whose weights halve every
 # JITTER_HALF_LIFE_S, trusted once the weights add up to JITTER_MIN_WEIGHT residuals: never at 3.3
 # sightings a second or fewer, where a walker's own turns between sightings would pass for noise.
@@ -125,6 +132,7 @@ class _TrackState:
     ref_point: NDArray[np.float64]  # (L, 2) where that observation was
     transit_on_segment: NDArray[np.bool_]  # did the last change of sides pass through the segment?
     last_distance: NDArray[np.float64]  # signed distance of the last sighting
+    past_ended: NDArray[np.int16]  # sightings in a row at least ENDED_PAST_BAND of the band past it
     # Per zone.
     in_zone: NDArray[np.bool_]
     zone_streak: NDArray[np.int16]
@@ -173,6 +181,9 @@ class Counter:
         )
         self._polygons = [as_points(z.polygon) for z in self.zones]
         self._tracks: dict[int, _TrackState] = {}
+        # Time between the last two frames: the rate analysed, which decides ENDED_SIGHTINGS.
+        self._last_frame_t: float | None = None
+        self._frame_step_s = np.inf
         self._occupancy: dict[str | None, int] = {None: 0, **{z.name: 0 for z in self.zones}}
 
     @property
@@ -197,6 +208,9 @@ class Counter:
         hts = np.asarray(heights, dtype=np.float64).reshape(-1)
         if not (len(ids) == len(pts) == len(hts)):
             raise ValueError("track_ids, points and heights must have the same length")
+        if self._last_frame_t is not None and t > self._last_frame_t:
+            self._frame_step_s = t - self._last_frame_t
+        self._last_frame_t = t
         n_lines, n_zones = len(self.lines), len(self.zones)
         dist = (
             signed_distances(pts, self._starts, self._ends, self._orientation)
@@ -247,7 +261,7 @@ class Counter:
     def flush(self) -> FrameResult:
         """End of stream: every track ends. Crossings they complete (see the module's rules) and
         every open zone visit, closed at the track's last sighting; then all is forgotten."""
-        crossings, visits = self._end_tracks(list(self._tracks))
+        crossings, visits = self._end_tracks(list(self._tracks), stream_ended=True)
         return FrameResult(crossings, visits, {})
 
     # -- lines ---------------------------------------------------------------------------------
@@ -271,6 +285,8 @@ class Counter:
             st.ref_point[li] = point
         beyond = abs(d) > margin
         committed = int(st.side[li])
+        past = committed != 0 and -committed * d >= ENDED_PAST_BAND * margin
+        st.past_ended[li] = st.past_ended[li] + 1 if past else 0
         if committed == 0:
             if beyond:
                 st.side[li] = sign
@@ -308,16 +324,23 @@ class Counter:
         u = (off[0] * path[1] - off[1] * path[0]) / denom
         return bool(0.0 <= u <= 1.0)
 
-    def _ended_crossings(self, track_id: int, st: _TrackState) -> list[Crossing]:
+    def _ended_crossings(self, track_id: int, st: _TrackState, stream_ended: bool) -> list[Crossing]:
         """The crossings a track completes by ending: last seen at least ENDED_PAST_BAND of the
-        band beyond a line it walked through (on the segment), not yet confirmed there."""
+        band beyond a line it walked through (on the segment), not yet confirmed there; seen so
+        ENDED_SIGHTINGS times in a row where frames come faster than confirm_s, unless the
+        stream's end cut the track short (seen on its last frame)."""
         if st.hits < self.params.min_track_hits:
             return []
+        fast = self._frame_step_s < self.params.confirm_s - _SAME_TIME_S
+        cut_short = stream_ended and st.last_t >= (self._last_frame_t or 0.0) - _SAME_TIME_S
+        sightings = ENDED_SIGHTINGS if fast and not cut_short else 1
         ended = []
         for li, line in enumerate(self.lines):
             committed = int(st.side[li])
             past = -committed * float(st.last_distance[li])
             if committed == 0 or past < ENDED_PAST_BAND * st.last_margin or not st.transit_on_segment[li]:
+                continue
+            if st.past_ended[li] < sightings:
                 continue
             direction: Direction = "in" if committed < 0 else "out"
             ended.append(Crossing(line.name, line.kind, direction, track_id, st.last_frame, st.last_t))
@@ -393,6 +416,7 @@ class Counter:
             ref_point=np.zeros((n_lines, 2)),
             transit_on_segment=np.zeros(n_lines, bool),
             last_distance=np.zeros(n_lines),
+            past_ended=np.zeros(n_lines, np.int16),
             in_zone=np.zeros(n_zones, bool),
             zone_streak=np.zeros(n_zones, np.int16),
             zone_enter_t=np.zeros(n_zones),
@@ -401,14 +425,16 @@ class Counter:
             left_exit_t=np.full(n_zones, np.nan),
         )
 
-    def _end_tracks(self, track_ids: list[int]) -> tuple[list[Crossing], list[ZoneVisit]]:
+    def _end_tracks(
+        self, track_ids: list[int], stream_ended: bool = False
+    ) -> tuple[list[Crossing], list[ZoneVisit]]:
         """Forget these tracks (unseen for forget_after_s, or the stream ended): the crossings their
         end completes and their zone visits, closed at their last sighting."""
         crossings: list[Crossing] = []
         visits: list[ZoneVisit] = []
         for tid in track_ids:
             state = self._tracks.pop(tid)
-            crossings += self._ended_crossings(tid, state)
+            crossings += self._ended_crossings(tid, state, stream_ended)
             visits += self._close_visits(tid, state)
         return crossings, visits
 
