@@ -79,6 +79,8 @@ ENDED_PAST_BAND = 0.5
 # for this person after a gap); at confirm_s a frame or slower, one sighting is all that a person
 # lost a step past the line leaves.
 ENDED_SIGHTINGS = 2
+# The time between frames is followed as a moving average, each new step weighing this much.
+FRAME_STEP_WEIGHT = 0.1
 # A track's ground-point noise is an exponentially weighted mean whose weights halve every
 # JITTER_HALF_LIFE_S, trusted once the weights add up to JITTER_MIN_WEIGHT residuals: never at 3.3
 # sightings a second or fewer, where a walker's own turns between sightings would pass for noise.
@@ -208,9 +210,7 @@ class Counter:
         hts = np.asarray(heights, dtype=np.float64).reshape(-1)
         if not (len(ids) == len(pts) == len(hts)):
             raise ValueError("track_ids, points and heights must have the same length")
-        if self._last_frame_t is not None and t > self._last_frame_t:
-            self._frame_step_s = t - self._last_frame_t
-        self._last_frame_t = t
+        self._note_frame_time(t)
         n_lines, n_zones = len(self.lines), len(self.zones)
         dist = (
             signed_distances(pts, self._starts, self._ends, self._orientation)
@@ -244,6 +244,15 @@ class Counter:
         stale = [tid for tid, st in self._tracks.items() if t - st.last_t > self.params.forget_after_s]
         ended_crossings, ended_visits = self._end_tracks(stale)
         return FrameResult(crossings + ended_crossings, visits + ended_visits, self._update_occupancy(t))
+
+    def _note_frame_time(self, t: float) -> None:
+        """Follow the time between frames, smoothed: a live camera's frames come irregularly."""
+        if self._last_frame_t is not None and t > self._last_frame_t:
+            step = t - self._last_frame_t
+            if math.isfinite(self._frame_step_s):
+                step = self._frame_step_s + FRAME_STEP_WEIGHT * (step - self._frame_step_s)
+            self._frame_step_s = step
+        self._last_frame_t = t
 
     def _state(self, track_id: int, t: float) -> _TrackState:
         state = self._tracks.get(track_id)

@@ -219,6 +219,22 @@ def test_at_30_fps_one_stray_last_box_past_the_line_does_not_count(past: int, co
     assert len(crossings) == counted
 
 
+def test_one_late_frame_does_not_change_the_rate_the_counter_goes_by() -> None:
+    """The stray box above, with a live camera's hiccup: the frame that makes the counter forget
+    the man comes 0.5 s late. The rate is still 30 fps and one box still does not count."""
+    path: list[tuple[float, float] | None] = [(200.0, 210.0)] * 30 + [None] * 20 + [(200.0, 185.0)]
+    counter = Counter([DOOR], params=CountingConfig(forget_after_s=1.0))
+    crossings = []
+    times = [f / 30 for f in range(len(path) + 29)]
+    times.append(times[-1] + 0.5)  # forget_after_s has passed on this late frame
+    for f, t in enumerate(times):
+        pt = path[f] if f < len(path) else None
+        ids, pts = ([1, 2], [pt, (500.0, 500.0)]) if pt is not None else ([2], [(500.0, 500.0)])
+        crossings += counter.update(f, t, ids, pts, [HEIGHT] * len(ids)).crossings
+    assert counter.tracked == 1  # the man is forgotten, his crossing decided
+    assert crossings == []
+
+
 def test_the_streams_end_cuts_a_track_short_at_any_rate() -> None:
     """Seen past the line on the stream's last frame only: the end, not a stray box, stopped it."""
     path = [(200.0, 210.0)] * 30 + [(200.0, 185.0)]
