@@ -23,6 +23,7 @@ the tracker's and the counter's errors.
 
     .venv/bin/python bench/random_layouts.py ../shared/data/video/venice2 \\
         --config edge/configs/venice2.yaml --fps 0 --layouts 12 --seed 3
+    ... --seed 2 3 4 5    # 48 layouts: each seed's, then the totals over all
 """
 
 from __future__ import annotations
@@ -221,10 +222,10 @@ def main() -> None:
     parser.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/video/venice2"))
     parser.add_argument("--config", type=Path, default=ROOT / "edge/configs/venice2.yaml")
     parser.add_argument("--fps", type=float, default=None, help="analysed rate (0: every frame)")
-    parser.add_argument("--layouts", type=int, default=12)
+    parser.add_argument("--layouts", type=int, default=12, help="layouts a seed")
     parser.add_argument("--lines", type=int, default=6, help="lines a layout")
     parser.add_argument("--zones", type=int, default=4, help="zones a layout")
-    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--seed", type=int, nargs="+", default=[3], help="one or more seeds")
     parser.add_argument("--near", type=float, default=0.5, help="people this share of the tall height")
     args = parser.parse_args()
     camera = load_config(args.config, CameraConfig)
@@ -237,19 +238,53 @@ def main() -> None:
     model = record(media, camera, fps or None, model_detector(camera, size, None), rows)
     oracle = record(media, camera, fps or None, OracleDetector(rows), rows)
     crop = model.crop or (0, 0, size[0], size[1])
-    feet, heading = people(rows, native, args.near)
+    print(f"{media} at {fps or native:g} frames/s; layouts inside the planned crop {crop}")
+    people_there = people(rows, native, args.near)
+    totals = {"model": Score(), "oracle": Score()}
+    for seed in args.seed:
+        if len(args.seed) > 1:
+            print(f"seed {seed}")
+        layouts = draw_layouts(args, seed, people_there, crop)
+        scores = score_layouts(camera, layouts, rows, native, model, oracle)
+        totals = {name: totals[name] + scores[name] for name in totals}
+    if len(args.seed) > 1:
+        print(f"all {len(args.seed)} seeds")
+        for name, total in totals.items():
+            print(f"{name:6s} {total.summary()}")
+
+
+def draw_layouts(
+    args: argparse.Namespace, seed: int, people_there: tuple[np.ndarray, np.ndarray], crop: tuple[int, ...]
+) -> list[tuple[list[LineConfig], list[ZoneConfig]]]:
+    """``args.layouts`` layouts of ``args.lines`` lines and ``args.zones`` zones, from ``seed``."""
+    feet, heading = people_there
     walkers = walking(feet, heading)
     # Zones draw from their own stream: a seed's lines stay the same whatever --zones is.
-    rng, zone_rng = random.Random(args.seed), random.Random(f"zones {args.seed}")
-    print(f"{media} at {fps or native:g} frames/s; layouts inside the planned crop {crop}")
+    rng, zone_rng = random.Random(seed), random.Random(f"zones {seed}")
+    return [
+        (
+            [draw_line(f"r{k}", rng, *walkers, crop) for k in range(args.lines)],
+            [draw_zone(f"z{k}", zone_rng, feet, crop) for k in range(args.zones)],
+        )
+        for _ in range(args.layouts)
+    ]
+
+
+def score_layouts(
+    camera: CameraConfig,
+    layouts: list[tuple[list[LineConfig], list[ZoneConfig]]],
+    rows: np.ndarray,
+    native: float,
+    model: Recording,
+    oracle: Recording,
+) -> dict[str, Score]:
+    """Score each layout (a row each), then print and return the totals, model and oracle."""
     print(
         "layout  crossings  model: missed false wrong |error|  oracle: |error|"
         "   visits  model: counted |error|  oracle: |error|"
     )
     totals = {"model": Score(), "oracle": Score()}
-    for layout in range(args.layouts):
-        lines = [draw_line(f"r{k}", rng, *walkers, crop) for k in range(args.lines)]
-        zones = [draw_zone(f"z{k}", zone_rng, feet, crop) for k in range(args.zones)]
+    for layout, (lines, zones) in enumerate(layouts):
         config = camera.model_copy(update={"lines": lines, "zones": zones})
         truth = gt_events(rows, config, native)
         m, o = score(config, model, truth), score(config, oracle, truth)
@@ -262,6 +297,7 @@ def main() -> None:
         )
     for name, total in totals.items():
         print(f"{name:6s} {total.summary()}")
+    return totals
 
 
 if __name__ == "__main__":
