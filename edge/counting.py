@@ -134,7 +134,7 @@ class _TrackState:
     ref_point: NDArray[np.float64]  # (L, 2) where that observation was
     transit_on_segment: NDArray[np.bool_]  # did the last change of sides pass through the segment?
     last_distance: NDArray[np.float64]  # signed distance of the last sighting
-    past_ended: NDArray[np.int16]  # sightings in a row at least ENDED_PAST_BAND of the band past it
+    past_ended: NDArray[np.int16]  # sightings in a row ENDED_PAST_BAND of the band past it (capped)
     # Per zone.
     in_zone: NDArray[np.bool_]
     zone_streak: NDArray[np.int16]
@@ -183,7 +183,7 @@ class Counter:
         )
         self._polygons = [as_points(z.polygon) for z in self.zones]
         self._tracks: dict[int, _TrackState] = {}
-        # Time between the last two frames: the rate analysed, which decides ENDED_SIGHTINGS.
+        # The time between frames (a moving average): the rate analysed, which decides ENDED_SIGHTINGS.
         self._last_frame_t: float | None = None
         self._frame_step_s = np.inf
         self._occupancy: dict[str | None, int] = {None: 0, **{z.name: 0 for z in self.zones}}
@@ -295,7 +295,7 @@ class Counter:
         beyond = abs(d) > margin
         committed = int(st.side[li])
         past = committed != 0 and -committed * d >= ENDED_PAST_BAND * margin
-        st.past_ended[li] = st.past_ended[li] + 1 if past else 0
+        st.past_ended[li] = min(st.past_ended[li] + 1, ENDED_SIGHTINGS) if past else 0  # no overflow
         if committed == 0:
             if beyond:
                 st.side[li] = sign
