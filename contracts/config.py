@@ -194,7 +194,9 @@ class CountingConfig(StrictModel):
     min_track_hits: int = Field(default=3, ge=1, le=1000)
     # State of a track not seen for this long is forgotten (its open zone visits are closed).
     forget_after_s: float = Field(default=10.0, gt=0, le=3600)
-    # Consecutive observations inside/outside a zone that confirm entering/leaving it.
+    # Consecutive observations inside/outside a zone that confirm entering/leaving it, spanning at
+    # least confirm_s (as for crossings: at 25-30 fps two frames are a ground point wobbling over
+    # the zone's edge).
     zone_confirm_frames: int = Field(default=2, ge=1, le=100)
     # Back inside the same zone within this long after leaving it: the same visit goes on (a
     # step out and back, or a ground point wobbling over the zone's edge, does not split it).

@@ -137,7 +137,8 @@ class _TrackState:
     past_ended: NDArray[np.int16]  # sightings in a row ENDED_PAST_BAND of the band past it (capped)
     # Per zone.
     in_zone: NDArray[np.bool_]
-    zone_streak: NDArray[np.int16]
+    zone_streak: NDArray[np.int16]  # observations in a row on the other side of the zone's edge
+    zone_streak_since: NDArray[np.float64]  # ... since when
     zone_enter_t: NDArray[np.float64]
     zone_last_inside_t: NDArray[np.float64]
     # A visit whose exit is confirmed but may still be rejoined (nan: none): enter and exit times.
@@ -364,10 +365,14 @@ class Counter:
             st.zone_streak[zi] = 0
             return None
         st.zone_streak[zi] += 1
-        if st.zone_streak[zi] == 1 and inside:
-            st.zone_enter_t[zi] = t  # the visit starts at the first observation inside
+        if st.zone_streak[zi] == 1:
+            st.zone_streak_since[zi] = t
+            if inside:
+                st.zone_enter_t[zi] = t  # the visit starts at the first observation inside
         if st.zone_streak[zi] < self.params.zone_confirm_frames or st.hits < self.params.min_track_hits:
             return None
+        if t - st.zone_streak_since[zi] < self.params.confirm_s - _SAME_TIME_S:
+            return None  # a ground point over the zone's edge for a frame or two at 25-30 fps
         st.zone_streak[zi] = 0
         st.in_zone[zi] = inside
         if not inside:
@@ -428,6 +433,7 @@ class Counter:
             past_ended=np.zeros(n_lines, np.int16),
             in_zone=np.zeros(n_zones, bool),
             zone_streak=np.zeros(n_zones, np.int16),
+            zone_streak_since=np.zeros(n_zones),
             zone_enter_t=np.zeros(n_zones),
             zone_last_inside_t=np.zeros(n_zones),
             left_enter_t=np.full(n_zones, np.nan),

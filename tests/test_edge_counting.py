@@ -401,6 +401,20 @@ def test_zone_flicker_does_not_split_a_visit() -> None:
     assert len(visits) == 1
 
 
+@pytest.mark.parametrize(("frames_inside", "visits"), [(3, 0), (4, 1)])
+def test_at_30_fps_a_zone_is_entered_after_confirm_s(frames_inside: int, visits: int) -> None:
+    """A passer-by's ground point dips over the zone's edge for three frames at 30 fps (0.07 s
+    between the first and the last): no visit. Four frames span confirm_s (0.1 s): a visit,
+    dated from the first frame inside."""
+    counter = Counter([], [ZONE])
+    path = [(150.0, 50.0)] * 10 + [(95.0, 50.0)] * frames_inside + [(150.0, 50.0)] * 90
+    found = [v for f, pt in enumerate(path) for v in counter.update(f, f / 30, [1], [pt], [HEIGHT]).visits]
+    found += counter.flush().visits
+    assert len(found) == visits
+    if found:
+        assert found[0].enter_t == pytest.approx(10 / 30)
+
+
 def test_count_all_replays_a_recording_and_closes_it_at_its_end() -> None:
     """A recorded run counted again (bench/random_layouts.py replays one per layout): a walker in
     through the door who then waits in the zone till the end has one crossing and one visit, which
