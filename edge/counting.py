@@ -255,6 +255,11 @@ class Counter:
             self._frame_step_s = step
         self._last_frame_t = t
 
+    def _under_confirm_s(self, span_s: float) -> bool:
+        """Is ``span_s`` shorter than confirm_s (the span that confirms a crossing, a zone's entry
+        or exit, and above which rate a track's end needs ENDED_SIGHTINGS)?"""
+        return span_s < self.params.confirm_s - _SAME_TIME_S
+
     def _state(self, track_id: int, t: float) -> _TrackState:
         state = self._tracks.get(track_id)
         if state is None:
@@ -311,7 +316,7 @@ class Counter:
             st.pending_since[li], st.pending_frame[li] = st.last_t, frame
         if st.pending[li] < self.params.confirm_frames or st.hits < self.params.min_track_hits:
             return None
-        if st.last_t - st.pending_since[li] < self.params.confirm_s - _SAME_TIME_S:
+        if self._under_confirm_s(st.last_t - st.pending_since[li]):
             return None  # a box bottom jumping past the band for a frame or two at 25-30 fps
         st.side[li] = sign
         st.pending[li] = 0
@@ -341,7 +346,7 @@ class Counter:
         stream's end cut the track short (seen on its last frame)."""
         if st.hits < self.params.min_track_hits:
             return []
-        fast = self._frame_step_s < self.params.confirm_s - _SAME_TIME_S
+        fast = self._under_confirm_s(self._frame_step_s)
         cut_short = stream_ended and st.last_t >= (self._last_frame_t or 0.0) - _SAME_TIME_S
         sightings = ENDED_SIGHTINGS if fast and not cut_short else 1
         ended = []
@@ -371,7 +376,7 @@ class Counter:
                 st.zone_enter_t[zi] = t  # the visit starts at the first observation inside
         if st.zone_streak[zi] < self.params.zone_confirm_frames or st.hits < self.params.min_track_hits:
             return None
-        if t - st.zone_streak_since[zi] < self.params.confirm_s - _SAME_TIME_S:
+        if self._under_confirm_s(t - st.zone_streak_since[zi]):
             return None  # a ground point over the zone's edge for a frame or two at 25-30 fps
         st.zone_streak[zi] = 0
         st.in_zone[zi] = inside
