@@ -18,6 +18,7 @@ from footfall.edge.geometry import crossing_parameter, line_orientation, points_
 DOOR = LineConfig(name="door", start=(100, 200), end=(300, 200), inside=(200, 100))
 HEIGHT = 50.0  # person height in pixels -> hysteresis band 5 px with the defaults
 FPS = 10.0
+HALF_STEP = 0.5 / FPS  # a visit seen stepping in (out) starts (ends) half a frame step from the sighting
 
 Path = Sequence[tuple[float, float] | None]  # None = the track was not seen in that frame
 
@@ -361,9 +362,10 @@ def test_zone_visit_dwell_and_occupancy() -> None:
         occupancy.append(result.occupancy_changes)
     assert len(visits) == 1
     assert visits[0].zone == "till"
-    assert visits[0].enter_t == pytest.approx(0.3)
-    assert visits[0].exit_t == pytest.approx(3.2)
-    assert visits[0].dwell_s == pytest.approx(2.9)
+    # Inside on frames 3-32: entered half a frame step before the first, left half a step after the last.
+    assert visits[0].enter_t == pytest.approx(0.3 - HALF_STEP)
+    assert visits[0].exit_t == pytest.approx(3.2 + HALF_STEP)
+    assert visits[0].dwell_s == pytest.approx(30 / FPS)
     zone_counts = [c["till"] for c in occupancy if "till" in c]
     assert zone_counts == [1, 0]
 
@@ -376,8 +378,8 @@ def test_a_step_out_and_back_within_the_rejoin_time_is_one_visit(outside_s: floa
     path = [(50.0, 50.0)] * 20 + [(150.0, 50.0)] * outside + [(50.0, 50.0)] * 20 + [(150.0, 50.0)] * 30
     found = [v for f, pt in enumerate(path) for v in counter.update(f, f / FPS, [1], [pt], [HEIGHT]).visits]
     assert len(found) == visits
-    assert found[0].enter_t == pytest.approx(0.0)
-    assert found[-1].exit_t == pytest.approx((40 + outside - 1) / FPS)
+    assert found[0].enter_t == pytest.approx(0.0)  # the stream's first frame: no frame step known yet
+    assert found[-1].exit_t == pytest.approx((40 + outside - 1) / FPS + HALF_STEP)
 
 
 def test_zone_visit_closed_when_the_track_vanishes_or_the_stream_ends() -> None:
@@ -393,6 +395,34 @@ def test_zone_visit_closed_when_the_track_vanishes_or_the_stream_ends() -> None:
     assert counter.tracked == 0
 
 
+@pytest.mark.parametrize("fps", [30.0, 15.0, 5.0, 2.5])
+def test_a_dwell_does_not_depend_on_the_rate_analysed(fps: float) -> None:
+    """Someone inside from 0.8 s to 2.8 s: 2.0 s at every frame rate. Measured from the first to the
+    last sighting inside, the dwell lost a frame step: 1.97 s at 30 fps, 1.8 s at 5 fps, 1.6 s
+    at 2.5 fps, so a 2 s visit fell below a 1.9 s threshold at a low rate only."""
+    times = np.arange(0.0, 5.0, 1 / fps)
+    path = [(50.0, 50.0) if 0.8 - 1e-9 <= t < 2.8 - 1e-9 else (150.0, 50.0) for t in times]
+    counter = Counter([], [ZONE])
+    found = [v for f, t in enumerate(times) for v in counter.update(f, t, [1], [path[f]], [HEIGHT]).visits]
+    found += counter.flush().visits
+    assert [round(v.dwell_s, 6) for v in found] == [2.0]
+    assert found[0].enter_t == pytest.approx(0.8 - 0.5 / fps)
+
+
+def test_a_track_born_and_lost_inside_a_zone_keeps_its_sightings() -> None:
+    """A track that starts inside (after an occlusion) and vanishes there was not seen stepping in
+    or out: its visit runs from its first to its last sighting, with no half steps."""
+    counter = Counter([], [ZONE], CountingConfig(forget_after_s=1.0))
+    visits = []
+    for frame in range(80):  # someone else, outside, sets the frame step; track 5 is inside for 2-5 s
+        ids, points = [1], [(150.0, 50.0)]
+        if 20 <= frame < 50:
+            ids, points = [1, 5], [(150.0, 50.0), (50.0, 50.0)]
+        visits += counter.update(frame, frame / FPS, ids, points, [HEIGHT] * len(ids)).visits
+    found = [(v.track_id, v.enter_t, v.exit_t) for v in visits]
+    assert found == [(5, pytest.approx(2.0), pytest.approx(4.9))]
+
+
 def test_zone_flicker_does_not_split_a_visit() -> None:
     counter = Counter([], [ZONE])
     path = [(50.0, 50.0)] * 10 + [(105.0, 50.0)] + [(50.0, 50.0)] * 10 + [(150.0, 50.0)] * 3
@@ -405,14 +435,14 @@ def test_zone_flicker_does_not_split_a_visit() -> None:
 def test_at_30_fps_a_zone_is_entered_after_confirm_s(frames_inside: int, visits: int) -> None:
     """A passer-by's ground point dips over the zone's edge for three frames at 30 fps (0.07 s
     between the first and the last): no visit. Four frames span confirm_s (0.1 s): a visit,
-    dated from the first frame inside."""
+    dated from half a frame step before the first frame inside."""
     counter = Counter([], [ZONE])
     path = [(150.0, 50.0)] * 10 + [(95.0, 50.0)] * frames_inside + [(150.0, 50.0)] * 90
     found = [v for f, pt in enumerate(path) for v in counter.update(f, f / 30, [1], [pt], [HEIGHT]).visits]
     found += counter.flush().visits
     assert len(found) == visits
     if found:
-        assert found[0].enter_t == pytest.approx(10 / 30)
+        assert found[0].enter_t == pytest.approx(10 / 30 - 0.5 / 30)
 
 
 def test_count_all_replays_a_recording_and_closes_it_at_its_end() -> None:
@@ -424,7 +454,7 @@ def test_count_all_replays_a_recording_and_closes_it_at_its_end() -> None:
     crossings, visits = count_all(Counter([DOOR], [ZONE]), frames)
     assert summary(crossings) == [("door", "in")]
     assert [(v.track_id, v.enter_t, v.exit_t) for v in visits] == [
-        (4, pytest.approx(15 / FPS), pytest.approx((len(path) - 1) / FPS))
+        (4, pytest.approx(15 / FPS - HALF_STEP), pytest.approx((len(path) - 1) / FPS))
     ]
 
 
