@@ -1,10 +1,12 @@
 """Ground-truth crossings from MOTChallenge annotations, by the counter's own geometric rule.
 
 ``gt/gt.txt`` rows are ``frame,id,x,y,w,h,conf,...`` (1-based frames, top-left boxes). Rows with
-``conf == 0`` are "ignore" annotations (MOT16+ flags what is not to be counted as a pedestrian
-so) and are skipped; the columns past ``conf`` (MOT15: world coordinates; MOT16+: class and
-visibility) are not read. Boxes are in the pixels of ``seqinfo.ini``'s ``imWidth``; when the
-video was re-encoded at another size, they are scaled to it.
+``conf == 0`` are "ignore" annotations and are skipped. MOT16, MOT17 and MOT20 files have nine
+columns, the eighth a class (1 pedestrian, 2 person on a vehicle, 3 car, ... 7 static person, 8
+distractor, 12 reflection): only pedestrians are kept, as the benchmark's own evaluation
+(TrackEval) keeps them. MOT15 files have ten, world coordinates past ``conf``, and no class.
+Boxes are in the pixels of ``seqinfo.ini``'s ``imWidth``; when the video was re-encoded at
+another size, they are scaled to it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from footfall.edge.detector import Detections
 from footfall.edge.sources import IMAGE_SUFFIXES, Frame, sequence_info
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+# MOT16+ ground truth: frame, id, x, y, w, h, conf, class, visibility; class 1 is a pedestrian.
+MOT16_COLUMNS, PEDESTRIAN = 9, 1
 
 
 class SequenceError(ValueError):
@@ -63,6 +67,8 @@ def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     keep = np.ones(len(raw), dtype=bool)
     if raw.shape[1] >= 7:
         keep &= raw[:, 6] != 0
+    if raw.shape[1] == MOT16_COLUMNS:
+        keep &= raw[:, 7] == PEDESTRIAN
     rows = raw[keep, :6].copy()
     rows[:, 0] -= 1
     rows[:, 2:6] *= scale

@@ -123,6 +123,24 @@ def test_missing_source_is_a_clear_error() -> None:
         open_source("/nonexistent/clip.mp4")
 
 
+def test_ground_truth_keeps_only_the_pedestrians_of_mot16_files(tmp_path: Path) -> None:
+    """MOT16/17/20 rows carry a class: cars, reflections, people on vehicles and static people are
+    not pedestrians, whatever their conf flag (TrackEval keeps class 1 only). MOT15 rows carry world
+    coordinates there instead."""
+    mot17 = tmp_path / "mot17.txt"
+    mot17.write_text(
+        "1,1,10,20,30,90,1,1,0.8\n"  # pedestrian
+        "1,2,50,20,30,90,0,1,1.0\n"  # pedestrian flagged "ignore"
+        "1,3,90,20,60,40,1,3,1.0\n"  # car
+        "1,4,200,20,30,90,1,12,1.0\n"  # reflection
+        "2,1,12,20,30,90,1,1,0.7\n"
+    )
+    assert load_gt(mot17)[:, :2].tolist() == [[0, 1], [1, 1]]
+    mot15 = tmp_path / "mot15.txt"
+    mot15.write_text("1,9,499,158,31,75,1,-4.1554,-7.3591,0\n1,15,258,219,32,88,1,-1,-1,-1\n")
+    assert load_gt(mot15)[:, 1].tolist() == [9, 15]
+
+
 @pytest.mark.model
 def test_ground_truth_is_scaled_to_the_video(video_dir: Path) -> None:
     seq = find_sequence(video_dir / "pets09_s2l1")
