@@ -190,6 +190,11 @@ class CountingConfig(StrictModel):
     # and below two observations already span it.
     confirm_frames: int = Field(default=2, ge=1, le=100)
     confirm_s: float = Field(default=0.1, ge=0, le=10)
+    # One person boxed twice (whole and upper body: their overlap is under NMS's IoU) makes two
+    # tracks that cross a line together; the second crossing within this long, by a track whose box
+    # top is where the first's is and whose box is clearly shorter, does not count (0: off; the
+    # audit's truth, one annotated box per person, is counted with 0). edge/counting.py, TWIN_*.
+    twin_s: float = Field(default=1.0, ge=0, le=10)
     # A track must have been observed this many times before it may count (unconfirmed tracks never do).
     min_track_hits: int = Field(default=3, ge=1, le=1000)
     # State of a track not seen for this long is forgotten (its open zone visits are closed).

@@ -90,8 +90,10 @@ def annotated_feet(chunk: np.ndarray) -> np.ndarray:
 
 def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[Crossing], list[ZoneVisit]]:
     """Run the annotated tracks (feet = bottom-centre of the box) through the same ``Counter``
-    the pipeline uses: the true crossings and zone visits."""
-    counter = Counter(config.lines, config.zones, config.counting)
+    the pipeline uses: the true crossings and zone visits. Annotations box each person once, so
+    the counter's guard against a person boxed twice (counting.twin_s) is off: it would drop the
+    crossings of people in line of sight of an eye-level camera."""
+    counter = Counter(config.lines, config.zones, config.counting.model_copy(update={"twin_s": 0.0}))
     frames = by_frame(rows)
     return count_all(
         counter,

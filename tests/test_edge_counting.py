@@ -272,6 +272,30 @@ def test_unconfirmed_tracks_do_not_count(observations: int, counted: int) -> Non
     assert len(run({1: path})) == counted
 
 
+@pytest.mark.parametrize(
+    ("beside", "short", "twin_s", "counted"),
+    [
+        (0.0, 30.0, 1.0, 1),  # one person boxed twice, whole and upper body: the same head
+        (0.0, 30.0, 0.0, 2),  # the guard off (the audit's truth, one box per person): both count
+        (15.0, 30.0, 1.0, 2),  # a child beside a parent: heads 0.3 heights apart
+        (0.0, 45.0, 1.0, 2),  # a box not clearly shorter: two people of a height, one behind
+    ],
+)
+def test_one_person_boxed_twice_counts_once(beside: float, short: float, twin_s: float, counted: int) -> None:
+    """Two tracks walk through the door together, the second's box top where the first's is (or
+    beside it) and ``short`` tall (the first is HEIGHT): the second box's bottom reaches the line
+    first, and its crossing is the one counted."""
+    counter = Counter([DOOR], params=CountingConfig(twin_s=twin_s))
+    found = []
+    for f, (x, y) in enumerate(vertical(200.0, 260.0, 120.0)):
+        head = y - HEIGHT
+        points = [(x, y), (x + beside, head + short)]
+        found += counter.update(f, f / FPS, [1, 2], points, [HEIGHT, short]).crossings
+    found += counter.flush().crossings
+    assert summary(found) == [("door", "in")] * counted
+    assert found[0].track_id == 2
+
+
 def _at_30_fps(path: list[tuple[float, float]], params: CountingConfig | None = None) -> list[Crossing]:
     counter = Counter([DOOR], params=params)
     found = [c for f, pt in enumerate(path) for c in counter.update(f, f / 30, [1], [pt], [HEIGHT]).crossings]
