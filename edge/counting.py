@@ -272,7 +272,7 @@ class Counter:
         ``li`` the way ``row`` just did, within counting.twin_s?"""
         now, inwards = states[row].crossed_t[li], states[row].crossed_in[li]
         for other, state in enumerate(states):
-            if other == row or not now - state.crossed_t[li] <= self.params.twin_s:
+            if other == row or not now - state.crossed_t[li] < self.params.twin_s:  # 0: never
                 continue
             tall, short = max(heights[row], heights[other]), min(heights[row], heights[other])
             head_gap = float(np.hypot(*(heads[row] - heads[other])))

@@ -296,6 +296,20 @@ def test_one_person_boxed_twice_counts_once(beside: float, short: float, twin_s:
     assert found[0].track_id == 2
 
 
+@pytest.mark.parametrize(("twin_s", "counted"), [(1.0, 1), (0.0, 2)])
+def test_twin_boxes_crossing_on_the_same_frame(twin_s: float, counted: int) -> None:
+    """Walking across a vertical line, a person's two boxes (same head, same centre) cross it on
+    the same frame: once with the guard, twice with it off (twin_s 0 really is off)."""
+    gate = LineConfig(name="gate", start=(200, 0), end=(200, 400), inside=(300, 200))
+    counter = Counter([gate], params=CountingConfig(twin_s=twin_s))
+    found = []
+    for f, x in enumerate(range(140, 270, 10)):
+        points = [(float(x), 250.0), (float(x), 230.0)]  # heads both at y = 200
+        found += counter.update(f, f / FPS, [1, 2], points, [HEIGHT, 30.0]).crossings
+    found += counter.flush().crossings
+    assert summary(found) == [("gate", "in")] * counted
+
+
 def _at_30_fps(path: list[tuple[float, float]], params: CountingConfig | None = None) -> list[Crossing]:
     counter = Counter([DOOR], params=params)
     found = [c for f, pt in enumerate(path) for c in counter.update(f, f / 30, [1], [pt], [HEIGHT]).crossings]
