@@ -237,7 +237,6 @@ class Counter:
         noise = np.array([st.jitter.add(pts[row], t) for row, st in enumerate(states)])
         margins = self._bands(hts, noise)
 
-        heads = np.column_stack([pts[:, 0], pts[:, 1] - hts])
         crossings: list[Crossing] = []
         visits: list[ZoneVisit] = []
         for row, (track_id, state) in enumerate(zip(ids.tolist(), states, strict=True)):
@@ -248,7 +247,7 @@ class Counter:
                 if crossing is None:
                     continue
                 state.crossed_t[li], state.crossed_in[li] = t, crossing.direction == "in"
-                if not self._twin_crossed(row, li, states, heads, hts):
+                if not self._twin_crossed(row, li, states, pts, hts):
                     crossings.append(crossing)
             for zi in range(n_zones):
                 visit = self._step_zone(state, zi, bool(inside[row, zi]), track_id, t)
@@ -265,17 +264,21 @@ class Counter:
         row: int,
         li: int,
         states: list[_TrackState],
-        heads: NDArray[np.float64],
+        points: NDArray[np.float64],
         heights: NDArray[np.float64],
     ) -> bool:
         """Has another track of this frame, the same person boxed twice (TWIN_HEAD), crossed line
-        ``li`` the way ``row`` just did, within counting.twin_s?"""
+        ``li`` the way ``row`` just did, within counting.twin_s? (Asked only when a crossing is
+        confirmed, so the heads are worked out here, not on every frame.)"""
         now, inwards = states[row].crossed_t[li], states[row].crossed_in[li]
         for other, state in enumerate(states):
             if other == row or not now - state.crossed_t[li] < self.params.twin_s:  # 0: never
                 continue
             tall, short = max(heights[row], heights[other]), min(heights[row], heights[other])
-            head_gap = float(np.hypot(*(heads[row] - heads[other])))
+            # the box tops: each ground point raised by its height
+            dx = points[row, 0] - points[other, 0]
+            dy = (points[row, 1] - heights[row]) - (points[other, 1] - heights[other])
+            head_gap = float(np.hypot(dx, dy))
             if (
                 state.crossed_in[li] == inwards
                 and short <= TWIN_SHORT * tall
