@@ -174,7 +174,7 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         # ORT's workers spin on the cores after each operator and each run, waiting for more work;
         # on a small edge box that steals the cores from the frame's own work between inferences
-        # (decoding, NMS, tracking). Off, `footfall count` on Venice-2 ran 5 % faster (README).
+        # (decoding, NMS, tracking). Off, `footfall count` on Venice-2 ran 5 % faster (docs/accuracy.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0]
@@ -348,7 +348,7 @@ class YoloModel:
 def _pick_backend(path: Path, backend: str) -> str:
     """OpenVINO for OpenVINO IR (or when asked for); ONNX Runtime for ONNX files: it is the runtime
     every edge install has, and with this pre- and post-processing it runs YOLO11n as fast as
-    OpenVINO on the development CPUs (README, "Speed")."""
+    OpenVINO on the development CPUs (docs/accuracy.md, "Edge speed and memory")."""
     is_ir = path.suffix == ".xml" or path.is_dir()
     if not (is_ir or backend == "openvino"):
         return "onnx"
