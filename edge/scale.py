@@ -202,13 +202,14 @@ class LayoutDetector:
     def _probe(self, image: NDArray[np.uint8], t: float) -> Detections:
         if self._detect is None:
             self._detect = self.make(probe_imgsz(self.config, self.frame_size))
+        if self._probe_started_t is None:
             self._probe_started_t = t
         found = self._detect(image)
         confident = found.conf >= self.config.model.conf
         near = near_layout(self.config, found.ground[confident], found.heights[confident])
         self._heights += found.heights[confident][near].tolist()
         self._feet_y += found.ground[confident][near][:, 1].tolist()
-        waited = t - (self._probe_started_t or t)
+        waited = t - self._probe_started_t  # (a stream's clock starts at 0.0: not a missing value)
         enough = len(self._heights) >= PROBE_SIGHTINGS
         if enough or (waited >= PROBE_PATIENCE_S and len(self._heights) >= PROBE_MIN_SIGHTINGS):
             self._adopt(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,31 @@ def test_the_watched_part_of_the_picture_is_the_planned_crop() -> None:
     probing._adopt(plan)
     assert _watched(probing, picture) == plan.crop
     assert _watched(nobody, picture) == (0, 0, 1920, 1080)  # a plain detector watches it all
+
+
+def test_a_quiet_scene_is_planned_after_the_patience_with_few_people() -> None:
+    """A camera that starts before the store opens sees one passer-by now and then: it plans
+    after PROBE_PATIENCE_S from the few it saw, instead of probing at the largest input forever.
+    (The stream's clock starts at 0.0, which once read as "not started".)"""
+    from footfall.edge.detector import Detections
+    from footfall.edge.scale import PROBE_MIN_SIGHTINGS, PROBE_PATIENCE_S, LayoutDetector
+    from footfall.edge.sources import Frame
+
+    calls = itertools.count()
+
+    def one_in_three(image: np.ndarray) -> Detections:
+        if next(calls) % 3:
+            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
+        return Detections(
+            np.array([[960.0, 500.0, 1000.0, 610.0]]), np.array([0.9]), np.array([[980.0, 610.0]])
+        )
+
+    detector = LayoutDetector(config(), (1920, 1080), lambda imgsz: one_in_three)
+    picture = np.zeros((1080, 1920, 3), np.uint8)
+    planned_at = None
+    for second in range(int(PROBE_PATIENCE_S) + 3):
+        detector(Frame(second, float(second), picture, 0.0))
+        if detector.plan is not None and planned_at is None:
+            planned_at = second
+    assert (int(PROBE_PATIENCE_S) + 2) // 3 >= PROBE_MIN_SIGHTINGS  # enough people by then
+    assert planned_at == PROBE_PATIENCE_S
