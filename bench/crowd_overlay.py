@@ -25,7 +25,7 @@ import numpy as np
 
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.evaluation import Report, evaluate, score_zones
-from footfall.edge.groundtruth import find_sequence, gt_events, load_gt
+from footfall.edge.groundtruth import gt_events, open_clip
 from footfall.edge.pipeline import run_frames
 from footfall.edge.sources import Frame, FrameSource, VideoFileSource
 
@@ -121,11 +121,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[2, 1], help="analyse every k-th frame")
     args = parser.parse_args()
     config = load_config(args.config, CameraConfig)
-    seq = find_sequence(args.folder)
-    video = str(seq.media)
-    with VideoFileSource(Path(video)) as probe:
-        size = probe.size
-    rows = load_gt(seq.gt_file, size[0] / seq.annotated_width if seq.annotated_width else 1.0)
+    clip = open_clip(args.folder)
+    video, rows = clip.media, clip.rows
     length = int(rows[:, 0].max() + 1) // 2
     parts = [Part("first half", 0, None), Part("second half", length, None), Part("pasted", 0, length)]
     print(f"{video}: two parts of {length} frames; the second's people pasted over the first")

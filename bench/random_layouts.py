@@ -48,12 +48,11 @@ from footfall.edge.groundtruth import (
     OracleDetector,
     annotated_feet,
     by_frame,
-    find_sequence,
     gt_events,
-    load_gt,
+    open_clip,
 )
 from footfall.edge.pipeline import FrameDetector, model_detector, run_frames
-from footfall.edge.sources import VideoFileSource, open_source
+from footfall.edge.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKING_HEIGHTS_PER_S = 0.3
@@ -229,11 +228,8 @@ def main() -> None:
     parser.add_argument("--near", type=float, default=0.5, help="people this share of the tall height")
     args = parser.parse_args()
     camera = load_config(args.config, CameraConfig)
-    seq = find_sequence(args.folder)
-    media = str(seq.media)
-    with VideoFileSource(Path(media)) as probe:
-        native, size = probe.native_fps, probe.size
-    rows = load_gt(seq.gt_file, size[0] / seq.annotated_width if seq.annotated_width else 1.0)
+    clip = open_clip(args.folder)
+    media, native, size, rows = clip.media, clip.native_fps, clip.size, clip.rows
     fps = camera.model.analysis_fps if args.fps is None else args.fps
     model = record(media, camera, fps or None, model_detector(camera, size, None), rows)
     oracle = record(media, camera, fps or None, OracleDetector(rows), rows)

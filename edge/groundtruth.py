@@ -19,7 +19,7 @@ import numpy as np
 from footfall.contracts.config import CameraConfig
 from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections
-from footfall.edge.sources import IMAGE_SUFFIXES, Frame, sequence_info
+from footfall.edge.sources import IMAGE_SUFFIXES, Frame, open_source, sequence_info
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 # MOT16+ ground truth: frame, id, x, y, w, h, conf, class, visibility; class 1 is a pedestrian.
@@ -73,6 +73,26 @@ def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     rows[:, 0] -= 1
     rows[:, 2:6] *= scale
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotatedClip:
+    """A sequence ready to score against: its media, native rate and size, and its annotation in
+    the media's pixels (``load_gt``'s rows)."""
+
+    media: str
+    native_fps: float
+    size: tuple[int, int]
+    rows: np.ndarray
+
+
+def open_clip(root: str | Path) -> AnnotatedClip:
+    """``find_sequence`` + ``load_gt``, with the boxes scaled to the media's own width."""
+    seq = find_sequence(root)
+    with open_source(str(seq.media)) as probe:  # every frame: its rate is the native one
+        native, size = probe.fps, probe.size
+    scale = size[0] / seq.annotated_width if seq.annotated_width else 1.0
+    return AnnotatedClip(str(seq.media), native, size, load_gt(seq.gt_file, scale))
 
 
 def by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:

@@ -183,7 +183,7 @@ class LayoutDetector:
         imgsz = self.config.model.imgsz
         if imgsz is not None:
             size = fit_imgsz(self.frame_size, imgsz) if isinstance(imgsz, int) else imgsz
-            self._adopt(InputPlan((0, 0, *self.frame_size), size, "model.imgsz is set"))
+            self.adopt(InputPlan((0, 0, *self.frame_size), size, "model.imgsz is set"))
 
     @property
     def watched(self) -> tuple[int, int, int, int] | None:
@@ -212,12 +212,13 @@ class LayoutDetector:
         waited = t - self._probe_started_t  # (a stream's clock starts at 0.0: not a missing value)
         enough = len(self._heights) >= PROBE_SIGHTINGS
         if enough or (waited >= PROBE_PATIENCE_S and len(self._heights) >= PROBE_MIN_SIGHTINGS):
-            self._adopt(
+            self.adopt(
                 plan_input(self.config, self.frame_size, np.asarray(self._heights), np.asarray(self._feet_y))
             )
         return found
 
-    def _adopt(self, plan: InputPlan) -> None:
+    def adopt(self, plan: InputPlan) -> None:
+        """Detect with ``plan`` from now on (a benchmark may hand one over instead of probing)."""
         self.plan = plan
         log.info("%s/%s: %s", self.config.store, self.config.camera, plan.describe(self.frame_size))
         self._detect = self.make(plan.imgsz)

@@ -115,7 +115,7 @@ def test_the_watched_part_of_the_picture_is_the_planned_crop() -> None:
     assert _watched(probing, picture) == (0, 0, 1920, 1080)
     plan = plan_input(config(), (1920, 1080), np.full(20, 60.0))
     assert plan.crop != (0, 0, 1920, 1080)
-    probing._adopt(plan)
+    probing.adopt(plan)
     assert _watched(probing, picture) == plan.crop
     assert _watched(nobody, picture) == (0, 0, 1920, 1080)  # a plain detector watches it all
 

@@ -141,6 +141,24 @@ def test_ground_truth_keeps_only_the_pedestrians_of_mot16_files(tmp_path: Path) 
     assert load_gt(mot15)[:, 1].tolist() == [9, 15]
 
 
+def test_an_annotated_clip_opens_with_its_boxes_in_the_media_pixels(tmp_path: Path) -> None:
+    """The benchmarks open a sequence with ``open_clip``: frames at seqinfo's rate, boxes
+    annotated on a 128 px wide original scaled to the 64 px frames they score."""
+    import cv2
+
+    from footfall.edge.groundtruth import open_clip
+
+    (tmp_path / "img1").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "img1" / f"{i + 1:06d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=7\nimWidth=128\n")
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "gt.txt").write_text("1,1,20,10,10,40,1,1,1\n2,1,24,10,10,40,1,1,1\n")
+    clip = open_clip(tmp_path)
+    assert (clip.media, clip.native_fps, clip.size) == (str(tmp_path / "img1"), 7.0, (64, 48))
+    assert clip.rows.tolist() == [[0, 1, 10, 5, 5, 20], [1, 1, 12, 5, 5, 20]]
+
+
 @pytest.mark.model
 def test_ground_truth_is_scaled_to_the_video(video_dir: Path) -> None:
     seq = find_sequence(video_dir / "pets09_s2l1")
