@@ -32,6 +32,7 @@ import argparse
 import math
 import random
 import statistics
+import sys
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Sequence
@@ -41,6 +42,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.plan_sensitivity import probe_from
 from footfall.contracts.config import CameraConfig, LineConfig, ZoneConfig, load_config
 from footfall.edge.counting import Counter, Sighting, ZoneVisit, count_all
 from footfall.edge.evaluation import ZoneScore, evaluate, score_zones
@@ -51,7 +55,8 @@ from footfall.edge.groundtruth import (
     gt_events,
     open_clip,
 )
-from footfall.edge.pipeline import FrameDetector, model_detector, run_frames
+from footfall.edge.pipeline import FrameDetector, load_model, model_detector, run_frames
+from footfall.edge.scale import LayoutDetector
 from footfall.edge.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,14 +231,21 @@ def main() -> None:
     parser.add_argument("--zones", type=int, default=4, help="zones a layout")
     parser.add_argument("--seed", type=int, nargs="+", default=[3], help="one or more seeds")
     parser.add_argument("--near", type=float, default=0.5, help="people this share of the tall height")
+    parser.add_argument(
+        "--plan-from",
+        type=int,
+        help="detect with the input a camera started at this frame plans (the layouts stay where "
+        "they are drawn with the first frame's plan)",
+    )
     args = parser.parse_args()
     camera = load_config(args.config, CameraConfig)
     clip = open_clip(args.folder)
     media, native, size, rows = clip.media, clip.native_fps, clip.size, clip.rows
     fps = camera.model.analysis_fps if args.fps is None else args.fps
-    model = record(media, camera, fps or None, model_detector(camera, size, None), rows)
+    detector, crop = planned_detector(camera, media, fps or None, size, args.plan_from)
+    model = record(media, camera, fps or None, detector, rows)
     oracle = record(media, camera, fps or None, OracleDetector(rows), rows)
-    crop = model.crop or (0, 0, size[0], size[1])
+    crop = crop or model.crop or (0, 0, size[0], size[1])
     print(f"{media} at {fps or native:g} frames/s; layouts inside the planned crop {crop}")
     people_there = people(rows, native, args.near)
     totals = {"model": Score(), "oracle": Score()}
@@ -247,6 +259,28 @@ def main() -> None:
         print(f"all {len(args.seed)} seeds")
         for name, total in totals.items():
             print(f"{name:6s} {total.summary()}")
+
+
+def planned_detector(
+    camera: CameraConfig, media: str, fps: float | None, size: tuple[int, int], plan_from: int | None
+) -> tuple[LayoutDetector, tuple[int, int, int, int] | None]:
+    """The model's detector, and the crop the layouts are drawn in (None: the detector's own).
+
+    The input is planned from the first people in view, and every detail of the detections
+    follows: the whole benchmark depends on that one plan (bench/plan_sensitivity.py). With
+    ``plan_from`` the detector uses the plan a camera started at that frame makes, and the layouts
+    stay inside the first frame's plan's crop, the same lines and zones as without it."""
+    model = load_model(camera.model, None)
+    detector = model_detector(camera, size, None, model=model)
+    if plan_from is None:
+        return detector, None
+    first = probe_from(0, media, fps, model_detector(camera, size, None, model=model))
+    later = probe_from(plan_from, media, fps, model_detector(camera, size, None, model=model))
+    if first is None or later is None:
+        raise SystemExit(f"{media}: too few people to plan from frame 0 or {plan_from}")
+    print(f"detecting with the plan made from frame {plan_from}: {later.describe(size)}")
+    detector.adopt(later)
+    return detector, first.crop
 
 
 def draw_layouts(
