@@ -115,6 +115,11 @@ class ModelConfig(StrictModel):
     # Model input size: long side (int) or (height, width). Unset: chosen from the people the
     # camera shows (see person_px), which is what a 720p, 1080p or 4K camera needs.
     imgsz: int | tuple[int, int] | None = None
+    # With imgsz: detect on this part of the picture only, (x1, y1, x2, y2) pixels. The planned
+    # input depends on who is in view when the camera starts (README, "Counting on the dev
+    # clips"); copying the crop and input the start-up log prints into these two keys makes a
+    # restarted camera detect exactly as before.
+    crop: tuple[int, int, int, int] | None = None
     # Automatic input size: people near the lines and zones should be about this tall (pixels)
     # at the model input; nano models lose people much below it.
     person_px: int = Field(default=64, ge=16, le=640)
@@ -158,6 +163,19 @@ class ModelConfig(StrictModel):
         if value is None or base is None or Path(value).expanduser().is_absolute():
             return value
         return str(base / value)
+
+    @model_validator(mode="after")
+    def _crop_is_a_box_with_an_input(self) -> ModelConfig:
+        if self.crop is None:
+            return self
+        x1, y1, x2, y2 = self.crop
+        if min(self.crop) < 0 or x2 <= x1 or y2 <= y1:
+            raise ValueError(
+                f"crop: expected [x1, y1, x2, y2] with 0 <= x1 < x2 and 0 <= y1 < y2, got {self.crop}"
+            )
+        if self.imgsz is None:
+            raise ValueError("crop: set imgsz as well (the start-up log prints both)")
+        return self
 
     @model_validator(mode="after")
     def _remember_source(self, info: ValidationInfo) -> ModelConfig:

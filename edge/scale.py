@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from footfall.contracts.config import CameraConfig
+from footfall.contracts.config import CameraConfig, ConfigError
 from footfall.edge.detector import STRIDE, Detections, fit_imgsz
 from footfall.edge.sources import Frame
 
@@ -57,10 +57,16 @@ class InputPlan:
 
     def describe(self, frame_size: tuple[int, int]) -> str:
         x1, y1, x2, y2 = self.crop
+        pinned = self.pinned()
         return (
             f"detector input {self.imgsz[1]}x{self.imgsz[0]} on the crop ({x1},{y1})-({x2},{y2}) "
-            f"of the {frame_size[0]}x{frame_size[1]} picture: {self.reason}"
+            f"of the {frame_size[0]}x{frame_size[1]} picture: {self.reason} "
+            f"(to keep it after a restart: model: {{imgsz: {pinned['imgsz']}, crop: {pinned['crop']}}})"
         )
+
+    def pinned(self) -> dict[str, list[int]]:
+        """The ``model`` settings that make a camera detect with this plan from its first frame."""
+        return {"imgsz": list(self.imgsz), "crop": list(self.crop)}
 
 
 def layout_points(config: CameraConfig) -> NDArray[np.float64]:
@@ -180,10 +186,18 @@ class LayoutDetector:
     _probe_started_t: float | None = None
 
     def __post_init__(self) -> None:
-        imgsz = self.config.model.imgsz
-        if imgsz is not None:
-            size = fit_imgsz(self.frame_size, imgsz) if isinstance(imgsz, int) else imgsz
-            self.adopt(InputPlan((0, 0, *self.frame_size), size, "model.imgsz is set"))
+        model = self.config.model
+        if model.imgsz is None:
+            return
+        crop = model.crop or (0, 0, *self.frame_size)
+        width, height = self.frame_size
+        if crop[2] > width or crop[3] > height:
+            origin = f"{model.source}: model.crop" if model.source else "model.crop"
+            raise ConfigError(f"{origin}: {list(crop)} reaches beyond the {width}x{height} picture")
+        area = (crop[2] - crop[0], crop[3] - crop[1])
+        size = fit_imgsz(area, model.imgsz) if isinstance(model.imgsz, int) else model.imgsz
+        reason = "model.imgsz and model.crop are set" if model.crop else "model.imgsz is set"
+        self.adopt(InputPlan(crop, size, reason))
 
     @property
     def watched(self) -> tuple[int, int, int, int] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -146,3 +147,51 @@ def test_a_quiet_scene_is_planned_after_the_patience_with_few_people() -> None:
             planned_at = second
     assert (int(PROBE_PATIENCE_S) + 2) // 3 >= PROBE_MIN_SIGHTINGS  # enough people by then
     assert planned_at == PROBE_PATIENCE_S
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        ({"crop": [400, 10, 300, 500], "imgsz": [512, 1088]}, "crop: expected"),  # x2 before x1
+        ({"crop": [-1, 10, 300, 500], "imgsz": [512, 1088]}, "crop: expected"),
+        ({"crop": [10, 10, 300, 500]}, "crop: set imgsz as well"),
+    ],
+)
+def test_a_pinned_crop_is_checked_where_it_is_written(model: dict[str, object], problem: str) -> None:
+    from footfall.contracts.config import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"cam\.yaml: model: .*{problem}"):
+        config(**model)
+
+
+def test_the_logged_plan_pinned_in_the_camera_file_is_used_from_the_first_frame() -> None:
+    """The plan depends on who is in view at start; the start-up log says how to keep it, and a
+    camera file with those two keys detects on that crop at that input without probing."""
+    from footfall.contracts.config import ConfigError
+    from footfall.edge.detector import Detections
+    from footfall.edge.scale import LayoutDetector
+    from footfall.edge.sources import Frame
+
+    planned = plan_input(config(), (1920, 1080), np.full(20, 60.0))
+    assert "model: {imgsz: [" in planned.describe((1920, 1080))
+    shapes: list[tuple[int, ...]] = []
+    inputs: list[tuple[int, int]] = []
+
+    def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
+        inputs.append(imgsz)
+
+        def detect(image: np.ndarray) -> Detections:
+            shapes.append(image.shape)
+            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
+
+        return detect
+
+    pinned = LayoutDetector(config(**planned.pinned()), (1920, 1080), make)
+    assert pinned.plan is not None
+    assert (pinned.plan.crop, pinned.plan.imgsz) == (planned.crop, planned.imgsz)
+    pinned(Frame(0, 0.0, np.zeros((1080, 1920, 3), np.uint8), 0.0))
+    x1, y1, x2, y2 = planned.crop
+    assert inputs == [planned.imgsz]  # never the probe's input
+    assert shapes == [(y2 - y1, x2 - x1, 3)]  # the crop, from the first frame
+    with pytest.raises(ConfigError, match=r"cam\.yaml: model\.crop: .* beyond the 640x360 picture"):
+        LayoutDetector(config(**planned.pinned()), (640, 360), make)
