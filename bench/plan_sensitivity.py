@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import cv2
 
 from footfall.contracts.config import CameraConfig, load_config
-from footfall.edge.evaluation import Report, evaluate, score_zones
-from footfall.edge.groundtruth import gt_events, open_clip
-from footfall.edge.pipeline import load_model, model_detector, run_frames
+from footfall.edge.cli import run_eval
+from footfall.edge.evaluation import Report
+from footfall.edge.groundtruth import find_sequence, open_clip
+from footfall.edge.pipeline import load_model, model_detector
 from footfall.edge.scale import InputPlan, LayoutDetector
 from footfall.edge.sources import Frame, open_source
-
-# The annotation's crossings and zone visits (gt_events).
-Truth = tuple[list[Any], list[Any]]
 
 
 def probe_from(start: int, media: str, fps: float | None, detector: LayoutDetector) -> InputPlan | None:
@@ -44,23 +41,6 @@ def probe_from(start: int, media: str, fps: float | None, detector: LayoutDetect
         if detector.plan is not None:
             return detector.plan
     return None
-
-
-def run_with(
-    plan: InputPlan,
-    media: str,
-    fps: float | None,
-    camera: CameraConfig,
-    detector: LayoutDetector,
-    truth: Truth,
-) -> Report:
-    """The clip from its first frame, detected with ``plan``, scored against the annotation."""
-    detector.adopt(plan)
-    crossings, visits = [], []
-    for outcome in run_frames(open_source(media, fps=fps), camera, detector=detector):
-        crossings += outcome.result.crossings
-        visits += outcome.result.visits
-    return evaluate(camera.lines, truth[0], crossings, 1.0, score_zones(camera.zones, truth[1], visits, 1.0))
 
 
 def spread_starts(media: str, count: int = 5) -> list[int]:
@@ -96,8 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     camera = load_config(args.config, CameraConfig)
     clip = open_clip(args.folder)
-    media, size = clip.media, clip.size
-    truth = gt_events(clip.rows, camera, clip.native_fps)
+    media, size, sequence = clip.media, clip.size, find_sequence(args.folder)
     starts = args.starts or spread_starts(media)
     model = load_model(camera.model, None)
     for fps in args.fps:
@@ -110,7 +89,8 @@ def main() -> None:
                 print(f"  frame {start:4d}: no plan (too few people)")
                 continue
             detector = model_detector(camera, size, None, model=model)
-            report = run_with(plan, media, rate, camera, detector, truth)
+            detector.adopt(plan)
+            report = run_eval(sequence, camera, fps=fps, detector=detector)
             x1, y1, x2, y2 = plan.crop
             print(
                 f"  frame {start:4d}: input {plan.imgsz[1]}x{plan.imgsz[0]} on ({x1},{y1})-({x2},{y2})  "

@@ -254,9 +254,11 @@ def run_eval(
     events_out: Path | None = None,
     oracle: bool = False,
     min_dwell_s: float = 1.0,
+    detector: Any = None,
 ) -> Any:
     """Derive the truth from ``seq``'s gt.txt, run the pipeline on its media (sampled to ``fps``),
-    compare. ``oracle`` feeds the annotated boxes instead of the model's detections."""
+    compare. ``oracle`` feeds the annotated boxes instead of the model's detections; ``detector``
+    (a ``FrameDetector``) one the caller set up, such as a model with a given input plan."""
     from footfall.edge.evaluation import evaluate, score_zones
     from footfall.edge.groundtruth import OracleDetector, gt_events, load_gt
     from footfall.edge.pipeline import run_frames
@@ -266,7 +268,7 @@ def run_eval(
     scale = frames.size[0] / seq.annotated_width if seq.annotated_width else 1.0
     rows = load_gt(seq.gt_file, scale)
     truth, truth_visits = gt_events(rows, camera, native_fps)
-    detector = OracleDetector(rows) if oracle else None
+    detector = OracleDetector(rows) if oracle else detector
     counted, visits = [], []
     sink = events_out.open("w", encoding="utf-8") if events_out else None
     try:
