@@ -25,7 +25,7 @@ import psutil
 
 from footfall.contracts.config import CameraConfig, LineConfig, load_config
 from footfall.edge.detector import STRIDE, prepare_offline_ultralytics, resolve_imgsz
-from footfall.edge.groundtruth import find_sequence, gt_crossings, load_gt
+from footfall.edge.groundtruth import find_sequence, gt_crossings
 from footfall.edge.pipeline import FrameOutcome, model_detector, run_frames
 from footfall.edge.scale import InputPlan
 from footfall.edge.sources import Frame, FrameSource, open_source
@@ -101,8 +101,7 @@ def main() -> None:
         fps, size = source.fps, source.size
     if args.frames:
         images = images[: args.frames]
-    scale = size[0] / seq.annotated_width if seq.annotated_width else 1.0
-    rows = load_gt(seq.gt_file, scale)
+    rows = seq.annotation(size[0])
     rows = rows[rows[:, 0] < len(images)]
     truth = gt_crossings(rows, one_line, fps)
     truth_in = sum(c.direction == "in" for c in truth)

@@ -260,13 +260,12 @@ def run_eval(
     compare. ``oracle`` feeds the annotated boxes instead of the model's detections; ``detector``
     (a ``FrameDetector``) one the caller set up, such as a model with a given input plan."""
     from footfall.edge.evaluation import evaluate, score_zones
-    from footfall.edge.groundtruth import OracleDetector, gt_events, load_gt
+    from footfall.edge.groundtruth import OracleDetector, gt_events
     from footfall.edge.pipeline import run_frames
 
     frames = _open(str(seq.media), _recording_fps(str(seq.media), fps, camera))
     native_fps = getattr(frames, "native_fps", frames.fps)
-    scale = frames.size[0] / seq.annotated_width if seq.annotated_width else 1.0
-    rows = load_gt(seq.gt_file, scale)
+    rows = seq.annotation(frames.size[0])
     truth, truth_visits = gt_events(rows, camera, native_fps)
     detector = OracleDetector(rows) if oracle else detector
     counted, visits = [], []

@@ -38,6 +38,12 @@ class Sequence:
     fps: float | None  # from seqinfo.ini (a video's own rate wins)
     annotated_width: int | None
 
+    def annotation(self, media_width: int) -> np.ndarray:
+        """``load_gt``'s rows in the pixels of the media as decoded, ``media_width`` wide (a video
+        re-encoded at another size than seqinfo.ini's)."""
+        scale = media_width / self.annotated_width if self.annotated_width else 1.0
+        return load_gt(self.gt_file, scale)
+
 
 def find_sequence(root: str | Path) -> Sequence:
     """A MOTChallenge sequence folder: ``gt/gt.txt`` plus ``img1/`` frames or one video file."""
@@ -91,8 +97,7 @@ def open_clip(root: str | Path) -> AnnotatedClip:
     seq = find_sequence(root)
     with open_source(str(seq.media)) as probe:  # every frame: its rate is the native one
         native, size = probe.fps, probe.size
-    scale = size[0] / seq.annotated_width if seq.annotated_width else 1.0
-    return AnnotatedClip(str(seq.media), native, size, load_gt(seq.gt_file, scale))
+    return AnnotatedClip(str(seq.media), native, size, seq.annotation(size[0]))
 
 
 def by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:

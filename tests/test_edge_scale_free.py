@@ -20,7 +20,7 @@ import pytest
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections, ground_points
-from footfall.edge.groundtruth import find_sequence, load_gt
+from footfall.edge.groundtruth import find_sequence
 from footfall.edge.pipeline import FrameOutcome, run_frames
 from footfall.edge.sources import Frame, FrameSource
 from tests.layout_support import scaled_layout
@@ -96,7 +96,7 @@ def events_at_scale(rows: np.ndarray, camera: CameraConfig, k: float) -> tuple[l
 def venice(video_dir: Path) -> tuple[np.ndarray, CameraConfig, tuple[list[tuple], list[tuple]]]:
     """Venice-2's annotated people, its layout, and their events at the clip's own size."""
     seq = find_sequence(video_dir / "venice2")
-    rows = load_gt(seq.gt_file, SIZE[0] / seq.annotated_width)
+    rows = seq.annotation(SIZE[0])
     camera = load_config(CONFIG, CameraConfig)
     return rows, camera, events_at_scale(rows, camera, 1.0)
 

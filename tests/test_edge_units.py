@@ -157,6 +157,9 @@ def test_an_annotated_clip_opens_with_its_boxes_in_the_media_pixels(tmp_path: Pa
     clip = open_clip(tmp_path)
     assert (clip.media, clip.native_fps, clip.size) == (str(tmp_path / "img1"), 7.0, (64, 48))
     assert clip.rows.tolist() == [[0, 1, 10, 5, 5, 20], [1, 1, 12, 5, 5, 20]]
+    # Without imWidth in seqinfo.ini the boxes are taken as they are.
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=7\n")
+    assert find_sequence(tmp_path).annotation(64)[:, 2:].tolist() == [[20, 10, 10, 40], [24, 10, 10, 40]]
 
 
 @pytest.mark.model
