@@ -7,6 +7,11 @@ failure), a *false count* (counted, never happened: a swap or a spurious track) 
 direction* (counted at the right line and time, the other way: an identity swap on the line).
 
 Zone visits are compared by number (at least ``min_dwell_s`` long) and median dwell.
+
+Where the annotation marks people it does not count (MOTChallenge's distractors: static people,
+people on a vehicle, reflections), a crossing or visit counted by someone boxed on one of them is
+*set aside* (``set_aside``), neither matched nor false, as the benchmark's own evaluation does
+with the tracker's boxes on them.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class Report:
     # The recording's own rate and the rate it was analysed at (set by ``run_eval``).
     native_fps: float | None = None
     analysed_fps: float | None = None
+    # Counted by people the annotation marks as distractors (``set_aside``), left out of the scores.
+    set_aside_crossings: int = 0
+    set_aside_visits: int = 0
 
     @property
     def truth_total(self) -> int:
@@ -109,6 +117,8 @@ class Report:
             "recall": self.recall,
             "native_fps": self.native_fps,
             "analysed_fps": self.analysed_fps,
+            "set_aside_crossings": self.set_aside_crossings,
+            "set_aside_visits": self.set_aside_visits,
             "lines": [asdict(r) | {"error": r.error} for r in self.rows],
             "zones": [
                 asdict(z) | {"visit_error": z.visit_error, "dwell_error": z.dwell_error} for z in self.zones
@@ -161,6 +171,35 @@ def _line_scores(
         )
         for d in ("in", "out")
     ]
+
+
+def set_aside(
+    crossings: Sequence[Crossing],
+    visits: Sequence[ZoneVisit],
+    sightings: dict[int, list[tuple[float, bool]]],
+    tolerance_s: float,
+) -> tuple[tuple[list[Crossing], list[ZoneVisit]], tuple[list[Crossing], list[ZoneVisit]]]:
+    """(the crossings and visits to score, those set aside): an event is set aside when its person
+    was matched to an annotated distractor more often than to an annotated pedestrian around it
+    (within ``tolerance_s`` of a crossing; during a visit). ``sightings`` is
+    ``groundtruth.distractor_sightings``' answer."""
+
+    def a_distractor(person: int, start: float, end: float) -> bool:
+        looks = [d for t, d in sightings.get(person, ()) if start <= t <= end]
+        return sum(looks) > len(looks) - sum(looks)
+
+    crossing_aside = [a_distractor(c.track_id, c.t - tolerance_s, c.t + tolerance_s) for c in crossings]
+    visit_aside = [a_distractor(v.track_id, v.enter_t, v.exit_t) for v in visits]
+    return (
+        (
+            [c for c, aside in zip(crossings, crossing_aside, strict=True) if not aside],
+            [v for v, aside in zip(visits, visit_aside, strict=True) if not aside],
+        ),
+        (
+            [c for c, aside in zip(crossings, crossing_aside, strict=True) if aside],
+            [v for v, aside in zip(visits, visit_aside, strict=True) if aside],
+        ),
+    )
 
 
 def score_zones(

@@ -3,14 +3,17 @@
 ``gt/gt.txt`` rows are ``frame,id,x,y,w,h,conf,...`` (1-based frames, top-left boxes). Rows with
 ``conf == 0`` are "ignore" annotations and are skipped. MOT16, MOT17 and MOT20 files have nine
 columns, the eighth a class (1 pedestrian, 2 person on a vehicle, 3 car, ... 7 static person, 8
-distractor, 12 reflection): only pedestrians are kept, as the benchmark's own evaluation
-(TrackEval) keeps them. MOT15 files have ten, world coordinates past ``conf``, and no class.
+distractor, 12 reflection): only pedestrians are the truth, as in the benchmark's own evaluation
+(TrackEval), which also sets aside whatever the tracker boxes on a *distractor* (``distractors``:
+neither a hit nor a false positive). MOT15 files have ten, world coordinates past ``conf``, and no
+class.
 Boxes are in the pixels of ``seqinfo.ini``'s ``imWidth``; when the video was re-encoded at
 another size, they are scaled to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +22,22 @@ import numpy as np
 from footfall.contracts.config import CameraConfig
 from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections
+from footfall.edge.geometry import iou_matrix
 from footfall.edge.sources import IMAGE_SUFFIXES, Frame, open_source, sequence_info
+from footfall.edge.tracking import assign
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 # MOT16+ ground truth: frame, id, x, y, w, h, conf, class, visibility; class 1 is a pedestrian.
 MOT16_COLUMNS, PEDESTRIAN = 9, 1
+# TrackEval's distractor classes: person on a vehicle, static person, distractor, reflection; on
+# MOT20 also non-motorised vehicle.
+DISTRACTORS = (2, 7, 8, 12)
+MOT20_DISTRACTORS = (*DISTRACTORS, 6)
+# A tracked box is an annotated one's when their IoU is at least this (one-to-one: TrackEval's rule).
+MATCH_IOU = 0.5
+
+# One analysed frame of tracked people: frame index, time, person ids, boxes (x1, y1, x2, y2).
+TrackedFrame = tuple[int, float, np.ndarray, np.ndarray]
 
 
 class SequenceError(ValueError):
@@ -37,12 +51,20 @@ class Sequence:
     gt_file: Path
     fps: float | None  # from seqinfo.ini (a video's own rate wins)
     annotated_width: int | None
+    name: str = ""  # seqinfo.ini's (MOT20-01, ...), else the folder's
 
     def annotation(self, media_width: int) -> np.ndarray:
         """``load_gt``'s rows in the pixels of the media as decoded, ``media_width`` wide (a video
         re-encoded at another size than seqinfo.ini's)."""
-        scale = media_width / self.annotated_width if self.annotated_width else 1.0
-        return load_gt(self.gt_file, scale)
+        return load_gt(self.gt_file, self._scale(media_width))
+
+    def distractors(self, media_width: int) -> np.ndarray:
+        """``load_distractors``' rows in the media's pixels, with the benchmark's classes."""
+        classes = MOT20_DISTRACTORS if self.name.upper().startswith("MOT20") else DISTRACTORS
+        return load_distractors(self.gt_file, self._scale(media_width), classes)
+
+    def _scale(self, media_width: int) -> float:
+        return media_width / self.annotated_width if self.annotated_width else 1.0
 
 
 def find_sequence(root: str | Path) -> Sequence:
@@ -62,20 +84,38 @@ def find_sequence(root: str | Path) -> Sequence:
         raise SequenceError(f"{root}: neither a video file nor an {img_dir.name}/ frame folder")
     fps = float(info["framerate"]) if "framerate" in info else None
     width = int(info["imwidth"]) if "imwidth" in info else None
-    return Sequence(root, media, gt_file, fps, width)
+    return Sequence(root, media, gt_file, fps, width, info.get("name", root.name))
 
 
 def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     """``(M, 6)`` rows ``frame (0-based), id, x, y, w, h`` in the media's pixels."""
-    raw = np.loadtxt(gt_file, delimiter=",", ndmin=2)
-    if raw.shape[1] < 6:
-        raise SequenceError(f"{gt_file}: expected at least 6 columns, got {raw.shape[1]}")
+    raw = _read_gt(gt_file)
     keep = np.ones(len(raw), dtype=bool)
     if raw.shape[1] >= 7:
         keep &= raw[:, 6] != 0
     if raw.shape[1] == MOT16_COLUMNS:
         keep &= raw[:, 7] == PEDESTRIAN
-    rows = raw[keep, :6].copy()
+    return _rows(raw[keep], scale)
+
+
+def load_distractors(gt_file: Path, scale: float = 1.0, classes: tuple[int, ...] = DISTRACTORS) -> np.ndarray:
+    """``load_gt``'s rows for the boxes of ``classes``, whatever their ``conf`` (TrackEval matches the
+    tracker's boxes against every annotated box); none in a file without classes (MOT15)."""
+    raw = _read_gt(gt_file)
+    if raw.shape[1] != MOT16_COLUMNS:
+        return np.zeros((0, 6))
+    return _rows(raw[np.isin(raw[:, 7], classes)], scale)
+
+
+def _read_gt(gt_file: Path) -> np.ndarray:
+    raw = np.loadtxt(gt_file, delimiter=",", ndmin=2)
+    if raw.shape[1] < 6:
+        raise SequenceError(f"{gt_file}: expected at least 6 columns, got {raw.shape[1]}")
+    return raw
+
+
+def _rows(raw: np.ndarray, scale: float) -> np.ndarray:
+    rows = raw[:, :6].copy()
     rows[:, 0] -= 1
     rows[:, 2:6] *= scale
     return rows
@@ -102,6 +142,8 @@ def open_clip(root: str | Path) -> AnnotatedClip:
 
 def by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """``load_gt``'s rows grouped by frame, in frame order."""
+    if not len(rows):
+        return []
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames, starts = np.unique(rows[:, 0], return_index=True)
     bounds = [*starts[1:], len(rows)]
@@ -126,6 +168,33 @@ def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[
     )
 
 
+def distractor_sightings(
+    tracked: Iterable[TrackedFrame], truth: np.ndarray, distractors: np.ndarray
+) -> dict[int, list[tuple[float, bool]]]:
+    """Per person id, each sighting whose box is an annotated person's (``MATCH_IOU``, matched
+    one-to-one against the frame's pedestrians and distractors together, so a box on a pedestrian
+    stays one): its time and whether that annotated box is a distractor's. (TrackEval's matching
+    also holds the other annotated objects, cars and occluders, which a person's box seldom fits.)"""
+    boxes = {f: _xyxy(chunk) for f, chunk in by_frame(truth)}
+    others = {f: _xyxy(chunk) for f, chunk in by_frame(distractors)}
+    seen: dict[int, list[tuple[float, bool]]] = {}
+    for frame, t, ids, xyxy in tracked:
+        if frame not in others or not len(ids):
+            continue  # no distractor annotated on this frame: nothing to set aside
+        annotated = np.concatenate([boxes.get(frame, np.zeros((0, 4))), others[frame]])
+        pedestrians = len(annotated) - len(others[frame])
+        matches = assign(
+            1.0 - iou_matrix(np.asarray(xyxy, dtype=np.float64), annotated), 1.0 - MATCH_IOU + 1e-9
+        )
+        for row, col in matches.pairs:
+            seen.setdefault(int(ids[row]), []).append((t, col >= pedestrians))
+    return seen
+
+
+def _xyxy(chunk: np.ndarray) -> np.ndarray:
+    return np.stack([chunk[:, 2], chunk[:, 3], chunk[:, 2] + chunk[:, 4], chunk[:, 3] + chunk[:, 5]], axis=1)
+
+
 def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:
     return gt_events(rows, config.model_copy(update={"zones": []}), fps)[0]
 
@@ -141,7 +210,4 @@ class OracleDetector:
         chunk = self._frames.get(frame.index)
         if chunk is None:
             return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
-        xyxy = np.stack(
-            [chunk[:, 2], chunk[:, 3], chunk[:, 2] + chunk[:, 4], chunk[:, 3] + chunk[:, 5]], axis=1
-        )
-        return Detections(xyxy, np.ones(len(chunk)), annotated_feet(chunk))
+        return Detections(_xyxy(chunk), np.ones(len(chunk)), annotated_feet(chunk))
