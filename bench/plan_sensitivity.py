@@ -24,7 +24,7 @@ import cv2
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.cli import run_eval
 from footfall.edge.evaluation import Report
-from footfall.edge.groundtruth import find_sequence, open_clip
+from footfall.edge.groundtruth import open_clip
 from footfall.edge.pipeline import load_model, model_detector
 from footfall.edge.scale import InputPlan, LayoutDetector
 from footfall.edge.sources import Frame, open_source
@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     camera = load_config(args.config, CameraConfig)
     clip = open_clip(args.folder)
-    media, size, sequence = clip.media, clip.size, find_sequence(args.folder)
+    media, size, sequence = clip.media, clip.size, clip.sequence
     starts = args.starts or spread_starts(media)
     model = load_model(camera.model, None)
     for fps in args.fps:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from footfall.contracts.config import LineConfig, ZoneConfig
 from footfall.edge.counting import Crossing, ZoneVisit
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,18 +190,17 @@ def set_aside(
         looks = [d for t, d in sightings.get(person, ()) if start <= t <= end]
         return sum(looks) > len(looks) - sum(looks)
 
-    crossing_aside = [a_distractor(c.track_id, c.t - tolerance_s, c.t + tolerance_s) for c in crossings]
-    visit_aside = [a_distractor(v.track_id, v.enter_t, v.exit_t) for v in visits]
-    return (
-        (
-            [c for c, aside in zip(crossings, crossing_aside, strict=True) if not aside],
-            [v for v, aside in zip(visits, visit_aside, strict=True) if not aside],
-        ),
-        (
-            [c for c, aside in zip(crossings, crossing_aside, strict=True) if aside],
-            [v for v, aside in zip(visits, visit_aside, strict=True) if aside],
-        ),
+    kept_c, aside_c = _split(
+        crossings, [a_distractor(c.track_id, c.t - tolerance_s, c.t + tolerance_s) for c in crossings]
     )
+    kept_v, aside_v = _split(visits, [a_distractor(v.track_id, v.enter_t, v.exit_t) for v in visits])
+    return (kept_c, kept_v), (aside_c, aside_v)
+
+
+def _split(items: Sequence[T], aside: list[bool]) -> tuple[list[T], list[T]]:
+    """(the items not set aside, those set aside), each in order."""
+    kept = [item for item, out in zip(items, aside, strict=True) if not out]
+    return kept, [item for item, out in zip(items, aside, strict=True) if out]
 
 
 def score_zones(

@@ -130,6 +130,7 @@ class AnnotatedClip:
     native_fps: float
     size: tuple[int, int]
     rows: np.ndarray
+    sequence: Sequence
 
 
 def open_clip(root: str | Path) -> AnnotatedClip:
@@ -137,7 +138,7 @@ def open_clip(root: str | Path) -> AnnotatedClip:
     seq = find_sequence(root)
     with open_source(str(seq.media)) as probe:  # every frame: its rate is the native one
         native, size = probe.fps, probe.size
-    return AnnotatedClip(str(seq.media), native, size, seq.annotation(size[0]))
+    return AnnotatedClip(str(seq.media), native, size, seq.annotation(size[0]), seq)
 
 
 def by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -148,6 +149,11 @@ def by_frame(rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
     frames, starts = np.unique(rows[:, 0], return_index=True)
     bounds = [*starts[1:], len(rows)]
     return [(int(f), rows[lo:hi]) for f, lo, hi in zip(frames, starts, bounds, strict=True)]
+
+
+def annotated_boxes(chunk: np.ndarray) -> np.ndarray:
+    """``(N, 4)``: each annotated box as x1, y1, x2, y2."""
+    return np.stack([chunk[:, 2], chunk[:, 3], chunk[:, 2] + chunk[:, 4], chunk[:, 3] + chunk[:, 5]], axis=1)
 
 
 def annotated_feet(chunk: np.ndarray) -> np.ndarray:
@@ -175,8 +181,8 @@ def distractor_sightings(
     one-to-one against the frame's pedestrians and distractors together, so a box on a pedestrian
     stays one): its time and whether that annotated box is a distractor's. (TrackEval's matching
     also holds the other annotated objects, cars and occluders, which a person's box seldom fits.)"""
-    boxes = {f: _xyxy(chunk) for f, chunk in by_frame(truth)}
-    others = {f: _xyxy(chunk) for f, chunk in by_frame(distractors)}
+    boxes = {f: annotated_boxes(chunk) for f, chunk in by_frame(truth)}
+    others = {f: annotated_boxes(chunk) for f, chunk in by_frame(distractors)}
     seen: dict[int, list[tuple[float, bool]]] = {}
     for frame, t, ids, xyxy in tracked:
         if frame not in others or not len(ids):
@@ -189,10 +195,6 @@ def distractor_sightings(
         for row, col in matches.pairs:
             seen.setdefault(int(ids[row]), []).append((t, col >= pedestrians))
     return seen
-
-
-def _xyxy(chunk: np.ndarray) -> np.ndarray:
-    return np.stack([chunk[:, 2], chunk[:, 3], chunk[:, 2] + chunk[:, 4], chunk[:, 3] + chunk[:, 5]], axis=1)
 
 
 def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:
@@ -210,4 +212,4 @@ class OracleDetector:
         chunk = self._frames.get(frame.index)
         if chunk is None:
             return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
-        return Detections(_xyxy(chunk), np.ones(len(chunk)), annotated_feet(chunk))
+        return Detections(annotated_boxes(chunk), np.ones(len(chunk)), annotated_feet(chunk))

@@ -10,7 +10,7 @@ import pytest
 from footfall.contracts.config import ModelConfig
 from footfall.edge.detector import PersonDetector, riders
 from footfall.edge.geometry import iou_matrix
-from footfall.edge.groundtruth import find_sequence, load_gt
+from footfall.edge.groundtruth import annotated_boxes, find_sequence, load_gt
 from footfall.edge.inference import ModelInfo, decode_vehicles
 
 PERSON = [100.0, 100.0, 140.0, 220.0]  # 40 x 120 px, feet on row 220
@@ -96,7 +96,7 @@ def test_the_cyclists_on_venice2_are_left_out_and_every_annotated_pedestrian_kep
         confident = all_found.conf >= 0.25
         assert len(kept) < len(all_found)
         rows = truth[truth[:, 0] == index]
-        boxes = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1)
+        boxes = annotated_boxes(rows)
         annotated = iou_matrix(all_found.xyxy, boxes).max(axis=1) >= 0.5
         still_there = iou_matrix(all_found.xyxy, kept.xyxy).max(axis=1, initial=0) > 0.99
         assert np.all(still_there[annotated & confident]), index

@@ -20,7 +20,7 @@ import pytest
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections, ground_points
-from footfall.edge.groundtruth import find_sequence
+from footfall.edge.groundtruth import annotated_boxes, find_sequence
 from footfall.edge.pipeline import FrameOutcome, run_frames
 from footfall.edge.sources import Frame, FrameSource
 from tests.layout_support import scaled_layout
@@ -48,7 +48,7 @@ def imperfect_detections(rows: np.ndarray) -> dict[int, tuple[np.ndarray, np.nda
     edges jittered, people missing for half-second stretches, weak scores, legs cut off."""
     rng = np.random.default_rng(10)
     frame, person = rows[:, 0].astype(int), rows[:, 1].astype(int)
-    xyxy = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
+    xyxy = annotated_boxes(rows)
     height = rows[:, 5:6]
     xyxy += rng.normal(0.0, 0.03, xyxy.shape) * height
 
