@@ -44,7 +44,7 @@ import hashlib
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -289,9 +289,11 @@ def _issue_events(issues: list[tuple[str, str, datetime, datetime]], eid: Callab
 
 
 def simulate(config: SimConfig | None = None) -> Simulation:
-    cfg = config or SimConfig()
-    rng = np.random.default_rng(cfg.seed)
-    metas = [
+    return _World(config or SimConfig()).run()
+
+
+def _store_metas(cfg: SimConfig) -> list[StoreMeta]:
+    return [
         StoreMeta(
             id=s.id,
             timezone=s.timezone,
@@ -305,40 +307,130 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         )
         for s in cfg.stores
     ]
-    stores = StoresConfig(rollup_timezone="UTC", stores=metas)
-    assert cfg.start is not None
-    days = [cfg.start + timedelta(days=i) for i in range(7 * cfg.weeks)]
-    camp_days = days[-4:-1]  # Thu, Fri, Sat of the last week
-    tz_a = metas[0].tz
-    campaign = Campaign(
+
+
+def _campaign(metas: list[StoreMeta], days: list[date]) -> Campaign:
+    """The first two stores' campaign, Thursday to Saturday of the last week (local days)."""
+    first, last = days[-4], days[-2]
+    tz = metas[0].tz
+    return Campaign(
         name="autumn-promo",
         stores=[m.id for m in metas[:2]],
-        start=datetime(camp_days[0].year, camp_days[0].month, camp_days[0].day, tzinfo=tz_a),
-        end=datetime(camp_days[-1].year, camp_days[-1].month, camp_days[-1].day, tzinfo=tz_a)
-        + timedelta(days=1),
+        start=datetime(first.year, first.month, first.day, tzinfo=tz),
+        end=datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1),
         channel="social",
         baseline_weeks=4,
     )
-    events: list[Event] = []
-    pos: list[PosTransaction] = []
-    people: list[Person] = []
-    truth = Truth()
-    # per store: truth accumulators
-    hourly: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    occupancy_minutes: dict[tuple[str, int], list[float]] = defaultdict(list)  # hour -> per-minute values
-    occupancy_day: dict[tuple[str, int], list[float]] = defaultdict(list)
-    wifi_visit_days: dict[tuple[str, bytes], set[int]] = defaultdict(set)  # (store, MAC) -> day ordinals
-    visit_epochs: dict[tuple[str, bytes, int], int] = {}  # (store, MAC, day ordinal) -> key epoch
-    # The bridge's real hashing: a secret per seed, keys rotating every 30 days (epochs counted from
-    # 1970, so any 5 simulated weeks contain a rotation).
-    hasher = MacHasher(hashlib.sha256(f"footfall-sim-{cfg.seed}".encode()).digest(), epoch_days=30)
 
-    def sighting(event_id: str, store: str, ts: datetime, mac: bytes, rssi: int) -> WifiEvent:
+
+@dataclass(frozen=True)
+class _Day:
+    """One store's local day, and the outage in force on it (UTC; None: none)."""
+
+    sim_store: SimStore
+    meta: StoreMeta
+    index: int
+    date: date
+    outage: tuple[datetime, datetime] | None
+
+    @property
+    def store(self) -> str:
+        return self.meta.id
+
+    @property
+    def midnight_ns(self) -> int:
+        return _local_midnight_ns(self.date, self.meta.tz)
+
+    def hour_ns(self, ts: datetime) -> int:
+        """The local hour ``ts`` falls in (UTC ns of its start): the truth tables' key."""
+        return _local_hour_ns(ts, self.meta.tz)
+
+    def at(self, hour: int, minute: int = 0) -> datetime:
+        """A local time of the day, in UTC."""
+        d = self.date
+        return datetime(d.year, d.month, d.day, hour, minute, tzinfo=self.meta.tz).astimezone(UTC)
+
+    def in_outage(self, t0: datetime, t1: datetime | None = None) -> bool:
+        t1 = t1 or t0
+        return self.outage is not None and t0 < self.outage[1] and t1 >= self.outage[0]
+
+
+class _World:
+    """One simulation run: the random draws (in a fixed order, so a seed gives the same run), the
+    events and POS records emitted, and the truth accumulated beside them."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        assert cfg.start is not None
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self.metas = _store_metas(cfg)
+        self.stores = StoresConfig(rollup_timezone="UTC", stores=self.metas)
+        self.days = [cfg.start + timedelta(days=i) for i in range(7 * cfg.weeks)]
+        self.campaign = _campaign(self.metas, self.days)
+        # The bridge's real hashing: a secret per seed, keys rotating every 30 days (epochs counted
+        # from 1970, so any 5 simulated weeks contain a rotation).
+        self.hasher = MacHasher(hashlib.sha256(f"footfall-sim-{cfg.seed}".encode()).digest(), epoch_days=30)
+        self.events: list[Event] = []
+        self.pos: list[PosTransaction] = []
+        self.people: list[Person] = []
+        self.truth = Truth()
+        self.track = 0  # the camera's track ids, per store
+        self.transactions = 0
+        # truth accumulators, per (store, local hour) or (store, local day) unless said otherwise
+        self.hourly: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.occupancy_minutes: dict[tuple[str, int], list[float]] = defaultdict(list)  # per minute
+        self.occupancy_day: dict[tuple[str, int], list[float]] = defaultdict(list)
+        self.wifi_visit_days: dict[tuple[str, bytes], set[int]] = defaultdict(set)  # (store, MAC) -> ordinals
+        self.visit_epochs: dict[tuple[str, bytes, int], int] = {}  # (store, MAC, day ordinal) -> key epoch
+        self.visit_durations_h: dict[tuple[str, int], list[float]] = defaultdict(list)
+        self.visit_durations_d: dict[tuple[str, int], list[float]] = defaultdict(list)
+
+    def run(self) -> Simulation:
+        cfg = self.cfg
+        self.truth.camera_issues = camera_issues(cfg, self.metas, self.days)
+        self.events += _issue_events(self.truth.camera_issues, self.eid)
+        for sim_store, meta in zip(cfg.stores, self.metas, strict=True):
+            self.track = 0
+            loyal = [_mac("loyal", cfg.seed, meta.id, i) for i in range(cfg.loyal_pool)]
+            for index, day in enumerate(self.days):
+                self._simulate_day(self._day(sim_store, meta, index, day), loyal)
+        self._assemble_truth()
+        self.events.sort(key=lambda e: e.ts)
+        campaigns = CampaignsConfig(campaigns=[self.campaign])
+        return Simulation(cfg, self.events, self.pos, self.stores, campaigns, self.truth, self.people)
+
+    def eid(self, *parts: object) -> str:
+        return stable_event_id("sim", self.cfg.seed, *parts)
+
+    def _day(self, sim_store: SimStore, meta: StoreMeta, index: int, day: date) -> _Day:
+        plain = _Day(sim_store, meta, index, day, None)
+        outage = self.cfg.outage
+        if not (outage and outage[0] == meta.id and outage[1] == index):
+            return plain
+        self.truth.outage_days.add((meta.id, plain.midnight_ns))
+        return replace(plain, outage=(plain.at(outage[2]), plain.at(outage[3])))
+
+    def _simulate_day(self, day: _Day, loyal: list[bytes]) -> None:
+        self._heartbeats(day)
+        self._walkbys(day)
+        hours = _hours_on(day.meta, day.date)
+        if hours is None:
+            return
+        open_t, close_t = (x.astimezone(UTC) for x in hours)
+        self._staff(day, open_t, close_t)
+        loyal_today = list(self.rng.permutation(len(loyal)))
+        arrivals: list[int] = []  # the door crossings counted (ns), for the occupancy truth
+        departures: list[int] = []
+        for person in sorted(self._visitors(day, open_t, close_t), key=lambda p: p.arrival):
+            self._customer(day, person, loyal, loyal_today, arrivals, departures)
+        self._occupancy_truth(day, open_t, close_t, arrivals, departures)
+
+    def _sighting(self, event_id: str, day: _Day, ts: datetime, mac: bytes, rssi: int) -> WifiEvent:
         """What the Wi-Fi bridge publishes for a MAC seen at ``ts``."""
-        epoch, current, previous = hasher.hashes(mac, ts)
+        epoch, current, previous = self.hasher.hashes(mac, ts)
         return WifiEvent(
             id=event_id,
-            store=store,
+            store=day.store,
             device="wifi-1",
             ts=ts,
             sensor="s1",
@@ -349,348 +441,336 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             key_epoch=epoch,
         )
 
-    visit_durations_h: dict[tuple[str, int], list[float]] = defaultdict(list)
-    visit_durations_d: dict[tuple[str, int], list[float]] = defaultdict(list)
-    seq = 0
+    def _door(self, day: _Day, event_id: str, ts: datetime, direction: str, track: int) -> bool:
+        """Emit a door crossing if the camera counts it (see ``SimConfig.door_share``); the choice
+        hashes the event id, so the random draws of everything else stay as they were."""
+        share = self.cfg.door_share(day.store, day.index, direction)
+        if share < 1 and zlib.crc32(event_id.encode()) % 1000 >= share * 1000:
+            return False
+        self.events.append(_crossing(event_id, day.store, ts, "door", direction, track))
+        return True
 
-    def eid(*parts: object) -> str:
-        return stable_event_id("sim", cfg.seed, *parts)
-
-    truth.camera_issues = camera_issues(cfg, metas, days)
-    events += _issue_events(truth.camera_issues, eid)
-    for sim_store, meta in zip(cfg.stores, metas, strict=True):
-        tz = meta.tz
-        sid = meta.id
-        track = 0
-        loyal = [_mac("loyal", cfg.seed, sid, i) for i in range(cfg.loyal_pool)]
-        outage = None
-        for day_idx, day in enumerate(days):
-            day_ns = _local_midnight_ns(day, tz)
-            if cfg.outage and cfg.outage[0] == sid and cfg.outage[1] == day_idx:
-                outage = (
-                    datetime(day.year, day.month, day.day, cfg.outage[2], tzinfo=tz).astimezone(UTC),
-                    datetime(day.year, day.month, day.day, cfg.outage[3], tzinfo=tz).astimezone(UTC),
-                )
-                truth.outage_days.add((sid, day_ns))
-            else:
-                outage = None
-
-            def in_outage(t0: datetime, t1: datetime | None = None, outage=outage) -> bool:
-                t1 = t1 or t0
-                return outage is not None and t0 < outage[1] and t1 >= outage[0]
-
-            def door(
-                event_id: str,
-                ts: datetime,
-                direction: str,
-                track: int,
-                day_idx: int = day_idx,
-                sid: str = sid,
-            ) -> bool:
-                """Emit a door crossing if the camera counts it (see ``SimConfig.door_share``); the
-                choice hashes the event id, so the random draws of everything else stay as they were."""
-                share = cfg.door_share(sid, day_idx, direction)
-                if share < 1 and zlib.crc32(event_id.encode()) % 1000 >= share * 1000:
-                    return False
-                events.append(_crossing(event_id, sid, ts, "door", direction, track))
-                return True
-
-            # heartbeats, all day, all days, except during the outage
-            midnight = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
-            next_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
-            t = midnight + timedelta(seconds=37)
-            beat = 0
-            while t < next_midnight:
-                if not in_outage(t):
-                    # Health values vary by beat (not drawn from rng: the other events stay as they
-                    # were), so a dashboard's mean and max of them differ.
-                    events.append(
-                        HeartbeatEvent(
-                            id=eid("hb", sid, t),
-                            store=sid,
-                            device="cam-1",
-                            ts=t,
-                            fps=10.0 - (beat % 4) * 0.5,
-                            latency_ms=40.0 + (beat % 7) * 5,
-                            dropped_frames=beat % 3,
-                            queue_depth=(beat % 5) * 2,
-                            uptime_s=float(beat * cfg.heartbeat_every.total_seconds()),
-                            camera_issues=",".join(
-                                i for st, i, b, e in truth.camera_issues if st == sid and b <= t < e
-                            ),
-                        )
-                    )
-                    truth_h = hourly[(sid, _local_hour_ns(t, tz))]
-                    truth_h["_covered"] = 1
-                t += cfg.heartbeat_every
-                beat += 1
-            hours = _hours_on(meta, day)
-            # walk-bys along the street, 07:00-22:00 local
-            for hour in range(7, 22):
-                h0 = datetime(day.year, day.month, day.day, hour, tzinfo=tz).astimezone(UTC)
-                for _ in range(rng.poisson(sim_store.arrivals_per_hour * 1.5)):
-                    t = h0 + timedelta(seconds=int(rng.integers(0, 3600)))
-                    if in_outage(t, t + timedelta(seconds=30)):
-                        continue
-                    track += 1
-                    events.append(
-                        _crossing(
-                            eid("wb", sid, track),
-                            sid,
-                            t,
-                            "street",
-                            "in" if rng.random() < 0.5 else "out",
-                            track,
-                        )
-                    )
-                    hourly[(sid, _local_hour_ns(t, tz))]["passersby"] += 1
-                    if rng.random() < 0.3:  # a phone seen weakly, briefly
-                        mac = _mac("walkby", cfg.seed, sid, track, randomized=bool(rng.random() < 0.5))
-                        for k in range(int(rng.integers(1, 3))):
-                            ts = t + timedelta(seconds=10 * k)
-                            events.append(
-                                sighting(eid("wbw", sid, track, k), sid, ts, mac, int(rng.integers(-88, -75)))
-                            )
-                        hourly[(sid, _local_hour_ns(t, tz))]["wifi_walkbys"] += 1
-            if hours is None:
-                continue
-            open_t, close_t = (x.astimezone(UTC) for x in hours)
-            # staff: before opening in, after closing out; a break via the back room and the door
-            for n_staff in range(2):
-                staff_mac = _mac("staff", cfg.seed, sid, n_staff)
-                arrive, leave = open_t - timedelta(minutes=30), close_t + timedelta(minutes=20)
-                track += 1
-                door(eid("st-in", sid, day, n_staff), arrive, "in", track)
-                track += 1
-                door(eid("st-out", sid, day, n_staff), leave, "out", track)
-                brk = open_t + timedelta(hours=2 + 2 * n_staff, minutes=7)
-                if not in_outage(brk - timedelta(minutes=15), brk + timedelta(minutes=40)):
-                    track += 1
-                    events.append(
-                        ZoneVisitEvent(
-                            id=eid("st-z1", sid, day, n_staff),
-                            store=sid,
-                            device="cam-1",
-                            ts=brk - timedelta(seconds=20),
-                            zone="backroom",
-                            track_id=track,
-                            enter_ts=brk - timedelta(minutes=10),
-                            exit_ts=brk - timedelta(seconds=20),
-                            dwell_s=580.0,
-                        )
-                    )
-                    door(eid("st-brk-out", sid, day, n_staff), brk, "out", track)
-                    track += 1
-                    back = brk + timedelta(minutes=25)
-                    door(eid("st-brk-in", sid, day, n_staff), back, "in", track)
-                    events.append(
-                        ZoneVisitEvent(
-                            id=eid("st-z2", sid, day, n_staff),
-                            store=sid,
-                            device="cam-1",
-                            ts=back + timedelta(minutes=6),
-                            zone="backroom",
-                            track_id=track,
-                            enter_ts=back + timedelta(seconds=40),
-                            exit_ts=back + timedelta(minutes=6),
-                            dwell_s=320.0,
-                        )
-                    )
-                t = arrive
-                while t <= leave:
-                    if not in_outage(t):
-                        events.append(sighting(eid("st-w", sid, day, n_staff, t), sid, t, staff_mac, -60))
-                    t += timedelta(minutes=5)
-            # customers
-            in_campaign_day = sid in campaign.stores
-            loyal_today = list(rng.permutation(len(loyal)))
-            visitors_today: list[Person] = []
-            t = open_t
-            while t < close_t - timedelta(minutes=45):
-                h_end = min(
-                    t + HOUR - timedelta(seconds=t.minute * 60 + t.second), close_t - timedelta(minutes=45)
-                )
-                span = (h_end - t).total_seconds()
-                for extra in (False, True):
-                    rate = sim_store.arrivals_per_hour * span / 3600
-                    if extra:
-                        if not (in_campaign_day and campaign.start <= t < campaign.end):
-                            continue
-                        rate *= cfg.campaign_uplift
-                    for _ in range(rng.poisson(rate)):
-                        a = t + timedelta(seconds=int(rng.integers(0, int(span))))
-                        if extra and not campaign.start <= a < campaign.end:
-                            continue
-                        dwell = timedelta(seconds=int(rng.integers(300, 2400)))
-                        d = a + dwell
-                        if in_outage(a - timedelta(seconds=5), d):
-                            continue
-                        p = Person(sid, a, d, extra)
-                        visitors_today.append(p)
-                t = h_end
-            arrivals_counted: list[int] = []
-            departures_counted: list[int] = []
-            for p in sorted(visitors_today, key=lambda p: p.arrival):
-                people.append(p)
-                if p.campaign_extra:
-                    truth.campaign_extra[sid] = truth.campaign_extra.get(sid, 0) + 1
-                track += 1
-                a, d = p.arrival, p.departure
-                pb = a - timedelta(seconds=5)
-                events.append(_crossing(eid("c-pb", sid, track), sid, pb, "street", "in", track + 1_000_000))
-                hourly[(sid, _local_hour_ns(pb, tz))]["passersby"] += 1
-                if door(eid("c-in", sid, track), a, "in", track):
-                    hourly[(sid, _local_hour_ns(a, tz))]["visitors"] += 1
-                    arrivals_counted.append(datetime_to_ns(a))
-                if door(eid("c-out", sid, track), d, "out", track + 2_000_000):
-                    hourly[(sid, _local_hour_ns(d, tz))]["exits"] += 1
-                    departures_counted.append(datetime_to_ns(d))
-                # zones
-                dwell_s = (d - a).total_seconds()
-                for z, zone in enumerate(("shelf", "checkout")[: int(rng.integers(0, 3))]):
-                    z_in = a + timedelta(seconds=int(30 + z * dwell_s / 2))
-                    z_out = z_in + timedelta(seconds=int(rng.integers(20, max(21, int(dwell_s / 2) - 40))))
-                    z_dwell = (z_out - z_in).total_seconds()
-                    events.append(
-                        ZoneVisitEvent(
-                            id=eid("zv", sid, track, zone),
-                            store=sid,
-                            device="cam-1",
-                            ts=z_out,
-                            zone=zone,
-                            track_id=track,
-                            enter_ts=z_in,
-                            exit_ts=z_out,
-                            dwell_s=z_dwell,
-                        )
-                    )
-                    truth.zone_dwell_hourly.setdefault((sid, zone, _local_hour_ns(z_out, tz)), []).append(
-                        z_dwell
-                    )
-                    truth.zone_dwell_daily.setdefault((sid, zone, day_ns), []).append(z_dwell)
-                # Wi-Fi
-                if rng.random() < cfg.wifi_share:
-                    randomized = rng.random() < cfg.randomized_share or not loyal_today
-                    mac = (
-                        _mac("rnd", cfg.seed, sid, track, randomized=True)
-                        if randomized
-                        else loyal[loyal_today.pop()]
-                    )
-                    first = a + timedelta(seconds=int(rng.integers(5, 60)))
-                    ts = first
-                    last = first
-                    k = 0
-                    while ts < d:
-                        events.append(
-                            sighting(eid("cw", sid, track, k), sid, ts, mac, int(rng.integers(-66, -50)))
-                        )
-                        last = ts
-                        ts += timedelta(seconds=90)
-                        k += 1
-                    dur = (last - first).total_seconds()
-                    h = (sid, _local_hour_ns(first, tz))
-                    if dur >= 120:
-                        hourly[h]["wifi_visits"] += 1
-                        visit_durations_h[h].append(dur)
-                        visit_durations_d[(sid, day_ns)].append(dur)
-                        truth.visit_duration_true_s.setdefault((sid, day_ns), []).append(dwell_s)
-                        if not randomized:
-                            wifi_visit_days[(sid, mac)].add(day.toordinal())
-                            visit_epochs[(sid, mac, day.toordinal())] = hasher.epoch(first)
-                    else:
-                        hourly[h]["wifi_walkbys"] += 1
-                # purchase
-                if rng.random() < cfg.purchase_share:
-                    seq += 1
-                    amount = round(float(rng.uniform(3, 80)), 2)
-                    pt = d - timedelta(seconds=60)
-                    pos.append(
-                        PosTransaction(
-                            sid, datetime_to_ns(pt), f"{sid}-{seq}", amount, int(rng.integers(1, 6))
-                        )
-                    )
-                    hh = hourly[(sid, _local_hour_ns(pt, tz))]
-                    hh["transactions"] += 1
-                    hh["revenue"] += amount
-            # occupancy truth: per opening minute, customers counted inside at the minute's end; a
-            # count left at closing (crossings the camera missed) is removed linearly over the day,
-            # as docs/analytics.md defines it (0 on every day the camera counted everyone)
-            arr, dep = (
-                np.sort(np.array(arrivals_counted, np.int64)),
-                np.sort(np.array(departures_counted, np.int64)),
+    def _zone_visit(
+        self, event_id: str, day: _Day, zone: str, track: int, enter: datetime, exit_: datetime
+    ) -> None:
+        self.events.append(
+            ZoneVisitEvent(
+                id=event_id,
+                store=day.store,
+                device="cam-1",
+                ts=exit_,
+                zone=zone,
+                track_id=track,
+                enter_ts=enter,
+                exit_ts=exit_,
+                dwell_s=(exit_ - enter).total_seconds(),
             )
-            minutes = [
-                open_t + timedelta(minutes=k) for k in range(int((close_t - open_t).total_seconds() // 60))
-            ]
-            ends = np.array([datetime_to_ns(m + timedelta(minutes=1)) for m in minutes], np.int64)
-            raw = (np.searchsorted(arr, ends, "left") - np.searchsorted(dep, ends, "left")).astype(float)
-            drift = raw[-1] if len(raw) else 0.0
-            for k, m in enumerate(minutes):
-                occ = max(float(raw[k] - drift * (k + 1) / len(minutes)), 0.0)
-                occupancy_minutes[(sid, _local_hour_ns(m, tz))].append(occ)
-                if not in_outage(m):  # minutes of hours without data do not count
-                    occupancy_day[(sid, day_ns)].append(occ)
+        )
 
-    # ---- assemble the truth tables
-    day_of_hour: dict[tuple[str, int], int] = {}
-    for meta in metas:
-        for day in days:
-            tz = meta.tz
-            t = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
-            stop = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
-            while t < stop:
-                day_of_hour[(meta.id, datetime_to_ns(t))] = _local_midnight_ns(day, tz)
-                t += HOUR
-    for key, acc in hourly.items():
-        if key not in day_of_hour:
-            continue
-        if not acc.get("_covered"):
-            truth.gap_hours.add(key)
-            continue
-        fields = _store_fields(acc, occupancy_minutes.get(key), visit_durations_h.get(key))
-        truth.hourly[key] = fields
-    for key in day_of_hour:
-        if key not in hourly or not hourly[key].get("_covered"):
-            truth.gap_hours.add(key)
-    # daily sums over covered hours
-    daily_acc: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for (sid, h_ns), fields in truth.hourly.items():
-        d_key = (sid, day_of_hour[(sid, h_ns)])
-        acc = daily_acc[d_key]
-        acc["covered_hours"] += 1
-        for name in (
-            "visitors",
-            "exits",
-            "passersby",
-            "wifi_visits",
-            "wifi_walkbys",
-            "transactions",
-            "revenue",
-        ):
-            acc[name] += fields.get(name, 0.0)
-    for d_key, acc in daily_acc.items():
-        sid, d_ns = d_key
-        fields = _store_fields(acc, occupancy_day.get(d_key), visit_durations_d.get(d_key))
-        fields["covered_hours"] = acc["covered_hours"]
-        ordinal = datetime.fromtimestamp(d_ns / 1e9, ZoneInfo(stores.meta(sid).timezone)).date().toordinal()  # type: ignore[union-attr]
-        devices = [dev for (s, dev), ords in wifi_visit_days.items() if s == sid and ordinal in ords]
-        repeats = [
-            dev for dev in devices if any(ordinal - 30 <= o < ordinal for o in wifi_visit_days[(sid, dev)])
+    def _heartbeats(self, day: _Day) -> None:
+        """Every ``heartbeat_every`` all day, except during the outage; the hours they cover are
+        the hours with data."""
+        sid, beat = day.store, 0
+        t = day.at(0) + timedelta(seconds=37)
+        next_midnight = datetime.combine(
+            day.date + timedelta(days=1), datetime.min.time(), day.meta.tz
+        ).astimezone(UTC)
+        while t < next_midnight:
+            if not day.in_outage(t):
+                # Health values vary by beat (not drawn from rng: the other events stay as they
+                # were), so a dashboard's mean and max of them differ.
+                issues = (i for st, i, b, e in self.truth.camera_issues if st == sid and b <= t < e)
+                self.events.append(
+                    HeartbeatEvent(
+                        id=self.eid("hb", sid, t),
+                        store=sid,
+                        device="cam-1",
+                        ts=t,
+                        fps=10.0 - (beat % 4) * 0.5,
+                        latency_ms=40.0 + (beat % 7) * 5,
+                        dropped_frames=beat % 3,
+                        queue_depth=(beat % 5) * 2,
+                        uptime_s=float(beat * self.cfg.heartbeat_every.total_seconds()),
+                        camera_issues=",".join(issues),
+                    )
+                )
+                self.hourly[(sid, day.hour_ns(t))]["_covered"] = 1
+            t += self.cfg.heartbeat_every
+            beat += 1
+
+    def _walkbys(self, day: _Day) -> None:
+        """People crossing only the street line, 07:00-22:00 local; some carry a phone seen weakly."""
+        rng, sid = self.rng, day.store
+        for hour in range(7, 22):
+            h0 = day.at(hour)
+            for _ in range(rng.poisson(day.sim_store.arrivals_per_hour * 1.5)):
+                t = h0 + timedelta(seconds=int(rng.integers(0, 3600)))
+                if day.in_outage(t, t + timedelta(seconds=30)):
+                    continue
+                self.track += 1
+                track = self.track
+                direction = "in" if rng.random() < 0.5 else "out"
+                self.events.append(_crossing(self.eid("wb", sid, track), sid, t, "street", direction, track))
+                self.hourly[(sid, day.hour_ns(t))]["passersby"] += 1
+                if rng.random() < 0.3:  # a phone seen weakly, briefly
+                    mac = _mac("walkby", self.cfg.seed, sid, track, randomized=bool(rng.random() < 0.5))
+                    for k in range(int(rng.integers(1, 3))):
+                        ts = t + timedelta(seconds=10 * k)
+                        rssi = int(rng.integers(-88, -75))
+                        self.events.append(self._sighting(self.eid("wbw", sid, track, k), day, ts, mac, rssi))
+                    self.hourly[(sid, day.hour_ns(t))]["wifi_walkbys"] += 1
+
+    def _staff(self, day: _Day, open_t: datetime, close_t: datetime) -> None:
+        """Two staff: in before opening, out after closing, a break through the door from the
+        back room; their phones seen every 5 minutes all shift."""
+        sid, d = day.store, day.date
+        for n_staff in range(2):
+            arrive, leave = open_t - timedelta(minutes=30), close_t + timedelta(minutes=20)
+            self.track += 1
+            self._door(day, self.eid("st-in", sid, d, n_staff), arrive, "in", self.track)
+            self.track += 1
+            self._door(day, self.eid("st-out", sid, d, n_staff), leave, "out", self.track)
+            brk = open_t + timedelta(hours=2 + 2 * n_staff, minutes=7)
+            if not day.in_outage(brk - timedelta(minutes=15), brk + timedelta(minutes=40)):
+                self._staff_break(day, n_staff, brk)
+            staff_mac = _mac("staff", self.cfg.seed, sid, n_staff)
+            t = arrive
+            while t <= leave:
+                if not day.in_outage(t):
+                    event_id = self.eid("st-w", sid, d, n_staff, t)
+                    self.events.append(self._sighting(event_id, day, t, staff_mac, -60))
+                t += timedelta(minutes=5)
+
+    def _staff_break(self, day: _Day, n_staff: int, brk: datetime) -> None:
+        """From the back room out through the door at ``brk``, and in again 25 minutes later back
+        to the back room: a track each way, both seen in the staff zone."""
+        sid, d = day.store, day.date
+        self.track += 1
+        visit = self.eid("st-z1", sid, d, n_staff)
+        self._zone_visit(
+            visit, day, "backroom", self.track, brk - timedelta(minutes=10), brk - timedelta(seconds=20)
+        )
+        self._door(day, self.eid("st-brk-out", sid, d, n_staff), brk, "out", self.track)
+        self.track += 1
+        back = brk + timedelta(minutes=25)
+        self._door(day, self.eid("st-brk-in", sid, d, n_staff), back, "in", self.track)
+        visit = self.eid("st-z2", sid, d, n_staff)
+        self._zone_visit(
+            visit, day, "backroom", self.track, back + timedelta(seconds=40), back + timedelta(minutes=6)
+        )
+
+    def _visitors(self, day: _Day, open_t: datetime, close_t: datetime) -> list[Person]:
+        """Customers arriving by a Poisson process, hour by hour, until 45 minutes before closing
+        (the campaign's extra arrivals drawn after each hour's own); none into the outage."""
+        rng, campaign = self.rng, self.campaign
+        last_arrival = close_t - timedelta(minutes=45)
+        visitors: list[Person] = []
+        t = open_t
+        while t < last_arrival:
+            h_end = min(t + HOUR - timedelta(seconds=t.minute * 60 + t.second), last_arrival)
+            span = (h_end - t).total_seconds()
+            for extra in (False, True):
+                rate = day.sim_store.arrivals_per_hour * span / 3600
+                if extra:
+                    if not (day.store in campaign.stores and campaign.start <= t < campaign.end):
+                        continue
+                    rate *= self.cfg.campaign_uplift
+                for _ in range(rng.poisson(rate)):
+                    a = t + timedelta(seconds=int(rng.integers(0, int(span))))
+                    if extra and not campaign.start <= a < campaign.end:
+                        continue
+                    d = a + timedelta(seconds=int(rng.integers(300, 2400)))
+                    if not day.in_outage(a - timedelta(seconds=5), d):
+                        visitors.append(Person(day.store, a, d, extra))
+            t = h_end
+        return visitors
+
+    def _customer(
+        self,
+        day: _Day,
+        p: Person,
+        loyal: list[bytes],
+        loyal_today: list[int],
+        arrivals: list[int],
+        departures: list[int],
+    ) -> None:
+        """A customer passes the street line 5 s before the door, visits 0-2 zones, may carry a
+        phone and may buy."""
+        sid, hourly = day.store, self.hourly
+        self.people.append(p)
+        if p.campaign_extra:
+            self.truth.campaign_extra[sid] = self.truth.campaign_extra.get(sid, 0) + 1
+        self.track += 1
+        track, a, d = self.track, p.arrival, p.departure
+        pb = a - timedelta(seconds=5)
+        self.events.append(
+            _crossing(self.eid("c-pb", sid, track), sid, pb, "street", "in", track + 1_000_000)
+        )
+        hourly[(sid, day.hour_ns(pb))]["passersby"] += 1
+        if self._door(day, self.eid("c-in", sid, track), a, "in", track):
+            hourly[(sid, day.hour_ns(a))]["visitors"] += 1
+            arrivals.append(datetime_to_ns(a))
+        if self._door(day, self.eid("c-out", sid, track), d, "out", track + 2_000_000):
+            hourly[(sid, day.hour_ns(d))]["exits"] += 1
+            departures.append(datetime_to_ns(d))
+        self._zones(day, track, a, d)
+        if self.rng.random() < self.cfg.wifi_share:
+            self._phone(day, track, a, d, loyal, loyal_today)
+        if self.rng.random() < self.cfg.purchase_share:
+            self._purchase(day, d)
+
+    def _zones(self, day: _Day, track: int, a: datetime, d: datetime) -> None:
+        sid, rng = day.store, self.rng
+        dwell_s = (d - a).total_seconds()
+        for z, zone in enumerate(("shelf", "checkout")[: int(rng.integers(0, 3))]):
+            z_in = a + timedelta(seconds=int(30 + z * dwell_s / 2))
+            z_out = z_in + timedelta(seconds=int(rng.integers(20, max(21, int(dwell_s / 2) - 40))))
+            self._zone_visit(self.eid("zv", sid, track, zone), day, zone, track, z_in, z_out)
+            z_dwell = (z_out - z_in).total_seconds()
+            self.truth.zone_dwell_hourly.setdefault((sid, zone, day.hour_ns(z_out)), []).append(z_dwell)
+            self.truth.zone_dwell_daily.setdefault((sid, zone, day.midnight_ns), []).append(z_dwell)
+
+    def _phone(
+        self, day: _Day, track: int, a: datetime, d: datetime, loyal: list[bytes], loyal_today: list[int]
+    ) -> None:
+        """A customer's phone, seen every 90 s while inside: a returning device from the store's
+        pool, or a randomized address; a Wi-Fi visit when seen for at least 120 s."""
+        sid, rng = day.store, self.rng
+        randomized = rng.random() < self.cfg.randomized_share or not loyal_today
+        mac = (
+            _mac("rnd", self.cfg.seed, sid, track, randomized=True)
+            if randomized
+            else loyal[loyal_today.pop()]
+        )
+        first = a + timedelta(seconds=int(rng.integers(5, 60)))
+        ts = last = first
+        k = 0
+        while ts < d:
+            self.events.append(
+                self._sighting(self.eid("cw", sid, track, k), day, ts, mac, int(rng.integers(-66, -50)))
+            )
+            last = ts
+            ts += timedelta(seconds=90)
+            k += 1
+        seen_s = (last - first).total_seconds()
+        h = (sid, day.hour_ns(first))
+        if seen_s < 120:
+            self.hourly[h]["wifi_walkbys"] += 1
+            return
+        self.hourly[h]["wifi_visits"] += 1
+        self.visit_durations_h[h].append(seen_s)
+        self.visit_durations_d[(sid, day.midnight_ns)].append(seen_s)
+        self.truth.visit_duration_true_s.setdefault((sid, day.midnight_ns), []).append(
+            (d - a).total_seconds()
+        )
+        if not randomized:
+            ordinal = day.date.toordinal()
+            self.wifi_visit_days[(sid, mac)].add(ordinal)
+            self.visit_epochs[(sid, mac, ordinal)] = self.hasher.epoch(first)
+
+    def _purchase(self, day: _Day, d: datetime) -> None:
+        """A POS transaction a minute before the customer leaves."""
+        sid, rng = day.store, self.rng
+        self.transactions += 1
+        amount = round(float(rng.uniform(3, 80)), 2)
+        pt = d - timedelta(seconds=60)
+        items = int(rng.integers(1, 6))
+        self.pos.append(PosTransaction(sid, datetime_to_ns(pt), f"{sid}-{self.transactions}", amount, items))
+        hour = self.hourly[(sid, day.hour_ns(pt))]
+        hour["transactions"] += 1
+        hour["revenue"] += amount
+
+    def _occupancy_truth(
+        self, day: _Day, open_t: datetime, close_t: datetime, arrivals: list[int], departures: list[int]
+    ) -> None:
+        """Per opening minute, customers counted inside at the minute's end; a count left at closing
+        (crossings the camera missed) is removed linearly over the day, as docs/analytics.md
+        defines it (0 on every day the camera counted everyone)."""
+        arr, dep = np.sort(np.array(arrivals, np.int64)), np.sort(np.array(departures, np.int64))
+        minutes = [
+            open_t + timedelta(minutes=k) for k in range(int((close_t - open_t).total_seconds() // 60))
         ]
-        fields["wifi_visitors"] = len(devices)
-        fields["repeat_visitors"] = len(repeats)
-        truth.repeats_across_rotation += sum(
-            visit_epochs[(sid, dev, ordinal)]
-            != visit_epochs[(sid, dev, max(o for o in wifi_visit_days[(sid, dev)] if o < ordinal))]
+        ends = np.array([datetime_to_ns(m + timedelta(minutes=1)) for m in minutes], np.int64)
+        raw = (np.searchsorted(arr, ends, "left") - np.searchsorted(dep, ends, "left")).astype(float)
+        drift = raw[-1] if len(raw) else 0.0
+        for k, m in enumerate(minutes):
+            occ = max(float(raw[k] - drift * (k + 1) / len(minutes)), 0.0)
+            self.occupancy_minutes[(day.store, day.hour_ns(m))].append(occ)
+            if not day.in_outage(m):  # minutes of hours without data do not count
+                self.occupancy_day[(day.store, day.midnight_ns)].append(occ)
+
+    def _assemble_truth(self) -> None:
+        day_of_hour = self._day_of_hour()
+        self._hourly_truth(day_of_hour)
+        self._daily_truth(day_of_hour)
+        _rollups(
+            self.truth, self.stores, self.occupancy_minutes, self.visit_durations_h, self.visit_durations_d
+        )
+        self.truth.expected_visitors = expected_visitors(self.cfg, self.stores, self.days, self.campaign)
+
+    def _day_of_hour(self) -> dict[tuple[str, int], int]:
+        """Every local hour simulated (store, UTC ns of its start) -> its local midnight (ns)."""
+        day_of_hour: dict[tuple[str, int], int] = {}
+        for meta in self.metas:
+            tz = meta.tz
+            for day in self.days:
+                t = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+                stop = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+                while t < stop:
+                    day_of_hour[(meta.id, datetime_to_ns(t))] = _local_midnight_ns(day, tz)
+                    t += HOUR
+        return day_of_hour
+
+    def _hourly_truth(self, day_of_hour: dict[tuple[str, int], int]) -> None:
+        """The fields of each hour with data; hours without heartbeats are gaps."""
+        truth = self.truth
+        for key, acc in self.hourly.items():
+            if key not in day_of_hour:
+                continue
+            if not acc.get("_covered"):
+                truth.gap_hours.add(key)
+                continue
+            truth.hourly[key] = _store_fields(
+                acc, self.occupancy_minutes.get(key), self.visit_durations_h.get(key)
+            )
+        for key in day_of_hour:
+            if key not in self.hourly or not self.hourly[key].get("_covered"):
+                truth.gap_hours.add(key)
+
+    def _daily_truth(self, day_of_hour: dict[tuple[str, int], int]) -> None:
+        """Daily sums over the hours with data, and the day's Wi-Fi visitors and repeat visitors."""
+        daily_acc: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for (sid, h_ns), fields in self.truth.hourly.items():
+            acc = daily_acc[(sid, day_of_hour[(sid, h_ns)])]
+            acc["covered_hours"] += 1
+            for name in _DAILY_SUMS:
+                acc[name] += fields.get(name, 0.0)
+        for d_key, acc in daily_acc.items():
+            fields = _store_fields(acc, self.occupancy_day.get(d_key), self.visit_durations_d.get(d_key))
+            fields["covered_hours"] = acc["covered_hours"]
+            fields.update(self._repeat_fields(*d_key))
+            self.truth.daily[d_key] = fields
+
+    def _repeat_fields(self, sid: str, midnight_ns: int) -> dict[str, float]:
+        """Wi-Fi visitors of a local day, and those of them seen on a visit in the 30 days before."""
+        tz = ZoneInfo(self.stores.meta(sid).timezone)  # type: ignore[union-attr]
+        ordinal = datetime.fromtimestamp(midnight_ns / 1e9, tz).date().toordinal()
+        days = self.wifi_visit_days
+        devices = [dev for (s, dev), ords in days.items() if s == sid and ordinal in ords]
+        repeats = [dev for dev in devices if any(ordinal - 30 <= o < ordinal for o in days[(sid, dev)])]
+        self.truth.repeats_across_rotation += sum(
+            self.visit_epochs[(sid, dev, ordinal)]
+            != self.visit_epochs[(sid, dev, max(o for o in days[(sid, dev)] if o < ordinal))]
             for dev in repeats
         )
+        fields: dict[str, float] = {"wifi_visitors": len(devices), "repeat_visitors": len(repeats)}
         if devices:
             fields["repeat_rate"] = len(repeats) / len(devices)
-        truth.daily[d_key] = fields
-    _rollups(truth, stores, occupancy_minutes, visit_durations_h, visit_durations_d)
-    truth.expected_visitors = expected_visitors(cfg, stores, days, campaign)
-    events.sort(key=lambda e: e.ts)
-    return Simulation(cfg, events, pos, stores, CampaignsConfig(campaigns=[campaign]), truth, people)
+        return fields
+
+
+# What a day's truth sums over its hours with data.
+_DAILY_SUMS = ("visitors", "exits", "passersby", "wifi_visits", "wifi_walkbys", "transactions", "revenue")
 
 
 def expected_visitors(
