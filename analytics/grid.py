@@ -95,8 +95,21 @@ class Grid:
         return out
 
 
-def _array_lists(n: int) -> tuple[list[np.ndarray], ...]:
-    return tuple([] for _ in range(n))
+# The grid's hour-slot and day columns and their types: one array per store each, laid end to end.
+_COLUMNS: dict[str, type] = {
+    "slot_store": np.int32,
+    "slot_start": np.int64,
+    "slot_end": np.int64,
+    "slot_day": np.int64,
+    "slot_emit": bool,
+    "slot_local_hour": np.int8,
+    "day_store": np.int32,
+    "day_ordinal": np.int64,
+    "day_start": np.int64,
+    "day_open": np.int64,
+    "day_close": np.int64,
+    "day_emit": bool,
+}
 
 
 def build_grid(
@@ -105,77 +118,103 @@ def build_grid(
     """Slots for local dates ``first - lookback_days`` .. ``last + context_days`` of every store (codes =
     list order); only ``first`` .. ``last`` are emitted. Context days let the ``store=all`` hourly
     rollup of the whole emitted UTC range include stores in other time zones."""
-    first_emit = first
     begin = first - timedelta(days=max(lookback_days, context_days))
-    last_emit, last = last, last + timedelta(days=context_days)
     by_tz: dict[str, list[int]] = {}
     for code, meta in enumerate(metas):
         by_tz.setdefault(meta.timezone, []).append(code)
     tz_bounds: dict[str, tuple[np.ndarray, list[datetime]]] = {
-        name: local_hour_starts(begin, last, ZoneInfo(name)) for name in by_tz
+        name: local_hour_starts(begin, last + timedelta(days=context_days), ZoneInfo(name)) for name in by_tz
     }
-    # One array per store of each column, concatenated at the end.
-    slot_store, slot_start, slot_end, slot_day, slot_emit, slot_hour = _array_lists(6)
-    day_store, day_ord, day_start, day_open, day_close, day_emit = _array_lists(6)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _COLUMNS}
     offsets = np.zeros(len(metas) + 1, np.int64)
+    n_days = 0
     for code, meta in enumerate(metas):
-        bounds, starts = tz_bounds[meta.timezone]
-        offsets[code] = sum(len(x) for x in slot_start)
-        dates = np.array([s.date().toordinal() for s in starts], np.int64)
-        uniq_dates, day_idx = np.unique(dates, return_inverse=True)
-        base_day = sum(len(x) for x in day_store)
-        slot_store.append(np.full(len(starts), code, np.int32))
-        slot_start.append(bounds[:-1])
-        slot_end.append(bounds[1:])
-        slot_day.append(day_idx.reshape(-1) + base_day)
-        slot_emit.append((dates >= first_emit.toordinal()) & (dates <= last_emit.toordinal()))
-        slot_hour.append(np.array([s.hour for s in starts], np.int8))
-        tz = meta.tz
-        opens, closes = _opening_ns(meta, uniq_dates)
-        day_store.append(np.full(len(uniq_dates), code, np.int32))
-        day_ord.append(uniq_dates)
-        day_start.append(
-            np.array(
-                [datetime_to_ns(local_midnight(date.fromordinal(int(o)), tz)) for o in uniq_dates], np.int64
-            )
-        )
-        day_open.append(np.array(opens, np.int64))
-        day_close.append(np.array(closes, np.int64))
-        day_emit.append((uniq_dates >= first_emit.toordinal()) & (uniq_dates <= last_emit.toordinal()))
-    offsets[len(metas)] = sum(len(x) for x in slot_start)
-
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-
-    groups = [(np.array(codes, np.int32), tz_bounds[name][0]) for name, codes in by_tz.items()]
-    all_bounds = [b for b, _ in tz_bounds.values()]
-    zones = [ZoneInfo(name) for name in by_tz] or [ZoneInfo("UTC")]
-
-    def midnights(day: date) -> list[int]:
-        return [datetime_to_ns(local_midnight(day, tz)) for tz in zones]
-
-    after_last = last_emit + timedelta(days=1)
+        store = _store_columns(code, meta, *tz_bounds[meta.timezone], n_days, (first, last))
+        for name, array in store.items():
+            parts[name].append(array)
+        offsets[code + 1] = offsets[code] + len(store["slot_start"])
+        n_days += len(store["day_start"])
+    col: dict[str, np.ndarray] = {
+        name: np.concatenate(arrays).astype(_COLUMNS[name]) if arrays else np.zeros(0, _COLUMNS[name])
+        for name, arrays in parts.items()
+    }
+    windows = _windows([ZoneInfo(name) for name in by_tz], [b for b, _ in tz_bounds.values()])
+    after_last = last + timedelta(days=1)
     return Grid(
         n_stores=len(metas),
-        slot_store=cat(slot_store, np.int32),
-        slot_start=cat(slot_start, np.int64),
-        slot_end=cat(slot_end, np.int64),
-        slot_day=cat(slot_day, np.int64),
-        slot_emit=cat(slot_emit, bool),
-        slot_local_hour=cat(slot_hour, np.int8),
-        day_store=cat(day_store, np.int32),
-        day_ordinal=cat(day_ord, np.int64),
-        day_start=cat(day_start, np.int64),
-        day_open=cat(day_open, np.int64),
-        day_close=cat(day_close, np.int64),
-        day_emit=cat(day_emit, bool),
+        slot_store=col["slot_store"],
+        slot_start=col["slot_start"],
+        slot_end=col["slot_end"],
+        slot_day=col["slot_day"],
+        slot_emit=col["slot_emit"],
+        slot_local_hour=col["slot_local_hour"],
+        day_store=col["day_store"],
+        day_ordinal=col["day_ordinal"],
+        day_start=col["day_start"],
+        day_open=col["day_open"],
+        day_close=col["day_close"],
+        day_emit=col["day_emit"],
         store_offset=offsets,
-        tz_groups=groups,
-        read_start_ns=min(midnights(first - timedelta(days=context_days))),
-        read_end_ns=max(int(b[-1]) for b in all_bounds) if all_bounds else 0,
-        lookback_start_ns=min(int(b[0]) for b in all_bounds) if all_bounds else 0,
-        emit_start_ns=min(midnights(first_emit)),
-        emit_end_ns=max(midnights(after_last)),
+        tz_groups=[(np.array(codes, np.int32), tz_bounds[name][0]) for name, codes in by_tz.items()],
+        read_start_ns=windows.first_midnight(first - timedelta(days=context_days)),
+        read_end_ns=windows.read_end_ns,
+        lookback_start_ns=windows.lookback_start_ns,
+        emit_start_ns=windows.first_midnight(first),
+        emit_end_ns=windows.last_midnight(after_last),
+    )
+
+
+def _store_columns(
+    code: int,
+    meta: StoreMeta,
+    bounds: np.ndarray,
+    starts: list[datetime],
+    first_day: int,
+    emitted: tuple[date, date],
+) -> dict[str, np.ndarray]:
+    """One store's hour slots (the hour ``bounds`` and local ``starts`` of its time zone) and local
+    days, its days numbered from ``first_day``; ``emitted``: the first and last dates output."""
+    dates = np.array([s.date().toordinal() for s in starts], np.int64)
+    days, day_of_slot = np.unique(dates, return_inverse=True)
+    opens, closes = _opening_ns(meta, days)
+    low, high = (d.toordinal() for d in emitted)
+    midnights = [datetime_to_ns(local_midnight(date.fromordinal(int(o)), meta.tz)) for o in days]
+    return {
+        "slot_store": np.full(len(starts), code, np.int32),
+        "slot_start": bounds[:-1],
+        "slot_end": bounds[1:],
+        "slot_day": day_of_slot.reshape(-1) + first_day,
+        "slot_emit": (dates >= low) & (dates <= high),
+        "slot_local_hour": np.array([s.hour for s in starts], np.int8),
+        "day_store": np.full(len(days), code, np.int32),
+        "day_ordinal": days,
+        "day_start": np.array(midnights, np.int64),
+        "day_open": np.array(opens, np.int64),
+        "day_close": np.array(closes, np.int64),
+        "day_emit": (days >= low) & (days <= high),
+    }
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Instants that bound what is read, over every time zone of the stores (UTC when none)."""
+
+    zones: list[ZoneInfo]
+    read_end_ns: int  # end of the latest time zone's last day
+    lookback_start_ns: int  # start of the earliest time zone's first day
+
+    def first_midnight(self, day: date) -> int:
+        return min(datetime_to_ns(local_midnight(day, tz)) for tz in self.zones)
+
+    def last_midnight(self, day: date) -> int:
+        return max(datetime_to_ns(local_midnight(day, tz)) for tz in self.zones)
+
+
+def _windows(zones: list[ZoneInfo], bounds: list[np.ndarray]) -> _Windows:
+    return _Windows(
+        zones or [ZoneInfo("UTC")],
+        max(int(b[-1]) for b in bounds) if bounds else 0,
+        min(int(b[0]) for b in bounds) if bounds else 0,
     )
 
 
