@@ -343,25 +343,34 @@ def run_frames(
                 yield steps.count(stage)
         for stage in steps.flush():
             yield steps.count(stage)
-        if last is not None:
-            flushed = steps.counter.flush()
-            closing: list[Event] = [steps.factory.crossing(c) for c in flushed.crossings]
-            closing += [steps.factory.zone_visit(v) for v in flushed.visits]
-            closing += steps.pending_events
-            if closing:
-                yield FrameOutcome(
-                    replace(last, image=None),
-                    Tracks.empty(),
-                    Tracks.empty(),
-                    flushed,
-                    closing,
-                    steps.counter,
-                    final=True,
-                    analysed=False,
-                    pictured=False,
-                )
+        closing = _closing(steps, last) if last is not None else None
+        if closing is not None:
+            yield closing
     finally:
         frames.close()
+
+
+def _closing(steps: _Pipeline, last: Frame) -> FrameOutcome | None:
+    """The end of the stream: every track ends (the crossings that completes and the open zone
+    visits, edge/counting.py) and the events not yet sent go out, on a picture-less copy of the
+    last frame; None when there is nothing."""
+    flushed = steps.counter.flush()
+    closing: list[Event] = [steps.factory.crossing(c) for c in flushed.crossings]
+    closing += [steps.factory.zone_visit(v) for v in flushed.visits]
+    closing += steps.pending_events
+    if not closing:
+        return None
+    return FrameOutcome(
+        replace(last, image=None),
+        Tracks.empty(),
+        Tracks.empty(),
+        flushed,
+        closing,
+        steps.counter,
+        final=True,
+        analysed=False,
+        pictured=False,
+    )
 
 
 def _heartbeat(
