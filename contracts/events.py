@@ -270,6 +270,10 @@ def batch_payload(events_json: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(events_json) + b"]"
 
 
+# An event of a batch as validated: the event or why it is not one, and the JSON item it came from.
+_Candidate = tuple[Event | None, EventError | None, object]
+
+
 def parse_batch(
     payload: bytes | str, *, topic: str, now: datetime | None = None
 ) -> tuple[list[Event], list[RejectedEvent]]:
@@ -288,31 +292,47 @@ def parse_batch(
     store, device, _ = parts
     now = now or datetime.now(UTC)
     low, high = ts_window(now)
-    candidates: list[tuple[Event | None, EventError | None, object]] = []
     try:
         valid = _BATCH_ADAPTER.validate_json(raw)
     except ValidationError:
         valid = None
-    if valid is not None:
-        # The common case, every event valid and in place, in one tight loop (ingest's hot path);
-        # otherwise the loop below finds which event is out of place and why.
-        if 1 <= len(valid) <= MAX_BATCH_EVENTS and all(
-            low <= event.ts <= high and event.store == store and event.device == device for event in valid
-        ):
-            return valid, []
-        candidates = [(event, None, None) for event in valid]
-    else:
-        items = _load_json(raw)
-        if not isinstance(items, list):
-            kind = type(items).__name__
-            raise EventError("bad_batch", f"a batch is a JSON array of events, got {kind}") from None
-        for item in items:
-            try:
-                candidates.append((_validate_object(item), None, item))
-            except EventError as exc:
-                candidates.append((None, exc, item))
+    # The common case, every event valid and in place, in one tight loop (ingest's hot path);
+    # otherwise _sort_out finds which event is out of place and why.
+    if (
+        valid is not None
+        and 1 <= len(valid) <= MAX_BATCH_EVENTS
+        and all(low <= e.ts <= high and e.store == store and e.device == device for e in valid)
+    ):
+        return valid, []
+    candidates: list[_Candidate]
+    candidates = [(event, None, None) for event in valid] if valid is not None else _one_by_one(raw)
     if not 1 <= len(candidates) <= MAX_BATCH_EVENTS:
         raise EventError("bad_batch", f"{len(candidates)} events; a batch holds 1..{MAX_BATCH_EVENTS}")
+    return _sort_out(candidates, topic, (store, device), now)
+
+
+def _one_by_one(raw: bytes) -> list[_Candidate]:
+    """A batch that does not validate as a whole, validated event by event."""
+    items = _load_json(raw)
+    if not isinstance(items, list):
+        kind = type(items).__name__
+        raise EventError("bad_batch", f"a batch is a JSON array of events, got {kind}") from None
+    candidates: list[_Candidate] = []
+    for item in items:
+        try:
+            candidates.append((_validate_object(item), None, item))
+        except EventError as exc:
+            candidates.append((None, exc, item))
+    return candidates
+
+
+def _sort_out(
+    candidates: list[_Candidate], topic: str, source: tuple[str, str], now: datetime
+) -> tuple[list[Event], list[RejectedEvent]]:
+    """The valid events in place (in the time window, of the topic's store and device, ``source``),
+    and the others rejected with the reason and their index in the batch."""
+    store, device = source
+    low, high = ts_window(now)
     events: list[Event] = []
     rejected: list[RejectedEvent] = []
     for index, (event, error, item) in enumerate(candidates):
