@@ -35,7 +35,8 @@ from footfall.contracts.measurements import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from footfall.analytics import CampaignsConfig, StoresConfig
+    from footfall.analytics import CampaignsConfig, JobResult, StoresConfig
+    from footfall.report import ReportInput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = REPO_ROOT / "samples" / "one-by-one-person-detection.mp4"
@@ -337,9 +338,7 @@ def run_demo(
     seed: int = 7,
 ) -> dict[str, Any]:
     """Run everything; returns what was made (paths, counts, the KPI rows) for the CLI and tests."""
-    from footfall.analytics import DuckDBStore, run_job
-    from footfall.contracts.measurements import event_to_point
-    from footfall.report import ReportInput, kpi_table, write_report
+    from footfall.report import kpi_table, write_report
 
     config = load_config(config_path, CameraConfig)
     weights = resolve_model(model, config)
@@ -351,41 +350,19 @@ def run_demo(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / "footfall-demo.duckdb"
-    db_path.unlink(missing_ok=True)
     stores, campaigns = _demo_configs(config.store, history, timezone, weeks)
-    # What the clip's scene monitor reported (the sample run's camera issues, if any).
-    issues = [event_to_point(e) for e in clip.events if e.type == "camera_issue"]
-    with DuckDBStore(db_path) as store:
-        store.write_points([event_to_point(e) for e in history.events] + history.pos + issues)
-        result = run_job(store, history.first_day, history.last_day, stores, campaigns)
-    kpis = {
-        KPI_HOURLY: result.kpis.hourly,
-        KPI_DAILY: result.kpis.daily,
-        KPI_CAMPAIGN: result.kpis.campaign,
-        CAMERA_ISSUE: issues,
-    }
-    dwell: dict[str, list[float]] = defaultdict(list)
-    for event in history.events:
-        if isinstance(event, ZoneVisitEvent):
-            dwell[event.zone].append(event.dwell_s)
+    result, kpis = _compute_kpis(db_path, clip, history, stores, campaigns)
     (out_dir / "frame.png").write_bytes(clip.frame_png or b"")
-    report_input = ReportInput(
-        store=config.store,
-        kpis=kpis,
-        dwell_s=dwell,
-        frame_png=clip.frame_png,
-        timezone=timezone,
-        title="footfall demo: one store, offline",
-        notes=[
-            f"The model ({Path(weights).name}) counted {clip.count('in')} in and {clip.count('out')} out "
-            f"on the sample clip ({clip.frames} frames in {clip.seconds:.1f} s). The store's {weeks}-week "
-            f"history replays those {len(visits_of(clip.events))} counted visits at random times of each "
-            "open hour; passers-by, point-of-sale transactions and the campaign "
-            f"(+{CAMPAIGN_UPLIFT:.0%} visitors in the last week) are generated (seed {seed}).",
-            "Sample clip: Intel IoT DevKit sample-videos, © Intel Corporation, CC BY 4.0 "
-            "(see samples/ATTRIBUTION.md).",
-        ],
-    )
+    notes = [
+        f"The model ({Path(weights).name}) counted {clip.count('in')} in and {clip.count('out')} out "
+        f"on the sample clip ({clip.frames} frames in {clip.seconds:.1f} s). The store's {weeks}-week "
+        f"history replays those {len(visits_of(clip.events))} counted visits at random times of each "
+        "open hour; passers-by, point-of-sale transactions and the campaign "
+        f"(+{CAMPAIGN_UPLIFT:.0%} visitors in the last week) are generated (seed {seed}).",
+        "Sample clip: Intel IoT DevKit sample-videos, © Intel Corporation, CC BY 4.0 "
+        "(see samples/ATTRIBUTION.md).",
+    ]
+    report_input = _report_input(config.store, clip, history, kpis, timezone, notes)
     report = write_report(report_input, out_dir / "report.html")
     return {
         "report": report,
@@ -399,6 +376,54 @@ def run_demo(
         "campaigns": campaigns,
         "job_seconds": result.seconds,
     }
+
+
+def _compute_kpis(
+    db_path: Path, clip: ClipRun, history: DemoData, stores: StoresConfig, campaigns: CampaignsConfig
+) -> tuple[JobResult, dict[str, list[Point]]]:
+    """The history written to a fresh embedded database and the analytics job run over it: its
+    result, and the KPI points by measurement (with the clip's camera issues, if any)."""
+    from footfall.analytics import DuckDBStore, run_job
+    from footfall.contracts.measurements import event_to_point
+
+    db_path.unlink(missing_ok=True)
+    # What the clip's scene monitor reported (the sample run's camera issues, if any).
+    issues = [event_to_point(e) for e in clip.events if e.type == "camera_issue"]
+    with DuckDBStore(db_path) as store:
+        store.write_points([event_to_point(e) for e in history.events] + history.pos + issues)
+        result = run_job(store, history.first_day, history.last_day, stores, campaigns)
+    kpis = {
+        KPI_HOURLY: result.kpis.hourly,
+        KPI_DAILY: result.kpis.daily,
+        KPI_CAMPAIGN: result.kpis.campaign,
+        CAMERA_ISSUE: issues,
+    }
+    return result, kpis
+
+
+def _report_input(
+    store: str,
+    clip: ClipRun,
+    history: DemoData,
+    kpis: dict[str, list[Point]],
+    timezone: str,
+    notes: list[str],
+) -> ReportInput:
+    from footfall.report import ReportInput
+
+    dwell: dict[str, list[float]] = defaultdict(list)
+    for event in history.events:
+        if isinstance(event, ZoneVisitEvent):
+            dwell[event.zone].append(event.dwell_s)
+    return ReportInput(
+        store=store,
+        kpis=kpis,
+        dwell_s=dwell,
+        frame_png=clip.frame_png,
+        timezone=timezone,
+        title="footfall demo: one store, offline",
+        notes=notes,
+    )
 
 
 def print_summary(made: dict[str, Any]) -> None:
