@@ -318,30 +318,47 @@ def raw_from_events(
     """Build RawData straight from contract events (and POS records), with the same timestamps
     (including the sub-millisecond id offset) as the points ingest writes."""
     builder = RawDataBuilder(stores)
-    c_combos: dict[tuple[str, str, str, str, str], int] = {}
-    z_combos: dict[tuple[str, str, str], int] = {}
-    c: dict[str, list[Any]] = {k: [] for k in ("combo", "ts", "count", "track")}
-    z: dict[str, list[Any]] = {k: [] for k in ("combo", "ts", "enter", "dwell_s", "track")}
-    w: dict[str, list[Any]] = {
-        k: [] for k in ("store", "ts", "device_hash", "rssi", "randomized", "prev_hash")
-    }
-    h: dict[str, list[Any]] = {"store": [], "ts": []}
+    columns = _EventColumns()
     for event in events:
+        columns.add(event)
+    columns.feed(builder)
+    pos = list(pos)
+    builder.add_pos(
+        store=np.asarray([p.store for p in pos], dtype=object),
+        ts=np.asarray([p.to_point().ts_ns for p in pos], np.int64),
+        amount=np.asarray([np.nan if p.amount is None else p.amount for p in pos], np.float64),
+    )
+    return builder.build()
+
+
+class _EventColumns:
+    """Contract events sorted into the columns RawDataBuilder takes, one list per field; crossings
+    and zone visits coded by their (store, device, line or zone, ...) combination."""
+
+    def __init__(self) -> None:
+        self.line_combos: dict[tuple[str, str, str, str, str], int] = {}
+        self.zone_combos: dict[tuple[str, str, str], int] = {}
+        self.c: dict[str, list[Any]] = {k: [] for k in ("combo", "ts", "count", "track")}
+        self.z: dict[str, list[Any]] = {k: [] for k in ("combo", "ts", "enter", "dwell_s", "track")}
+        self.w: dict[str, list[Any]] = {
+            k: [] for k in ("store", "ts", "device_hash", "rssi", "randomized", "prev_hash")
+        }
+        self.h: dict[str, list[Any]] = {"store": [], "ts": []}
+
+    def add(self, event: Event) -> None:
         ts = event_to_point(event).ts_ns
         match event:
             case CrossingEvent():
                 line_key = (event.store, event.device, event.line, event.kind, event.direction)
-                c["combo"].append(c_combos.setdefault(line_key, len(c_combos)))
-                c["ts"].append(ts)
-                c["count"].append(event.count)
-                c["track"].append(NO_TRACK if event.track_id is None else event.track_id)
+                self._append(self.c, self.line_combos.setdefault(line_key, len(self.line_combos)), ts)
+                self.c["count"].append(event.count)
+                self.c["track"].append(NO_TRACK if event.track_id is None else event.track_id)
             case ZoneVisitEvent():
                 zone_key = (event.store, event.device, event.zone)
-                z["combo"].append(z_combos.setdefault(zone_key, len(z_combos)))
-                z["ts"].append(ts)
-                z["enter"].append(datetime_to_ns(event.enter_ts))
-                z["dwell_s"].append(event.dwell_s)
-                z["track"].append(event.track_id)
+                self._append(self.z, self.zone_combos.setdefault(zone_key, len(self.zone_combos)), ts)
+                self.z["enter"].append(datetime_to_ns(event.enter_ts))
+                self.z["dwell_s"].append(event.dwell_s)
+                self.z["track"].append(event.track_id)
             case WifiEvent():
                 for k, v in (
                     ("store", event.store),
@@ -351,39 +368,39 @@ def raw_from_events(
                     ("randomized", event.randomized),
                     ("prev_hash", event.prev_device_hash),
                 ):
-                    w[k].append(v)
+                    self.w[k].append(v)
             case HeartbeatEvent():
-                h["store"].append(event.store)
-                h["ts"].append(ts)
-    arr = np.asarray
-    builder.add_crossings(
-        combos=list(c_combos),
-        combo=arr(c["combo"], np.int64),
-        ts=arr(c["ts"], np.int64),
-        count=arr(c["count"], np.int64),
-        track=arr(c["track"], np.int64),
-    )
-    builder.add_zone_visits(
-        combos=list(z_combos),
-        combo=arr(z["combo"], np.int64),
-        ts=arr(z["ts"], np.int64),
-        enter=arr(z["enter"], np.int64),
-        dwell_s=arr(z["dwell_s"], np.float64),
-        track=arr(z["track"], np.int64),
-    )
-    builder.add_wifi(
-        store=arr(w["store"], dtype=object),
-        ts=arr(w["ts"], np.int64),
-        device_hash=arr(w["device_hash"], dtype=object),
-        rssi=arr(w["rssi"], np.int64),
-        randomized=arr(w["randomized"], bool),
-        prev_hash=arr(w["prev_hash"], dtype=object),
-    )
-    builder.add_heartbeats(store=arr(h["store"], dtype=object), ts=arr(h["ts"], np.int64))
-    pos = list(pos)
-    builder.add_pos(
-        store=arr([p.store for p in pos], dtype=object),
-        ts=arr([p.to_point().ts_ns for p in pos], np.int64),
-        amount=arr([np.nan if p.amount is None else p.amount for p in pos], np.float64),
-    )
-    return builder.build()
+                self.h["store"].append(event.store)
+                self.h["ts"].append(ts)
+
+    @staticmethod
+    def _append(columns: dict[str, list[Any]], combo: int, ts: int) -> None:
+        columns["combo"].append(combo)
+        columns["ts"].append(ts)
+
+    def feed(self, builder: RawDataBuilder) -> None:
+        arr, c, z, w = np.asarray, self.c, self.z, self.w
+        builder.add_crossings(
+            combos=list(self.line_combos),
+            combo=arr(c["combo"], np.int64),
+            ts=arr(c["ts"], np.int64),
+            count=arr(c["count"], np.int64),
+            track=arr(c["track"], np.int64),
+        )
+        builder.add_zone_visits(
+            combos=list(self.zone_combos),
+            combo=arr(z["combo"], np.int64),
+            ts=arr(z["ts"], np.int64),
+            enter=arr(z["enter"], np.int64),
+            dwell_s=arr(z["dwell_s"], np.float64),
+            track=arr(z["track"], np.int64),
+        )
+        builder.add_wifi(
+            store=arr(w["store"], dtype=object),
+            ts=arr(w["ts"], np.int64),
+            device_hash=arr(w["device_hash"], dtype=object),
+            rssi=arr(w["rssi"], np.int64),
+            randomized=arr(w["randomized"], bool),
+            prev_hash=arr(w["prev_hash"], dtype=object),
+        )
+        builder.add_heartbeats(store=arr(self.h["store"], dtype=object), ts=arr(self.h["ts"], np.int64))
