@@ -102,8 +102,7 @@ def main() -> None:
     if args.frames:
         images = images[: args.frames]
     rows = seq.annotation(size[0])
-    rows = rows[rows[:, 0] < len(images)]
-    truth = gt_crossings(rows, one_line, fps)
+    truth = gt_crossings(rows[rows[:, 0] < len(images)], one_line, fps)
     truth_in = sum(c.direction == "in" for c in truth)
     truth_out = len(truth) - truth_in
     print(
@@ -111,41 +110,16 @@ def main() -> None:
         f"truth in {truth_in} out {truth_out}, cpus {os.cpu_count()}"
     )
 
-    # --- footfall first: its input-size plan sets the size ObjectCounter gets ------------------
+    # footfall first: its input-size plan sets the size ObjectCounter gets
     ff_fps, ours, plan = run_footfall(images, fps, one_line, args.model, size)
-    ff_error = abs(ours["in"] - truth_in) + abs(ours["out"] - truth_out)
     if plan is not None:
-        x1, y1, x2, y2 = plan.crop
-        people_scale = max(plan.imgsz) / max(x2 - x1, y2 - y1)  # input pixels per picture pixel
-        oc_imgsz = max(STRIDE, round(people_scale * max(size) / STRIDE) * STRIDE)
         print(f"footfall: {plan.describe(size)}")
-    else:
-        oc_imgsz = max(resolve_imgsz(camera.model, size))
+    oc_imgsz = object_counter_imgsz(plan, camera, size)
     print(f"ObjectCounter: the whole picture at imgsz {oc_imgsz} (people as large as footfall sees them)")
+    oc_fps, oc = run_object_counter(images, line, args.model, oc_imgsz)
 
-    # --- Ultralytics ObjectCounter, its defaults except the shared model, line, class and size ----
-    from ultralytics import solutions
-
-    counter = solutions.ObjectCounter(
-        model=args.model,
-        region=[line.start, line.end],
-        classes=[0],
-        imgsz=oc_imgsz,
-        show=False,
-        verbose=False,
-    )
-    # ObjectCounter draws its annotations into the frame it is given: hand it copies.
-    oc_images = [image.copy() for image in images]
-    counter.process(oc_images[0])  # warm-up (model load) is not timed
-    t0 = time.perf_counter()
-    for image in oc_images[1:]:
-        counter.process(image)
-    oc_fps = (len(images) - 1) / (time.perf_counter() - t0)
-    in_name, out_name = oc_directions(line)
-    oc = {in_name: counter.in_count, out_name: counter.out_count}
+    ff_error = abs(ours["in"] - truth_in) + abs(ours["out"] - truth_out)
     oc_error = abs(oc["in"] - truth_in) + abs(oc["out"] - truth_out)
-    del counter, oc_images
-
     print(f"{'':24}{'fps':>8}{'in':>6}{'out':>6}{'|error|':>9}")
     print(f"{'truth':24}{'':>8}{truth_in:>6}{truth_out:>6}")
     print(f"{'ultralytics ObjectCounter':24}{oc_fps:>8.2f}{oc['in']:>6}{oc['out']:>6}{oc_error:>9}")
@@ -154,36 +128,68 @@ def main() -> None:
         f"ratio footfall / ObjectCounter: {ff_fps / oc_fps:.2f}x fps; "
         f"count error {ff_error} vs {oc_error} of {truth_in + truth_out}"
     )
-
-    # --- memory over a long run ---------------------------------------------------------------
     if args.loops > 0:
-        process = psutil.Process()
-        source = MemorySource(images, fps, loops=args.loops)
-        latest: list[FrameOutcome] = []
+        memory_run(images, fps, camera, args.model, args.loops)
 
-        def report(loop: int) -> None:
-            held = (
-                f"{latest[-1].counter.tracked} tracks, linker {latest[-1].tracklets_held}" if latest else "?"
-            )
-            print(
-                f"memory: after loop {loop + 1}/{args.loops} ({(loop + 1) * len(images)} frames): "
-                f"rss {process.memory_info().rss / 2**20:.0f} MiB, counter state {held} tracklets and people"
-            )
 
-        source.on_loop_end.append(report)
-        for outcome in run_frames(source, camera, weights=args.model):
-            latest[:] = [outcome]
-        peak = process.memory_info().rss
-        try:
-            import resource
+def object_counter_imgsz(plan: InputPlan | None, camera: CameraConfig, size: tuple[int, int]) -> int:
+    """ObjectCounter's input size: the whole picture at the scale footfall's plan gives people."""
+    if plan is None:
+        return max(resolve_imgsz(camera.model, size))
+    x1, y1, x2, y2 = plan.crop
+    people_scale = max(plan.imgsz) / max(x2 - x1, y2 - y1)  # input pixels per picture pixel
+    return max(STRIDE, round(people_scale * max(size) / STRIDE) * STRIDE)
 
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        except ImportError:
-            pass
+
+def run_object_counter(
+    images: list[np.ndarray], line: LineConfig, model: str, imgsz: int
+) -> tuple[float, dict[str, int]]:
+    """Ultralytics ObjectCounter, its defaults except the shared model, line, class and size: its
+    frames per second (after a warm-up frame) and its counts in footfall's directions."""
+    from ultralytics import solutions
+
+    counter = solutions.ObjectCounter(
+        model=model, region=[line.start, line.end], classes=[0], imgsz=imgsz, show=False, verbose=False
+    )
+    # ObjectCounter draws its annotations into the frame it is given: hand it copies.
+    copies = [image.copy() for image in images]
+    counter.process(copies[0])  # warm-up (model load) is not timed
+    t0 = time.perf_counter()
+    for image in copies[1:]:
+        counter.process(image)
+    oc_fps = (len(images) - 1) / (time.perf_counter() - t0)
+    in_name, out_name = oc_directions(line)
+    return oc_fps, {in_name: counter.in_count, out_name: counter.out_count}
+
+
+def memory_run(images: list[np.ndarray], fps: float, camera: CameraConfig, model: str, loops: int) -> None:
+    """The whole camera configuration over the clip ``loops`` times in a row: the process's memory
+    and what the counter and the linker hold after each loop, then the peak."""
+    process = psutil.Process()
+    source = MemorySource(images, fps, loops=loops)
+    latest: list[FrameOutcome] = []
+
+    def report(loop: int) -> None:
+        held = f"{latest[-1].counter.tracked} tracks, linker {latest[-1].tracklets_held}" if latest else "?"
         print(
-            f"peak rss {peak / 2**20:.0f} MiB (includes the decoded frames: "
-            f"{sum(i.nbytes for i in images) / 2**20:.0f} MiB)"
+            f"memory: after loop {loop + 1}/{loops} ({(loop + 1) * len(images)} frames): "
+            f"rss {process.memory_info().rss / 2**20:.0f} MiB, counter state {held} tracklets and people"
         )
+
+    source.on_loop_end.append(report)
+    for outcome in run_frames(source, camera, weights=model):
+        latest[:] = [outcome]
+    peak = process.memory_info().rss
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except ImportError:
+        pass
+    print(
+        f"peak rss {peak / 2**20:.0f} MiB (includes the decoded frames: "
+        f"{sum(i.nbytes for i in images) / 2**20:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":
