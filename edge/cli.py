@@ -239,6 +239,13 @@ def eval_(
             "by people the annotation marks as static, on a vehicle, a reflection or a distractor "
             "(neither matched nor false, as the benchmark's own evaluation treats them)"
         )
+    if report.identity is not None:
+        ident = report.identity
+        console.print(
+            f"identities: IDF1 {ident.idf1:.1%} (IDP {ident.idp:.1%}, IDR {ident.idr:.1%}): "
+            f"{ident.idtp} of {ident.annotated} annotated boxes and {ident.tracked} tracked ones on the "
+            "frames analysed are one annotated person under the person id paired with them"
+        )
     verdict = "OK" if report.relative_error <= max_error else "FAIL"
     console.print(
         f"{verdict}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
@@ -266,7 +273,7 @@ def run_eval(
     compare. ``oracle`` feeds the annotated boxes instead of the model's detections; ``detector``
     (a ``FrameDetector``) one the caller set up, such as a model with a given input plan."""
     from footfall.edge.evaluation import evaluate, score_zones, set_aside
-    from footfall.edge.groundtruth import OracleDetector, distractor_sightings, gt_events
+    from footfall.edge.groundtruth import OracleDetector, distractor_sightings, gt_events, score_identity
     from footfall.edge.pipeline import run_frames
 
     frames = _open(str(seq.media), _recording_fps(str(seq.media), fps, camera))
@@ -280,7 +287,7 @@ def run_eval(
         for outcome in run_frames(frames, camera, weights=weights, detector=detector):
             counted += outcome.result.crossings
             visits += outcome.result.visits
-            if len(distractors) and not outcome.final:
+            if not outcome.final:
                 tracked.append(
                     (outcome.frame.index, outcome.frame.t, outcome.tracks.ids, outcome.tracks.xyxy)
                 )
@@ -299,6 +306,7 @@ def run_eval(
         analysed_fps=frames.fps,
         set_aside_crossings=len(aside_crossings),
         set_aside_visits=sum(v.dwell_s >= min_dwell_s for v in aside_visits),
+        identity=score_identity(tracked, rows, distractors),
     )
 
 

@@ -66,6 +66,32 @@ class ZoneScore:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityScore:
+    """How well person ids follow the annotated people: IDF1 (Ristani et al. 2016, TrackEval's
+    Identity metric). Each annotated id is paired with at most one person id and each person id
+    with at most one annotated id, so as to maximise the frames on which the pair's boxes overlap
+    (IoU 0.5): those frames are the identity true positives (``idtp``). A person followed by two
+    ids, or two people by one id, loses the frames of the id left unpaired."""
+
+    idtp: int
+    annotated: int  # annotated boxes on the frames analysed
+    tracked: int  # tracked boxes on those frames (those on annotated distractors left out)
+
+    @property
+    def idf1(self) -> float:
+        total = self.annotated + self.tracked
+        return 2 * self.idtp / total if total else 1.0
+
+    @property
+    def idp(self) -> float:
+        return self.idtp / self.tracked if self.tracked else 1.0
+
+    @property
+    def idr(self) -> float:
+        return self.idtp / self.annotated if self.annotated else 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     rows: list[LineScore]
     matched: int
@@ -78,6 +104,8 @@ class Report:
     # Counted by people the annotation marks as distractors (``set_aside``), left out of the scores.
     set_aside_crossings: int = 0
     set_aside_visits: int = 0
+    # Identities of the tracked people against the annotation (set by ``run_eval``).
+    identity: IdentityScore | None = None
 
     @property
     def truth_total(self) -> int:
@@ -121,6 +149,10 @@ class Report:
             "analysed_fps": self.analysed_fps,
             "set_aside_crossings": self.set_aside_crossings,
             "set_aside_visits": self.set_aside_visits,
+            "identity": None
+            if self.identity is None
+            else asdict(self.identity)
+            | {"idf1": self.identity.idf1, "idp": self.identity.idp, "idr": self.identity.idr},
             "lines": [asdict(r) | {"error": r.error} for r in self.rows],
             "zones": [
                 asdict(z) | {"visit_error": z.visit_error, "dwell_error": z.dwell_error} for z in self.zones

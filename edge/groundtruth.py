@@ -22,6 +22,7 @@ import numpy as np
 from footfall.contracts.config import CameraConfig
 from footfall.edge.counting import Counter, Crossing, ZoneVisit, count_all
 from footfall.edge.detector import Detections
+from footfall.edge.evaluation import IdentityScore
 from footfall.edge.geometry import iou_matrix
 from footfall.edge.sources import IMAGE_SUFFIXES, Frame, open_source, sequence_info
 from footfall.edge.tracking import assign
@@ -195,6 +196,50 @@ def distractor_sightings(
         for row, col in matches.pairs:
             seen.setdefault(int(ids[row]), []).append((t, col >= pedestrians))
     return seen
+
+
+def score_identity(
+    tracked: Iterable[TrackedFrame], truth: np.ndarray, distractors: np.ndarray
+) -> IdentityScore:
+    """IDF1 of the person ids on every analysed frame in ``tracked`` against the annotated
+    pedestrians of those frames. As TrackEval does, a tracked box matched one-to-one (IoU 0.5) to
+    an annotated distractor is left out, and every pedestrian-person pair whose boxes overlap by
+    IoU 0.5 on a frame counts that frame for the pair."""
+    boxes = dict(by_frame(truth))
+    others = {f: annotated_boxes(chunk) for f, chunk in by_frame(distractors)}
+    overlaps: dict[tuple[int, int], int] = {}
+    annotated = kept = 0
+    for frame, _, ids, xyxy in tracked:
+        chunk = boxes.get(frame, np.zeros((0, truth.shape[1])))
+        people = annotated_boxes(chunk)
+        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        if frame in others and len(xyxy):
+            on = np.concatenate([people, others[frame]])
+            matches = assign(1.0 - iou_matrix(xyxy, on), 1.0 - MATCH_IOU + 1e-9)
+            off = [row for row, col in matches.pairs if col >= len(people)]
+            keep = np.ones(len(xyxy), dtype=bool)
+            keep[off] = False
+            ids, xyxy = np.asarray(ids)[keep], xyxy[keep]
+        annotated += len(people)
+        kept += len(xyxy)
+        if len(people) and len(xyxy):
+            for row, col in zip(*np.nonzero(iou_matrix(people, xyxy) >= MATCH_IOU), strict=True):
+                pair = (int(chunk[row, 1]), int(np.asarray(ids)[col]))
+                overlaps[pair] = overlaps.get(pair, 0) + 1
+    return IdentityScore(_best_pairing(overlaps), annotated, kept)
+
+
+def _best_pairing(overlaps: dict[tuple[int, int], int]) -> int:
+    """The largest sum of frames over a one-to-one pairing of annotated ids with person ids."""
+    if not overlaps:
+        return 0
+    people = {g: i for i, g in enumerate(sorted({g for g, _ in overlaps}))}
+    persons = {p: j for j, p in enumerate(sorted({p for _, p in overlaps}))}
+    frames = np.zeros((len(people), len(persons)))
+    for (g, p), n in overlaps.items():
+        frames[people[g], persons[p]] = n
+    pairs = assign(frames.max() - frames, frames.max()).pairs  # cost limit: pairs that share no frame
+    return int(sum(frames[i, j] for i, j in pairs))
 
 
 def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:

@@ -149,9 +149,18 @@ def test_eval_sets_aside_a_cyclists_crossing_and_scores_the_rest(tmp_path: Path)
         1,
     )
     assert report.as_dict()["set_aside_crossings"] == 1
+    # Identities: the walker under one person id; the rider's boxes, on a distractor, left out.
+    ident = report.identity
+    assert ident is not None
+    assert ident.idtp == ident.tracked > 20
+    assert ident.annotated == frames
+    assert report.as_dict()["identity"]["idf1"] == pytest.approx(ident.idf1)
+    assert ident.idf1 > 0.9
 
     # The same rider annotated as class 9 (an occluder): not a distractor, so nothing is set aside.
     as_occluder = [row.replace(",1,2,1", ",1,9,1") for row in cyclist]
     unknown = find_sequence(write_sequence(tmp_path / "seq9", walker + as_occluder, frames=frames))
     report = run_eval(unknown, camera, fps=0, detector=OracleDetector(all_boxes))
     assert (report.matched, report.total("false"), report.set_aside_crossings) == (1, 1, 0)
+    assert report.identity is not None
+    assert report.identity.tracked > 40  # the rider's boxes count now
