@@ -182,20 +182,28 @@ def distractor_sightings(
     one-to-one against the frame's pedestrians and distractors together, so a box on a pedestrian
     stays one): its time and whether that annotated box is a distractor's. (TrackEval's matching
     also holds the other annotated objects, cars and occluders, which a person's box seldom fits.)"""
-    boxes = {f: annotated_boxes(chunk) for f, chunk in by_frame(truth)}
-    others = {f: annotated_boxes(chunk) for f, chunk in by_frame(distractors)}
+    boxes = _boxes_by_frame(truth)
+    others = _boxes_by_frame(distractors)
     seen: dict[int, list[tuple[float, bool]]] = {}
     for frame, t, ids, xyxy in tracked:
         if frame not in others or not len(ids):
             continue  # no distractor annotated on this frame: nothing to set aside
-        annotated = np.concatenate([boxes.get(frame, np.zeros((0, 4))), others[frame]])
-        pedestrians = len(annotated) - len(others[frame])
-        matches = assign(
-            1.0 - iou_matrix(np.asarray(xyxy, dtype=np.float64), annotated), 1.0 - MATCH_IOU + 1e-9
-        )
-        for row, col in matches.pairs:
-            seen.setdefault(int(ids[row]), []).append((t, col >= pedestrians))
+        people = boxes.get(frame, np.zeros((0, 4)))
+        for row, on_distractor in _matched(np.asarray(xyxy, dtype=np.float64), people, others[frame]):
+            seen.setdefault(int(ids[row]), []).append((t, on_distractor))
     return seen
+
+
+def _boxes_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
+    return {f: annotated_boxes(chunk) for f, chunk in by_frame(rows)}
+
+
+def _matched(xyxy: np.ndarray, people: np.ndarray, others: np.ndarray) -> list[tuple[int, bool]]:
+    """Tracked boxes matched one-to-one (``MATCH_IOU``) to a frame's annotated pedestrians and
+    distractors together, TrackEval's rule: (row, whether its match is a distractor)."""
+    annotated = np.concatenate([people, others])
+    matches = assign(1.0 - iou_matrix(xyxy, annotated), 1.0 - MATCH_IOU + 1e-9)
+    return [(row, col >= len(people)) for row, col in matches.pairs]
 
 
 def score_identity(
@@ -206,25 +214,23 @@ def score_identity(
     an annotated distractor is left out, and every pedestrian-person pair whose boxes overlap by
     IoU 0.5 on a frame counts that frame for the pair."""
     boxes = dict(by_frame(truth))
-    others = {f: annotated_boxes(chunk) for f, chunk in by_frame(distractors)}
+    others = _boxes_by_frame(distractors)
     overlaps: dict[tuple[int, int], int] = {}
     annotated = kept = 0
     for frame, _, ids, xyxy in tracked:
         chunk = boxes.get(frame, np.zeros((0, truth.shape[1])))
         people = annotated_boxes(chunk)
-        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        ids, xyxy = np.asarray(ids), np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
         if frame in others and len(xyxy):
-            on = np.concatenate([people, others[frame]])
-            matches = assign(1.0 - iou_matrix(xyxy, on), 1.0 - MATCH_IOU + 1e-9)
-            off = [row for row, col in matches.pairs if col >= len(people)]
+            off = [row for row, on_distractor in _matched(xyxy, people, others[frame]) if on_distractor]
             keep = np.ones(len(xyxy), dtype=bool)
             keep[off] = False
-            ids, xyxy = np.asarray(ids)[keep], xyxy[keep]
+            ids, xyxy = ids[keep], xyxy[keep]
         annotated += len(people)
         kept += len(xyxy)
         if len(people) and len(xyxy):
             for row, col in zip(*np.nonzero(iou_matrix(people, xyxy) >= MATCH_IOU), strict=True):
-                pair = (int(chunk[row, 1]), int(np.asarray(ids)[col]))
+                pair = (int(chunk[row, 1]), int(ids[col]))
                 overlaps[pair] = overlaps.get(pair, 0) + 1
     return IdentityScore(_best_pairing(overlaps), annotated, kept)
 
