@@ -10,11 +10,14 @@ from collections import Counter as Tally
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from footfall.contracts.config import CameraConfig, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from footfall.edge.evaluation import Report
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Camera YAML (lines, zones, model).")]
 ModelOpt = Annotated[
@@ -98,7 +101,6 @@ def count(
 ) -> None:
     """Count people crossing lines and visiting zones in a recording; write events as JSONL."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from footfall.edge.detector import load_model
     from footfall.edge.pipeline import run_frames
@@ -114,14 +116,7 @@ def count(
     out.parent.mkdir(parents=True, exist_ok=True)
     with (
         out.open("w", encoding="utf-8") as sink,
-        Progress(
-            TextColumn("[bold]counting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]:.1f} fps"),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as progress,
+        _counting_progress() as progress,
     ):
         task = progress.add_task("count", total=total, fps=0.0)
         t0 = time.monotonic()
@@ -200,8 +195,6 @@ def eval_(
     """Accuracy audit against ground-truth crossings and zone visits derived from gt.txt with the
     same rule: per line and direction misses, false counts and wrong directions; per zone the
     visits and the median dwell."""
-    from rich.console import Console
-
     from footfall.edge.groundtruth import SequenceError, find_sequence
     from footfall.edge.models import resolve_weights
 
@@ -227,10 +220,18 @@ def eval_(
         settings = {"sequence": str(sequence), "fps": fps, "oracle": oracle, "tolerance_s": tolerance}
         settings |= {"min_dwell_s": min_dwell, "max_error": max_error}
         json_out.write_text(json.dumps(settings | report.as_dict(), indent=2) + "\n")
-    console = Console()
     mode = " (oracle: annotated boxes)" if oracle else ""
     rate = f" at {report.analysed_fps:g} of {report.native_fps:g} frames/s"
-    console.print(_eval_table(report, f"{sequence.name}{rate}{mode}"))
+    if not _print_eval(report, f"{sequence.name}{rate}{mode}", min_dwell, max_error, tolerance):
+        raise typer.Exit(1)
+
+
+def _print_eval(report: Report, title: str, min_dwell: float, max_error: float, tolerance: float) -> bool:
+    """The audit's tables and summary lines; whether the summed error is within ``max_error``."""
+    from rich.console import Console
+
+    console = Console()
+    console.print(_eval_table(report, title))
     if report.zones:
         console.print(_zone_table(report, min_dwell))
     if report.set_aside_crossings or report.set_aside_visits:
@@ -246,15 +247,14 @@ def eval_(
             f"{ident.idtp} of {ident.annotated} annotated boxes and {ident.tracked} tracked ones on the "
             "frames analysed are one annotated person under the person id paired with them"
         )
-    verdict = "OK" if report.relative_error <= max_error else "FAIL"
+    passed = report.relative_error <= max_error
     console.print(
-        f"{verdict}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
+        f"{'OK' if passed else 'FAIL'}: error {report.relative_error:.1%} (limit {max_error:.0%}); "
         f"missed {report.total('missed')}, false {report.total('false')}, "
         f"wrong direction {report.total('wrong_direction')} of {report.truth_total}; "
         f"precision {report.precision:.1%}, recall {report.recall:.1%} within {tolerance:g} s"
     )
-    if verdict == "FAIL":
-        raise typer.Exit(1)
+    return passed
 
 
 def run_eval(
@@ -268,17 +268,23 @@ def run_eval(
     oracle: bool = False,
     min_dwell_s: float = 1.0,
     detector: Any = None,
-) -> Any:
+) -> Report:
     """Derive the truth from ``seq``'s gt.txt, run the pipeline on its media (sampled to ``fps``),
     compare. ``oracle`` feeds the annotated boxes instead of the model's detections; ``detector``
     (a ``FrameDetector``) one the caller set up, such as a model with a given input plan."""
     from footfall.edge.evaluation import evaluate, score_zones, set_aside
-    from footfall.edge.groundtruth import OracleDetector, distractor_sightings, gt_events, score_identity
+    from footfall.edge.groundtruth import (
+        OracleDetector,
+        distractor_sightings,
+        gt_events,
+        match_tracked,
+        score_identity,
+    )
     from footfall.edge.pipeline import run_frames
 
     frames = _open(str(seq.media), _recording_fps(str(seq.media), fps, camera))
     native_fps = getattr(frames, "native_fps", frames.fps)
-    rows, distractors = seq.annotation(frames.size[0]), seq.distractors(frames.size[0])
+    rows, distractors = seq.annotated(frames.size[0])
     truth, truth_visits = gt_events(rows, camera, native_fps)
     detector = OracleDetector(rows) if oracle else detector
     counted, visits, tracked = [], [], []
@@ -296,7 +302,8 @@ def run_eval(
     finally:
         if sink is not None:
             sink.close()
-    sightings = distractor_sightings(tracked, rows, distractors)
+    matched = match_tracked(tracked, rows, distractors)  # once for the set-aside and the identities
+    sightings = distractor_sightings(matched)
     (counted, visits), (aside_crossings, aside_visits) = set_aside(counted, visits, sightings, tolerance_s)
     zones = score_zones(camera.zones, truth_visits, visits, min_dwell_s)
     report = evaluate(camera.lines, truth, counted, tolerance_s, zones)
@@ -306,8 +313,17 @@ def run_eval(
         analysed_fps=frames.fps,
         set_aside_crossings=len(aside_crossings),
         set_aside_visits=sum(v.dwell_s >= min_dwell_s for v in aside_visits),
-        identity=score_identity(tracked, rows, distractors),
+        identity=score_identity(matched),
     )
+
+
+def _counting_progress() -> Any:
+    """A bar with frames done of the total (when the source knows it), frames/s and time left."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    rate = TextColumn("{task.fields[fps]:.1f} fps")
+    columns = (TextColumn("[bold]counting"), BarColumn(), MofNCompleteColumn(), rate, TimeRemainingColumn())
+    return Progress(*columns, transient=True)
 
 
 def _write_annotated(
@@ -359,7 +375,7 @@ def _summary_table(
 _EVAL_COLUMNS = ("truth", "counted", "matched", "missed", "false", "wrong_direction")
 
 
-def _eval_table(report: Any, title: str) -> Any:
+def _eval_table(report: Report, title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=f"accuracy: {title}")
@@ -373,7 +389,7 @@ def _eval_table(report: Any, title: str) -> Any:
     return table
 
 
-def _zone_table(report: Any, min_dwell_s: float) -> Any:
+def _zone_table(report: Report, min_dwell_s: float) -> Any:
     from rich.table import Table
 
     def seconds(value: float | None) -> str:

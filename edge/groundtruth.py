@@ -59,10 +59,11 @@ class Sequence:
         re-encoded at another size than seqinfo.ini's)."""
         return load_gt(self.gt_file, self._scale(media_width))
 
-    def distractors(self, media_width: int) -> np.ndarray:
-        """``load_distractors``' rows in the media's pixels, with the benchmark's classes."""
+    def annotated(self, media_width: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pedestrians (``annotation``) and the distractors with the benchmark's classes
+        (``load_distractors``), from one reading of gt.txt."""
         classes = MOT20_DISTRACTORS if self.name.upper().startswith("MOT20") else DISTRACTORS
-        return load_distractors(self.gt_file, self._scale(media_width), classes)
+        return load_annotation(self.gt_file, self._scale(media_width), classes)
 
     def _scale(self, media_width: int) -> float:
         return media_width / self.annotated_width if self.annotated_width else 1.0
@@ -90,7 +91,24 @@ def find_sequence(root: str | Path) -> Sequence:
 
 def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     """``(M, 6)`` rows ``frame (0-based), id, x, y, w, h`` in the media's pixels."""
+    return _pedestrians(_read_gt(gt_file), scale)
+
+
+def load_distractors(gt_file: Path, scale: float = 1.0, classes: tuple[int, ...] = DISTRACTORS) -> np.ndarray:
+    """``load_gt``'s rows for the boxes of ``classes``, whatever their ``conf`` (TrackEval matches the
+    tracker's boxes against every annotated box); none in a file without classes (MOT15)."""
+    return _of_classes(_read_gt(gt_file), scale, classes)
+
+
+def load_annotation(
+    gt_file: Path, scale: float = 1.0, classes: tuple[int, ...] = DISTRACTORS
+) -> tuple[np.ndarray, np.ndarray]:
+    """``load_gt``'s and ``load_distractors``' rows from one reading of ``gt_file``."""
     raw = _read_gt(gt_file)
+    return _pedestrians(raw, scale), _of_classes(raw, scale, classes)
+
+
+def _pedestrians(raw: np.ndarray, scale: float) -> np.ndarray:
     keep = np.ones(len(raw), dtype=bool)
     if raw.shape[1] >= 7:
         keep &= raw[:, 6] != 0
@@ -99,10 +117,7 @@ def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     return _rows(raw[keep], scale)
 
 
-def load_distractors(gt_file: Path, scale: float = 1.0, classes: tuple[int, ...] = DISTRACTORS) -> np.ndarray:
-    """``load_gt``'s rows for the boxes of ``classes``, whatever their ``conf`` (TrackEval matches the
-    tracker's boxes against every annotated box); none in a file without classes (MOT15)."""
-    raw = _read_gt(gt_file)
+def _of_classes(raw: np.ndarray, scale: float, classes: tuple[int, ...]) -> np.ndarray:
     if raw.shape[1] != MOT16_COLUMNS:
         return np.zeros((0, 6))
     return _rows(raw[np.isin(raw[:, 7], classes)], scale)
@@ -175,22 +190,47 @@ def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[
     )
 
 
-def distractor_sightings(
+@dataclass(frozen=True, slots=True)
+class MatchedFrame:
+    """One analysed frame's tracked people beside its annotation: the pedestrians' rows and, for a
+    frame with distractors annotated, each tracked box matched one-to-one (``_matched``) as
+    (row, whether its match is a distractor)."""
+
+    frame: int
+    t: float
+    ids: np.ndarray
+    xyxy: np.ndarray
+    people: np.ndarray  # the frame's annotated pedestrians (``load_gt``'s rows)
+    matches: list[tuple[int, bool]]
+
+
+def match_tracked(
     tracked: Iterable[TrackedFrame], truth: np.ndarray, distractors: np.ndarray
-) -> dict[int, list[tuple[float, bool]]]:
+) -> list[MatchedFrame]:
+    """Each analysed frame's tracked boxes matched once to its annotated pedestrians and
+    distractors, for both ``distractor_sightings`` and ``score_identity``. Only frames with a
+    distractor annotated are matched: elsewhere there is nothing to set aside."""
+    people = dict(by_frame(truth))
+    others = _boxes_by_frame(distractors)
+    out = []
+    for frame, t, ids, xyxy in tracked:
+        chunk = people.get(frame, np.zeros((0, truth.shape[1])))
+        ids, xyxy = np.asarray(ids), np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        on_frame = frame in others and len(ids)
+        matches = _matched(xyxy, annotated_boxes(chunk), others[frame]) if on_frame else []
+        out.append(MatchedFrame(frame, t, ids, xyxy, chunk, matches))
+    return out
+
+
+def distractor_sightings(matched: Iterable[MatchedFrame]) -> dict[int, list[tuple[float, bool]]]:
     """Per person id, each sighting whose box is an annotated person's (``MATCH_IOU``, matched
     one-to-one against the frame's pedestrians and distractors together, so a box on a pedestrian
     stays one): its time and whether that annotated box is a distractor's. (TrackEval's matching
     also holds the other annotated objects, cars and occluders, which a person's box seldom fits.)"""
-    boxes = _boxes_by_frame(truth)
-    others = _boxes_by_frame(distractors)
     seen: dict[int, list[tuple[float, bool]]] = {}
-    for frame, t, ids, xyxy in tracked:
-        if frame not in others or not len(ids):
-            continue  # no distractor annotated on this frame: nothing to set aside
-        people = boxes.get(frame, np.zeros((0, 4)))
-        for row, on_distractor in _matched(np.asarray(xyxy, dtype=np.float64), people, others[frame]):
-            seen.setdefault(int(ids[row]), []).append((t, on_distractor))
+    for m in matched:
+        for row, on_distractor in m.matches:
+            seen.setdefault(int(m.ids[row]), []).append((m.t, on_distractor))
     return seen
 
 
@@ -206,31 +246,22 @@ def _matched(xyxy: np.ndarray, people: np.ndarray, others: np.ndarray) -> list[t
     return [(row, col >= len(people)) for row, col in matches.pairs]
 
 
-def score_identity(
-    tracked: Iterable[TrackedFrame], truth: np.ndarray, distractors: np.ndarray
-) -> IdentityScore:
-    """IDF1 of the person ids on every analysed frame in ``tracked`` against the annotated
+def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
+    """IDF1 of the person ids on every analysed frame in ``matched`` against the annotated
     pedestrians of those frames. As TrackEval does, a tracked box matched one-to-one (IoU 0.5) to
     an annotated distractor is left out, and every pedestrian-person pair whose boxes overlap by
     IoU 0.5 on a frame counts that frame for the pair."""
-    boxes = dict(by_frame(truth))
-    others = _boxes_by_frame(distractors)
     overlaps: dict[tuple[int, int], int] = {}
     annotated = kept = 0
-    for frame, _, ids, xyxy in tracked:
-        chunk = boxes.get(frame, np.zeros((0, truth.shape[1])))
-        people = annotated_boxes(chunk)
-        ids, xyxy = np.asarray(ids), np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-        if frame in others and len(xyxy):
-            off = [row for row, on_distractor in _matched(xyxy, people, others[frame]) if on_distractor]
-            keep = np.ones(len(xyxy), dtype=bool)
-            keep[off] = False
-            ids, xyxy = ids[keep], xyxy[keep]
+    for m in matched:
+        keep = np.ones(len(m.ids), dtype=bool)
+        keep[[row for row, on_distractor in m.matches if on_distractor]] = False
+        ids, xyxy, people = m.ids[keep], m.xyxy[keep], annotated_boxes(m.people)
         annotated += len(people)
         kept += len(xyxy)
         if len(people) and len(xyxy):
             for row, col in zip(*np.nonzero(iou_matrix(people, xyxy) >= MATCH_IOU), strict=True):
-                pair = (int(chunk[row, 1]), int(ids[col]))
+                pair = (int(m.people[row, 1]), int(ids[col]))
                 overlaps[pair] = overlaps.get(pair, 0) + 1
     return IdentityScore(_best_pairing(overlaps), annotated, kept)
 

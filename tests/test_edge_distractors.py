@@ -23,6 +23,7 @@ from footfall.edge.groundtruth import (
     find_sequence,
     load_distractors,
     load_gt,
+    match_tracked,
 )
 
 # frame, id, x, y, w, h, consider, class, visibility
@@ -51,10 +52,10 @@ def write_sequence(root: Path, rows: list[str], name: str = "MOT17-02", frames: 
 def test_distractors_are_the_benchmarks_classes_whatever_their_flag(tmp_path: Path) -> None:
     seq = find_sequence(write_sequence(tmp_path / "a", MOT17_ROWS))
     assert load_gt(seq.gt_file)[:, 1].tolist() == [1]
-    assert seq.distractors(320)[:, 1].tolist() == [2, 3, 5]
-    assert seq.distractors(160)[0, 2:].tolist() == [25, 10, 5, 20]  # scaled like the truth
+    assert seq.annotated(320)[1][:, 1].tolist() == [2, 3, 5]
+    assert seq.annotated(160)[1][0, 2:].tolist() == [25, 10, 5, 20]  # scaled like the truth
     mot20 = find_sequence(write_sequence(tmp_path / "b", MOT17_ROWS, name="MOT20-01"))
-    assert mot20.distractors(320)[:, 1].tolist() == [2, 3, 5, 6]
+    assert mot20.annotated(320)[1][:, 1].tolist() == [2, 3, 5, 6]
 
 
 def test_a_file_without_classes_has_no_distractors(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def _tracked(person: int, x: float) -> list[tuple[int, float, np.ndarray, np.nda
     ],
 )
 def test_events_of_a_person_boxed_on_a_distractor_are_set_aside(where: float, set_apart: bool) -> None:
-    sightings = distractor_sightings(_tracked(7, where), PEDESTRIAN, STATIC)
+    sightings = distractor_sightings(match_tracked(_tracked(7, where), PEDESTRIAN, STATIC))
     crossing = Crossing("door", "entrance", "in", 7, 5, 0.5)
     visit = ZoneVisit("shelf", 7, 0.2, 0.8)
     (kept_c, kept_v), (aside_c, aside_v) = set_aside([crossing], [visit], sightings, tolerance_s=1.0)
@@ -102,7 +103,7 @@ def test_a_box_over_a_pedestrian_and_a_distractor_goes_to_the_better_match() -> 
         (f, f / 10, np.array([7, 8]), np.array([[10.0, 20.0, 20.0, 60.0], [14.0, 20.0, 24.0, 60.0]]))
         for f in range(10)
     ]
-    sightings = distractor_sightings(tracked, PEDESTRIAN, static)
+    sightings = distractor_sightings(match_tracked(tracked, PEDESTRIAN, static))
     crossings = [Crossing("door", "entrance", "in", p, 5, 0.5) for p in (7, 8)]
     (kept, _), (aside, _) = set_aside(crossings, [], sightings, tolerance_s=1.0)
     assert [c.track_id for c in kept] == [7]
@@ -115,7 +116,7 @@ def test_only_the_moments_around_an_event_decide() -> None:
     tracked = _tracked(7, 50.0)[:5] + [
         (f, f / 10, np.array([7]), np.array([[10.0, 20.0, 20.0, 60.0]])) for f in range(5, 10)
     ]
-    sightings = distractor_sightings(tracked, PEDESTRIAN, STATIC)
+    sightings = distractor_sightings(match_tracked(tracked, PEDESTRIAN, STATIC))
     late = Crossing("door", "entrance", "in", 7, 9, 0.9)
     early = ZoneVisit("shelf", 7, 0.0, 0.4)
     (kept_c, kept_v), _ = set_aside([late], [early], sightings, tolerance_s=0.1)
@@ -140,7 +141,7 @@ def test_eval_sets_aside_a_cyclists_crossing_and_scores_the_rest(tmp_path: Path)
     )
     seq = find_sequence(write_sequence(tmp_path / "seq", walker + cyclist, frames=frames))
     # A perfect detector that also finds the people the truth leaves out (the cyclist).
-    all_boxes = np.concatenate([seq.annotation(320), seq.distractors(320)])
+    all_boxes = np.concatenate(seq.annotated(320))
     report = run_eval(seq, camera, fps=0, detector=OracleDetector(all_boxes))
     assert (report.truth_total, report.matched, report.total("false"), report.set_aside_crossings) == (
         1,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from footfall.edge.groundtruth import TrackedFrame, score_identity
+from footfall.edge.groundtruth import TrackedFrame, match_tracked, score_identity
 
 FRAMES = 10
 NONE = np.zeros((0, 9))
@@ -64,7 +64,7 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_identity_score(name: str) -> None:
     truth, frames, idtp, n_annotated, n_tracked = CASES[name]
-    score = score_identity(frames, truth, NONE)
+    score = score_identity(match_tracked(frames, truth, NONE))
     assert (score.idtp, score.annotated, score.tracked) == (idtp, n_annotated, n_tracked)
     total = n_annotated + n_tracked
     assert score.idf1 == pytest.approx(2 * idtp / total if total else 1.0)
@@ -73,7 +73,7 @@ def test_identity_score(name: str) -> None:
 def test_a_box_that_overlaps_nobody_enough_is_no_match() -> None:
     step = np.array([12.0, 0.0, 12.0, 0.0])
     shifted = [(f, t, ids, boxes + step) for f, t, ids, boxes in tracked({10.0: [7] * 10})]
-    score = score_identity(shifted, annotated((1, 10.0)), NONE)  # IoU 8/32 = 0.25
+    score = score_identity(match_tracked(shifted, annotated((1, 10.0)), NONE))  # IoU 8/32 = 0.25
     assert (score.idtp, score.idf1) == (0, 0.0)
 
 
@@ -82,7 +82,7 @@ def test_boxes_on_distractors_are_left_out() -> None:
     on the pedestrian beside it stays the pedestrian's (one-to-one)."""
     static = annotated((5, 100.0))
     frames = tracked({10.0: [7] * 10, 100.0: [8] * 10})
-    score = score_identity(frames, annotated((1, 10.0)), static)
+    score = score_identity(match_tracked(frames, annotated((1, 10.0)), static))
     assert (score.idtp, score.annotated, score.tracked, score.idf1) == (10, 10, 10, 1.0)
-    without = score_identity(frames, annotated((1, 10.0)), NONE)
+    without = score_identity(match_tracked(frames, annotated((1, 10.0)), NONE))
     assert without.tracked == 20
