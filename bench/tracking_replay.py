@@ -1,0 +1,181 @@
+"""Rank tracker, linker and counter settings in seconds: the dev clips' detections recorded once, replayed.
+
+``footfall eval`` runs the model on every analysed frame, so judging a change to the tracking
+settings on the three dev clips at two rates takes minutes. The model's answer does not depend on
+those settings, so ``record`` runs ``footfall eval`` once per clip and rate with the model and keeps
+what the detector returned on each frame (boxes, scores, feet, the crop it watched); ``replay``
+runs the same audit again on those detections, with settings changed by ``--set``, in seconds. Both
+print each run's crossing errors, zone visits and identity score (IDF1) and the sums; a replay
+without ``--set`` gives the recording's figures. IDF1 is the finer measure for the tracker and the
+linker: the crossings of a clip move by one or two with a single join.
+
+    .venv/bin/python bench/tracking_replay.py record /tmp/detections        # the model: ~5 min
+    .venv/bin/python bench/tracking_replay.py replay /tmp/detections --set linking.delay_s=2.5
+
+Needs ``../shared`` (footage, annotation and the default model) beside the checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from footfall.contracts.config import CameraConfig, load_config
+from footfall.edge.cli import run_eval
+from footfall.edge.detector import Detections
+from footfall.edge.evaluation import Report
+from footfall.edge.groundtruth import open_clip
+from footfall.edge.pipeline import model_detector
+from footfall.edge.sources import Frame
+
+ROOT = Path(__file__).resolve().parent.parent
+VIDEO = ROOT.parent / "shared" / "data" / "video"
+CLIPS = ("venice2", "pets09_s2l1", "tud_campus")
+RATES = ("native", "half")
+Crop = tuple[int, int, int, int]
+
+
+@dataclass
+class Recorder:
+    """The default model as ``run_eval``'s detector, keeping each frame's answer."""
+
+    camera: CameraConfig
+    inner: Any = None
+    frames: dict[int, tuple[Detections, Crop | None]] = field(default_factory=dict)
+
+    @property
+    def watched(self) -> Crop | None:
+        return None if self.inner is None else self.inner.watched
+
+    def __call__(self, frame: Frame) -> Detections:
+        if self.inner is None:
+            assert frame.image is not None
+            height, width = frame.image.shape[:2]
+            self.inner = model_detector(self.camera, (width, height), None)
+        found = self.inner(frame)
+        self.frames[frame.index] = (found, self.inner.watched)
+        return found
+
+
+@dataclass
+class Replayer:
+    """A recording's detections, frame by frame, with the crop the model watched."""
+
+    frames: dict[int, tuple[Detections, Crop | None]]
+    watched: Crop | None = None
+
+    def __call__(self, frame: Frame) -> Detections:
+        found, self.watched = self.frames[frame.index]
+        return found
+
+
+def save(path: Path, frames: dict[int, tuple[Detections, Crop | None]]) -> None:
+    index = sorted(frames)
+    found = [frames[i][0] for i in index]
+    crops = [frames[i][1] or (-1, -1, -1, -1) for i in index]
+    np.savez_compressed(
+        path,
+        index=np.array(index, dtype=np.int64),
+        count=np.array([len(d) for d in found], dtype=np.int64),
+        xyxy=np.concatenate([d.xyxy for d in found]).reshape(-1, 4),
+        conf=np.concatenate([d.conf for d in found]),
+        ground=np.concatenate([d.ground for d in found]).reshape(-1, 2),
+        crop=np.array(crops, dtype=np.int64).reshape(-1, 4),
+    )
+
+
+def load(path: Path) -> dict[int, tuple[Detections, Crop | None]]:
+    data = np.load(path)
+    bounds = np.concatenate([[0], np.cumsum(data["count"])])
+    frames: dict[int, tuple[Detections, Crop | None]] = {}
+    for k, frame in enumerate(data["index"].tolist()):
+        lo, hi = bounds[k], bounds[k + 1]
+        crop = tuple(int(v) for v in data["crop"][k])
+        found = Detections(data["xyxy"][lo:hi], data["conf"][lo:hi], data["ground"][lo:hi])
+        frames[frame] = (found, None if crop[0] < 0 else (crop[0], crop[1], crop[2], crop[3]))
+    return frames
+
+
+def runs() -> Iterator[tuple[str, str, CameraConfig, Any, float]]:
+    """Each dev clip at its native rate (``fps`` 0: every frame) and at half of it."""
+    for clip in CLIPS:
+        camera = load_config(ROOT / "edge" / "configs" / f"{clip}.yaml", CameraConfig)
+        annotated = open_clip(VIDEO / clip)  # the media's own rate
+        for rate in RATES:
+            yield (
+                clip,
+                rate,
+                camera,
+                annotated.sequence,
+                0.0 if rate == "native" else annotated.native_fps / 2,
+            )
+
+
+def with_settings(camera: CameraConfig, settings: list[str]) -> CameraConfig:
+    """``camera`` with each ``section.key=value`` applied (YAML values, validated as a file's are)."""
+    data = camera.model_dump()
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        section, _, name = key.partition(".")
+        if not name or section not in data or not isinstance(data[section], dict):
+            raise SystemExit(f"--set {setting!r}: expected section.key=value, e.g. linking.delay_s=2.5")
+        data[section][name] = yaml.safe_load(value)
+    try:
+        return CameraConfig.model_validate(data)
+    except ValidationError as exc:
+        raise SystemExit(f"--set {' '.join(settings)}: {exc}") from None
+
+
+def line(name: str, report: Report) -> str:
+    zones = sum(z.counted_visits for z in report.zones), sum(z.truth_visits for z in report.zones)
+    ident = report.identity
+    idf1 = f"IDF1 {ident.idf1:6.1%}" if ident is not None else ""
+    return (
+        f"{name:22s} crossings missed {report.total('missed'):2d} false {report.total('false'):2d} "
+        f"wrong {report.total('wrong_direction'):2d} of {report.truth_total:3d}  "
+        f"visits {zones[0]:3d} ({zones[1]:3d})  {idf1}"
+    )
+
+
+def audit(folder: Path, detector_for: Callable[[str, str, CameraConfig], Any], settings: list[str]) -> None:
+    errors = truth = idtp = boxes = 0
+    for clip, rate, camera, seq, fps in runs():
+        camera = with_settings(camera, settings)
+        detector = detector_for(clip, rate, camera)
+        report = run_eval(seq, camera, fps=fps, detector=detector)
+        if isinstance(detector, Recorder):
+            save(folder / f"{clip}-{rate}.npz", detector.frames)
+        print(line(f"{clip} {rate}", report), flush=True)
+        errors, truth = errors + report.abs_error, truth + report.truth_total
+        if report.identity is not None:
+            idtp += report.identity.idtp
+            boxes += report.identity.annotated + report.identity.tracked
+    print(f"all: summed |error| {errors} of {truth} crossings; IDF1 {2 * idtp / max(boxes, 1):.1%} (pooled)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("record", "replay"))
+    parser.add_argument("folder", type=Path, help="where the recorded detections are (one .npz a run)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    if args.mode == "record":
+        audit(args.folder, lambda clip, rate, camera: Recorder(camera), args.settings)
+    else:
+        audit(
+            args.folder,
+            lambda clip, rate, camera: Replayer(load(args.folder / f"{clip}-{rate}.npz")),
+            args.settings,
+        )
+
+
+if __name__ == "__main__":
+    main()
