@@ -167,9 +167,7 @@ def edge_run(
 
     _setup_logging(log_level)
     loaded = load_edge_config(config)
-    store = loaded if isinstance(loaded, StoreConfig) else _single_camera_store(loaded, source, config)
-    if isinstance(loaded, StoreConfig) and source is not None:
-        raise ConfigError(f"--source: {config} is a store file; each of its cameras has its own source")
+    store = _store_to_run(loaded, source, config)
     origin = _parse_start(start)
     from footfall.edge.detector import load_model  # heavy imports
 
@@ -198,10 +196,16 @@ class _CountOptions:
     heartbeat_every_s: float
 
 
-def _single_camera_store(camera: CameraConfig, source: str | None, path: Path) -> StoreConfig:
-    """A camera file and its --source, as a store of one camera."""
+def _store_to_run(loaded: CameraConfig | StoreConfig, source: str | None, path: Path) -> StoreConfig:
+    """A store file as it is (it names each camera's source); a camera file and its --source as a
+    store of one camera."""
     from footfall.contracts.config import ConfigError, StoreCameraConfig, StoreConfig
 
+    if isinstance(loaded, StoreConfig):
+        if source is not None:
+            raise ConfigError(f"--source: {path} is a store file; each of its cameras has its own source")
+        return loaded
+    camera = loaded
     if source is None:
         raise ConfigError(f"--source: missing; {path} is a camera file, which names no source")
     # A single camera keeps its own device name (client id, status topic, queue file) as before.
@@ -299,17 +303,8 @@ def edge_replay(
     if done_lines:
         log.info("resuming %s after line %d (%d events left to queue)", events_file, done_lines, len(todo))
     publisher.start()
-    stopping = _stop_on_signals()
-    chunk = 500 if rate is None else max(1, min(500, int(rate / 10)))
-    started = time.monotonic()
     try:
-        for i in range(0, len(todo), chunk):
-            part = todo[i : i + chunk]
-            publisher.publish_many([e for _, e in part], meta={progress_key: str(part[-1][0])})
-            if rate is not None:
-                time.sleep(max(0.0, started + (i + len(part)) / rate - time.monotonic()))
-            if stopping[0]:
-                raise typer.Exit(130)
+        _queue_paced(publisher, todo, progress_key, rate)
         if not publisher.wait_drained(timeout):
             typer.secho(f"broker did not take everything; {queue_db.depth} events stay queued", err=True)
             raise typer.Exit(1)
@@ -321,6 +316,23 @@ def edge_replay(
     )
     if bad:
         sys.exit(1)
+
+
+def _queue_paced(
+    publisher: StoreAndForwardPublisher, todo: list[tuple[int, Event]], progress_key: str, rate: float | None
+) -> None:
+    """Queue ``todo`` (line number, event) in chunks, at most ``rate`` events a second, storing the
+    last line queued under ``progress_key`` with each chunk; SIGTERM / SIGINT stop it (exit 130)."""
+    stopping = _stop_on_signals()
+    chunk = 500 if rate is None else max(1, min(500, int(rate / 10)))
+    started = time.monotonic()
+    for i in range(0, len(todo), chunk):
+        part = todo[i : i + chunk]
+        publisher.publish_many([e for _, e in part], meta={progress_key: str(part[-1][0])})
+        if rate is not None:
+            time.sleep(max(0.0, started + (i + len(part)) / rate - time.monotonic()))
+        if stopping[0]:
+            raise typer.Exit(130)
 
 
 def _read_events(events_file: Path, log: logging.Logger) -> tuple[list[tuple[int, Event]], int]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from footfall.contracts.options import InfluxCa, MqttCa, MqttCert, MqttKey, mqtt_settings
+
+if TYPE_CHECKING:
+    from footfall.contracts.influx import InfluxClient
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +51,7 @@ def ingest(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Store events from MQTT in InfluxDB: validated, batched, acknowledged only once written."""
-    from footfall.contracts.influx import InfluxClient, InfluxError
+    from footfall.contracts.influx import InfluxClient
     from footfall.ingest.service import IngestService, IngestSettings, default_client_id
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,10 +65,7 @@ def ingest(
         ca=influx_ca,
     )
     if create_db:
-        try:
-            influx.create_database()
-        except InfluxError as exc:
-            logging.getLogger("footfall.ingest").warning("could not create database %s: %s", influx_db, exc)
+        _create_database(influx, influx_db)
     settings = IngestSettings(
         mqtt=mqtt,
         group=group,
@@ -77,8 +77,22 @@ def ingest(
     service = IngestService(settings, influx)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
+    _tune_gc()
+    service.run()
+
+
+def _create_database(influx: InfluxClient, name: str) -> None:
+    """CREATE DATABASE, warning (not failing) without admin rights: the database may exist."""
+    from footfall.contracts.influx import InfluxError
+
+    try:
+        influx.create_database()
+    except InfluxError as exc:
+        logging.getLogger("footfall.ingest").warning("could not create database %s: %s", name, exc)
+
+
+def _tune_gc() -> None:
     # Everything imported so far lives as long as the process: keep it out of the collector's scans,
     # and collect less often, since each batch allocates thousands of short-lived objects at once.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    service.run()
