@@ -136,7 +136,12 @@ def with_settings(camera: CameraConfig, settings: list[str]) -> CameraConfig:
 def line(name: str, report: Report) -> str:
     zones = sum(z.counted_visits for z in report.zones), sum(z.truth_visits for z in report.zones)
     ident = report.identity
-    idf1 = f"IDF1 {ident.idf1:6.1%}" if ident is not None else ""
+    idf1 = (
+        f"IDF1 {ident.idf1:6.1%} (boxes {ident.followed} followed, {ident.switched} switched, "
+        f"{ident.fragments} in pieces, {ident.unmatched} untracked)"
+        if ident is not None
+        else ""
+    )
     return (
         f"{name:22s} crossings missed {report.total('missed'):2d} false {report.total('false'):2d} "
         f"wrong {report.total('wrong_direction'):2d} of {report.truth_total:3d}  "

@@ -247,6 +247,12 @@ def _print_eval(report: Report, title: str, min_dwell: float, max_error: float, 
             f"{ident.idtp} of {ident.annotated} annotated boxes and {ident.tracked} tracked ones on the "
             "frames analysed are one annotated person under the person id paired with them"
         )
+        console.print(
+            f"  of the annotated boxes, matched one-to-one on their frame: {ident.followed} under "
+            f"their person's id, {ident.switched} under another person's (swaps, people joined), "
+            f"{ident.fragments} under an id that is nobody else's (pieces not joined), "
+            f"{ident.unmatched} with no tracked box (IoU 0.5)"
+        )
     passed = report.relative_error <= max_error
     console.print(
         f"{'OK' if passed else 'FAIL'}: error {report.relative_error:.1%} (limit {max_error:.0%}); "

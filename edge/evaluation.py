@@ -76,6 +76,17 @@ class IdentityScore:
     idtp: int
     annotated: int  # annotated boxes on the frames analysed
     tracked: int  # tracked boxes on those frames (those on annotated distractors left out)
+    # Where identities are lost: each annotated box matched one-to-one (IoU 0.5) to a tracked box
+    # on its frame, under the person id paired with its person (``followed``), under an id paired
+    # with another annotated person (``switched``: swaps, two people joined), or under an id paired
+    # with nobody (``fragments``: a piece of the person not joined to the rest); ``unmatched``: none.
+    followed: int = 0
+    switched: int = 0
+    fragments: int = 0
+
+    @property
+    def unmatched(self) -> int:
+        return self.annotated - self.followed - self.switched - self.fragments
 
     @property
     def idf1(self) -> float:
@@ -152,7 +163,8 @@ class Report:
             "identity": None
             if self.identity is None
             else asdict(self.identity)
-            | {"idf1": self.identity.idf1, "idp": self.identity.idp, "idr": self.identity.idr},
+            | {"idf1": self.identity.idf1, "idp": self.identity.idp, "idr": self.identity.idr}
+            | {"unmatched": self.identity.unmatched},
             "lines": [asdict(r) | {"error": r.error} for r in self.rows],
             "zones": [
                 asdict(z) | {"visit_error": z.visit_error, "dwell_error": z.dwell_error} for z in self.zones

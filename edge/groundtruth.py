@@ -250,8 +250,10 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
     """IDF1 of the person ids on every analysed frame in ``matched`` against the annotated
     pedestrians of those frames. As TrackEval does, a tracked box matched one-to-one (IoU 0.5) to
     an annotated distractor is left out, and every pedestrian-person pair whose boxes overlap by
-    IoU 0.5 on a frame counts that frame for the pair."""
+    IoU 0.5 on a frame counts that frame for the pair. Each annotated box is also matched
+    one-to-one to a tracked box on its frame, to tell where the identities are lost."""
     overlaps: dict[tuple[int, int], int] = {}
+    one_to_one: dict[tuple[int, int], int] = {}
     annotated = kept = 0
     for m in matched:
         keep = np.ones(len(m.ids), dtype=bool)
@@ -259,24 +261,40 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
         ids, xyxy, people = m.ids[keep], m.xyxy[keep], annotated_boxes(m.people)
         annotated += len(people)
         kept += len(xyxy)
-        if len(people) and len(xyxy):
-            for row, col in zip(*np.nonzero(iou_matrix(people, xyxy) >= MATCH_IOU), strict=True):
-                pair = (int(m.people[row, 1]), int(ids[col]))
-                overlaps[pair] = overlaps.get(pair, 0) + 1
-    return IdentityScore(_best_pairing(overlaps), annotated, kept)
+        if not (len(people) and len(xyxy)):
+            continue
+        iou = iou_matrix(people, xyxy)
+        for row, col in zip(*np.nonzero(iou >= MATCH_IOU), strict=True):
+            _add(overlaps, (int(m.people[row, 1]), int(ids[col])))
+        for row, col in assign(1.0 - iou, 1.0 - MATCH_IOU + 1e-9).pairs:
+            _add(one_to_one, (int(m.people[row, 1]), int(ids[col])))
+    pairing = _best_pairing(overlaps)
+    paired_persons = set(pairing.values())
+    followed = sum(n for (g, p), n in one_to_one.items() if pairing.get(g) == p)
+    fragments = sum(n for (_, p), n in one_to_one.items() if p not in paired_persons)
+    switched = sum(one_to_one.values()) - followed - fragments
+    idtp = sum(overlaps[(g, p)] for g, p in pairing.items())
+    return IdentityScore(idtp, annotated, kept, followed, switched, fragments)
 
 
-def _best_pairing(overlaps: dict[tuple[int, int], int]) -> int:
-    """The largest sum of frames over a one-to-one pairing of annotated ids with person ids."""
+def _add(counts: dict[tuple[int, int], int], pair: tuple[int, int]) -> None:
+    counts[pair] = counts.get(pair, 0) + 1
+
+
+def _best_pairing(overlaps: dict[tuple[int, int], int]) -> dict[int, int]:
+    """The one-to-one pairing of annotated ids with person ids (annotated id -> person id) with
+    the largest sum of frames."""
     if not overlaps:
-        return 0
-    people = {g: i for i, g in enumerate(sorted({g for g, _ in overlaps}))}
-    persons = {p: j for j, p in enumerate(sorted({p for _, p in overlaps}))}
+        return {}
+    people = sorted({g for g, _ in overlaps})
+    persons = sorted({p for _, p in overlaps})
+    row, col = {g: i for i, g in enumerate(people)}, {p: j for j, p in enumerate(persons)}
     frames = np.zeros((len(people), len(persons)))
     for (g, p), n in overlaps.items():
-        frames[people[g], persons[p]] = n
-    pairs = assign(frames.max() - frames, frames.max()).pairs  # cost limit: pairs that share no frame
-    return int(sum(frames[i, j] for i, j in pairs))
+        frames[row[g], col[p]] = n
+    pairs = assign(frames.max() - frames, frames.max()).pairs
+    # The solver may fill the pairing with pairs that share no frame: they are no pairs.
+    return {people[i]: persons[j] for i, j in pairs if frames[i, j] > 0}
 
 
 def gt_crossings(rows: np.ndarray, config: CameraConfig, fps: float) -> list[Crossing]:
