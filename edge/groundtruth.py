@@ -13,6 +13,7 @@ another size, they are scaled to it.
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,8 +243,12 @@ def _matched(xyxy: np.ndarray, people: np.ndarray, others: np.ndarray) -> list[t
     """Tracked boxes matched one-to-one (``MATCH_IOU``) to a frame's annotated pedestrians and
     distractors together, TrackEval's rule: (row, whether its match is a distractor)."""
     annotated = np.concatenate([people, others])
-    matches = assign(1.0 - iou_matrix(xyxy, annotated), 1.0 - MATCH_IOU + 1e-9)
-    return [(row, col >= len(people)) for row, col in matches.pairs]
+    return [(row, col >= len(people)) for row, col in _one_to_one(iou_matrix(xyxy, annotated))]
+
+
+def _one_to_one(iou: np.ndarray) -> list[tuple[int, int]]:
+    """The (row, column) pairs of the best one-to-one matching with IoU at least ``MATCH_IOU``."""
+    return assign(1.0 - iou, 1.0 - MATCH_IOU + 1e-9).pairs
 
 
 def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
@@ -252,8 +257,8 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
     an annotated distractor is left out, and every pedestrian-person pair whose boxes overlap by
     IoU 0.5 on a frame counts that frame for the pair. Each annotated box is also matched
     one-to-one to a tracked box on its frame, to tell where the identities are lost."""
-    overlaps: dict[tuple[int, int], int] = {}
-    one_to_one: dict[tuple[int, int], int] = {}
+    overlaps: Tally[tuple[int, int]] = Tally()
+    one_to_one: Tally[tuple[int, int]] = Tally()
     annotated = kept = 0
     for m in matched:
         keep = np.ones(len(m.ids), dtype=bool)
@@ -265,9 +270,9 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
             continue
         iou = iou_matrix(people, xyxy)
         for row, col in zip(*np.nonzero(iou >= MATCH_IOU), strict=True):
-            _add(overlaps, (int(m.people[row, 1]), int(ids[col])))
-        for row, col in assign(1.0 - iou, 1.0 - MATCH_IOU + 1e-9).pairs:
-            _add(one_to_one, (int(m.people[row, 1]), int(ids[col])))
+            overlaps[(int(m.people[row, 1]), int(ids[col]))] += 1
+        for row, col in _one_to_one(iou):
+            one_to_one[(int(m.people[row, 1]), int(ids[col]))] += 1
     pairing = _best_pairing(overlaps)
     paired_persons = set(pairing.values())
     followed = sum(n for (g, p), n in one_to_one.items() if pairing.get(g) == p)
@@ -277,11 +282,7 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
     return IdentityScore(idtp, annotated, kept, followed, switched, fragments)
 
 
-def _add(counts: dict[tuple[int, int], int], pair: tuple[int, int]) -> None:
-    counts[pair] = counts.get(pair, 0) + 1
-
-
-def _best_pairing(overlaps: dict[tuple[int, int], int]) -> dict[int, int]:
+def _best_pairing(overlaps: Tally[tuple[int, int]]) -> dict[int, int]:
     """The one-to-one pairing of annotated ids with person ids (annotated id -> person id) with
     the largest sum of frames."""
     if not overlaps:
