@@ -202,6 +202,7 @@ class MatchedFrame:
     ids: np.ndarray
     xyxy: np.ndarray
     people: np.ndarray  # the frame's annotated pedestrians (``load_gt``'s rows)
+    people_xyxy: np.ndarray  # their boxes (``annotated_boxes``)
     matches: list[tuple[int, bool]]
 
 
@@ -217,9 +218,9 @@ def match_tracked(
     for frame, t, ids, xyxy in tracked:
         chunk = people.get(frame, np.zeros((0, truth.shape[1])))
         ids, xyxy = np.asarray(ids), np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-        on_frame = frame in others and len(ids)
-        matches = _matched(xyxy, annotated_boxes(chunk), others[frame]) if on_frame else []
-        out.append(MatchedFrame(frame, t, ids, xyxy, chunk, matches))
+        boxes = annotated_boxes(chunk)
+        matches = _matched(xyxy, boxes, others[frame]) if frame in others and len(ids) else []
+        out.append(MatchedFrame(frame, t, ids, xyxy, chunk, boxes, matches))
     return out
 
 
@@ -263,7 +264,7 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
     for m in matched:
         keep = np.ones(len(m.ids), dtype=bool)
         keep[[row for row, on_distractor in m.matches if on_distractor]] = False
-        ids, xyxy, people = m.ids[keep], m.xyxy[keep], annotated_boxes(m.people)
+        ids, xyxy, people = m.ids[keep], m.xyxy[keep], m.people_xyxy
         annotated += len(people)
         kept += len(xyxy)
         if not (len(people) and len(xyxy)):
