@@ -9,8 +9,14 @@ print each run's crossing errors, zone visits and identity score (IDF1) and the 
 without ``--set`` gives the recording's figures. IDF1 is the finer measure for the tracker and the
 linker: the crossings of a clip move by one or two with a single join.
 
-    .venv/bin/python bench/tracking_replay.py record /tmp/detections        # the model: ~5 min
+``--layouts`` also scores each run on ``bench/random_layouts.py``'s layouts (seeds 2-5: 48 layouts
+of 6 lines and 4 zones, drawn inside the recorded crop), the same figures that script gives with
+``--seed 2 3 4 5`` for the model, from the recorded detections instead of the model: layouts
+footfall's authors did not draw, where a rule fitted to the clips' own lines would show.
+
+    .venv/bin/python bench/tracking_replay.py record /tmp/detections        # the model: ~3 min
     .venv/bin/python bench/tracking_replay.py replay /tmp/detections --set linking.delay_s=2.5
+    .venv/bin/python bench/tracking_replay.py replay /tmp/detections --layouts  # ~3 min
 
 Needs ``../shared`` (footage, annotation and the default model) beside the checkout.
 """
@@ -18,6 +24,7 @@ Needs ``../shared`` (footage, annotation and the default model) beside the check
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +34,14 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import random_layouts
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.cli import run_eval
 from footfall.edge.detector import Detections
 from footfall.edge.evaluation import Report
-from footfall.edge.groundtruth import open_clip
+from footfall.edge.groundtruth import AnnotatedClip, gt_events, open_clip
 from footfall.edge.pipeline import model_detector
 from footfall.edge.sources import Frame
 
@@ -39,6 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT.parent / "shared" / "data" / "video"
 CLIPS = ("venice2", "pets09_s2l1", "tud_campus")
 RATES = ("native", "half")
+# bench/random_layouts.py --seed 2 3 4 5, with that script's defaults for the rest.
+LAYOUT_SEEDS = (2, 3, 4, 5)
+LAYOUTS, LINES, ZONES, NEAR = 12, 6, 4, 0.5
 Crop = tuple[int, int, int, int]
 
 
@@ -103,19 +116,13 @@ def load(path: Path) -> dict[int, tuple[Detections, Crop | None]]:
     return frames
 
 
-def runs() -> Iterator[tuple[str, str, CameraConfig, Any, float]]:
+def runs() -> Iterator[tuple[str, str, CameraConfig, AnnotatedClip, float]]:
     """Each dev clip at its native rate (``fps`` 0: every frame) and at half of it."""
     for clip in CLIPS:
         camera = load_config(ROOT / "edge" / "configs" / f"{clip}.yaml", CameraConfig)
         annotated = open_clip(VIDEO / clip)  # the media's own rate
         for rate in RATES:
-            yield (
-                clip,
-                rate,
-                camera,
-                annotated.sequence,
-                0.0 if rate == "native" else annotated.native_fps / 2,
-            )
+            yield clip, rate, camera, annotated, 0.0 if rate == "native" else annotated.native_fps / 2
 
 
 def with_settings(camera: CameraConfig, settings: list[str]) -> CameraConfig:
@@ -149,12 +156,36 @@ def line(name: str, report: Report) -> str:
     )
 
 
-def audit(folder: Path, detector_for: Callable[[str, str, CameraConfig], Any], settings: list[str]) -> None:
+def layout_score(
+    camera: CameraConfig, clip: AnnotatedClip, fps: float, detector: Replayer
+) -> random_layouts.Score:
+    """The run scored on ``random_layouts``' layouts of ``LAYOUT_SEEDS``: the tracker and linker
+    replayed once on the recorded detections, the counter once per layout."""
+    recording = random_layouts.record(clip.media, camera, fps or None, detector, clip.rows)
+    crop = recording.crop or (0, 0, *clip.size)
+    people_there = random_layouts.people(clip.rows, clip.native_fps, NEAR)
+    options = argparse.Namespace(layouts=LAYOUTS, lines=LINES, zones=ZONES)
+    total = random_layouts.Score()
+    for seed in LAYOUT_SEEDS:
+        for lines, zones in random_layouts.draw_layouts(options, seed, people_there, crop):
+            layout = camera.model_copy(update={"lines": lines, "zones": zones})
+            truth = gt_events(clip.rows, layout, clip.native_fps)
+            total += random_layouts.score(layout, recording, truth)
+    return total
+
+
+def audit(
+    folder: Path,
+    detector_for: Callable[[str, str, CameraConfig], Any],
+    settings: list[str],
+    layouts: bool = False,
+) -> None:
     errors = truth = idtp = boxes = 0
-    for clip, rate, camera, seq, fps in runs():
+    on_layouts = random_layouts.Score()
+    for clip, rate, camera, annotated, fps in runs():
         camera = with_settings(camera, settings)
         detector = detector_for(clip, rate, camera)
-        report = run_eval(seq, camera, fps=fps, detector=detector)
+        report = run_eval(annotated.sequence, camera, fps=fps, detector=detector)
         if isinstance(detector, Recorder):
             save(folder / f"{clip}-{rate}.npz", detector.frames)
         print(line(f"{clip} {rate}", report), flush=True)
@@ -162,7 +193,16 @@ def audit(folder: Path, detector_for: Callable[[str, str, CameraConfig], Any], s
         if report.identity is not None:
             idtp += report.identity.idtp
             boxes += report.identity.annotated + report.identity.tracked
+        if layouts:
+            score = layout_score(camera, annotated, fps, detector_for(clip, rate, camera))
+            print(f"{'':22s} random layouts: {score.summary()}", flush=True)
+            on_layouts += score
     print(f"all: summed |error| {errors} of {truth} crossings; IDF1 {2 * idtp / max(boxes, 1):.1%} (pooled)")
+    if layouts:
+        print(
+            f"all random layouts: crossings {on_layouts.abs_error} of {on_layouts.crossings} wrong, "
+            f"zone visits {on_layouts.visit_gap} of {on_layouts.visits}"
+        )
 
 
 def main() -> None:
@@ -170,15 +210,21 @@ def main() -> None:
     parser.add_argument("mode", choices=("record", "replay"))
     parser.add_argument("folder", type=Path, help="where the recorded detections are (one .npz a run)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument(
+        "--layouts", action="store_true", help="replay: also score random_layouts.py's layouts"
+    )
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     if args.mode == "record":
+        if args.layouts:
+            parser.error("--layouts scores a replay: record first, then replay --layouts")
         audit(args.folder, lambda clip, rate, camera: Recorder(camera), args.settings)
     else:
         audit(
             args.folder,
             lambda clip, rate, camera: Replayer(load(args.folder / f"{clip}-{rate}.npz")),
             args.settings,
+            args.layouts,
         )
 
 
