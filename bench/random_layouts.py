@@ -35,7 +35,7 @@ import statistics
 import sys
 from collections import Counter as Tally
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.plan_sensitivity import probe_from
 from footfall.contracts.config import CameraConfig, LineConfig, ZoneConfig, load_config
-from footfall.edge.counting import Counter, Sighting, ZoneVisit, count_all
+from footfall.edge.counting import Counter, Crossing, Sighting, ZoneVisit, count_all
 from footfall.edge.evaluation import ZoneScore, evaluate, score_zones
 from footfall.edge.groundtruth import (
     OracleDetector,
@@ -62,6 +62,9 @@ from footfall.edge.sources import open_source
 ROOT = Path(__file__).resolve().parents[1]
 WALKING_HEIGHTS_PER_S = 0.3
 TURN_RAD = math.radians(30)
+# What a run draws unless told otherwise: layouts a seed, lines and zones a layout, and the share of
+# the clip's tall height below which people are left out (far-off people are not all annotated).
+LAYOUTS, LINES, ZONES, NEAR = 12, 6, 4, 0.5
 MIN_DWELL_S = 1.0  # the issue's "zone visits of at least 1 s"
 DWELL_WITHIN = 0.25  # ... and "median dwell within 25 %"
 # A counted person stands where an annotated one does when an annotated foot is within this share
@@ -164,6 +167,7 @@ def draw_zone(name: str, rng: random.Random, feet: np.ndarray, crop: tuple[int, 
 
 
 _CORNERS = ((-1, -1), (1, -1), (1, 1), (-1, 1))
+Layout = tuple[list[LineConfig], list[ZoneConfig]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +230,11 @@ def main() -> None:
     parser.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/video/venice2"))
     parser.add_argument("--config", type=Path, default=ROOT / "edge/configs/venice2.yaml")
     parser.add_argument("--fps", type=float, default=None, help="analysed rate (0: every frame)")
-    parser.add_argument("--layouts", type=int, default=12, help="layouts a seed")
-    parser.add_argument("--lines", type=int, default=6, help="lines a layout")
-    parser.add_argument("--zones", type=int, default=4, help="zones a layout")
+    parser.add_argument("--layouts", type=int, default=LAYOUTS, help="layouts a seed")
+    parser.add_argument("--lines", type=int, default=LINES, help="lines a layout")
+    parser.add_argument("--zones", type=int, default=ZONES, help="zones a layout")
     parser.add_argument("--seed", type=int, nargs="+", default=[3], help="one or more seeds")
-    parser.add_argument("--near", type=float, default=0.5, help="people this share of the tall height")
+    parser.add_argument("--near", type=float, default=NEAR, help="people this share of the tall height")
     parser.add_argument(
         "--plan-from",
         type=int,
@@ -252,7 +256,7 @@ def main() -> None:
     for seed in args.seed:
         if len(args.seed) > 1:
             print(f"seed {seed}")
-        layouts = draw_layouts(args, seed, people_there, crop)
+        layouts = draw_layouts(seed, people_there, crop, args.layouts, args.lines, args.zones)
         scores = score_layouts(camera, layouts, rows, native, model, oracle)
         totals = {name: totals[name] + scores[name] for name in totals}
     if len(args.seed) > 1:
@@ -284,25 +288,39 @@ def planned_detector(
 
 
 def draw_layouts(
-    args: argparse.Namespace, seed: int, people_there: tuple[np.ndarray, np.ndarray], crop: tuple[int, ...]
-) -> list[tuple[list[LineConfig], list[ZoneConfig]]]:
-    """``args.layouts`` layouts of ``args.lines`` lines and ``args.zones`` zones, from ``seed``."""
+    seed: int,
+    people_there: tuple[np.ndarray, np.ndarray],
+    crop: tuple[int, ...],
+    layouts: int = LAYOUTS,
+    lines: int = LINES,
+    zones: int = ZONES,
+) -> list[Layout]:
+    """``layouts`` layouts of ``lines`` lines and ``zones`` zones, from ``seed``."""
     feet, heading = people_there
     walkers = walking(feet, heading)
     # Zones draw from their own stream: a seed's lines stay the same whatever --zones is.
     rng, zone_rng = random.Random(seed), random.Random(f"zones {seed}")
     return [
         (
-            [draw_line(f"r{k}", rng, *walkers, crop) for k in range(args.lines)],
-            [draw_zone(f"z{k}", zone_rng, feet, crop) for k in range(args.zones)],
+            [draw_line(f"r{k}", rng, *walkers, crop) for k in range(lines)],
+            [draw_zone(f"z{k}", zone_rng, feet, crop) for k in range(zones)],
         )
-        for _ in range(args.layouts)
+        for _ in range(layouts)
     ]
+
+
+def with_truth(
+    camera: CameraConfig, layouts: list[Layout], rows: np.ndarray, native: float
+) -> Iterator[tuple[CameraConfig, tuple[list[Crossing], list[ZoneVisit]]]]:
+    """Each layout as ``camera``'s lines and zones, with its true crossings and visits."""
+    for lines, zones in layouts:
+        config = camera.model_copy(update={"lines": lines, "zones": zones})
+        yield config, gt_events(rows, config, native)
 
 
 def score_layouts(
     camera: CameraConfig,
-    layouts: list[tuple[list[LineConfig], list[ZoneConfig]]],
+    layouts: list[Layout],
     rows: np.ndarray,
     native: float,
     model: Recording,
@@ -314,9 +332,7 @@ def score_layouts(
         "   visits  model: counted |error|  oracle: |error|"
     )
     totals = {"model": Score(), "oracle": Score()}
-    for layout, (lines, zones) in enumerate(layouts):
-        config = camera.model_copy(update={"lines": lines, "zones": zones})
-        truth = gt_events(rows, config, native)
+    for layout, (config, truth) in enumerate(with_truth(camera, layouts, rows, native)):
         m, o = score(config, model, truth), score(config, oracle, truth)
         totals = {"model": totals["model"] + m, "oracle": totals["oracle"] + o}
         print(

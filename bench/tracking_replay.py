@@ -10,13 +10,14 @@ without ``--set`` gives the recording's figures. IDF1 is the finer measure for t
 linker: the crossings of a clip move by one or two with a single join.
 
 ``--layouts`` also scores each run on ``bench/random_layouts.py``'s layouts (seeds 2-5: 48 layouts
-of 6 lines and 4 zones, drawn inside the recorded crop), the same figures that script gives with
-``--seed 2 3 4 5`` for the model, from the recorded detections instead of the model: layouts
-footfall's authors did not draw, where a rule fitted to the clips' own lines would show.
+of 6 lines and 4 zones, drawn inside the recorded crop): the model's figures that script gives
+with ``--seed 2 3 4 5`` and ``--fps 0`` or half the native rate, from the recorded detections
+instead of the model. They are layouts footfall's authors did not draw, where a rule fitted to
+the clips' own lines would show.
 
     .venv/bin/python bench/tracking_replay.py record /tmp/detections        # the model: ~3 min
     .venv/bin/python bench/tracking_replay.py replay /tmp/detections --set linking.delay_s=2.5
-    .venv/bin/python bench/tracking_replay.py replay /tmp/detections --layouts  # ~3 min
+    .venv/bin/python bench/tracking_replay.py replay /tmp/detections --layouts  # ~2 min
 
 Needs ``../shared`` (footage, annotation and the default model) beside the checkout.
 """
@@ -41,17 +42,16 @@ from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.cli import run_eval
 from footfall.edge.detector import Detections
 from footfall.edge.evaluation import Report
-from footfall.edge.groundtruth import AnnotatedClip, gt_events, open_clip
-from footfall.edge.pipeline import model_detector
+from footfall.edge.groundtruth import AnnotatedClip, open_clip
+from footfall.edge.pipeline import FrameDetector, model_detector
 from footfall.edge.sources import Frame
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT.parent / "shared" / "data" / "video"
 CLIPS = ("venice2", "pets09_s2l1", "tud_campus")
 RATES = ("native", "half")
-# bench/random_layouts.py --seed 2 3 4 5, with that script's defaults for the rest.
-LAYOUT_SEEDS = (2, 3, 4, 5)
-LAYOUTS, LINES, ZONES, NEAR = 12, 6, 4, 0.5
+LAYOUT_SEEDS = (2, 3, 4, 5)  # bench/random_layouts.py --seed 2 3 4 5, its defaults for the rest
+NAME_WIDTH = 22  # the run's name column of every printed row
 Crop = tuple[int, int, int, int]
 
 
@@ -150,37 +150,40 @@ def line(name: str, report: Report) -> str:
         else ""
     )
     return (
-        f"{name:22s} crossings missed {report.total('missed'):2d} false {report.total('false'):2d} "
+        f"{name:{NAME_WIDTH}s} crossings missed {report.total('missed'):2d} false {report.total('false'):2d} "
         f"wrong {report.total('wrong_direction'):2d} of {report.truth_total:3d}  "
         f"visits {zones[0]:3d} ({zones[1]:3d})  {idf1}"
     )
 
 
 def layout_score(
-    camera: CameraConfig, clip: AnnotatedClip, fps: float, detector: Replayer
+    camera: CameraConfig, clip: AnnotatedClip, fps: float, detector: FrameDetector
 ) -> random_layouts.Score:
-    """The run scored on ``random_layouts``' layouts of ``LAYOUT_SEEDS``: the tracker and linker
-    replayed once on the recorded detections, the counter once per layout."""
+    """The run scored on ``random_layouts``' layouts of ``LAYOUT_SEEDS``, and its row printed. The
+    tracker and linker run again on the detections (``run_eval`` returns its report, not the
+    people it tracked), then the counter once per layout."""
     recording = random_layouts.record(clip.media, camera, fps or None, detector, clip.rows)
     crop = recording.crop or (0, 0, *clip.size)
-    people_there = random_layouts.people(clip.rows, clip.native_fps, NEAR)
-    options = argparse.Namespace(layouts=LAYOUTS, lines=LINES, zones=ZONES)
+    people_there = random_layouts.people(clip.rows, clip.native_fps, random_layouts.NEAR)
     total = random_layouts.Score()
     for seed in LAYOUT_SEEDS:
-        for lines, zones in random_layouts.draw_layouts(options, seed, people_there, crop):
-            layout = camera.model_copy(update={"lines": lines, "zones": zones})
-            truth = gt_events(clip.rows, layout, clip.native_fps)
+        layouts = random_layouts.draw_layouts(seed, people_there, crop)
+        for layout, truth in random_layouts.with_truth(camera, layouts, clip.rows, clip.native_fps):
             total += random_layouts.score(layout, recording, truth)
+    print(f"{'':{NAME_WIDTH}s} random layouts: {total.summary()}", flush=True)
     return total
 
 
 def audit(
     folder: Path,
-    detector_for: Callable[[str, str, CameraConfig], Any],
+    detector_for: Callable[[str, str, CameraConfig], Recorder | Replayer],
     settings: list[str],
+    *,
     layouts: bool = False,
 ) -> None:
-    errors = truth = idtp = boxes = 0
+    """Each run audited and printed (and scored on the random layouts with ``layouts``), then the
+    sums. A ``Recorder``'s detections are saved in ``folder``, one .npz a run."""
+    reports: list[Report] = []
     on_layouts = random_layouts.Score()
     for clip, rate, camera, annotated, fps in runs():
         camera = with_settings(camera, settings)
@@ -189,16 +192,19 @@ def audit(
         if isinstance(detector, Recorder):
             save(folder / f"{clip}-{rate}.npz", detector.frames)
         print(line(f"{clip} {rate}", report), flush=True)
-        errors, truth = errors + report.abs_error, truth + report.truth_total
-        if report.identity is not None:
-            idtp += report.identity.idtp
-            boxes += report.identity.annotated + report.identity.tracked
+        reports.append(report)
         if layouts:
-            score = layout_score(camera, annotated, fps, detector_for(clip, rate, camera))
-            print(f"{'':22s} random layouts: {score.summary()}", flush=True)
-            on_layouts += score
+            on_layouts += layout_score(camera, annotated, fps, detector)
+    print_sums(reports, on_layouts if layouts else None)
+
+
+def print_sums(reports: list[Report], on_layouts: random_layouts.Score | None) -> None:
+    errors, truth = sum(r.abs_error for r in reports), sum(r.truth_total for r in reports)
+    scores = [r.identity for r in reports if r.identity is not None]
+    idtp, boxes = sum(s.idtp for s in scores), sum(s.annotated + s.tracked for s in scores)
     print(f"all: summed |error| {errors} of {truth} crossings; IDF1 {2 * idtp / max(boxes, 1):.1%} (pooled)")
-    if layouts:
+    if on_layouts is not None:
+        # The counts docs/accuracy.md's tables compare, beside the rates summary() gives.
         print(
             f"all random layouts: crossings {on_layouts.abs_error} of {on_layouts.crossings} wrong, "
             f"zone visits {on_layouts.visit_gap} of {on_layouts.visits}"
@@ -224,7 +230,7 @@ def main() -> None:
             args.folder,
             lambda clip, rate, camera: Replayer(load(args.folder / f"{clip}-{rate}.npz")),
             args.settings,
-            args.layouts,
+            layouts=args.layouts,
         )
 
 
