@@ -41,7 +41,7 @@ from bench import random_layouts
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.cli import run_eval
 from footfall.edge.detector import Detections
-from footfall.edge.evaluation import Report
+from footfall.edge.evaluation import IdentityScore, Report
 from footfall.edge.groundtruth import AnnotatedClip, open_clip
 from footfall.edge.pipeline import FrameDetector, model_detector
 from footfall.edge.sources import Frame
@@ -201,8 +201,10 @@ def audit(
 def print_sums(reports: list[Report], on_layouts: random_layouts.Score | None) -> None:
     errors, truth = sum(r.abs_error for r in reports), sum(r.truth_total for r in reports)
     scores = [r.identity for r in reports if r.identity is not None]
-    idtp, boxes = sum(s.idtp for s in scores), sum(s.annotated + s.tracked for s in scores)
-    print(f"all: summed |error| {errors} of {truth} crossings; IDF1 {2 * idtp / max(boxes, 1):.1%} (pooled)")
+    pooled = IdentityScore(
+        sum(s.idtp for s in scores), sum(s.annotated for s in scores), sum(s.tracked for s in scores)
+    )
+    print(f"all: summed |error| {errors} of {truth} crossings; IDF1 {pooled.idf1:.1%} (pooled)")
     if on_layouts is not None:
         # The counts docs/accuracy.md's tables compare, beside the rates summary() gives.
         print(

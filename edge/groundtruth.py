@@ -62,7 +62,7 @@ class Sequence:
 
     def annotated(self, media_width: int) -> tuple[np.ndarray, np.ndarray]:
         """The pedestrians (``annotation``) and the distractors with the benchmark's classes
-        (``load_distractors``), from one reading of gt.txt."""
+        (``load_annotation``), from one reading of gt.txt."""
         classes = MOT20_DISTRACTORS if self.name.upper().startswith("MOT20") else DISTRACTORS
         return load_annotation(self.gt_file, self._scale(media_width), classes)
 
@@ -95,16 +95,12 @@ def load_gt(gt_file: Path, scale: float = 1.0) -> np.ndarray:
     return _pedestrians(_read_gt(gt_file), scale)
 
 
-def load_distractors(gt_file: Path, scale: float = 1.0, classes: tuple[int, ...] = DISTRACTORS) -> np.ndarray:
-    """``load_gt``'s rows for the boxes of ``classes``, whatever their ``conf`` (TrackEval matches the
-    tracker's boxes against every annotated box); none in a file without classes (MOT15)."""
-    return _of_classes(_read_gt(gt_file), scale, classes)
-
-
 def load_annotation(
     gt_file: Path, scale: float = 1.0, classes: tuple[int, ...] = DISTRACTORS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``load_gt``'s and ``load_distractors``' rows from one reading of ``gt_file``."""
+    """From one reading of ``gt_file``: ``load_gt``'s rows, and the same rows for the distractors,
+    the boxes of ``classes`` whatever their ``conf`` (TrackEval matches the tracker's boxes against
+    every annotated box); no distractors in a file without classes (MOT15)."""
     raw = _read_gt(gt_file)
     return _pedestrians(raw, scale), _of_classes(raw, scale, classes)
 

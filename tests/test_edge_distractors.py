@@ -21,7 +21,7 @@ from footfall.edge.groundtruth import (
     OracleDetector,
     distractor_sightings,
     find_sequence,
-    load_distractors,
+    load_annotation,
     load_gt,
     match_tracked,
 )
@@ -61,7 +61,7 @@ def test_distractors_are_the_benchmarks_classes_whatever_their_flag(tmp_path: Pa
 def test_a_file_without_classes_has_no_distractors(tmp_path: Path) -> None:
     mot15 = tmp_path / "gt.txt"
     mot15.write_text("1,9,499,158,31,75,1,-1,-1,-1\n")
-    assert load_distractors(mot15).shape == (0, 6)
+    assert load_annotation(mot15)[1].shape == (0, 6)
 
 
 def _rows(*boxes: tuple[int, int, float, float, float, float]) -> np.ndarray:
