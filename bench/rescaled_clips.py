@@ -46,6 +46,13 @@ DEFAULT_CLIPS = ["venice2:0.5", "venice2:0.6667", "pets09_s2l1:4", "tud_campus:3
 Crop = tuple[int, int, int, int]  # x1, y1, x2, y2 in the clip's video pixels
 
 
+def frame_size(media: Path) -> tuple[int, int]:
+    capture = cv2.VideoCapture(str(media))
+    size = round(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), round(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    return size
+
+
 def rescale_video(
     media: Path, factor: float, out: Path, mirror: bool = False, crop: Crop | None = None
 ) -> tuple[int, int]:
@@ -53,12 +60,7 @@ def rescale_video(
     ``mirror``); its size."""
     capture = cv2.VideoCapture(str(media))
     fps = capture.get(cv2.CAP_PROP_FPS)
-    x1, y1, x2, y2 = crop or (
-        0,
-        0,
-        capture.get(cv2.CAP_PROP_FRAME_WIDTH),
-        capture.get(cv2.CAP_PROP_FRAME_HEIGHT),
-    )
+    x1, y1, x2, y2 = crop or (0, 0, *frame_size(media))
     size = (round((x2 - x1) * factor), round((y2 - y1) * factor))
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
@@ -136,10 +138,16 @@ def make_clip(
     shutil.copytree(source / "gt", folder / "gt")
     shutil.copy(source / "seqinfo.ini", folder / "seqinfo.ini")
     media = next(p for p in source.iterdir() if p.suffix in {".mp4", ".avi", ".mkv"})
+    source_width, source_height = frame_size(media)
+    if crop is not None and not (
+        0 <= crop[0] < crop[2] <= source_width and 0 <= crop[1] < crop[3] <= source_height
+    ):
+        raise SystemExit(
+            f"{clip}: crop {list(crop)} is not inside its {source_width}x{source_height} picture"
+        )
     width, _ = rescale_video(media, factor, folder / "clip.mp4", mirror, crop)
     if crop is not None:  # the annotation has its own pixels (PETS: 768 wide against a 480-pixel video)
-        video_width = cv2.VideoCapture(str(media)).get(cv2.CAP_PROP_FRAME_WIDTH)
-        crop_annotation(folder, crop, float(sequence_info(source)["imwidth"]) / video_width)
+        crop_annotation(folder, crop, float(sequence_info(source)["imwidth"]) / source_width)
     if mirror:
         mirror_gt(folder / "gt" / "gt.txt", float(sequence_info(folder)["imwidth"]))
     camera = folder / "camera.yaml"
