@@ -32,6 +32,7 @@ import configparser
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -53,14 +54,12 @@ def frame_size(media: Path) -> tuple[int, int]:
     return size
 
 
-def rescale_video(
-    media: Path, factor: float, out: Path, mirror: bool = False, crop: Crop | None = None
-) -> tuple[int, int]:
-    """Writes the clip (its ``crop``) resized by ``factor`` (and flipped left to right if
-    ``mirror``); its size."""
+def rescale_video(media: Path, factor: float, out: Path, area: Crop, mirror: bool = False) -> tuple[int, int]:
+    """Writes the clip's ``area`` resized by ``factor`` (and flipped left to right if ``mirror``);
+    its size."""
     capture = cv2.VideoCapture(str(media))
     fps = capture.get(cv2.CAP_PROP_FPS)
-    x1, y1, x2, y2 = crop or (0, 0, *frame_size(media))
+    x1, y1, x2, y2 = area
     size = (round((x2 - x1) * factor), round((y2 - y1) * factor))
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
@@ -68,9 +67,7 @@ def rescale_video(
         ok, image = capture.read()
         if not ok:
             break
-        if crop is not None:
-            image = image[y1:y2, x1:x2]
-        image = cv2.resize(image, size, interpolation=interpolation)
+        image = cv2.resize(image[y1:y2, x1:x2], size, interpolation=interpolation)
         writer.write(cv2.flip(image, 1) if mirror else image)
     writer.release()
     capture.release()
@@ -105,11 +102,11 @@ def crop_annotation(folder: Path, crop: Crop, annotated_per_video_px: float) -> 
     ``annotated_per_video_px`` video pixels each) shifted to the crop's corner; seqinfo's size
     becomes the crop's, so ``footfall eval`` scales it to the written video as before."""
     x1, y1, x2, y2 = (v * annotated_per_video_px for v in crop)
-    gt_file = folder / "gt" / "gt.txt"
-    rows = [line.split(",") for line in gt_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for row in rows:
+
+    def shifted(row: list[str]) -> None:
         row[2], row[3] = f"{float(row[2]) - x1:g}", f"{float(row[3]) - y1:g}"
-    gt_file.write_text("".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+
+    _edit_gt(folder / "gt" / "gt.txt", shifted)
     info = configparser.ConfigParser()
     info.optionxform = str  # type: ignore[assignment,method-assign]  # keep MOTChallenge's key case
     info.read(folder / "seqinfo.ini")
@@ -118,13 +115,22 @@ def crop_annotation(folder: Path, crop: Crop, annotated_per_video_px: float) -> 
         info.write(fh, space_around_delimiters=False)
 
 
-def mirror_gt(gt_file: Path, annotated_width: float) -> None:
-    """MOTChallenge boxes (1-based left, top, width, height in columns 3-6) mirrored left to right."""
+def _edit_gt(gt_file: Path, edit: Callable[[list[str]], None]) -> None:
+    """Each MOTChallenge row of ``gt_file`` (frame, id, left, top, width, height, ...) edited in place."""
     rows = [line.split(",") for line in gt_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     for row in rows:
+        edit(row)
+    gt_file.write_text("".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def mirror_gt(gt_file: Path, annotated_width: float) -> None:
+    """MOTChallenge boxes (1-based left, top, width, height in columns 3-6) mirrored left to right."""
+
+    def mirrored(row: list[str]) -> None:
         left, width = float(row[2]), float(row[4])
         row[2] = f"{annotated_width + 2 - left - width:g}"
-    gt_file.write_text("".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+
+    _edit_gt(gt_file, mirrored)
 
 
 def make_clip(
@@ -145,7 +151,8 @@ def make_clip(
         raise SystemExit(
             f"{clip}: crop {list(crop)} is not inside its {source_width}x{source_height} picture"
         )
-    width, _ = rescale_video(media, factor, folder / "clip.mp4", mirror, crop)
+    area = crop or (0, 0, source_width, source_height)
+    width, _ = rescale_video(media, factor, folder / "clip.mp4", area, mirror)
     if crop is not None:  # the annotation has its own pixels (PETS: 768 wide against a 480-pixel video)
         crop_annotation(folder, crop, float(sequence_info(source)["imwidth"]) / source_width)
     if mirror:
