@@ -1,16 +1,18 @@
 """Frame sources through OpenCV: video files, RTSP/HTTP streams, USB cameras and frame folders.
 
 Every source yields ``Frame`` objects whose ``t`` is seconds since the source started: media time
-for files and folders (frame index / fps), monotonic wall time for live sources. Live sources
-(and any source opened with ``realtime=True``) are read by a background thread that keeps only the
-newest frame, so a slow consumer drops frames (counted in ``dropped``) instead of falling behind;
-streams reconnect with exponential back-off when they fail.
+for files and folders (frame index / fps), monotonic wall time for live sources. Every source is
+read by a background thread, so that decoding the next frame overlaps the analysis of this one.
+Live sources (and any source opened with ``realtime=True``) keep only the newest frame, so a slow
+consumer drops frames (counted in ``dropped``) instead of falling behind; streams reconnect with
+exponential back-off when they fail. Recordings are read a few frames ahead and lose none.
 """
 
 from __future__ import annotations
 
 import configparser
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -122,8 +124,13 @@ class VideoFileSource(FrameSource):
         )
         total = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = -(-total // self.step) if total else None  # frames this source yields
+        self._reader: _ReadAhead | None = None
 
     def __iter__(self) -> Iterator[Frame]:
+        self._reader = _ReadAhead(self._decode())
+        return self._reader.frames()
+
+    def _decode(self) -> Iterator[Frame]:
         index = 0
         while True:
             # grab() skips a frame without converting it: sampling costs only the decode.
@@ -137,6 +144,8 @@ class VideoFileSource(FrameSource):
             index += 1
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.stop()  # before the release: the reader thread may be decoding
         self._cap.release()
 
 
@@ -173,8 +182,17 @@ class FolderSource(FrameSource):
             raise SourceError(f"{self.files[0]}: not a readable image")
         self.size = (first.shape[1], first.shape[0])
         self.frame_count = -(-len(self.files) // self.step)
+        self._reader: _ReadAhead | None = None
 
     def __iter__(self) -> Iterator[Frame]:
+        self._reader = _ReadAhead(self._decode())
+        return self._reader.frames()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.stop()
+
+    def _decode(self) -> Iterator[Frame]:
         import cv2
 
         for index in range(0, len(self.files), self.step):
@@ -183,6 +201,65 @@ class FolderSource(FrameSource):
             if image is None:
                 raise SourceError(f"{path}: not a readable image")
             yield Frame(index, index / self.native_fps, image, time.monotonic())
+
+
+class _ReadAhead:
+    """A thread that reads a recording up to ``depth`` frames ahead of its consumer and drops none
+    (a recording is analysed whole): the next frame is decoded while this one is analysed. One
+    instance serves one pass over the recording."""
+
+    _END = object()  # after the last frame
+
+    def __init__(self, produce: Iterator[Frame], depth: int = 2) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(produce,), name="footfall-read-ahead", daemon=True
+        )
+
+    def frames(self) -> Iterator[Frame]:
+        self._thread.start()
+        try:
+            while (item := self._next()) is not self._END:
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, Frame)
+                yield item
+        finally:  # also when the consumer stops early: the thread must not outlive the pass
+            self.stop()
+
+    def _next(self) -> object:
+        while True:  # polled, so that a stop from another thread (close()) ends the pass
+            try:
+                return self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return self._END
+
+    def _run(self, produce: Iterator[Frame]) -> None:
+        last: object = self._END
+        try:
+            for frame in produce:
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # surfaced to the consumer
+            last = exc
+        self._put(last)
+
+    def _put(self, item: object) -> bool:
+        """Wait for room in the queue; False when told to stop meanwhile."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
 class _LatestFrameReader:

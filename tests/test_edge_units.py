@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,65 @@ def test_realtime_source_drops_frames_when_the_consumer_is_slow(tmp_path: Path) 
     assert seen == sorted(seen)
     assert dropped > 0
     assert len(seen) + dropped == 40  # every frame was either processed or counted as dropped
+
+
+def test_a_recording_is_read_ahead_a_bounded_few_frames_and_loses_none(tmp_path: Path) -> None:
+    import threading
+
+    from footfall.edge.sources import Frame, _ReadAhead
+
+    produced = []
+
+    def produce() -> Iterator[Frame]:
+        for i in range(10):
+            produced.append(i)
+            yield Frame(i, i / 10, np.zeros((2, 2, 3), np.uint8), time.monotonic())
+
+    reader = _ReadAhead(produce(), depth=2)
+    frames = reader.frames()
+    assert next(frames).index == 0
+    time.sleep(0.3)  # a slow analysis: the reader fills its queue and waits
+    assert len(produced) <= 1 + 2 + 1  # taken, queued, and one waiting for room
+    assert [f.index for f in frames] == list(range(1, 10))
+
+    path = tmp_path / "clip.mp4"
+    write_video(path, 30, fps=10)
+    with open_source(str(path)) as source:
+        for frame in source:
+            time.sleep(0.005)
+            if frame.index == 5:
+                break  # a consumer that stops early ends the reader thread with the pass
+    assert not [t for t in threading.enumerate() if t.name == "footfall-read-ahead"]
+
+
+def test_closing_a_recording_from_another_thread_ends_its_pass(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "clip.mp4"
+    write_video(path, 200, fps=10)
+    source = open_source(str(path))
+    seen = []
+    for frame in source:
+        seen.append(frame.index)
+        if frame.index == 3:
+            threading.Thread(target=source.close).start()  # e.g. a camera stopped by its service
+        time.sleep(0.01)
+    assert seen[:4] == [0, 1, 2, 3]
+    assert len(seen) < 200
+
+
+def test_an_unreadable_image_in_a_folder_fails_the_pass_after_the_frames_before_it(
+    tmp_path: Path,
+) -> None:
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i + 1:06d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "000004.jpg").write_bytes(b"not a picture")
+    frames = iter(FolderSource(tmp_path, fps=10))
+    assert [next(frames).index for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(SourceError, match=r"000004\.jpg: not a readable image"):
+        next(frames)
 
 
 def test_frame_folder_takes_fps_from_seqinfo(tmp_path: Path) -> None:
