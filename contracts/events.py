@@ -308,7 +308,7 @@ def parse_batch(
     candidates = [(event, None, None) for event in valid] if valid is not None else _one_by_one(raw)
     if not 1 <= len(candidates) <= MAX_BATCH_EVENTS:
         raise EventError("bad_batch", f"{len(candidates)} events; a batch holds 1..{MAX_BATCH_EVENTS}")
-    return _sort_out(candidates, topic, (store, device), now)
+    return _sort_out(candidates, topic, (store, device), now, (low, high))
 
 
 def _one_by_one(raw: bytes) -> list[_Candidate]:
@@ -327,12 +327,16 @@ def _one_by_one(raw: bytes) -> list[_Candidate]:
 
 
 def _sort_out(
-    candidates: list[_Candidate], topic: str, source: tuple[str, str], now: datetime
+    candidates: list[_Candidate],
+    topic: str,
+    source: tuple[str, str],
+    now: datetime,
+    window: tuple[datetime, datetime],
 ) -> tuple[list[Event], list[RejectedEvent]]:
-    """The valid events in place (in the time window, of the topic's store and device, ``source``),
-    and the others rejected with the reason and their index in the batch."""
+    """The valid events in place (in the time ``window`` accepted at ``now``, of the topic's store
+    and device, ``source``), and the others rejected with the reason and their index in the batch."""
     store, device = source
-    low, high = ts_window(now)
+    low, high = window
     events: list[Event] = []
     rejected: list[RejectedEvent] = []
     for index, (event, error, item) in enumerate(candidates):
