@@ -189,16 +189,16 @@ def gt_events(rows: np.ndarray, config: CameraConfig, fps: float) -> tuple[list[
 
 @dataclass(frozen=True, slots=True)
 class MatchedFrame:
-    """One analysed frame's tracked people beside its annotation: the pedestrians' rows and, for a
-    frame with distractors annotated, each tracked box matched one-to-one (``_matched``) as
-    (row, whether its match is a distractor)."""
+    """One analysed frame's tracked people beside its annotation: the pedestrians' rows, the IoU
+    of each tracked box with each of theirs and, for a frame with distractors annotated, each
+    tracked box matched one-to-one (``_matched``) as (row, whether its match is a distractor)."""
 
     frame: int
     t: float
     ids: np.ndarray
     xyxy: np.ndarray
     people: np.ndarray  # the frame's annotated pedestrians (``load_gt``'s rows)
-    people_xyxy: np.ndarray  # their boxes (``annotated_boxes``)
+    iou: np.ndarray  # tracked boxes x pedestrians, computed once for both uses
     matches: list[tuple[int, bool]]
 
 
@@ -214,9 +214,9 @@ def match_tracked(
     for frame, t, ids, xyxy in tracked:
         chunk = people.get(frame, np.zeros((0, truth.shape[1])))
         ids, xyxy = np.asarray(ids), np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-        boxes = annotated_boxes(chunk)
-        matches = _matched(xyxy, boxes, others[frame]) if frame in others and len(ids) else []
-        out.append(MatchedFrame(frame, t, ids, xyxy, chunk, boxes, matches))
+        iou = iou_matrix(xyxy, annotated_boxes(chunk))
+        matches = _matched(xyxy, iou, others[frame]) if frame in others and len(ids) else []
+        out.append(MatchedFrame(frame, t, ids, xyxy, chunk, iou, matches))
     return out
 
 
@@ -236,11 +236,12 @@ def _boxes_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
     return {f: annotated_boxes(chunk) for f, chunk in by_frame(rows)}
 
 
-def _matched(xyxy: np.ndarray, people: np.ndarray, others: np.ndarray) -> list[tuple[int, bool]]:
-    """Tracked boxes matched one-to-one (``MATCH_IOU``) to a frame's annotated pedestrians and
-    distractors together, TrackEval's rule: (row, whether its match is a distractor)."""
-    annotated = np.concatenate([people, others])
-    return [(row, col >= len(people)) for row, col in _one_to_one(iou_matrix(xyxy, annotated))]
+def _matched(xyxy: np.ndarray, people_iou: np.ndarray, others: np.ndarray) -> list[tuple[int, bool]]:
+    """Tracked boxes ``xyxy`` matched one-to-one (``MATCH_IOU``) to a frame's annotated pedestrians
+    (their IoU with them, ``people_iou``) and distractors together, TrackEval's rule: (row,
+    whether its match is a distractor)."""
+    iou = np.hstack([people_iou, iou_matrix(xyxy, others)])
+    return [(row, col >= people_iou.shape[1]) for row, col in _one_to_one(iou)]
 
 
 def _one_to_one(iou: np.ndarray) -> list[tuple[int, int]]:
@@ -260,12 +261,11 @@ def score_identity(matched: Iterable[MatchedFrame]) -> IdentityScore:
     for m in matched:
         keep = np.ones(len(m.ids), dtype=bool)
         keep[[row for row, on_distractor in m.matches if on_distractor]] = False
-        ids, xyxy, people = m.ids[keep], m.xyxy[keep], m.people_xyxy
-        annotated += len(people)
-        kept += len(xyxy)
-        if not (len(people) and len(xyxy)):
+        ids, iou = m.ids[keep], m.iou[keep].T  # pedestrians x kept tracked boxes
+        annotated += len(m.people)
+        kept += len(ids)
+        if not iou.size:
             continue
-        iou = iou_matrix(people, xyxy)
         for row, col in zip(*np.nonzero(iou >= MATCH_IOU), strict=True):
             overlaps[(int(m.people[row, 1]), int(ids[col]))] += 1
         for row, col in _one_to_one(iou):
