@@ -196,7 +196,6 @@ class MatchedFrame:
     frame: int
     t: float
     ids: np.ndarray
-    xyxy: np.ndarray
     people: np.ndarray  # the frame's annotated pedestrians (``load_gt``'s rows)
     iou: np.ndarray  # tracked boxes x pedestrians, computed once for both uses
     matches: list[tuple[int, bool]]
@@ -216,7 +215,7 @@ def match_tracked(
         ids, xyxy = np.asarray(ids), np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
         iou = iou_matrix(xyxy, annotated_boxes(chunk))
         matches = _matched(xyxy, iou, others[frame]) if frame in others and len(ids) else []
-        out.append(MatchedFrame(frame, t, ids, xyxy, chunk, iou, matches))
+        out.append(MatchedFrame(frame, t, ids, chunk, iou, matches))
     return out
 
 
