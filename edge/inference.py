@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,10 +116,18 @@ def read_info(path: Path, metadata: dict[str, str], output_shape: list[int | Non
     return info
 
 
-class OpenVINOBackend:
-    """An ONNX file or OpenVINO IR, compiled once per input shape (static shapes run fastest)."""
+# A compiled input shape not run for this long is released. Each holds its own buffers (~90-110
+# MiB for YOLO11n at 1088x512 or 1280x736), and a camera's probe shape is never run again once its
+# input is planned; a store's batch sizes, run every few frames, stay. Compiling one again costs
+# 0.2-0.4 s (docs/accuracy.md).
+IDLE_RELEASE_S = 120.0
 
-    def __init__(self, path: Path, threads: int) -> None:
+
+class OpenVINOBackend:
+    """An ONNX file or OpenVINO IR, compiled once per input shape (static shapes run fastest);
+    shapes left unused for ``IDLE_RELEASE_S`` are released."""
+
+    def __init__(self, path: Path, threads: int, clock: Callable[[], float] = time.monotonic) -> None:
         disable_openvino_telemetry()
         import openvino as ov
 
@@ -125,7 +135,9 @@ class OpenVINOBackend:
         xml = path if path.is_file() else next(path.glob("*.xml"), path)
         self._model = self._core.read_model(str(xml))
         self._threads = threads
+        self._clock = clock
         self._compiled: dict[tuple[int, ...], Any] = {}
+        self._last_run: dict[tuple[int, ...], float] = {}
         self.precision: str | None = None  # what the CPU computes in, once a shape is compiled
         self.metadata = self._metadata(path)
         self.output_shape = [
@@ -146,22 +158,38 @@ class OpenVINOBackend:
 
     def infer(self, batch: Array) -> Array:
         shape = tuple(batch.shape)
+        now = self._clock()
+        self._release_idle(now)
+        self._last_run[shape] = now
         request = self._compiled.get(shape)
         if request is None:
-            model = self._model.clone()
-            model.reshape(list(shape))
-            # f32 as the model was trained and validated: on CPUs with AVX512_BF16 or AMX,
-            # OpenVINO otherwise computes in bfloat16 (8 bits of mantissa), and confidences near
-            # the thresholds then differ from ONNX Runtime's (0.013 on an AMD EPYC, 2026-11-30).
-            settings = {
-                "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_NUM_THREADS": self._threads,
-                "INFERENCE_PRECISION_HINT": "f32",
-            }
-            compiled = self._core.compile_model(model, "CPU", settings)
-            self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
-            request = self._compiled[shape] = compiled.create_infer_request()
+            request = self._compile(shape)
         return np.asarray(request.infer({0: batch})[0], dtype=np.float32)
+
+    @property
+    def compiled_shapes(self) -> list[tuple[int, ...]]:
+        return list(self._compiled)
+
+    def _release_idle(self, now: float) -> None:
+        for shape, last in list(self._last_run.items()):
+            if now - last > IDLE_RELEASE_S:
+                del self._compiled[shape], self._last_run[shape]
+
+    def _compile(self, shape: tuple[int, ...]) -> Any:
+        model = self._model.clone()
+        model.reshape(list(shape))
+        # f32 as the model was trained and validated: on CPUs with AVX512_BF16 or AMX,
+        # OpenVINO otherwise computes in bfloat16 (8 bits of mantissa), and confidences near
+        # the thresholds then differ from ONNX Runtime's (0.013 on an AMD EPYC, 2026-11-30).
+        settings = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": self._threads,
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        compiled = self._core.compile_model(model, "CPU", settings)
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        request = self._compiled[shape] = compiled.create_infer_request()
+        return request
 
 
 class OnnxRuntimeBackend:

@@ -210,3 +210,24 @@ def test_openvino_computes_in_f32_on_every_cpu(detect_model_path: Path) -> None:
     assert model.precision is None  # nothing compiled yet
     model([np.zeros((64, 96, 3), np.uint8)], (64, 96), 0.25, 0.7)
     assert model.precision == "f32"
+
+
+@pytest.mark.model
+def test_openvino_releases_an_input_shape_left_unused(detect_model_path: Path) -> None:
+    """A camera's probe shape is never run again once its input is planned: its compiled model
+    (~100 MiB) is released after IDLE_RELEASE_S unused, and a shape run again is compiled again."""
+    from footfall.edge.inference import IDLE_RELEASE_S, OpenVINOBackend
+
+    now = [0.0]
+    backend = OpenVINOBackend(detect_model_path, 1, clock=lambda: now[0])
+    probe, plan = np.zeros((1, 3, 64, 96), np.float32), np.zeros((1, 3, 32, 64), np.float32)
+    first = backend.infer(probe)
+    backend.infer(plan)
+    now[0] = IDLE_RELEASE_S * 0.9
+    backend.infer(plan)
+    assert backend.compiled_shapes == [probe.shape, plan.shape]  # not idle long enough yet
+    now[0] = IDLE_RELEASE_S * 1.1
+    backend.infer(plan)
+    assert backend.compiled_shapes == [plan.shape]
+    np.testing.assert_array_equal(backend.infer(probe), first)
+    assert backend.compiled_shapes == [plan.shape, probe.shape]
