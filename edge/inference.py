@@ -138,6 +138,7 @@ class OpenVINOBackend:
         self._clock = clock
         self._compiled: dict[tuple[int, ...], Any] = {}
         self._last_run: dict[tuple[int, ...], float] = {}
+        self.compiles = 0  # shapes compiled so far, again after a release included
         self.precision: str | None = None  # what the CPU computes in, once a shape is compiled
         self.metadata = self._metadata(path)
         self.output_shape = [
@@ -159,8 +160,8 @@ class OpenVINOBackend:
     def infer(self, batch: Array) -> Array:
         shape = tuple(batch.shape)
         now = self._clock()
+        self._last_run[shape] = now  # first: the shape being run is never released (a quiet camera)
         self._release_idle(now)
-        self._last_run[shape] = now
         request = self._compiled.get(shape)
         if request is None:
             request = self._compile(shape)
@@ -189,6 +190,7 @@ class OpenVINOBackend:
         compiled = self._core.compile_model(model, "CPU", settings)
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         request = self._compiled[shape] = compiled.create_infer_request()
+        self.compiles += 1
         return request
 
 
