@@ -61,6 +61,34 @@ def test_imgsz_cap_and_whole_picture_without_cropping() -> None:
     assert "capped by model.max_imgsz" in plan.reason
 
 
+def test_a_cap_that_leaves_people_too_small_is_a_warning_at_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An installer must hear when the CPU budget keeps far people well below what the model sees,
+    and what to change; a plan within the budget, or just over it, warns of nothing."""
+    from footfall.edge.detector import Detections
+    from footfall.edge.scale import LayoutDetector
+
+    capped = plan_input(config(max_imgsz=640, crop_to_layout=False), (1920, 1080), np.full(20, 50.0))
+    assert capped.warning is not None
+    assert "17 px at the model input, well under the 64 px" in capped.warning  # 50 px x 640 / 1920
+    assert "model.max_imgsz 640" in capped.warning
+    assert plan_input(config(), (1920, 1080), np.full(20, 50.0)).warning is None  # not capped
+    # Capped a little (57 px for 64, 0.9 of the aim) costs little: said in the plan, not warned.
+    slightly = plan_input(config(max_imgsz=640, crop_to_layout=False), (1920, 1080), np.full(20, 172.0))
+    assert "capped by model.max_imgsz" in slightly.reason
+    assert slightly.warning is None
+
+    def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
+        return lambda image: Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2)))
+
+    detector = LayoutDetector(config(), (1920, 1080), make)
+    with caplog.at_level("WARNING", logger="footfall.edge.scale"):
+        detector.adopt(capped)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "s/c: the smallest people near the layout are 17 px" in caplog.records[0].getMessage()
+
+
 def test_probe_uses_the_largest_affordable_input() -> None:
     assert probe_imgsz(config(), (1920, 1080)) == (736, 1280)
     assert probe_imgsz(config(), (640, 480)) == (480, 640)  # never above the camera's own
