@@ -123,6 +123,12 @@ def read_info(path: Path, metadata: dict[str, str], output_shape: list[int | Non
 IDLE_RELEASE_S = 120.0
 
 
+@dataclass(slots=True)
+class _CompiledShape:
+    request: Any  # OpenVINO's InferRequest for one input shape
+    last_run: float
+
+
 class OpenVINOBackend:
     """An ONNX file or OpenVINO IR, compiled once per input shape (static shapes run fastest);
     shapes left unused for ``IDLE_RELEASE_S`` are released."""
@@ -136,8 +142,7 @@ class OpenVINOBackend:
         self._model = self._core.read_model(str(xml))
         self._threads = threads
         self._clock = clock
-        self._compiled: dict[tuple[int, ...], Any] = {}
-        self._last_run: dict[tuple[int, ...], float] = {}
+        self._compiled: dict[tuple[int, ...], _CompiledShape] = {}
         self.compiles = 0  # shapes compiled so far, again after a release included
         self.precision: str | None = None  # what the CPU computes in, once a shape is compiled
         self.metadata = self._metadata(path)
@@ -160,21 +165,21 @@ class OpenVINOBackend:
     def infer(self, batch: Array) -> Array:
         shape = tuple(batch.shape)
         now = self._clock()
-        self._last_run[shape] = now  # first: the shape being run is never released (a quiet camera)
-        self._release_idle(now)
-        request = self._compiled.get(shape)
-        if request is None:
-            request = self._compile(shape)
-        return np.asarray(request.infer({0: batch})[0], dtype=np.float32)
+        self._release_idle(now, keep=shape)  # however long a quiet camera's motion gate idled
+        compiled = self._compiled.get(shape)
+        if compiled is None:
+            compiled = self._compiled[shape] = _CompiledShape(self._compile(shape), now)
+        compiled.last_run = now
+        return np.asarray(compiled.request.infer({0: batch})[0], dtype=np.float32)
 
     @property
     def compiled_shapes(self) -> list[tuple[int, ...]]:
         return list(self._compiled)
 
-    def _release_idle(self, now: float) -> None:
-        for shape, last in list(self._last_run.items()):
-            if now - last > IDLE_RELEASE_S:
-                del self._compiled[shape], self._last_run[shape]
+    def _release_idle(self, now: float, keep: tuple[int, ...]) -> None:
+        idle = [s for s, c in self._compiled.items() if s != keep and now - c.last_run > IDLE_RELEASE_S]
+        for shape in idle:
+            del self._compiled[shape]
 
     def _compile(self, shape: tuple[int, ...]) -> Any:
         model = self._model.clone()
@@ -189,9 +194,8 @@ class OpenVINOBackend:
         }
         compiled = self._core.compile_model(model, "CPU", settings)
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
-        request = self._compiled[shape] = compiled.create_infer_request()
         self.compiles += 1
-        return request
+        return compiled.create_infer_request()
 
 
 class OnnxRuntimeBackend:

@@ -165,10 +165,10 @@ def plan_input(
     )
     imgsz = fit_imgsz((crop[2] - crop[0], crop[3] - crop[1]), long_side)
     too_small = reach < WARN_BELOW_AIM * model.person_px
-    return InputPlan(crop, imgsz, reason, _too_small(model, reach) if too_small else None)
+    return InputPlan(crop, imgsz, reason, _too_small_warning(model, reach) if too_small else None)
 
 
-def _too_small(model: ModelConfig, reach: float) -> str:
+def _too_small_warning(model: ModelConfig, reach: float) -> str:
     return (
         f"the smallest people near the layout are {reach:.0f} px at the model input, well under the "
         f"{model.person_px} px the detector needs (model.person_px): model.max_imgsz {model.max_imgsz} "
