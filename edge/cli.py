@@ -232,6 +232,8 @@ def _print_eval(report: Report, title: str, min_dwell: float, max_error: float, 
 
     console = Console()
     console.print(_eval_table(report, title))
+    if report.errors:
+        console.print(_errors_table(report))
     if report.zones:
         console.print(_zone_table(report, min_dwell))
     if report.set_aside_crossings or report.set_aside_visits:
@@ -392,6 +394,30 @@ def _eval_table(report: Report, title: str) -> Any:
         table.add_row(row.line, row.direction, *cells, f"{row.error:+d}")
     totals = [str(report.total(c)) for c in _EVAL_COLUMNS]
     table.add_row("total", "", *totals, f"|{report.abs_error}|")
+    return table
+
+
+# The printed audit lists this many unmatched crossings; --json lists them all.
+ERRORS_SHOWN = 20
+
+
+def _errors_table(report: Report) -> Any:
+    """The unmatched crossings one by one: where to look in the recording, and whose they are."""
+    from rich.table import Table
+
+    shown = report.errors[:ERRORS_SHOWN]
+    more = (
+        f" (the first {len(shown)} of {len(report.errors)}: --json lists all)"
+        if len(shown) < len(report.errors)
+        else ""
+    )
+    table = Table(title=f"crossings not matched{more}")
+    # Frames are counted from 0, as footfall's events count them (gt.txt's frame numbers minus 1).
+    for name in ("time s", "frame (from 0)", "line", "direction", "error", "annotated person", "footfall id"):
+        table.add_column(name, justify="right" if name in ("time s", "frame (from 0)") else "left")
+    for e in shown:
+        ids = ["-" if v is None else str(v) for v in (e.person, e.track)]
+        table.add_row(f"{e.t:.2f}", str(e.frame), e.line, e.direction, e.kind.replace("_", " "), *ids)
     return table
 
 

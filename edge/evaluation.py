@@ -5,6 +5,8 @@ nearest in time, within ``tolerance_s``). What stays unmatched is split into thr
 that have different causes: a *miss* (a true crossing nobody counted: a detection or identity
 failure), a *false count* (counted, never happened: a swap or a spurious track) and a *wrong
 direction* (counted at the right line and time, the other way: an identity swap on the line).
+Each is also listed (``CountError``: when, on which frame, whose), so that the frames behind an
+error can be looked at rather than guessed.
 
 Zone visits are compared by number (at least ``min_dwell_s`` long) and median dwell.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from footfall.contracts.config import LineConfig, ZoneConfig
 from footfall.edge.counting import Crossing, ZoneVisit
@@ -41,6 +43,23 @@ class LineScore:
     @property
     def error(self) -> int:
         return self.counted - self.truth
+
+
+@dataclass(frozen=True, slots=True)
+class CountError:
+    """One crossing the audit left unmatched. ``missed``: a true crossing nobody counted;
+    ``false``: a counted one that matches none; ``wrong_direction``: a true one counted the other
+    way. ``direction``, ``t`` and ``frame`` are the true crossing's (the counted one's for
+    ``false``); ``person`` is the annotated person (none for ``false``), ``track`` footfall's person
+    id that counted it (none for ``missed``)."""
+
+    kind: Literal["missed", "false", "wrong_direction"]
+    line: str
+    direction: str
+    t: float
+    frame: int
+    person: int | None
+    track: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,8 @@ class Report:
     set_aside_visits: int = 0
     # Identities of the tracked people against the annotation (set by ``run_eval``).
     identity: IdentityScore | None = None
+    # Every missed, false and wrong-way crossing, in time order.
+    errors: tuple[CountError, ...] = ()
 
     @property
     def truth_total(self) -> int:
@@ -169,54 +190,70 @@ class Report:
             "zones": [
                 asdict(z) | {"visit_error": z.visit_error, "dwell_error": z.dwell_error} for z in self.zones
             ],
+            "errors": [asdict(e) for e in self.errors],
         }
 
 
+Pairs = list[tuple[Crossing, Crossing]]
+
+
 def _pair(
-    truth: list[float], counted: list[float], tolerance_s: float
-) -> tuple[int, list[float], list[float]]:
-    """Greedy one-to-one matching by time; returns the matches and what is left on each side."""
-    free = sorted(counted)
-    left: list[float] = []
-    matched = 0
-    for t in sorted(truth):
-        best = min(range(len(free)), key=lambda i: abs(free[i] - t), default=None)
-        if best is not None and abs(free[best] - t) <= tolerance_s:
-            free.pop(best)
-            matched += 1
+    truth: list[Crossing], counted: list[Crossing], tolerance_s: float
+) -> tuple[Pairs, list[Crossing], list[Crossing]]:
+    """Greedy one-to-one matching by time: the (true, counted) pairs, and what is left on each side."""
+    free = sorted(counted, key=lambda c: c.t)
+    left: list[Crossing] = []
+    pairs: Pairs = []
+    for true in sorted(truth, key=lambda c: c.t):
+        best = min(range(len(free)), key=lambda i: abs(free[i].t - true.t), default=None)
+        if best is not None and abs(free[best].t - true.t) <= tolerance_s:
+            pairs.append((true, free.pop(best)))
         else:
-            left.append(t)
-    return matched, left, free
+            left.append(true)
+    return pairs, left, free
 
 
-def _times(events: Sequence[Crossing], line: str, direction: str) -> list[float]:
-    return [c.t for c in events if c.line == line and c.direction == direction]
+def _of(events: Sequence[Crossing], line: str, direction: str) -> list[Crossing]:
+    return [c for c in events if c.line == line and c.direction == direction]
 
 
 def _line_scores(
     line: str, truth: Sequence[Crossing], counted: Sequence[Crossing], tol: float
-) -> list[LineScore]:
-    """Both directions of one line: matches, then leftovers paired across directions."""
+) -> tuple[list[LineScore], list[CountError]]:
+    """Both directions of one line: matches, then leftovers paired across directions; the rows
+    and the errors listed one by one."""
     matched, missed, false = {}, {}, {}
     for d in ("in", "out"):
-        matched[d], missed[d], false[d] = _pair(_times(truth, line, d), _times(counted, line, d), tol)
+        matched[d], missed[d], false[d] = _pair(_of(truth, line, d), _of(counted, line, d), tol)
     wrong = {}
     for d, other in (("in", "out"), ("out", "in")):
         # A true "in" left unmatched, near an unmatched counted "out": one wrong direction.
         wrong[d], missed[d], false[other] = _pair(missed[d], false[other], tol)
-    return [
+    rows = [
         LineScore(
             line,
             d,
-            len(_times(truth, line, d)),
-            len(_times(counted, line, d)),
-            matched[d],
+            len(_of(truth, line, d)),
+            len(_of(counted, line, d)),
+            len(matched[d]),
             len(missed[d]),
             len(false[d]),
-            wrong[d],
+            len(wrong[d]),
         )
         for d in ("in", "out")
     ]
+    errors = [
+        *(_error("missed", c, c.track_id, None) for d in ("in", "out") for c in missed[d]),
+        *(_error("false", c, None, c.track_id) for d in ("in", "out") for c in false[d]),
+        *(_error("wrong_direction", t, t.track_id, c.track_id) for d in ("in", "out") for t, c in wrong[d]),
+    ]
+    return rows, errors
+
+
+def _error(
+    kind: Literal["missed", "false", "wrong_direction"], c: Crossing, person: int | None, track: int | None
+) -> CountError:
+    return CountError(kind, c.line, c.direction, c.t, c.frame, person, track)
 
 
 def set_aside(
@@ -269,5 +306,11 @@ def evaluate(
     tolerance_s: float = 1.0,
     zones: tuple[ZoneScore, ...] = (),
 ) -> Report:
-    rows = [row for line in lines for row in _line_scores(line.name, truth, counted, tolerance_s)]
-    return Report(rows, sum(r.matched for r in rows), len(truth), len(counted), zones)
+    rows: list[LineScore] = []
+    errors: list[CountError] = []
+    for line in lines:
+        line_rows, line_errors = _line_scores(line.name, truth, counted, tolerance_s)
+        rows += line_rows
+        errors += line_errors
+    ordered = tuple(sorted(errors, key=lambda e: (e.t, e.line, e.kind)))
+    return Report(rows, sum(r.matched for r in rows), len(truth), len(counted), zones, errors=ordered)

@@ -13,7 +13,7 @@ import pytest
 
 from footfall.contracts.config import CameraConfig, load_config
 from footfall.edge.cli import run_eval
-from footfall.edge.evaluation import ZoneScore
+from footfall.edge.evaluation import Report, ZoneScore
 from footfall.edge.groundtruth import find_sequence
 
 pytestmark = pytest.mark.model
@@ -41,6 +41,19 @@ def test_oracle_counts_and_visits_match_the_truth(clip: str, rate: float, video_
     assert report.relative_error <= 0.05, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     for zone in report.zones:
         assert_zone_close(zone)
+    assert_errors_listed(report, NATIVE_FPS[clip])
+
+
+def assert_errors_listed(report: Report, native_fps: float) -> None:
+    """Every unmatched crossing of the table is listed once, at its frame of the recording, with
+    the annotated person (missed, wrong way) and footfall's id (false, wrong way) behind it."""
+    kinds = ("missed", "false", "wrong_direction")
+    assert [sum(e.kind == k for e in report.errors) for k in kinds] == [report.total(k) for k in kinds]
+    for e in report.errors:
+        assert e.t == pytest.approx(e.frame / native_fps), e
+        assert (e.person is not None) == (e.kind != "false"), e
+        assert (e.track is not None) == (e.kind != "missed"), e
+    assert [e.t for e in report.errors] == sorted(e.t for e in report.errors)
 
 
 @pytest.mark.slow
@@ -65,6 +78,8 @@ def test_venice2_with_each_model_at_the_planned_input(
     assert report.truth_total == 22
     assert report.relative_error <= 0.25, [(r.line, r.direction, r.truth, r.counted) for r in report.rows]
     assert report.recall >= 0.8
+    assert report.errors, "Venice-2 has its known errors (the docstring): each must be listed"
+    assert_errors_listed(report, NATIVE_FPS["venice2"])
     (zone,) = report.zones
     assert_zone_close(zone)
 

@@ -372,16 +372,54 @@ def test_eval_splits_errors_into_misses_false_counts_and_wrong_directions() -> N
 
     door = LineConfig(name="door", start=(0, 0), end=(10, 0), inside=(5, 5))
 
-    def c(direction: str, t: float) -> Crossing:
-        return Crossing("door", "entrance", direction, 1, 0, t)  # type: ignore[arg-type]
+    def c(direction: str, t: float, person: int) -> Crossing:
+        return Crossing("door", "entrance", direction, person, round(t * 30), t)  # type: ignore[arg-type]
 
-    truth = [c("in", 1.0), c("in", 5.0), c("in", 9.0)]
-    counted = [c("in", 1.2), c("out", 5.3), c("out", 20.0)]  # one right, one reversed, one invented
+    truth = [c("in", 1.0, 1), c("in", 5.0, 2), c("in", 9.0, 3)]
+    # one right, one reversed, one invented
+    counted = [c("in", 1.2, 40), c("out", 5.3, 41), c("out", 20.0, 42)]
     report = evaluate([door], truth, counted, tolerance_s=1.0)
     rows = {r.direction: r for r in report.rows}
     assert (rows["in"].matched, rows["in"].missed, rows["in"].wrong_direction) == (1, 1, 1)
     assert (rows["out"].false, rows["out"].counted) == (1, 2)
     assert (report.total("missed"), report.total("false"), report.total("wrong_direction")) == (1, 1, 1)
+    # each one listed, in time order: the true crossing's time, frame and person, footfall's id
+    assert [(e.kind, e.direction, e.t, e.frame, e.person, e.track) for e in report.errors] == [
+        ("wrong_direction", "in", 5.0, 150, 2, 41),
+        ("missed", "in", 9.0, 270, 3, None),
+        ("false", "out", 20.0, 600, None, 42),
+    ]
+    assert report.as_dict()["errors"][1] == {
+        "kind": "missed",
+        "line": "door",
+        "direction": "in",
+        "t": 9.0,
+        "frame": 270,
+        "person": 3,
+        "track": None,
+    }
+
+
+def test_eval_prints_the_first_unmatched_crossings_and_says_how_many_more() -> None:
+    from rich.console import Console
+
+    from footfall.edge.cli import ERRORS_SHOWN, _errors_table
+    from footfall.edge.counting import Crossing
+
+    door = LineConfig(name="door", start=(0, 0), end=(10, 0), inside=(5, 5))
+    invented = [
+        Crossing("door", "entrance", "in", 100 + k, 30 * k, float(k)) for k in range(ERRORS_SHOWN + 5)
+    ]
+    report = evaluate([door], [], invented, tolerance_s=1.0)
+    console = Console(record=True, width=200)
+    console.print(_errors_table(report))
+    text = console.export_text()
+    assert f"the first {ERRORS_SHOWN} of {ERRORS_SHOWN + 5}: --json lists all" in text
+    shown = [line for line in text.splitlines() if " false " in line]
+    assert len(shown) == ERRORS_SHOWN
+    cells = [cell.strip() for cell in shown[0].strip("│ ").split("│")]
+    assert cells == ["0.00", "0", "door", "in", "false", "-", "100"]
+    assert len(report.as_dict()["errors"]) == ERRORS_SHOWN + 5
 
 
 def test_recordings_are_analysed_at_the_default_rate_unless_told(tmp_path: Path) -> None:
