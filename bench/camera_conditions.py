@@ -51,7 +51,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rescaled_clips import SHARED, evaluate, frame_size
+from bench.rescaled_clips import SHARED, crop_annotation, edit_gt, evaluate, frame_size, rescale_camera
 from footfall.edge.geometry import iou_matrix
 from footfall.edge.groundtruth import load_gt
 from footfall.edge.inference import YoloModel
@@ -59,6 +59,7 @@ from footfall.edge.sources import sequence_info
 
 ROOT = Path(__file__).resolve().parents[1]
 VENICE = SHARED / "data" / "video" / "venice2"
+VENICE_CAMERA = ROOT / "edge" / "configs" / "venice2.yaml"
 FPS = 30.0
 WINDOW = (1600, 900)
 CORNER = (160, 155)
@@ -101,10 +102,15 @@ def write_copy(name: str, out_dir: Path) -> Path:
     """Venice-2 as the camera ``name`` shows it: video, annotation, seqinfo.ini and camera.yaml."""
     folder = out_dir / name
     shutil.rmtree(folder, ignore_errors=True)
-    (folder / "gt").mkdir(parents=True)
-    moving = name in MOVES
-    corner = corner_at(MOVES[name]) if moving else (lambda _: (0, 0))
-    size = WINDOW if moving else frame_size(VENICE / "Venice-2.mp4")
+    shutil.copytree(VENICE / "gt", folder / "gt")
+    shutil.copy(VENICE / "seqinfo.ini", folder / "seqinfo.ini")
+    if name in MOVES:
+        corner = corner_at(MOVES[name])
+        write_moving_layout(folder, corner)
+        size = WINDOW
+    else:
+        shutil.copy(VENICE_CAMERA, folder / "camera.yaml")
+        corner, size = (lambda _: (0, 0)), frame_size(VENICE / "Venice-2.mp4")
     picture = {"jpeg": jpeg, "dim": dim_filter()}.get(name, lambda image: image)
     capture = cv2.VideoCapture(str(VENICE / "Venice-2.mp4"))
     writer = cv2.VideoWriter(str(folder / "clip.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), FPS, size)
@@ -115,32 +121,27 @@ def write_copy(name: str, out_dir: Path) -> Path:
         frame += 1
     writer.release()
     capture.release()
-    rows = [row.split(",") for row in (VENICE / "gt" / "gt.txt").read_text(encoding="utf-8").split()]
-    for row in rows:  # MOTChallenge frames are 1-based
-        x, y = corner(int(row[0]) - 1)
-        row[2], row[3] = f"{float(row[2]) - x:g}", f"{float(row[3]) - y:g}"
-    (folder / "gt" / "gt.txt").write_text("".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
-    info = (VENICE / "seqinfo.ini").read_text(encoding="utf-8")
-    info = info.replace("imWidth=1920", f"imWidth={size[0]}").replace("imHeight=1080", f"imHeight={size[1]}")
-    (folder / "seqinfo.ini").write_text(info, encoding="utf-8")
-    write_camera(folder / "camera.yaml", CORNER if moving else (0, 0), moving)
     return folder
 
 
-def write_camera(out: Path, origin: tuple[int, int], shorten: bool) -> None:
-    camera = yaml.safe_load((ROOT / "edge" / "configs" / "venice2.yaml").read_text(encoding="utf-8"))
+def write_moving_layout(folder: Path, corner: Callable[[int], tuple[int, int]]) -> None:
+    """The annotation and layout of ``folder`` moved into the window: to its resting corner as a
+    crop (``bench/rescaled_clips.py``), then each frame's annotation by its own offset from it;
+    the lines cut at ``LINE_BOTTOM``."""
+    x0, y0 = CORNER
+    crop_annotation(folder, (x0, y0, x0 + WINDOW[0], y0 + WINDOW[1]), 1.0)
 
-    def moved(point: list[float]) -> list[float]:
-        return [point[0] - origin[0], point[1] - origin[1]]
+    def moved(row: list[str]) -> None:  # MOTChallenge frames are 1-based
+        x, y = corner(int(row[0]) - 1)
+        row[2], row[3] = f"{float(row[2]) - (x - x0):g}", f"{float(row[3]) - (y - y0):g}"
 
+    edit_gt(folder / "gt" / "gt.txt", moved)
+    rescale_camera(VENICE_CAMERA, 1.0, folder / "camera.yaml", origin=(x0, y0))
+    camera = yaml.safe_load((folder / "camera.yaml").read_text(encoding="utf-8"))
     for line in camera["lines"]:
-        for key in ("start", "end", "inside"):
-            line[key] = moved(line[key])
-        for key in ("start", "end") if shorten else ():
-            line[key][1] = min(line[key][1], LINE_BOTTOM - origin[1])
-    for zone in camera["zones"]:
-        zone["polygon"] = [moved(p) for p in zone["polygon"]]
-    out.write_text(yaml.safe_dump(camera, sort_keys=False), encoding="utf-8")
+        for key in ("start", "end"):
+            line[key][1] = min(line[key][1], LINE_BOTTOM - y0)
+    (folder / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False), encoding="utf-8")
 
 
 def light_recall() -> None:

@@ -106,7 +106,7 @@ def crop_annotation(folder: Path, crop: Crop, annotated_per_video_px: float) -> 
     def shifted(row: list[str]) -> None:
         row[2], row[3] = f"{float(row[2]) - x1:g}", f"{float(row[3]) - y1:g}"
 
-    _edit_gt(folder / "gt" / "gt.txt", shifted)
+    edit_gt(folder / "gt" / "gt.txt", shifted)
     info = configparser.ConfigParser()
     info.optionxform = str  # type: ignore[assignment,method-assign]  # keep MOTChallenge's key case
     info.read(folder / "seqinfo.ini")
@@ -115,7 +115,7 @@ def crop_annotation(folder: Path, crop: Crop, annotated_per_video_px: float) -> 
         info.write(fh, space_around_delimiters=False)
 
 
-def _edit_gt(gt_file: Path, edit: Callable[[list[str]], None]) -> None:
+def edit_gt(gt_file: Path, edit: Callable[[list[str]], None]) -> None:
     """Each MOTChallenge row of ``gt_file`` (frame, id, left, top, width, height, ...) edited in place."""
     rows = [line.split(",") for line in gt_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     for row in rows:
@@ -130,7 +130,7 @@ def mirror_gt(gt_file: Path, annotated_width: float) -> None:
         left, width = float(row[2]), float(row[4])
         row[2] = f"{annotated_width + 2 - left - width:g}"
 
-    _edit_gt(gt_file, mirrored)
+    edit_gt(gt_file, mirrored)
 
 
 def make_clip(
