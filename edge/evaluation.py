@@ -222,9 +222,11 @@ def _line_scores(
 ) -> tuple[list[LineScore], list[CountError]]:
     """Both directions of one line: matches, then leftovers paired across directions; the rows
     and the errors listed one by one."""
+    true_of = {d: _of(truth, line, d) for d in ("in", "out")}
+    counted_of = {d: _of(counted, line, d) for d in ("in", "out")}
     matched, missed, false = {}, {}, {}
     for d in ("in", "out"):
-        matched[d], missed[d], false[d] = _pair(_of(truth, line, d), _of(counted, line, d), tol)
+        matched[d], missed[d], false[d] = _pair(true_of[d], counted_of[d], tol)
     wrong = {}
     for d, other in (("in", "out"), ("out", "in")):
         # A true "in" left unmatched, near an unmatched counted "out": one wrong direction.
@@ -233,8 +235,8 @@ def _line_scores(
         LineScore(
             line,
             d,
-            len(_of(truth, line, d)),
-            len(_of(counted, line, d)),
+            len(true_of[d]),
+            len(counted_of[d]),
             len(matched[d]),
             len(missed[d]),
             len(false[d]),
