@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +23,7 @@ from footfall.contracts.config import CameraConfig, StoreConfig
 from footfall.contracts.events import Event
 from footfall.edge.detector import PeopleModel
 from footfall.edge.inference import People
+from footfall.edge.plan_file import PlanFile
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,8 @@ class RunOptions:
     live_for: Callable[[str], bool]  # paced in real time (streams, cameras)
     heartbeat_every_s: float
     stop: Callable[[], bool]
+    plans_in: Path | None = None  # the folder each camera's planned input is kept in between starts
+    replan: bool = False  # plan afresh, replacing what is kept
 
 
 def run_store(
@@ -164,6 +168,7 @@ def _count_camera(
             realtime=options.live_for(run.source),
             heartbeat_every_s=options.heartbeat_every_s,
             stop=options.stop,
+            plans=_plan_file(camera, options),
         ):
             publish(event)
             run.events += 1
@@ -176,3 +181,9 @@ def _count_camera(
     else:
         ended = "stopped" if options.stop() else "source ended"
         log.info("camera %s: %s after %d events", run.camera, ended, run.events)
+
+
+def _plan_file(camera: CameraConfig, options: RunOptions) -> PlanFile | None:
+    if options.plans_in is None:
+        return None
+    return PlanFile.beside(options.plans_in, camera.store, camera.camera, options.replan)

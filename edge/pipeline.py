@@ -30,6 +30,7 @@ from footfall.edge.counting import Counter, Crossing, FrameResult, Sighting, Zon
 from footfall.edge.detector import Detections, PeopleModel, PersonDetector, load_model
 from footfall.edge.linking import LinkedFrame, TrackletLinker, touched_edges
 from footfall.edge.motion import MotionGate
+from footfall.edge.plan_file import PlanFile
 from footfall.edge.scale import LayoutDetector
 from footfall.edge.scene import IssueChange, SceneMonitor
 from footfall.edge.sources import Frame, FrameSource, open_source
@@ -176,16 +177,30 @@ FrameDetector = Callable[[Frame], Detections]
 
 
 def model_detector(
-    config: CameraConfig, frame_size: tuple[int, int], weights: str | None, model: PeopleModel | None = None
+    config: CameraConfig,
+    frame_size: tuple[int, int],
+    weights: str | None,
+    model: PeopleModel | None = None,
+    plans: PlanFile | None = None,
 ) -> LayoutDetector:
     """The configured model, at the input size planned from the people it sees (edge/scale.py).
-    ``model``: one already loaded (shared by several cameras); else it is loaded here, once."""
+    ``model``: one already loaded (shared by several cameras); else it is loaded here, once.
+    ``plans``: where the plan is kept between starts (edge/plan_file.py); a kept plan that fits
+    the camera is used from the first frame, a new one is written there."""
     loaded = model if model is not None else load_model(config.model, weights)
 
     def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
         return PersonDetector(config.model, frame_size, imgsz=imgsz, model=loaded)
 
-    return LayoutDetector(config, frame_size, make)
+    detector = LayoutDetector(config, frame_size, make)
+    if plans is None or config.model.imgsz is not None:  # a pinned input is never probed
+        return detector
+    kept = plans.load(config, frame_size)
+    if kept is not None:
+        detector.adopt(kept)
+    else:
+        detector.on_plan = lambda plan: plans.save(config, frame_size, plan)
+    return detector
 
 
 @dataclass(slots=True)
@@ -301,15 +316,15 @@ def run_frames(
     detector: FrameDetector | None = None,
     keep_images: bool = False,
     model: PeopleModel | None = None,
+    plans: PlanFile | None = None,
 ) -> Iterator[FrameOutcome]:
     """Process a source frame by frame; the last outcome's events include the end-of-stream flush.
 
-    Outcomes come ``config.linking.delay_s`` after their frame (identities are decided first),
-    and only outcomes made with ``keep_images`` carry the picture. ``detector`` replaces the model
-    (the audit's oracle mode feeds annotated boxes); ``model`` is a loaded model to use (several
-    cameras share one). ``stop`` is asked before each frame (a live
-    source ticks at least once a second): when it returns True the stream ends there as at the end
-    of a file, so open zone visits are closed.
+    Outcomes come ``config.linking.delay_s`` after their frame (identities are decided first);
+    only those made with ``keep_images`` carry the picture. ``detector`` replaces the model (the
+    audit's oracle feeds annotated boxes); ``model``: a loaded model (cameras share one); ``plans``
+    keeps the planned input between starts. ``stop`` is asked before each frame (a live source
+    ticks at least once a second): True ends the stream there, as a file's end, closing visits.
     """
     frames = open_source(source, fps=fps, realtime=realtime) if isinstance(source, str) else source
     try:
@@ -321,7 +336,7 @@ def run_frames(
             frames.fps,
             EventFactory(config, (start or datetime.now(UTC)).astimezone(UTC)),
             detector,
-            lambda size: model_detector(config, size, weights, model),
+            lambda size: model_detector(config, size, weights, model, plans),
             keep_images,
         )
         health = _Health()
@@ -412,13 +427,14 @@ def iter_events(
     heartbeat_every_s: float = 10.0,
     stop: Callable[[], bool] | None = None,
     model: PeopleModel | None = None,
+    plans: PlanFile | None = None,
 ) -> Iterator[Event]:
     """Validated contract events from a file, URL, USB index (``"0"``) or MOT frame folder.
 
     A generator: a live source streams events as they happen. ``weights`` overrides
     ``config.model.weights`` (``--model`` / ``FOOTFALL_MODEL``); ``start`` is the media-time origin
     for files (default: now); heartbeats leave ``queue_depth`` at 0 for the transport to fill.
-    ``stop``, ``model``: see ``run_frames``.
+    ``stop``, ``model``, ``plans``: see ``run_frames``.
     """
     for outcome in run_frames(
         source,
@@ -430,5 +446,6 @@ def iter_events(
         heartbeat_every_s=heartbeat_every_s,
         stop=stop,
         model=model,
+        plans=plans,
     ):
         yield from outcome.events

@@ -192,13 +192,15 @@ class LayoutDetector:
     """Callable like a detector (a frame in, detections in picture pixels out) that probes,
     plans once, then detects on the planned crop at the planned size.
 
-    ``make(imgsz)`` builds a detector for one input size (exported models are per size).
+    ``make(imgsz)`` builds a detector for one input size (exported models are per size);
+    ``on_plan`` hears of the plan the probe makes (``footfall edge run`` keeps it for the next start).
     """
 
     config: CameraConfig
     frame_size: tuple[int, int]
     make: Callable[[tuple[int, int]], Detect]
     plan: InputPlan | None = None
+    on_plan: Callable[[InputPlan], None] | None = None
     _detect: Detect | None = None
     _heights: list[float] = field(default_factory=list)
     _feet_y: list[float] = field(default_factory=list)
@@ -245,9 +247,11 @@ class LayoutDetector:
         waited = t - self._probe_started_t  # (a stream's clock starts at 0.0: not a missing value)
         enough = len(self._heights) >= PROBE_SIGHTINGS
         if enough or (waited >= PROBE_PATIENCE_S and len(self._heights) >= PROBE_MIN_SIGHTINGS):
-            self.adopt(
-                plan_input(self.config, self.frame_size, np.asarray(self._heights), np.asarray(self._feet_y))
-            )
+            heights, feet_y = np.asarray(self._heights), np.asarray(self._feet_y)
+            plan = plan_input(self.config, self.frame_size, heights, feet_y)
+            self.adopt(plan)
+            if self.on_plan is not None:
+                self.on_plan(plan)
         return found
 
     def adopt(self, plan: InputPlan) -> None:

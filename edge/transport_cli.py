@@ -42,6 +42,16 @@ QueuePath = Annotated[
 MaxQueue = Annotated[int, typer.Option(min=1, help="queue cap in events")]
 WhenFull = Annotated[str, typer.Option(help="policy when the queue is full: drop_oldest or refuse_new")]
 LogLevel = Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")]
+EdgeConfigPath = Annotated[
+    Path, typer.Option(help="camera YAML (with --source) or store YAML (a cameras: list with sources)")
+]
+CameraSource = Annotated[
+    str | None, typer.Option(help="video file, RTSP/HTTP URL or camera index (camera YAML only)")
+]
+Replan = Annotated[
+    bool,
+    typer.Option(help="plan each camera's detector input afresh, replacing the plan kept beside the queue"),
+]
 MaxBatch = Annotated[
     int,
     typer.Option(
@@ -127,13 +137,9 @@ def _stop_on_signals() -> list[bool]:
 
 @edge_app.command("run")
 def edge_run(
-    config: Annotated[
-        Path, typer.Option(help="camera YAML (with --source) or store YAML (a cameras: list with sources)")
-    ],
+    config: EdgeConfigPath,
     mqtt_url: MqttUrl,
-    source: Annotated[
-        str | None, typer.Option(help="video file, RTSP/HTTP URL or camera index (camera YAML only)")
-    ] = None,
+    source: CameraSource = None,
     mqtt_ca: MqttCa = None,
     mqtt_cert: MqttCert = None,
     mqtt_key: MqttKey = None,
@@ -152,6 +158,7 @@ def edge_run(
     when_full: WhenFull = "drop_oldest",
     max_batch: MaxBatch = 500,
     require_subscriber: RequireSubscriber = True,
+    replan: Replan = False,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Count people on live sources and publish every event through the on-disk queue.
@@ -160,7 +167,9 @@ def edge_run(
     with one shared detector and one queue. File sources end at their end: the command then waits
     until the broker has every event and exits. SIGTERM / SIGINT end the streams at the next frame
     (open zone visits are closed), give the broker a few seconds, and leave whatever it has not
-    acknowledged queued for the next start.
+    acknowledged queued for the next start. Each camera's planned input is kept beside the queue
+    (plan-STORE-CAMERA.json) for the next start, unless its picture size, lines, zones or planning
+    settings change (--replan: plan afresh).
     """
     from footfall.contracts.config import ConfigError, StoreConfig, load_edge_config
     from footfall.edge.cli import _parse_start
@@ -180,7 +189,7 @@ def edge_run(
         device=store.device,
     )
     failed = _count_and_publish(
-        store, publisher, queue_db, detector, _CountOptions(origin, fps, realtime, heartbeat_every)
+        store, publisher, queue_db, detector, _CountOptions(origin, fps, realtime, heartbeat_every, replan)
     )
     if failed and not isinstance(loaded, StoreConfig):
         raise ConfigError(f"--source: {failed[0].error}")  # what was counted before stays queued
@@ -194,6 +203,7 @@ class _CountOptions:
     fps: float | None
     realtime: bool
     heartbeat_every_s: float
+    replan: bool = False
 
 
 def _store_to_run(loaded: CameraConfig | StoreConfig, source: str | None, path: Path) -> StoreConfig:
@@ -240,7 +250,15 @@ def _count_and_publish(
             store,
             model,
             publisher.publish,
-            RunOptions(options.start, rate, live, options.heartbeat_every_s, lambda: stopping[0]),
+            RunOptions(
+                options.start,
+                rate,
+                live,
+                options.heartbeat_every_s,
+                lambda: stopping[0],
+                plans_in=queue_db.path.parent,  # the edge box's state lives in one folder
+                replan=options.replan,
+            ),
         )
         log.info(
             "%s; %d events queued, waiting for the broker to take them",

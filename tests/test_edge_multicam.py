@@ -7,6 +7,7 @@ camera whose source breaks must not stop the others.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -181,6 +182,58 @@ def test_a_camera_whose_source_breaks_stops_alone(
     finally:
         edge.kill()
         ingest.terminate()
+
+
+@pytest.mark.model
+@pytest.mark.servers
+def test_a_restart_detects_with_the_input_the_first_start_planned(
+    broker: MosquittoServer, detect_model_path: Path, video_dir: Path, start_ts: str, tmp_path: Path
+) -> None:
+    """`edge run` keeps the camera's planned input beside its queue (edge/plan_file.py); the next
+    start detects with it from the first frame, a moved line plans again, --replan plans afresh."""
+    data = yaml.safe_load((CONFIGS / "tud_campus.yaml").read_text())
+    camera_file = tmp_path / "entrance.yaml"
+    camera_file.write_text(yaml.safe_dump({**data, "store": STORE, "camera": "entrance"}))
+    plan_file = tmp_path / f"plan-{STORE}-entrance.json"
+
+    def start(name: str, *extra: str) -> str:
+        args = ["edge", "run", "--config", str(camera_file), "--mqtt-url", broker.url()]
+        args += ["--source", str(video_dir / "tud_campus" / "TUD-Campus.mp4")]
+        args += ["--model", str(detect_model_path)]
+        args += ["--start", start_ts, "--queue", str(tmp_path / "queue.sqlite"), "--no-require-subscriber"]
+        env = {"MQTT_USER": EDGE_USER, "MQTT_PASSWORD": broker.users[EDGE_USER][0]}
+        edge = LoggedProcess([*args, *extra], tmp_path / f"{name}.log", env=env).start()
+        try:
+            assert edge.wait(300) == 0, edge.log()
+        finally:
+            edge.kill()
+        return edge.log()
+
+    def described() -> str:  # how the start-up log names the kept plan's input and crop
+        kept = json.loads(plan_file.read_text())
+        (x1, y1, x2, y2), (h, w) = kept["crop"], kept["imgsz"]
+        return f"detector input {w}x{h} on the crop ({x1},{y1})-({x2},{y2}) of the 640x480 picture: "
+
+    probed = "picture: people near the layout"  # a plan made now (a kept one says where it came from)
+    first = start("first")
+    assert described() + "people near the layout" in first
+    assert probed in first
+    planned = plan_file.read_text()
+    second = start("second")
+    assert described() + f"kept from {json.loads(planned)['planned_at']} in {plan_file}" in second
+    assert probed not in second
+    assert plan_file.read_text() == planned
+
+    data["lines"][0]["start"][0] += 20
+    data["lines"][0]["end"][0] += 20
+    camera_file.write_text(yaml.safe_dump({**data, "store": STORE, "camera": "entrance"}))
+    moved = start("moved")
+    assert f"{plan_file}: planned for another lines; planning again" in moved
+    assert probed in moved
+    assert json.loads(plan_file.read_text())["planned_from"]["lines"][0] == [[380, 300], [380, 480]]
+    replanned = start("replanned", "--replan")
+    assert probed in replanned
+    assert "kept from" not in replanned
 
 
 @pytest.mark.model
