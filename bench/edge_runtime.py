@@ -8,6 +8,10 @@
    ``run_store`` (what ``footfall edge run --config STORE.yaml`` runs) with 1, 2 and 4 cameras on
    the clip, events counted in memory (no broker). The ratio 2 cameras / 1 camera is what issue
    11 bounds (<= 1.5x); 4 cameras must stay <= 800 MB.
+3. **A restart.** One camera started twice with its plans kept in a folder, as ``edge run``
+   keeps them beside its queue (edge/plan_file.py): the first start probes at the largest input
+   and plans, the second detects with the kept plan from its first frame. Peak memory and wall
+   time of each, and whether both counted the same.
 
     .venv/bin/python bench/edge_runtime.py ../shared/data/video/venice2/Venice-2.mp4 \\
         --config edge/configs/venice2.yaml --pt ../shared/models/yolov8n.pt --frames 150
@@ -100,20 +104,26 @@ def pipeline_fps(
 
 _STORE_RUN = """
 import json, sys, yaml
+from pathlib import Path
 from footfall.contracts.config import StoreConfig, validate_config
 from footfall.edge.detector import load_model
 from footfall.edge.multicam import RunOptions, run_store
 config = validate_config(yaml.safe_load(open(sys.argv[1])), StoreConfig, source=sys.argv[1])
+plans = Path(sys.argv[3]) if len(sys.argv) > 3 else None
 events = []
 runs = run_store(config, load_model(config.model, sys.argv[2]), events.append,
-                 RunOptions(None, lambda s, c: c.model.analysis_fps, lambda s: False, 10.0, lambda: False))
+                 RunOptions(None, lambda s, c: c.model.analysis_fps, lambda s: False, 10.0, lambda: False,
+                            plans_in=plans))
 assert all(r.error is None for r in runs), [r.error for r in runs]
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "ultralytics"))
-print(json.dumps({"events": len(events), "heavy": heavy}))
+crossings = sorted((e.line, e.direction, e.frame) for e in events if e.type == "crossing")
+print(json.dumps({"events": len(events), "heavy": heavy, "crossings": crossings}))
 """
 
 
-def store_peak(clip: Path, config: Path, cameras: int, model: Path, work: Path) -> dict[str, object]:
+def store_peak(
+    clip: Path, config: Path, cameras: int, model: Path, work: Path, plans: Path | None = None
+) -> dict[str, object]:
     import yaml
 
     data = yaml.safe_load(config.read_text())
@@ -127,10 +137,26 @@ def store_peak(clip: Path, config: Path, cameras: int, model: Path, work: Path) 
     # GNU time reports the child's own peak; the child's ru_maxrss would include this process's
     # (Linux keeps the high-water mark across fork and exec).
     command = ["/usr/bin/time", "-f", "%M", sys.executable, "-c", _STORE_RUN, str(path), str(model)]
+    started = time.perf_counter()
+    command += [str(plans)] if plans else []
     run = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
     result["peak_mib"] = int(run.stderr.strip().splitlines()[-1]) / 1024
+    result["wall_s"] = time.perf_counter() - started
     return result
+
+
+def restart(clip: Path, config: Path, model: Path, work: Path) -> None:
+    """One camera started twice with its plan kept in between (part 3 of the docstring)."""
+    plans = work / "plans"
+    first = store_peak(clip, config, 1, model, work, plans)
+    kept = json.loads(next(plans.glob("plan-*.json")).read_text())
+    second = store_peak(clip, config, 1, model, work, plans)
+    print(f"restart with the kept plan ({kept['imgsz'][1]}x{kept['imgsz'][0]} on {kept['crop']}):")
+    for name, got in (("first start (probes, plans)", first), ("second start (kept plan)", second)):
+        mib, wall = f"{got['peak_mib']:.0f}", f"{got['wall_s']:.1f}"
+        print(f"  {name:28s} peak RSS {mib} MiB, {wall} s, {got['events']} events")
+    print(f"  same crossings: {first['crossings'] == second['crossings']}")
 
 
 def count_peak(clip: Path, config: Path, model: Path, work: Path) -> float:
@@ -187,6 +213,7 @@ def main() -> None:
             print(f"{got['events']} events, torch/ultralytics modules loaded: {got['heavy']}")
         mib = {n: float(str(got["peak_mib"])) for n, got in peaks.items()}
         print(f"2 cameras / 1 camera: {mib[2] / mib[1]:.2f}x; 4 cameras: {mib[4]:.0f} MiB")
+        restart(clip, args.config, args.onnx, work)
 
 
 if __name__ == "__main__":
