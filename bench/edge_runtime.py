@@ -150,7 +150,10 @@ def restart(clip: Path, config: Path, model: Path, work: Path) -> None:
     """One camera started twice with its plan kept in between (part 3 of the docstring)."""
     plans = work / "plans"
     first = store_peak(clip, config, 1, model, work, plans)
-    kept = json.loads(next(plans.glob("plan-*.json")).read_text())
+    kept_files = list(plans.glob("plan-*.json"))
+    if not kept_files:
+        raise SystemExit(f"the first start kept no plan in {plans}: too few frames with people to plan")
+    kept = json.loads(kept_files[0].read_text())
     second = store_peak(clip, config, 1, model, work, plans)
     print(f"restart with the kept plan ({kept['imgsz'][1]}x{kept['imgsz'][0]} on {kept['crop']}):")
     for name, got in (("first start (probes, plans)", first), ("second start (kept plan)", second)):

@@ -48,6 +48,9 @@ NEAR_LAYOUT_HEIGHTS = 1.5
 # Never plan below the long side nano models are trained at: large people in a tight group lose
 # their outlines first (TUD-Campus: 320 px lost 2 of 10 crossings that 640 px keeps).
 MIN_INPUT = 640
+# The planning rule's version: raise it when plan_input or the probe decides differently, so that
+# plans kept by `edge run` (edge/plan_file.py) are made again after an update.
+PLANNER_VERSION = 1
 # Below this share of model.person_px at the input the start-up log warns: a little under the aim
 # costs little (on Venice-2, 52 px instead of 64 cost a crossing or two), far less loses people.
 WARN_BELOW_AIM = 0.8
@@ -68,7 +71,7 @@ class InputPlan:
         return (
             f"detector input {self.imgsz[1]}x{self.imgsz[0]} on the crop ({x1},{y1})-({x2},{y2}) "
             f"of the {frame_size[0]}x{frame_size[1]} picture: {self.reason} "
-            f"(to keep it after a restart: model: {{imgsz: {pinned['imgsz']}, crop: {pinned['crop']}}})"
+            f"(to pin it in the camera file: model: {{imgsz: {pinned['imgsz']}, crop: {pinned['crop']}}})"
         )
 
     def pinned(self) -> dict[str, list[int]]:

@@ -228,10 +228,11 @@ def test_a_restart_detects_with_the_input_the_first_start_planned(
     data["lines"][0]["end"][0] += 20
     camera_file.write_text(yaml.safe_dump({**data, "store": STORE, "camera": "entrance"}))
     moved = start("moved")
-    assert f"{plan_file}: planned for another lines; planning again" in moved
+    assert f"{plan_file}: planned for a different lines; planning again" in moved
     assert probed in moved
     assert json.loads(plan_file.read_text())["planned_from"]["lines"][0] == [[380, 300], [380, 480]]
     replanned = start("replanned", "--replan")
+    assert f"{plan_file}: planning afresh (--replan)" in replanned
     assert probed in replanned
     assert "kept from" not in replanned
 

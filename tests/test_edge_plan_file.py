@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from footfall.contracts.config import CameraConfig, validate_config
+from footfall.edge import plan_file
 from footfall.edge.inference import People
 from footfall.edge.pipeline import model_detector
 from footfall.edge.plan_file import PlanFile
@@ -25,36 +26,38 @@ class Walkers:
     """A model that finds 14 people 100 px tall along the door line wherever it looks, and
     remembers each input size it was run at."""
 
-    def __init__(self) -> None:
+    def __init__(self, people: int = 14) -> None:
+        self.people = people
         self.inputs: list[tuple[int, int]] = []
 
     def __call__(
         self, images: list[np.ndarray], imgsz: tuple[int, int], conf: float, iou: float
     ) -> list[People]:
         self.inputs.append(imgsz)
-        x = np.linspace(820, 1180, 14)
-        xyxy = np.stack([x - 20, np.full(14, 500.0), x + 20, np.full(14, 600.0)], axis=1)
-        return [People(xyxy, np.full(14, 0.9), None) for _ in images]
+        x = np.linspace(820, 1180, self.people)
+        xyxy = np.stack([x - 20, np.full(self.people, 500.0), x + 20, np.full(self.people, 600.0)], axis=1)
+        return [People(xyxy, np.full(self.people, 0.9), None) for _ in images]
 
     def input_size(self, wanted: tuple[int, int]) -> tuple[int, int]:
         return wanted
 
 
-def camera(line_y: float = 600, **model: object) -> CameraConfig:
+def camera(line_y: float = 600, zone: bool = False, **model: object) -> CameraConfig:
     data = {
         "store": "s",
         "camera": "c",
         "lines": [{"name": "door", "start": [800, line_y], "end": [1200, line_y], "inside": [1000, 400]}],
+        "zones": [{"name": "till", "polygon": [[900, 650], [1100, 650], [1100, 800]]}] if zone else [],
         "model": model,
     }
     return validate_config(data, CameraConfig, source="cam.yaml")
 
 
 def start(
-    plans: PlanFile, config: CameraConfig | None = None, frame: tuple[int, int] = FRAME
+    plans: PlanFile, config: CameraConfig | None = None, frame: tuple[int, int] = FRAME, people: int = 14
 ) -> tuple[LayoutDetector, Walkers]:
     """A camera starting: its detector, run on one picture."""
-    model = Walkers()
+    model = Walkers(people)
     detector = model_detector(config or camera(), frame, None, model, plans)
     detector(Frame(0, 0.0, np.zeros((frame[1], frame[0], 3), np.uint8), 0.0))
     return detector, model
@@ -83,10 +86,14 @@ def test_a_restart_detects_with_the_plan_the_first_start_made(
 @pytest.mark.parametrize(
     ("changed", "frame", "said"),
     [
-        (camera(line_y=650), FRAME, "planned for another lines"),
-        (camera(person_px=80), FRAME, "planned for another model.person_px"),
-        (camera(max_imgsz=960), FRAME, "planned for another model.max_imgsz"),
-        (camera(), (2560, 1440), "planned for another picture size"),
+        (camera(line_y=650), FRAME, "planned for a different lines; planning again"),
+        (camera(zone=True), FRAME, "planned for a different zones; planning again"),
+        (camera(person_px=80), FRAME, "planned for a different model.person_px; planning again"),
+        (camera(max_imgsz=960), FRAME, "planned for a different model.max_imgsz; planning again"),
+        (camera(crop_to_layout=False), FRAME, "planned for a different model.crop_to_layout; planning"),
+        (camera(conf=0.3), FRAME, "planned for a different model.conf; planning again"),
+        (camera(), (2560, 1440), "planned for a different picture size; planning again"),
+        (camera(line_y=650, person_px=80), FRAME, "planned for a different lines and model.person_px;"),
     ],
 )
 def test_a_changed_camera_plans_again_and_keeps_the_new_plan(
@@ -123,6 +130,29 @@ def test_replan_probes_afresh_and_replaces_the_kept_plan(tmp_path: Path) -> None
     assert json.loads(plans.path.read_text())["crop"] == list(replanned.plan.crop) != [0, 0, 640, 480]
 
 
+def test_replan_deletes_the_kept_plan_even_if_it_ends_before_planning_anew(tmp_path: Path) -> None:
+    """A camera turned at night and started with --replan before anyone walks by must not go
+    back to the old plan at the following start."""
+    plans = PlanFile.beside(tmp_path, "s", "c")
+    start(plans)
+    nobody, _ = start(PlanFile.beside(tmp_path, "s", "c", replan=True), people=0)
+    assert nobody.plan is None
+    assert not plans.path.exists()
+    assert start(plans)[1].inputs == [probe_imgsz(camera(), FRAME)]
+
+
+def test_an_update_that_plans_differently_plans_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plans = PlanFile.beside(tmp_path, "s", "c")
+    start(plans)
+    monkeypatch.setattr(plan_file, "PLANNER_VERSION", plan_file.PLANNER_VERSION + 1)
+    with caplog.at_level(logging.INFO, logger="footfall.edge.plan_file"):
+        _, model = start(plans)
+    assert "planned for a different planning rule; planning again" in caplog.text
+    assert model.inputs == [probe_imgsz(camera(), FRAME)]
+
+
 def kept_plan_edited(tmp_path: Path, **changes: object) -> str:
     """What a first start keeps, with ``changes`` made to it by hand."""
     plans = PlanFile.beside(tmp_path / "first", "s", "c")
@@ -133,13 +163,21 @@ def kept_plan_edited(tmp_path: Path, **changes: object) -> str:
 @pytest.mark.parametrize(
     ("edit", "said"),
     [
-        (lambda _: "{not json", "cannot read the kept plan"),
+        (lambda _: "{not json", "(Expecting property name"),
+        (lambda _: "[" * 100_000 + "]" * 100_000, "(maximum recursion depth"),
         (lambda _: "[]", "(not a plan of format 1)"),
         (lambda path: kept_plan_edited(path, format=99), "(not a plan of format 1)"),
-        (lambda path: kept_plan_edited(path, crop=[1, 2]), "cannot read the kept plan"),
-        (lambda path: kept_plan_edited(path, imgsz=["a", 640]), "cannot read the kept plan"),
+        (lambda path: kept_plan_edited(path, crop=[1, 2]), "([1, 2] is not 4 whole numbers)"),
+        (lambda path: kept_plan_edited(path, crop="1234"), "('1234' is not 4 whole numbers)"),
+        (lambda path: kept_plan_edited(path, imgsz=["a", 640]), "is not 2 whole numbers"),
+        (lambda path: kept_plan_edited(path, imgsz=[512.9, 1088]), "is not 2 whole numbers"),
+        (lambda path: kept_plan_edited(path, crop=[0, 0, float("inf"), 1]), "is not 4 whole numbers"),
         (lambda path: kept_plan_edited(path, crop=[500, 0, 400, 300]), "is not a box"),
-        (lambda path: kept_plan_edited(path, crop=[0, 0, 1920, 1200]), "reaches beyond the picture"),
+        (lambda path: kept_plan_edited(path, warning=5), "(warning 5 is not text)"),
+        (lambda path: kept_plan_edited(path, crop=[0, 0, 1920, 1200]), "beyond the 1920x1080 picture"),
+        (lambda path: kept_plan_edited(path, imgsz=[20000, 40000]), "steps of 32 up to model.max_imgsz"),
+        (lambda path: kept_plan_edited(path, imgsz=[500, 1000]), "steps of 32 up to model.max_imgsz"),
+        (lambda path: kept_plan_edited(path, planned_from=[]), "(planned_from is not a mapping)"),
         (lambda path: json.dumps({"format": 1, "crop": [0, 0, 9, 9], "imgsz": [32, 32]}), "'planned_at'"),
     ],
 )
@@ -150,7 +188,7 @@ def test_an_unreadable_plan_file_is_said_and_planned_over(
     plans.path.write_text(edit(tmp_path))
     with caplog.at_level(logging.WARNING, logger="footfall.edge.plan_file"):
         detector, model = start(plans)
-    assert f"{plans.path}: " in caplog.text
+    assert f"{plans.path}: cannot use the kept plan (" in caplog.text
     assert said in caplog.text
     assert model.inputs == [probe_imgsz(camera(), FRAME)]
     assert detector.plan is not None
