@@ -104,8 +104,7 @@ class PlanFile:
             "format": FORMAT,
             "planned_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "planned_from": planned_from(config, frame_size),
-            "crop": list(plan.crop),
-            "imgsz": list(plan.imgsz),
+            **plan.pinned(),  # the same two settings that pin a plan in a camera file
             "reason": plan.reason,
             "warning": plan.warning,
         }
