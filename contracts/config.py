@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
 M = TypeVar("M", bound=BaseModel)
+# People near a camera's lines and zones shorter than this share of ``model.person_px`` at the
+# detector's input are too small for it: the start-up log warns (a little under the aim costs little:
+# on Venice-2, 52 px instead of 64 cost a crossing or two; far less loses people), and so does the ops
+# dashboard's alert when a camera's heartbeats report them so for an hour.
+PERSON_PX_WARN_SHARE = 0.8
 
 
 class ConfigError(ValueError):

@@ -49,6 +49,9 @@ _ISSUE = "(?:" + "|".join(CAMERA_ISSUES) + ")"
 # A heartbeat's issues in force: comma-separated names, "" when the camera sees its scene normally.
 # A string rather than a list so that ingest's fast path (contracts/fastpath.py) carries it.
 CAMERA_ISSUES_PATTERN = f"^(?:{_ISSUE}(?:,{_ISSUE})*)?$"
+# A heartbeat's detector input: "WIDTHxHEIGHT" of the model input, or "probing" while the edge still
+# looks at the whole picture to plan it (edge/scale.py).
+DETECTOR_INPUT_PATTERN = "^(?:probing|[1-9][0-9]{1,4}x[1-9][0-9]{1,4})$"
 # A device may also send several of its events as one message on ``.../{store}/{device}/batch``: a
 # JSON array of events. The edge does so when it has a backlog (see ``parse_batch``).
 BATCH_TYPE = "batch"
@@ -145,6 +148,14 @@ class HeartbeatEvent(_Event):
     # The camera issues in force at ``ts`` (see ``CameraIssueEvent``), e.g. "covered" or "dark,frozen";
     # "" when none; absent from devices without a scene monitor (sensor bridges, older edges).
     camera_issues: str | None = Field(default=None, pattern=CAMERA_ISSUES_PATTERN)
+    # What the person detector works with, absent from devices without one (sensor bridges, older
+    # edges): its input size, how tall the small people near the lines and zones were at that input
+    # since the last heartbeat (their 10th percentile, pixels; absent when nobody was seen near them),
+    # and the height the camera's input was planned for (``model.person_px``). People well under the
+    # aim are missed: the ops dashboard alerts (contracts/config.py, ``PERSON_PX_WARN_SHARE``).
+    detector_input: str | None = Field(default=None, pattern=DETECTOR_INPUT_PATTERN)
+    person_px: float | None = Field(default=None, ge=0, le=100_000)
+    person_px_aim: int | None = Field(default=None, ge=1, le=100_000)
 
 
 class CameraIssueEvent(_Event):

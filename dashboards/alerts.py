@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from footfall.contracts.config import PERSON_PX_WARN_SHARE
 from footfall.contracts.measurements import (
     ALL_STORES,
     DEADLETTER,
@@ -81,6 +82,24 @@ RULES: tuple[AlertRule, ...] = (
         "frozen or blurred)",
         description="Its counts are not to be trusted until the issue clears; see the ops dashboard's "
         "camera issues.",
+    ),
+    AlertRule(
+        uid="footfall-people-too-small",
+        title="People too small for the detector",
+        # The median over the last hour's heartbeats of how tall the small people near the camera's
+        # lines and zones were at the detector's input, as a share of the height it aims for. Beats
+        # that saw nobody near them carry no size, so a quiet hour has no data and stays quiet.
+        query=f'SELECT median("person_px") / last("person_px_aim") FROM "{HEARTBEAT}" WHERE $timeFilter '
+        'GROUP BY "store", "device"',
+        window_s=3600,
+        reducer="last",
+        comparison="lt",
+        threshold=PERSON_PX_WARN_SHARE,
+        summary="{{ $labels.store }}/{{ $labels.device }}: people near the lines are too small at the "
+        "detector's input",
+        description="The camera undercounts. If its scene changed since its input was planned, restart "
+        "it with footfall edge run --replan; otherwise raise model.max_imgsz (CPU time) or draw the lines "
+        "where people look larger. See the ops dashboard's people size at the detector's input.",
     ),
     AlertRule(
         uid="footfall-traffic-below-expected",

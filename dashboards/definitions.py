@@ -6,6 +6,7 @@ queries select with ``"store" =~ /^$store$/`` so single- and multi-value variabl
 
 from __future__ import annotations
 
+from footfall.contracts.config import PERSON_PX_WARN_SHARE
 from footfall.contracts.kpis import kpi
 from footfall.contracts.measurements import (
     ALL_STORES,
@@ -484,6 +485,28 @@ OPS = Dashboard(
             time_from="30d",
             width=16,
             height=7,
+        ),
+        Panel(
+            "People size at the detector's input",
+            "table",
+            (
+                Query(
+                    "A",
+                    f'SELECT last("detector_input") AS "input", median("person_px") AS "people px", '
+                    'last("person_px_aim") AS "aim px", median("person_px") / last("person_px_aim") AS '
+                    f'"share of aim" FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    'GROUP BY "store", "device"',
+                    result_format="table",
+                ),
+            ),
+            description='Each camera\'s detector input ("probing" while it plans it) and how tall the '
+            "small people near its lines and zones were at that input (the median of its heartbeats' "
+            "10th percentiles) against the height it was planned for (model.person_px). Under "
+            f"{PERSON_PX_WARN_SHARE:.0%} of it the nano model misses people and the camera undercounts: "
+            "re-plan it (footfall edge run --replan) when the scene has changed since it started, else "
+            "raise model.max_imgsz or draw the lines where people look larger.",
+            width=24,
+            height=6,
         ),
         Panel(
             "In/out balance per line",

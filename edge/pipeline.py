@@ -49,6 +49,9 @@ class HeartbeatFigures(TypedDict):
     frames: int
     uptime_s: float
     camera_issues: str | None
+    detector_input: str | None
+    person_px: float | None
+    person_px_aim: int | None
 
 
 class EventFactory:
@@ -350,7 +353,7 @@ def run_frames(
             released = steps.track(frame)
             if frame.image is not None:
                 health.add(frame)
-            beat = _heartbeat(health, steps.factory, frame, frames.dropped, heartbeat_every_s, scene)
+            beat = _heartbeat(health, steps, frame, frames.dropped, heartbeat_every_s, scene)
             if beat is not None:
                 steps.pending_events.append(beat)
             last = frame
@@ -390,7 +393,7 @@ def _closing(steps: _Pipeline, last: Frame) -> FrameOutcome | None:
 
 def _heartbeat(
     health: _Health,
-    factory: EventFactory,
+    steps: _Pipeline,
     frame: Frame,
     dropped: int,
     every_s: float,
@@ -403,7 +406,10 @@ def _heartbeat(
         return None
     health.last_beat_t = frame.t
     beat_fps, latency_ms = health.take()
-    return factory.heartbeat(
+    # Only the model's detector plans an input (the audit's oracle has none; neither has a camera
+    # that has shown no picture yet).
+    seen = steps.detector.report() if isinstance(steps.detector, LayoutDetector) else None
+    return steps.factory.heartbeat(
         frame.t,
         HeartbeatFigures(
             fps=round(beat_fps, 2),
@@ -412,6 +418,9 @@ def _heartbeat(
             frames=health.frames,
             uptime_s=round(time.monotonic() - health.started, 1),
             camera_issues=None if scene is None else ",".join(scene.issues),
+            detector_input=None if seen is None else seen.detector_input,
+            person_px=None if seen is None else seen.person_px,
+            person_px_aim=None if seen is None else seen.person_px_aim,
         ),
     )
 

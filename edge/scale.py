@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from footfall.contracts.config import CameraConfig, ConfigError, ModelConfig
+from footfall.contracts.config import PERSON_PX_WARN_SHARE, CameraConfig, ConfigError, ModelConfig
 from footfall.edge.detector import STRIDE, Detections, fit_imgsz
 from footfall.edge.sources import Frame
 
@@ -51,9 +52,9 @@ MIN_INPUT = 640
 # The planning rule's version: raise it when plan_input or the probe decides differently, so that
 # plans kept by `edge run` (edge/plan_file.py) are made again after an update.
 PLANNER_VERSION = 1
-# Below this share of model.person_px at the input the start-up log warns: a little under the aim
-# costs little (on Venice-2, 52 px instead of 64 cost a crossing or two), far less loses people.
-WARN_BELOW_AIM = 0.8
+# The heartbeat's people size comes from the sightings since the previous beat, at most this many
+# (the latest): a bounded memory for a crowd, and a 10th percentile as steady as the planner's.
+REPORT_SIGHTINGS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,15 @@ class InputPlan:
     def pinned(self) -> dict[str, list[int]]:
         """The ``model`` settings that make a camera detect with this plan from its first frame."""
         return {"imgsz": list(self.imgsz), "crop": list(self.crop)}
+
+
+@dataclass(frozen=True, slots=True)
+class InputReport:
+    """What a heartbeat says about the detector (contracts: ``HeartbeatEvent``)."""
+
+    detector_input: str  # "WIDTHxHEIGHT" of the model input, or "probing"
+    person_px: float | None  # the small people near the layout at that input (10th percentile)
+    person_px_aim: int  # model.person_px
 
 
 def layout_points(config: CameraConfig) -> NDArray[np.float64]:
@@ -167,7 +177,7 @@ def plan_input(
         + margins
     )
     imgsz = fit_imgsz((crop[2] - crop[0], crop[3] - crop[1]), long_side)
-    too_small = reach < WARN_BELOW_AIM * model.person_px
+    too_small = reach < PERSON_PX_WARN_SHARE * model.person_px
     return InputPlan(crop, imgsz, reason, _too_small_warning(model, reach) if too_small else None)
 
 
@@ -208,6 +218,8 @@ class LayoutDetector:
     _heights: list[float] = field(default_factory=list)
     _feet_y: list[float] = field(default_factory=list)
     _probe_started_t: float | None = None
+    # Heights (picture pixels) of the confident people near the layout since the last report.
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=REPORT_SIGHTINGS))
 
     def __post_init__(self) -> None:
         model = self.config.model
@@ -234,8 +246,31 @@ class LayoutDetector:
             raise ValueError("LayoutDetector needs a picture")
         if self.plan is not None and self._detect is not None:
             x1, y1, x2, y2 = self.plan.crop
-            return _shifted(self._detect(image[y1:y2, x1:x2]), x1, y1)
+            found = _shifted(self._detect(image[y1:y2, x1:x2]), x1, y1)
+            self._near(found)
+            return found
         return self._probe(image, frame.t)
+
+    def report(self) -> InputReport:
+        """The input now and how tall the people seen near the layout since the last report were
+        at it; starts the next report's sightings afresh."""
+        if self.plan is None:
+            label, size, area = "probing", probe_imgsz(self.config, self.frame_size), self.frame_size
+        else:
+            x1, y1, x2, y2 = self.plan.crop
+            size, area = self.plan.imgsz, (x2 - x1, y2 - y1)
+            label = f"{size[1]}x{size[0]}"
+        scale = min(size[1] / area[0], size[0] / area[1])  # the letterbox's
+        small = round(float(np.percentile(self._recent, 10)) * scale, 1) if self._recent else None
+        self._recent.clear()
+        return InputReport(label, small, self.config.model.person_px)
+
+    def _near(self, found: Detections) -> Detections:
+        """The confident people near the layout in ``found``, noted for the next report."""
+        confident = found.select(found.conf >= self.config.model.conf)
+        near = confident.select(near_layout(self.config, confident.ground, confident.heights))
+        self._recent.extend(near.heights.tolist())
+        return near
 
     def _probe(self, image: NDArray[np.uint8], t: float) -> Detections:
         if self._detect is None:
@@ -243,10 +278,9 @@ class LayoutDetector:
         if self._probe_started_t is None:
             self._probe_started_t = t
         found = self._detect(image)
-        confident = found.conf >= self.config.model.conf
-        near = near_layout(self.config, found.ground[confident], found.heights[confident])
-        self._heights += found.heights[confident][near].tolist()
-        self._feet_y += found.ground[confident][near][:, 1].tolist()
+        near = self._near(found)
+        self._heights += near.heights.tolist()
+        self._feet_y += near.ground[:, 1].tolist()
         waited = t - self._probe_started_t  # (a stream's clock starts at 0.0: not a missing value)
         enough = len(self._heights) >= PROBE_SIGHTINGS
         if enough or (waited >= PROBE_PATIENCE_S and len(self._heights) >= PROBE_MIN_SIGHTINGS):

@@ -348,6 +348,9 @@ def _raw_events(data: Dataset, rng: random.Random) -> list[str]:
                 frames=(120 - minute) * 600,
                 uptime_s=(120 - minute) * 60.0,
                 camera_issues=data.camera_issues[(store, device)][-1],
+                detector_input="1088x512",
+                person_px=None if minute % 10 == 3 else 50.0 + minute % 20,
+                person_px_aim=64,
             )
             lines.append(event_to_point(event).to_line())
         data.heartbeats[(store, device)] = beats

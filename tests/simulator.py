@@ -492,6 +492,11 @@ class _World:
                         queue_depth=(beat % 5) * 2,
                         uptime_s=float(beat * self.cfg.heartbeat_every.total_seconds()),
                         camera_issues=",".join(issues),
+                        detector_input=f"{640 + 64 * (len(sid) % 3)}x384",
+                        # Some beats saw nobody near the lines (no size); the sizes straddle the
+                        # alert's share of the aim.
+                        person_px=None if beat % 7 == 6 else (45.0 if beat % 2 else 70.0) + beat % 5,
+                        person_px_aim=64,
                     )
                 )
                 self.hourly[(sid, day.hour_ns(t))]["_covered"] = 1

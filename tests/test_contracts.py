@@ -278,6 +278,41 @@ def test_heartbeat_without_scene_monitor_leaves_the_field_out() -> None:
     beat = HeartbeatEvent(id="h", store="s", device="d", ts=NOW, fps=5, latency_ms=1, dropped_frames=0)
     assert "camera_issues" not in event_to_point(beat).to_line()
     assert "camera_issues" not in beat.to_json()
+    for detector_field in ("detector_input", "person_px", "person_px_aim"):  # a sensor bridge
+        assert detector_field not in event_to_point(beat).to_line()
+        assert detector_field not in beat.to_json()
+
+
+def test_heartbeat_carries_the_detector_input_and_the_people_size_at_it() -> None:
+    beat = HeartbeatEvent(
+        id="h", store="s", device="d", ts=NOW, fps=5, latency_ms=1, dropped_frames=0,
+        detector_input="1088x512", person_px=41.5, person_px_aim=64,
+    )  # fmt: skip
+    fields = event_to_point(beat).fields
+    assert (fields["detector_input"], fields["person_px"], fields["person_px_aim"]) == ("1088x512", 41.5, 64)
+    assert 'detector_input="1088x512",person_px=41.5,person_px_aim=64i' in event_to_line(beat)
+
+
+@pytest.mark.parametrize(
+    ("changed", "value"),
+    [
+        ("detector_input", "1088*512"),
+        ("detector_input", "1088x"),
+        ("detector_input", "0x512"),
+        ("detector_input", "Probing"),
+        ("detector_input", "1088x512\n"),
+        ("person_px", -1),
+        ("person_px", "small"),
+        ("person_px_aim", 0),
+        ("person_px_aim", 64.5),
+    ],
+)
+def test_heartbeat_refuses_a_malformed_detector_report(changed: str, value: object) -> None:
+    beat = {"type": "heartbeat", "id": "h", "store": "s", "device": "d", "ts": "2026-11-22T11:59:00Z"}
+    beat |= {"fps": 5, "latency_ms": 1, "dropped_frames": 0, "detector_input": "640x384", "person_px_aim": 64}
+    with pytest.raises(EventError) as info:
+        parse_event(json.dumps(beat | {changed: value}), now=NOW)
+    assert info.value.reason in {"wrong_type", "out_of_range"}
 
 
 def test_datetime_to_ns_is_exact() -> None:

@@ -7,7 +7,8 @@ rule's window (relative to a chosen instant), then the rule's own reduce and thr
 series as Grafana's server-side expressions define them (drop nulls, reduce, compare), and its
 pending period by evaluating one minute earlier too.
 
-Data: a hand-made day of 10-second heartbeats (as edges send them), dead letters shaped by ingest's
+Data: a hand-made day of 10-second heartbeats (as edges send them, with a camera whose people
+shrink at its detector's input for two hours), dead letters shaped by ingest's
 ``deadletter_point``, and the simulator's weeks through the real pipeline (broken days, a line
 missing exits, camera issues in heartbeats).
 """
@@ -36,6 +37,10 @@ DEVICES = ("cam-1", "cam-2", "cam-3")
 OFFLINE = ("cam-2", START + timedelta(hours=3), START + timedelta(hours=3, minutes=20))
 COVERED = ("cam-3", START + timedelta(hours=6), START + timedelta(hours=6, minutes=15))
 DEADLETTERS = START + timedelta(hours=9)  # a burst: 15 bad messages within 3 minutes
+# People near cam-3's lines shrink at its detector's input for two hours (a re-planned or turned
+# camera); cam-2's beats see nobody near its lines for the first two hours.
+SHRUNK = ("cam-3", START + timedelta(hours=8), START + timedelta(hours=10))
+NOBODY = ("cam-2", START, START + timedelta(hours=2))
 REDUCERS = {"last": lambda v: v[-1], "max": max, "min": min, "sum": sum, "mean": lambda v: sum(v) / len(v)}
 
 
@@ -80,6 +85,7 @@ def test_rules_file_is_grafana_alert_provisioning() -> None:
     assert {r["uid"] for r in group["rules"]} == {
         "footfall-edge-offline",
         "footfall-camera-issue",
+        "footfall-people-too-small",
         "footfall-traffic-below-expected",
         "footfall-line-imbalance",
         "footfall-deadletters",
@@ -99,6 +105,15 @@ def test_rules_file_is_grafana_alert_provisioning() -> None:
 # ---- heartbeats every 10 s and dead letters, made here -----------------------------------------------
 
 
+def people_px(device: str, ts: datetime, k: int) -> float | None:
+    """How tall a beat says the small people near the lines were at the input (aim 64 px)."""
+    if device == NOBODY[0] and NOBODY[1] <= ts < NOBODY[2]:
+        return None
+    if device == SHRUNK[0] and SHRUNK[1] <= ts < SHRUNK[2]:
+        return 40.0 + k % 5  # about 0.65 of the aim
+    return 58.0 + k % 7  # 0.91-1.0 of it, and a beat now and then of people a little small
+
+
 @pytest.fixture(scope="module")
 def ops_db(influxdb: InfluxServer) -> InfluxClient:
     """Three cameras beating every 10 s for 12 hours; cam-2 silent for 20 minutes, cam-3 covered for 15;
@@ -113,7 +128,8 @@ def ops_db(influxdb: InfluxServer) -> InfluxClient:
             issue = "covered" if device == COVERED[0] and COVERED[1] <= ts < COVERED[2] else ""
             beat = HeartbeatEvent(
                 id=f"{device}-{k}", store="store-a", device=device, ts=ts, fps=9.5, latency_ms=50,
-                dropped_frames=0, camera_issues=issue,
+                dropped_frames=0, camera_issues=issue, detector_input="1088x512",
+                person_px=people_px(device, ts, k), person_px_aim=64,
             )  # fmt: skip
             lines.append(event_to_point(beat).to_line())
     for k in range(15):
@@ -151,6 +167,19 @@ def test_camera_issue_fires_while_heartbeats_name_one(ops_db: InfluxClient) -> N
     for t in instants(START, START + timedelta(hours=12), timedelta(minutes=10)):
         if not begin <= t < end + timedelta(minutes=15):
             assert firing(ops_db, rule, t) == set(), t
+
+
+def test_people_too_small_fires_when_most_of_the_hour_saw_them_small(ops_db: InfluxClient) -> None:
+    """The median over an hour of beats: half an hour of small people in the window tips it."""
+    rule, (device, begin, end) = RULE["footfall-people-too-small"], SHRUNK
+    cam3 = (("device", device), ("store", "store-a"))
+    assert firing(ops_db, rule, begin + timedelta(minutes=20)) == set()
+    assert firing(ops_db, rule, begin + timedelta(minutes=40)) == {cam3}
+    assert firing(ops_db, rule, end + timedelta(minutes=20)) == {cam3}
+    assert firing(ops_db, rule, end + timedelta(minutes=40)) == set()
+    for t in instants(START, START + timedelta(hours=12), timedelta(minutes=10)):
+        if not begin + timedelta(minutes=30) <= t <= end + timedelta(minutes=30):  # (a tie at both)
+            assert firing(ops_db, rule, t) == set(), t  # nobody seen near cam-2's lines: no alert
 
 
 def test_dead_letter_rate_fires_on_a_burst(ops_db: InfluxClient) -> None:

@@ -489,14 +489,22 @@ def check_devices_offline(fill: PipelineFill, q: PanelQuery) -> None:
         assert offline == expected > 0, at
 
 
-def check_last_heartbeat(fill: PipelineFill, q: PanelQuery) -> None:
+def device_rows(fill: PipelineFill, q: PanelQuery) -> list[tuple[list[HeartbeatEvent], list[Any]]]:
+    """A per-device table over the weeks: each device's heartbeats in time order, and its one row."""
     start, end = weeks_range(fill)
     series = by_tag(run(fill, q, store=stores_of(fill), start_ms=start, end_ms=end), "store", "device")
     beats = heartbeats(fill)
     assert set(series) == set(beats)
+    rows = []
     for key, s in series.items():
-        last = max(beats[key], key=lambda b: b.ts)
         (row,) = s.values
+        rows.append((sorted(beats[key], key=lambda b: b.ts), row))
+    return rows
+
+
+def check_last_heartbeat(fill: PipelineFill, q: PanelQuery) -> None:
+    for ordered, row in device_rows(fill, q):
+        last = ordered[-1]
         assert abs(row[0] - ms(last.ts)) <= 1  # the sub-millisecond id offset
         assert row[1:] == [last.fps, last.latency_ms, last.dropped_frames, last.queue_depth, last.uptime_s]
 
@@ -612,6 +620,19 @@ def check_camera_issues_now(fill: PipelineFill, q: PanelQuery) -> None:
         assert any(want.values()) == (at < moments[-1])
 
 
+def check_people_size_at_input(fill: PipelineFill, q: PanelQuery) -> None:
+    """Per camera: its last input, and the median of its beats' people sizes against the aim."""
+    for ordered, row in device_rows(fill, q):
+        sizes = [b.person_px for b in ordered if b.person_px is not None]
+        assert 0 < len(sizes) < len(ordered)  # beats that saw nobody near the lines are left out
+        last = ordered[-1]
+        assert last.person_px_aim is not None
+        assert row[1] == last.detector_input
+        assert row[2:] == pytest.approx(
+            [float(np.median(sizes)), last.person_px_aim, float(np.median(sizes)) / last.person_px_aim]
+        )
+
+
 def check_camera_issue_history(fill: PipelineFill, q: PanelQuery) -> None:
     start, end = weeks_range(fill)
     series = run(fill, q, store=stores_of(fill), start_ms=start, end_ms=end)
@@ -669,6 +690,7 @@ CHECKS: dict[tuple[str, str], Callable[[PipelineFill, PanelQuery], None]] = {
     ("footfall-ops", "Store-and-forward backlog"): health_check("queue_depth", max),
     ("footfall-ops", "Camera issues now"): check_camera_issues_now,
     ("footfall-ops", "Camera issue history"): check_camera_issue_history,
+    ("footfall-ops", "People size at the detector's input"): check_people_size_at_input,
     ("footfall-ops", "In/out balance per line"): check_in_out_balance,
     ("footfall-ops", "Dead letters by reason"): check_dead_letters,
 }

@@ -4,6 +4,7 @@ YOLO11n-pose): counts against gt-derived truth."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_iter_events_are_valid_stable_and_timed(video_dir: Path, edge_env: Path)
     beats = [e for e in first if isinstance(e, HeartbeatEvent)]
     assert len(beats) == 2  # 2.84 s of video, one per second of media time after the first
     assert all(b.fps > 0 and b.frames > 0 and b.queue_depth == 0 for b in beats)
+    # Each beat names the detector's planned input and how tall the people near the lines were at
+    # it: TUD-Campus's walkers are far taller than the nano model needs (its plan is at the floor).
+    assert all(re.fullmatch(r"[0-9]+x[0-9]+", b.detector_input or "") for b in beats)
+    assert all(b.person_px_aim == 64 and (b.person_px or 0) > 64 for b in beats)
     occupancy = [e for e in first if e.type == "occupancy"]
     assert occupancy
     assert max(e.count for e in occupancy) >= 3

@@ -212,6 +212,8 @@ def test_edge_run_delivers_exactly_what_count_counts(
         # The 25 fps file is analysed at the default 15 fps at most: every 2nd frame. Beats come at
         # frames 26 and 52 (t = 1.04 s and 2.08 s), after 14 and 27 analysed frames.
         assert [b["frames"] for b in beats] == [14, 27]
+        # ... and the detector's input and people size, through ingest into the database.
+        assert all(b["detector_input"] and b["person_px"] > 0 and b["person_px_aim"] == 64 for b in beats)
         start = datetime.fromisoformat(clip.start.replace("Z", "+00:00"))
         # A frame's events leave the linker linking.delay_s (1.5 s) after the frame, and a beat
         # leaves with the next frame released: in front of it are at least the events of frames

@@ -223,3 +223,46 @@ def test_the_logged_plan_pinned_in_the_camera_file_is_used_from_the_first_frame(
     assert shapes == [(y2 - y1, x2 - x1, 3)]  # the crop, from the first frame
     with pytest.raises(ConfigError, match=r"cam\.yaml: model\.crop: .* beyond the 640x360 picture"):
         LayoutDetector(config(**planned.pinned()), (640, 360), make)
+
+
+def test_the_report_tells_the_input_and_how_tall_the_people_near_the_layout_are_at_it() -> None:
+    """What a heartbeat carries (ops dashboard: people too small for the detector): the input,
+    and the 10th percentile of the confident people near the lines since the last report, at it."""
+    from footfall.edge.detector import Detections
+    from footfall.edge.scale import InputReport, LayoutDetector
+    from footfall.edge.sources import Frame
+
+    near_heights = np.array([80.0, 90.0, 100.0, 110.0, 120.0])  # five: too few to plan at once
+    x = np.linspace(850, 1150, len(near_heights))
+    boxes = np.stack([x - 20, 600 - near_heights, x + 20, np.full(len(x), 600.0)], axis=1)
+    far = [100.0, 970.0, 130.0, 1000.0]  # small and far from the door line: not near it
+    weak = [990.0, 580.0, 1000.0, 600.0]  # near, but under model.conf
+    xyxy = np.vstack([boxes, far, weak])
+    conf = np.array([0.9] * len(boxes) + [0.9, 0.1])
+
+    def people(image: np.ndarray) -> Detections:  # in the pixels of the part it is shown
+        x0, y0 = detector.plan.crop[:2] if detector.plan is not None else (0, 0)
+        seen = xyxy - [x0, y0, x0, y0]
+        return Detections(seen, conf, np.stack([(seen[:, 0] + seen[:, 2]) / 2, seen[:, 3]], axis=1))
+
+    detector = LayoutDetector(config(), (1920, 1080), lambda imgsz: people)
+    picture = np.zeros((1080, 1920, 3), np.uint8)
+    assert detector.report() == InputReport("probing", None, 64)  # nobody seen yet
+
+    detector(Frame(0, 0.0, picture, 0.0))
+    probe_h, probe_w = probe_imgsz(config(), (1920, 1080))
+    small = float(np.percentile(near_heights, 10))
+    at_probe = round(small * min(probe_w / 1920, probe_h / 1080), 1)
+    assert detector.plan is None
+    assert detector.report() == InputReport("probing", at_probe, 64)
+    assert detector.report().person_px is None  # each report starts its sightings afresh
+
+    plan = plan_input(config(), (1920, 1080), near_heights)
+    detector.adopt(plan)
+    detector(Frame(1, 0.1, picture, 0.0))
+    detector(Frame(2, 0.2, picture, 0.0))
+    (height, width), (x1, y1, x2, y2) = plan.imgsz, plan.crop
+    small = float(np.percentile(np.tile(near_heights, 2), 10))  # both frames' sightings
+    at_plan = round(small * min(width / (x2 - x1), height / (y2 - y1)), 1)
+    assert at_plan != at_probe
+    assert detector.report() == InputReport(f"{width}x{height}", at_plan, 64)
