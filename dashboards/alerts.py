@@ -28,6 +28,9 @@ GROUP = "footfall"
 FOLDER = "footfall"
 # How often Grafana evaluates the group.
 EVALUATE_EVERY = "1m"
+# "People too small for the detector" judges an hour only when at least this many of its
+# heartbeats saw people near the lines (edges beat every 10 s by default: 2 minutes' worth).
+MIN_SIZED_BEATS = 12
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,11 @@ RULES: tuple[AlertRule, ...] = (
         title="People too small for the detector",
         # The median over the last hour's heartbeats of how tall the small people near the camera's
         # lines and zones were at the detector's input, as a share of the height it aims for. Beats
-        # that saw nobody near them carry no size, so a quiet hour has no data and stays quiet.
-        query=f'SELECT median("person_px") / last("person_px_aim") FROM "{HEARTBEAT}" WHERE $timeFilter '
-        'GROUP BY "store", "device"',
+        # that saw nobody near them carry no size; an hour with fewer than MIN_SIZED_BEATS sized
+        # beats is too quiet to judge (one or two beats would decide) and has no data.
+        query='SELECT "share" FROM (SELECT median("person_px") / last("person_px_aim") AS "share", '
+        f'count("person_px") AS "sized" FROM "{HEARTBEAT}" WHERE $timeFilter GROUP BY "store", "device") '
+        f'WHERE "sized" >= {MIN_SIZED_BEATS} GROUP BY "store", "device"',
         window_s=3600,
         reducer="last",
         comparison="lt",

@@ -504,7 +504,9 @@ OPS = Dashboard(
             "10th percentiles) against the height it was planned for (model.person_px). Under "
             f"{PERSON_PX_WARN_SHARE:.0%} of it the nano model misses people and the camera undercounts: "
             "re-plan it (footfall edge run --replan) when the scene has changed since it started, else "
-            "raise model.max_imgsz or draw the lines where people look larger.",
+            "raise model.max_imgsz or draw the lines where people look larger. The last hour, as the "
+            "alert judges it.",
+            time_from="1h",
             width=24,
             height=6,
         ),

@@ -247,7 +247,8 @@ class LayoutDetector:
         if self.plan is not None and self._detect is not None:
             x1, y1, x2, y2 = self.plan.crop
             found = _shifted(self._detect(image[y1:y2, x1:x2]), x1, y1)
-            self._near(found)
+            whole = found.select(~_cut_by_crop(found.xyxy, self.plan.crop, self.frame_size))
+            self._recent.extend(self._near(whole).heights.tolist())
             return found
         return self._probe(image, frame.t)
 
@@ -259,18 +260,18 @@ class LayoutDetector:
         else:
             x1, y1, x2, y2 = self.plan.crop
             size, area = self.plan.imgsz, (x2 - x1, y2 - y1)
-            label = f"{size[1]}x{size[0]}"
+        # A model exported at a fixed input runs at its own size whatever was planned.
+        size = getattr(self._detect, "imgsz", size)
+        label = "probing" if self.plan is None else f"{size[1]}x{size[0]}"
         scale = min(size[1] / area[0], size[0] / area[1])  # the letterbox's
         small = round(float(np.percentile(self._recent, 10)) * scale, 1) if self._recent else None
         self._recent.clear()
         return InputReport(label, small, self.config.model.person_px)
 
     def _near(self, found: Detections) -> Detections:
-        """The confident people near the layout in ``found``, noted for the next report."""
+        """The confident people near the layout in ``found``."""
         confident = found.select(found.conf >= self.config.model.conf)
-        near = confident.select(near_layout(self.config, confident.ground, confident.heights))
-        self._recent.extend(near.heights.tolist())
-        return near
+        return confident.select(near_layout(self.config, confident.ground, confident.heights))
 
     def _probe(self, image: NDArray[np.uint8], t: float) -> Detections:
         if self._detect is None:
@@ -279,6 +280,7 @@ class LayoutDetector:
             self._probe_started_t = t
         found = self._detect(image)
         near = self._near(found)
+        self._recent.extend(near.heights.tolist())
         self._heights += near.heights.tolist()
         self._feet_y += near.ground[:, 1].tolist()
         waited = t - self._probe_started_t  # (a stream's clock starts at 0.0: not a missing value)
@@ -298,6 +300,24 @@ class LayoutDetector:
         if plan.warning is not None:
             log.warning("%s/%s: %s", self.config.store, self.config.camera, plan.warning)
         self._detect = self.make(plan.imgsz)
+
+
+def _cut_by_crop(
+    xyxy: NDArray[np.float64], crop: tuple[int, int, int, int], frame_size: tuple[int, int]
+) -> NDArray[np.bool_]:
+    """Boxes that reach an edge of the crop lying inside the picture: the crop cut them (someone
+    walking out of it), so their height is not the person's."""
+    x1, y1, x2, y2 = crop
+    cut = np.zeros(len(xyxy), bool)
+    if x1 > 0:
+        cut |= xyxy[:, 0] <= x1 + 1
+    if y1 > 0:
+        cut |= xyxy[:, 1] <= y1 + 1
+    if x2 < frame_size[0]:
+        cut |= xyxy[:, 2] >= x2 - 1
+    if y2 < frame_size[1]:
+        cut |= xyxy[:, 3] >= y2 - 1
+    return cut
 
 
 def _shifted(found: Detections, dx: int, dy: int) -> Detections:

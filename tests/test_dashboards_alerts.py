@@ -25,7 +25,7 @@ import yaml
 from footfall.contracts.events import DeadLetter, HeartbeatEvent
 from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import datetime_to_ns, deadletter_point, event_to_point
-from footfall.dashboards.alerts import RULES, AlertRule, alerting_provisioning
+from footfall.dashboards.alerts import MIN_SIZED_BEATS, RULES, AlertRule, alerting_provisioning
 from footfall.dashboards.provision import PROVISIONING_DIR
 from footfall.dashboards.spec import DATASOURCE_UID
 from tests.pipeline_support import PipelineFill
@@ -38,9 +38,10 @@ OFFLINE = ("cam-2", START + timedelta(hours=3), START + timedelta(hours=3, minut
 COVERED = ("cam-3", START + timedelta(hours=6), START + timedelta(hours=6, minutes=15))
 DEADLETTERS = START + timedelta(hours=9)  # a burst: 15 bad messages within 3 minutes
 # People near cam-3's lines shrink at its detector's input for two hours (a re-planned or turned
-# camera); cam-2's beats see nobody near its lines for the first two hours.
+# camera); for the first two hours cam-2's beats see nobody near its lines, but one in 40 (9 an hour)
+# sees someone small.
 SHRUNK = ("cam-3", START + timedelta(hours=8), START + timedelta(hours=10))
-NOBODY = ("cam-2", START, START + timedelta(hours=2))
+QUIET = ("cam-2", START, START + timedelta(hours=2))
 REDUCERS = {"last": lambda v: v[-1], "max": max, "min": min, "sum": sum, "mean": lambda v: sum(v) / len(v)}
 
 
@@ -107,8 +108,8 @@ def test_rules_file_is_grafana_alert_provisioning() -> None:
 
 def people_px(device: str, ts: datetime, k: int) -> float | None:
     """How tall a beat says the small people near the lines were at the input (aim 64 px)."""
-    if device == NOBODY[0] and NOBODY[1] <= ts < NOBODY[2]:
-        return None
+    if device == QUIET[0] and QUIET[1] <= ts < QUIET[2]:
+        return 40.0 if k % 40 == 0 else None
     if device == SHRUNK[0] and SHRUNK[1] <= ts < SHRUNK[2]:
         return 40.0 + k % 5  # about 0.65 of the aim
     return 58.0 + k % 7  # 0.91-1.0 of it, and a beat now and then of people a little small
@@ -179,7 +180,11 @@ def test_people_too_small_fires_when_most_of_the_hour_saw_them_small(ops_db: Inf
     assert firing(ops_db, rule, end + timedelta(minutes=40)) == set()
     for t in instants(START, START + timedelta(hours=12), timedelta(minutes=10)):
         if not begin + timedelta(minutes=30) <= t <= end + timedelta(minutes=30):  # (a tie at both)
-            assert firing(ops_db, rule, t) == set(), t  # nobody seen near cam-2's lines: no alert
+            assert firing(ops_db, rule, t) == set(), t  # cam-2's quiet hours: too few beats to judge
+    hour = [people_px(QUIET[0], QUIET[1] + timedelta(seconds=10 * k), k) for k in range(360)]
+    sized = [px for px in hour if px is not None]
+    assert 0 < len(sized) < MIN_SIZED_BEATS  # small enough to fire, were it judged
+    assert max(sized) / 64 < rule.threshold
 
 
 def test_dead_letter_rate_fires_on_a_burst(ops_db: InfluxClient) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from footfall.contracts.config import CameraConfig, validate_config
-from footfall.edge.scale import MIN_INPUT, near_layout, plan_input, probe_imgsz
+from footfall.edge.scale import MIN_INPUT, InputPlan, near_layout, plan_input, probe_imgsz
 from tests.layout_support import scaled_layout
 
 
@@ -266,3 +267,77 @@ def test_the_report_tells_the_input_and_how_tall_the_people_near_the_layout_are_
     at_plan = round(small * min(width / (x2 - x1), height / (y2 - y1)), 1)
     assert at_plan != at_probe
     assert detector.report() == InputReport(f"{width}x{height}", at_plan, 64)
+    assert detector.report().person_px is None
+
+
+def planned_detector(
+    heights: list[float], imgsz: tuple[int, int] | None = None, y2: float = 600.0
+) -> tuple[Any, InputPlan]:
+    """A detector planned on the door line that finds people of ``heights`` (feet at row ``y2``,
+    clipped to its crop as the letterbox clips them), built at ``imgsz`` (a model exported at a
+    fixed input) or at the plan's size."""
+    from footfall.edge.detector import Detections
+    from footfall.edge.scale import LayoutDetector
+
+    plan = plan_input(config(), (1920, 1080), np.full(20, 150.0))  # a crop 225 px above the line
+    (cx1, cy1, cx2, cy2), tall = plan.crop, np.asarray(heights)
+    x = np.linspace(850, 1150, len(tall))
+    boxes = np.stack([x - 20, y2 - tall, x + 20, np.full(len(x), y2)], axis=1)
+    boxes = np.clip(boxes - [cx1, cy1, cx1, cy1], 0, [cx2 - cx1, cy2 - cy1] * 2)
+
+    class Model:
+        def __init__(self, size: tuple[int, int]) -> None:
+            self.imgsz = imgsz or size
+
+        def __call__(self, image: np.ndarray) -> Detections:
+            ground = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
+            return Detections(boxes, np.full(len(boxes), 0.9), ground)
+
+    detector = LayoutDetector(config(), (1920, 1080), Model)
+    detector.adopt(plan)
+    return detector, plan
+
+
+def at_input(heights: list[float], size: tuple[int, int], crop: tuple[int, int, int, int]) -> float:
+    scale = min(size[1] / (crop[2] - crop[0]), size[0] / (crop[3] - crop[1]))
+    return round(float(np.percentile(heights, 10)) * scale, 1)
+
+
+def test_the_report_names_the_input_the_model_runs_at() -> None:
+    """A model exported at a fixed input (``footfall model export --fixed``) ignores the plan."""
+    from footfall.edge.sources import Frame
+
+    detector, plan = planned_detector([70.0, 80.0, 90.0], imgsz=(640, 640))
+    detector(Frame(0, 0.0, np.zeros((1080, 1920, 3), np.uint8), 0.0))
+    report = detector.report()
+    assert plan.imgsz != (640, 640)
+    assert (report.detector_input, report.person_px) == (
+        "640x640",
+        at_input([70, 80, 90], (640, 640), plan.crop),
+    )
+
+
+def test_the_report_leaves_out_people_the_crop_cuts_and_keeps_the_latest_sightings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone walking out through the crop's bottom edge is boxed short: not their size. The
+    sightings between two reports are bounded (a crowd), the latest kept."""
+    from footfall.edge import scale
+    from footfall.edge.sources import Frame
+
+    picture = np.zeros((1080, 1920, 3), np.uint8)
+    plan = planned_detector([70.0])[1]
+    assert plan.crop[3] < 1080  # the crop's bottom edge is inside the picture
+    below = plan.crop[3] + 40.0  # feet beyond it: the box ends at the crop's edge
+    walking_out, _ = planned_detector([200.0, 200.0, 200.0], y2=below)
+    walking_out(Frame(0, 0.0, picture, 0.0))
+    assert walking_out.report().person_px is None
+
+    monkeypatch.setattr(scale, "REPORT_SIGHTINGS", 4)
+    first, _ = planned_detector([40.0, 40.0, 40.0, 40.0])
+    first(Frame(0, 0.0, picture, 0.0))
+    later = planned_detector([90.0, 100.0, 110.0, 120.0])[0]._detect
+    first._detect = later  # the same camera, larger people on the next frame
+    first(Frame(1, 0.1, picture, 0.0))
+    size = first._detect.imgsz  # type: ignore[union-attr]
+    assert first.report().person_px == at_input([90, 100, 110, 120], size, plan.crop)
