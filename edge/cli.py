@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from footfall.contracts.config import CameraConfig, ConfigError, load_config
+from footfall.contracts.config import PERSON_PX_WARN_SHARE, CameraConfig, ConfigError, load_config
+from footfall.contracts.events import Event, HeartbeatEvent
 
 if TYPE_CHECKING:
     from footfall.edge.evaluation import Report
@@ -110,8 +111,7 @@ def count(
     _show_start_up_choices()
     frames = _open(source, _recording_fps(source, fps, camera))
     writer = None
-    crossings: Tally[tuple[str, str]] = Tally()
-    dwell: dict[str, list[float]] = defaultdict(list)
+    totals = _Totals()
     total = getattr(frames, "frame_count", None)
     out.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -127,20 +127,57 @@ def count(
         for outcome in outcomes:
             for event in outcome.events:
                 sink.write(event.to_json() + "\n")
-                if event.type == "crossing":
-                    crossings[(event.line, event.direction)] += 1
-                elif event.type == "zone_visit":
-                    dwell[event.zone].append(event.dwell_s)
+                totals.add(event)
             if annotate is not None and outcome.pictured:
-                writer = _write_annotated(writer, annotate, frames, outcome, camera, crossings)
+                writer = _write_annotated(writer, annotate, frames, outcome, camera, totals.crossings)
             n += outcome.pictured
             analysed += outcome.analysed
             progress.update(task, advance=1, fps=n / max(time.monotonic() - t0, 1e-9))
     if writer is not None:
         writer.release()
     console = Console()
-    console.print(_summary_table(camera, crossings, dwell, n, out))
+    console.print(_summary_table(camera, totals.crossings, totals.dwell, n, out))
     console.print(f"inference ran on {analysed} of {n} frames (the motion gate skipped static, empty ones)")
+    console.print(totals.people_size())
+
+
+@dataclasses.dataclass
+class _Totals:
+    """What ``footfall count`` sums up at the end of a recording."""
+
+    crossings: Tally[tuple[str, str]] = dataclasses.field(default_factory=Tally)
+    dwell: dict[str, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
+    people_px: list[float] = dataclasses.field(default_factory=list)  # the heartbeats' person_px
+    detector_input: str | None = None
+    person_px_aim: int | None = None
+
+    def add(self, event: Event) -> None:
+        if event.type == "crossing":
+            self.crossings[(event.line, event.direction)] += 1
+        elif event.type == "zone_visit":
+            self.dwell[event.zone].append(event.dwell_s)
+        elif isinstance(event, HeartbeatEvent) and event.person_px is not None:
+            self.people_px.append(event.person_px)
+            self.detector_input, self.person_px_aim = event.detector_input, event.person_px_aim
+
+    def people_size(self) -> str:
+        """How tall the people near the layout were at the detector's input, as the ops dashboard's
+        alert judges a camera (the median of its heartbeats): an installer's check of a placement."""
+        if not self.people_px or self.person_px_aim is None:
+            return "people near the lines and zones at the detector's input: no heartbeat saw any"
+        median = statistics.median(self.people_px)
+        share = median / self.person_px_aim
+        said = (
+            f"people near the lines and zones: {median:.1f} px at the detector's {self.detector_input} "
+            f"input (each heartbeat's smallest tenth, the median of {len(self.people_px)}; aim "
+            f"{self.person_px_aim} px, {share:.0%} of it)"
+        )
+        if share >= PERSON_PX_WARN_SHARE:
+            return said
+        return said + (
+            ": too small, the model will miss people. Draw the lines and zones where people look "
+            "larger, or raise model.max_imgsz (CPU time)"
+        )
 
 
 def preview(

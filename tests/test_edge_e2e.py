@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -174,6 +175,11 @@ def test_count_cli_reports_the_camera_issues_of_a_faulty_recording(
         assert began <= t <= began + 10, issues
     beats = {round(media_s(e)): e.camera_issues for e in events if e.type == "heartbeat"}
     assert beats == {10: "", 20: "covered", 30: "", 40: "frozen", 50: ""}
+    # The summary ends with the people size the ops alert would judge the placement by.
+    sizes = [e.person_px for e in events if e.type == "heartbeat" and e.person_px is not None]
+    assert sizes
+    said = " ".join(result.output.split())  # (the console wraps long lines)
+    assert f"{statistics.median(sizes):.1f} px at the detector's" in said
 
 
 def test_eval_cli_on_a_frame_folder_and_max_error_exit_code(

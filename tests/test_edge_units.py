@@ -444,3 +444,38 @@ def test_people_whose_feet_are_out_of_the_picture_do_not_count() -> None:
     xyxy = np.array([[10, 10, 50, 470], [100, 300, 160, 480], [200, 200, 240, 479.5]], dtype=float)
     tracks = Tracks(np.array([1, 2, 3]), xyxy, xyxy[:, [0, 3]], xyxy[:, 3] - xyxy[:, 1])
     assert tracks.feet_in_view(480).ids.tolist() == [1]
+
+
+def beat(person_px: float | None, detector_input: str = "1088x512") -> object:
+    from datetime import UTC, datetime
+
+    from footfall.contracts.events import HeartbeatEvent
+
+    return HeartbeatEvent(
+        id="h", store="s", device="d", ts=datetime(2026, 12, 2, tzinfo=UTC), fps=10, latency_ms=50,
+        dropped_frames=0, detector_input=detector_input, person_px=person_px, person_px_aim=64,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sizes", "said"),
+    [
+        ([], "at the detector's input: no heartbeat saw any"),
+        ([None, None], "at the detector's input: no heartbeat saw any"),
+        ([60.0, None, 70.0, 66.0], "66.0 px at the detector's 1088x512 input (each heartbeat's"),
+        ([60.0, 40.0, 45.0], "45.0 px at the detector's 1088x512 input (each heartbeat's"),
+    ],
+)
+def test_count_sums_up_the_people_size_at_the_detector_input(sizes: list[float | None], said: str) -> None:
+    """`footfall count` tells the installer what the ops alert would say of the placement."""
+    from footfall.edge.cli import _Totals
+
+    totals = _Totals()
+    for size in sizes:
+        totals.add(beat(size))  # type: ignore[arg-type]
+    text = totals.people_size()
+    assert said in text
+    share = None if not any(sizes) else float(np.median([s for s in sizes if s is not None])) / 64
+    assert ("too small, the model will miss people" in text) == (share is not None and share < 0.8)
+    if share is not None:
+        assert f"smallest tenth, the median of 3; aim 64 px, {share:.0%} of it)" in text
