@@ -33,7 +33,8 @@ def _label(name: str) -> str:
 
 
 STORE = '"store" =~ /^$store$/'
-# A device counts as online when it sent a heartbeat within this window (edges beat every ~30 s).
+# A device counts as online when it sent a heartbeat within this window (edges beat every 10 s by
+# default, `--heartbeat-every`).
 ONLINE_WINDOW = "5m"
 # Devices with a heartbeat in the time range / in the online window (one row per store and device).
 DEVICES_REPORTING = (
