@@ -256,7 +256,7 @@ class LayoutDetector:
         """The input now and how tall the people seen near the layout since the last report were
         at it; starts the next report's sightings afresh."""
         if self.plan is None:
-            label, size, area = "probing", probe_imgsz(self.config, self.frame_size), self.frame_size
+            size, area = probe_imgsz(self.config, self.frame_size), self.frame_size
         else:
             x1, y1, x2, y2 = self.plan.crop
             size, area = self.plan.imgsz, (x2 - x1, y2 - y1)
