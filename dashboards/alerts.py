@@ -20,6 +20,7 @@ from footfall.contracts.measurements import (
     KPI_HOURLY,
     KPI_LINE_DAILY,
 )
+from footfall.dashboards.definitions import PEOPLE_SIZE_SHARE
 from footfall.dashboards.spec import DATASOURCE_UID
 
 Reducer = Literal["last", "max", "min", "sum", "mean"]
@@ -93,8 +94,8 @@ RULES: tuple[AlertRule, ...] = (
         # lines and zones were at the detector's input, as a share of the height it aims for. Beats
         # that saw nobody near them carry no size; an hour with fewer than MIN_SIZED_BEATS sized
         # beats is too quiet to judge (one or two beats would decide) and has no data.
-        query='SELECT "share" FROM (SELECT median("person_px") / last("person_px_aim") AS "share", '
-        f'count("person_px") AS "sized" FROM "{HEARTBEAT}" WHERE $timeFilter GROUP BY "store", "device") '
+        query=f'SELECT "share" FROM (SELECT {PEOPLE_SIZE_SHARE} AS "share", count("person_px") AS "sized" '
+        f'FROM "{HEARTBEAT}" WHERE $timeFilter GROUP BY "store", "device") '
         f'WHERE "sized" >= {MIN_SIZED_BEATS} GROUP BY "store", "device"',
         window_s=3600,
         reducer="last",

@@ -33,6 +33,9 @@ def _label(name: str) -> str:
 
 
 STORE = '"store" =~ /^$store$/'
+# How tall the small people near a camera's lines and zones were at its detector's input, as a share
+# of the height it was planned for: the median of the heartbeats' sizes (the ops table and its alert).
+PEOPLE_SIZE_SHARE = 'median("person_px") / last("person_px_aim")'
 # A device counts as online when it sent a heartbeat within this window (edges beat every 10 s by
 # default, `--heartbeat-every`).
 ONLINE_WINDOW = "5m"
@@ -494,8 +497,8 @@ OPS = Dashboard(
                 Query(
                     "A",
                     f'SELECT last("detector_input") AS "input", median("person_px") AS "people px", '
-                    'last("person_px_aim") AS "aim px", median("person_px") / last("person_px_aim") AS '
-                    f'"share of aim" FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
+                    f'last("person_px_aim") AS "aim px", {PEOPLE_SIZE_SHARE} AS "share of aim" '
+                    f'FROM "{HEARTBEAT}" WHERE {STORE} AND $timeFilter '
                     'GROUP BY "store", "device"',
                     result_format="table",
                 ),

@@ -68,7 +68,13 @@ def touched_edges(
     xyxy: NDArray[np.float64], heights: NDArray[np.float64], region: tuple[float, float, float, float]
 ) -> NDArray[np.int64]:
     """Per box, the edges of ``region`` (x1, y1, x2, y2: what the detector watches) it touches."""
-    margin = EDGE_HEIGHTS * heights
+    return edges_within(xyxy, region, EDGE_HEIGHTS * heights)
+
+
+def edges_within(
+    xyxy: NDArray[np.float64], region: tuple[float, float, float, float], margin: NDArray[np.float64] | float
+) -> NDArray[np.int64]:
+    """Per box, the edges of ``region`` it comes within ``margin`` pixels of (one for all, or per box)."""
     x1, y1, x2, y2 = region
     edges = np.zeros(len(xyxy), dtype=np.int64)
     edges |= np.where(xyxy[:, 0] <= x1 + margin, LEFT, 0)

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from footfall.contracts.config import PERSON_PX_WARN_SHARE, CameraConfig, ConfigError, ModelConfig
 from footfall.edge.detector import STRIDE, Detections, fit_imgsz
+from footfall.edge.linking import BOTTOM, LEFT, RIGHT, TOP, edges_within
 from footfall.edge.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -308,16 +309,9 @@ def _cut_by_crop(
     """Boxes that reach an edge of the crop lying inside the picture: the crop cut them (someone
     walking out of it), so their height is not the person's."""
     x1, y1, x2, y2 = crop
-    cut = np.zeros(len(xyxy), bool)
-    if x1 > 0:
-        cut |= xyxy[:, 0] <= x1 + 1
-    if y1 > 0:
-        cut |= xyxy[:, 1] <= y1 + 1
-    if x2 < frame_size[0]:
-        cut |= xyxy[:, 2] >= x2 - 1
-    if y2 < frame_size[1]:
-        cut |= xyxy[:, 3] >= y2 - 1
-    return cut
+    inner = (LEFT if x1 > 0 else 0) | (TOP if y1 > 0 else 0)
+    inner |= (RIGHT if x2 < frame_size[0] else 0) | (BOTTOM if y2 < frame_size[1] else 0)
+    return np.asarray(edges_within(xyxy, crop, 1.0) & inner != 0)
 
 
 def _shifted(found: Detections, dx: int, dy: int) -> Detections:
