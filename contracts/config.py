@@ -36,6 +36,11 @@ M = TypeVar("M", bound=BaseModel)
 # on Venice-2, 52 px instead of 64 cost a crossing or two; far less loses people), and so does the ops
 # dashboard's alert when a camera's heartbeats report them so for an hour.
 PERSON_PX_WARN_SHARE = 0.8
+# ... judged over this long (the median of the heartbeats' people size), and only when at least this
+# many of its heartbeats saw someone near the layout: one or two beats of a quiet hour would decide.
+# The ops alert fires on it; the edge then plans its input again (``model.replan_after_s``).
+PEOPLE_SIZE_WINDOW_S = 3600
+PEOPLE_SIZE_MIN_BEATS = 12
 
 
 class ConfigError(ValueError):
@@ -130,6 +135,11 @@ class ModelConfig(StrictModel):
     person_px: int = Field(default=64, ge=16, le=640)
     # ... but the input's long side never exceeds this (the CPU's budget) nor the camera's own.
     max_imgsz: int = Field(default=1280, ge=64, le=8192)
+    # When the people near the lines and zones stayed too small at the planned input for this long
+    # (as the ops dashboard's alert judges it: PERSON_PX_WARN_SHARE of person_px), the detector
+    # plans its input again from the people it saw lately (a plan made from a start's first few
+    # people, or before the camera was turned). Seconds; 0: never. A pinned imgsz is never planned.
+    replan_after_s: float = Field(default=PEOPLE_SIZE_WINDOW_S, ge=0)
     # Recordings are analysed at most this many frames a second (every n-th frame of a faster
     # file; --fps overrides, 0 = every frame). Walkers move a few centimetres between frames at
     # 15 fps and every rule is in seconds, so counts hold while the CPU cost halves for 30 fps

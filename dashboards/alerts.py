@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from footfall.contracts.config import PERSON_PX_WARN_SHARE
+from footfall.contracts.config import PEOPLE_SIZE_MIN_BEATS, PEOPLE_SIZE_WINDOW_S, PERSON_PX_WARN_SHARE
 from footfall.contracts.measurements import (
     ALL_STORES,
     DEADLETTER,
@@ -29,9 +29,6 @@ GROUP = "footfall"
 FOLDER = "footfall"
 # How often Grafana evaluates the group.
 EVALUATE_EVERY = "1m"
-# "People too small for the detector" judges an hour only when at least this many of its
-# heartbeats saw people near the lines (edges beat every 10 s by default: 2 minutes' worth).
-MIN_SIZED_BEATS = 12
 
 
 @dataclass(frozen=True)
@@ -92,19 +89,20 @@ RULES: tuple[AlertRule, ...] = (
         title="People too small for the detector",
         # The median over the last hour's heartbeats of how tall the small people near the camera's
         # lines and zones were at the detector's input, as a share of the height it aims for. Beats
-        # that saw nobody near them carry no size; an hour with fewer than MIN_SIZED_BEATS sized
+        # that saw nobody near them carry no size; an hour with fewer than PEOPLE_SIZE_MIN_BEATS sized
         # beats is too quiet to judge (one or two beats would decide) and has no data.
         query=f'SELECT "share" FROM (SELECT {PEOPLE_SIZE_SHARE} AS "share", count("person_px") AS "sized" '
         f'FROM "{HEARTBEAT}" WHERE $timeFilter GROUP BY "store", "device") '
-        f'WHERE "sized" >= {MIN_SIZED_BEATS} GROUP BY "store", "device"',
-        window_s=3600,
+        f'WHERE "sized" >= {PEOPLE_SIZE_MIN_BEATS} GROUP BY "store", "device"',
+        window_s=PEOPLE_SIZE_WINDOW_S,
         reducer="last",
         comparison="lt",
         threshold=PERSON_PX_WARN_SHARE,
         summary="{{ $labels.store }}/{{ $labels.device }}: people near the lines are too small at the "
         "detector's input",
-        description="The camera undercounts. If its scene changed since its input was planned, restart "
-        "it with footfall edge run --replan; otherwise raise model.max_imgsz (CPU time) or draw the lines "
+        description="The camera undercounts. After an hour of this the edge plans its input again from "
+        "the people it saw lately (model.replan_after_s; not when model.imgsz pins it), and logs it. "
+        "If the alert stays, the plan is capped: raise model.max_imgsz (CPU time) or draw the lines "
         "where people look larger. See the ops dashboard's people size at the detector's input.",
     ),
     AlertRule(

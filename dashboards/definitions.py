@@ -506,10 +506,10 @@ OPS = Dashboard(
             description='Each camera\'s detector input ("probing" while it plans it) and how tall the '
             "small people near its lines and zones were at that input (the median of its heartbeats' "
             "10th percentiles) against the height it was planned for (model.person_px). Under "
-            f"{PERSON_PX_WARN_SHARE:.0%} of it the nano model misses people and the camera undercounts: "
-            "re-plan it (footfall edge run --replan) when the scene has changed since it started, else "
-            "raise model.max_imgsz or draw the lines where people look larger. The last hour, as the "
-            "alert judges it.",
+            f"{PERSON_PX_WARN_SHARE:.0%} of it the nano model misses people and the camera undercounts; "
+            "after an hour of it the edge plans its input again (model.replan_after_s), and the input "
+            "shown changes. If it does not, the plan is capped: raise model.max_imgsz or draw the lines "
+            "where people look larger. The last hour, as the alert judges it.",
             time_from="1h",
             width=24,
             height=6,

@@ -201,8 +201,8 @@ def model_detector(
     kept = plans.load(config, frame_size)
     if kept is not None:
         detector.adopt(kept)
-    else:
-        detector.on_plan = lambda plan: plans.save(config, frame_size, plan)
+    # The probe's plan, or a later one when the people stay too small at the kept input.
+    detector.on_plan = lambda plan: plans.save(config, frame_size, plan)
     return detector
 
 

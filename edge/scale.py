@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from footfall.contracts.config import PERSON_PX_WARN_SHARE, CameraConfig, ConfigError, ModelConfig
+from footfall.contracts.config import (
+    PEOPLE_SIZE_MIN_BEATS,
+    PERSON_PX_WARN_SHARE,
+    CameraConfig,
+    ConfigError,
+    ModelConfig,
+)
 from footfall.edge.detector import STRIDE, Detections, fit_imgsz
 from footfall.edge.linking import BOTTOM, LEFT, RIGHT, TOP, edges_within
 from footfall.edge.sources import Frame
@@ -221,6 +227,13 @@ class LayoutDetector:
     _probe_started_t: float | None = None
     # Heights (picture pixels) of the confident people near the layout since the last report.
     _recent: deque[float] = field(default_factory=lambda: deque(maxlen=REPORT_SIGHTINGS))
+    # The same people's (height, feet row), the latest REPORT_SIGHTINGS: what a new plan is made
+    # from when the people stay too small at the planned input (model.replan_after_s).
+    _lately: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=REPORT_SIGHTINGS))
+    # (time, people size as a share of the aim) of each report within model.replan_after_s.
+    _shares: deque[tuple[float, float]] = field(default_factory=deque)
+    _planned_t: float | None = None  # the first frame's time at the current plan
+    _now: float = 0.0  # the latest frame's time
 
     def __post_init__(self) -> None:
         model = self.config.model
@@ -245,13 +258,22 @@ class LayoutDetector:
         image = frame.image
         if image is None:
             raise ValueError("LayoutDetector needs a picture")
+        self._now = frame.t
         if self.plan is not None and self._detect is not None:
+            if self._planned_t is None:
+                self._planned_t = frame.t
             x1, y1, x2, y2 = self.plan.crop
             found = _shifted(self._detect(image[y1:y2, x1:x2]), x1, y1)
-            whole = found.select(~_cut_by_crop(found.xyxy, self.plan.crop, self.frame_size))
-            self._recent.extend(self._near(whole).heights.tolist())
+            self._note(found.select(~_cut_by_crop(found.xyxy, self.plan.crop, self.frame_size)))
             return found
         return self._probe(image, frame.t)
+
+    def _note(self, found: Detections) -> Detections:
+        """Keep the confident people near the layout in ``found`` for the reports and a re-plan."""
+        near = self._near(found)
+        self._recent.extend(near.heights.tolist())
+        self._lately.extend(zip(near.heights.tolist(), near.ground[:, 1].tolist(), strict=True))
+        return near
 
     def report(self) -> InputReport:
         """The input now and how tall the people seen near the layout since the last report were
@@ -267,7 +289,51 @@ class LayoutDetector:
         scale = min(size[1] / area[0], size[0] / area[1])  # the letterbox's
         small = round(float(np.percentile(self._recent, 10)) * scale, 1) if self._recent else None
         self._recent.clear()
+        if small is not None and self.plan is not None:
+            self._judge(small / self.config.model.person_px)
         return InputReport(label, small, self.config.model.person_px)
+
+    def _judge(self, share: float) -> None:
+        """Plan again when, for model.replan_after_s since the plan, the reports put the people
+        near the layout under PERSON_PX_WARN_SHARE of the aim (their median, as the ops alert
+        judges a camera, from at least PEOPLE_SIZE_MIN_BEATS reports that saw someone)."""
+        window = self.config.model.replan_after_s
+        if window <= 0 or self.config.model.imgsz is not None:
+            return
+        self._shares.append((self._now, share))
+        while self._shares[0][0] < self._now - window:
+            self._shares.popleft()
+        if self._planned_t is None or self._now - self._planned_t < window:
+            return
+        median = float(np.median([s for _, s in self._shares]))
+        if len(self._shares) >= PEOPLE_SIZE_MIN_BEATS and median < PERSON_PX_WARN_SHARE:
+            self._replan(median, window)
+
+    def _replan(self, median: float, window: float) -> None:
+        """A new plan from the people seen lately; adopted (and kept, ``on_plan``) if it differs."""
+        assert self.plan is not None
+        heights, feet_y = (np.asarray(column) for column in zip(*self._lately, strict=True))
+        plan = plan_input(self.config, self.frame_size, heights, feet_y)
+        self._shares.clear()
+        self._planned_t = self._now  # judged afresh over the next window
+        where = f"{self.config.store}/{self.config.camera}"
+        said = (
+            f"people near the layout have been {median:.0%} of model.person_px at the detector's input "
+            f"for {window:.0f} s (the median of the heartbeats' smallest tenth)"
+        )
+        if (plan.crop, plan.imgsz) == (self.plan.crop, self.plan.imgsz):
+            log.warning(
+                "%s: %s; planned again from the latest %d, the input stays: %s",
+                where,
+                said,
+                len(heights),
+                plan.warning or "the latest people are large enough at it",
+            )
+            return
+        log.warning("%s: %s: planning the input again from the latest %d", where, said, len(heights))
+        self.adopt(plan)
+        if self.on_plan is not None:
+            self.on_plan(plan)
 
     def _near(self, found: Detections) -> Detections:
         """The confident people near the layout in ``found``."""
@@ -280,8 +346,7 @@ class LayoutDetector:
         if self._probe_started_t is None:
             self._probe_started_t = t
         found = self._detect(image)
-        near = self._near(found)
-        self._recent.extend(near.heights.tolist())
+        near = self._note(found)
         self._heights += near.heights.tolist()
         self._feet_y += near.ground[:, 1].tolist()
         waited = t - self._probe_started_t  # (a stream's clock starts at 0.0: not a missing value)
@@ -296,7 +361,7 @@ class LayoutDetector:
 
     def adopt(self, plan: InputPlan) -> None:
         """Detect with ``plan`` from now on (a benchmark may hand one over instead of probing)."""
-        self.plan = plan
+        self.plan, self._planned_t = plan, None
         log.info("%s/%s: %s", self.config.store, self.config.camera, plan.describe(self.frame_size))
         if plan.warning is not None:
             log.warning("%s/%s: %s", self.config.store, self.config.camera, plan.warning)

@@ -22,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
+from footfall.contracts.config import PEOPLE_SIZE_MIN_BEATS
 from footfall.contracts.events import DeadLetter, HeartbeatEvent
 from footfall.contracts.influx import InfluxClient
 from footfall.contracts.measurements import datetime_to_ns, deadletter_point, event_to_point
-from footfall.dashboards.alerts import MIN_SIZED_BEATS, RULES, AlertRule, alerting_provisioning
+from footfall.dashboards.alerts import RULES, AlertRule, alerting_provisioning
 from footfall.dashboards.provision import PROVISIONING_DIR
 from footfall.dashboards.spec import DATASOURCE_UID
 from tests.pipeline_support import PipelineFill
@@ -183,7 +184,7 @@ def test_people_too_small_fires_when_most_of_the_hour_saw_them_small(ops_db: Inf
             assert firing(ops_db, rule, t) == set(), t  # cam-2's quiet hours: too few beats to judge
     hour = [people_px(QUIET[0], QUIET[1] + timedelta(seconds=10 * k), k) for k in range(360)]
     sized = [px for px in hour if px is not None]
-    assert 0 < len(sized) < MIN_SIZED_BEATS  # small enough to fire, were it judged
+    assert 0 < len(sized) < PEOPLE_SIZE_MIN_BEATS  # small enough to fire, were it judged
     assert max(sized) / 64 < rule.threshold
 
 

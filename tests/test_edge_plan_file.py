@@ -13,6 +13,7 @@ import pytest
 
 from footfall.contracts.config import CameraConfig, validate_config
 from footfall.edge import plan_file
+from footfall.edge.detector import Detections
 from footfall.edge.inference import People
 from footfall.edge.pipeline import model_detector
 from footfall.edge.plan_file import PlanFile
@@ -216,3 +217,36 @@ def test_a_plan_that_cannot_be_written_leaves_counting_alone(
         detector, _ = start(plans)
     assert detector.plan is not None
     assert f"{plans.path}: cannot keep the plan" in caplog.text
+
+
+def test_a_kept_plan_that_leaves_people_too_small_is_planned_again_and_kept(tmp_path: Path) -> None:
+    """The camera was zoomed out since its plan was kept: its people on the door line are now
+    40 px, not 100. After model.replan_after_s of heartbeats saying so it plans again, and the
+    file keeps the new plan for the next start."""
+    plans = PlanFile.beside(tmp_path, "s", "c")
+    first, _ = start(plans)
+    assert first.plan is not None
+    kept = (first.plan.crop, first.plan.imgsz)
+    turned = camera(replan_after_s=60)  # not a planning setting: the kept plan still fits
+    detector, _ = start(plans, turned)
+    assert detector.plan is not None
+    assert (detector.plan.crop, detector.plan.imgsz) == kept
+
+    def zoomed_out(image: np.ndarray) -> Detections:  # 14 people 40 px tall, in the crop's pixels
+        x0, y0 = detector.plan.crop[:2] if detector.plan is not None else (0, 0)
+        x = np.linspace(820, 1180, 14) - x0
+        xyxy = np.stack([x - 8, np.full(14, 560.0 - y0), x + 8, np.full(14, 600.0 - y0)], axis=1)
+        return Detections(xyxy, np.full(14, 0.9), np.stack([x, xyxy[:, 3]], axis=1))
+
+    detector.make = lambda imgsz: zoomed_out
+    detector._detect = zoomed_out
+    picture = np.zeros((FRAME[1], FRAME[0], 3), np.uint8)
+    for beat in range(1, 14):
+        detector(Frame(beat, 5.0 * beat, picture, 0.0))
+        detector.report()
+    replanned = (detector.plan.crop, detector.plan.imgsz)
+    assert replanned != kept
+    again, model = start(plans, turned)
+    assert again.plan is not None
+    assert (again.plan.crop, again.plan.imgsz) == replanned
+    assert model.inputs == [detector.plan.imgsz]  # no probe: the new plan from the first picture

@@ -341,3 +341,103 @@ def test_the_report_leaves_out_people_the_crop_cuts_and_keeps_the_latest_sightin
     first(Frame(1, 0.1, picture, 0.0))
     size = first._detect.imgsz  # type: ignore[union-attr]
     assert first.report().person_px == at_input([90, 100, 110, 120], size, plan.crop)
+
+
+def watching(height: float, seen_every: int = 1, **model: object) -> tuple[Any, list[InputPlan], Any]:
+    """A camera whose input was planned from people 150 px tall on the door line, and which
+    then sees 12 people ``height`` px tall there on every ``seen_every``-th frame; ``run(n)``
+    runs n frames 10 s apart, each followed by a heartbeat's report, and gives the reports' people
+    sizes. The plans it makes later are listed."""
+    from footfall.edge.detector import Detections
+    from footfall.edge.scale import LayoutDetector
+    from footfall.edge.sources import Frame
+
+    x = np.linspace(850, 1150, 12)
+    boxes = np.stack([x - 20, np.full(12, 600.0 - height), x + 20, np.full(12, 600.0)], axis=1)
+    made: list[InputPlan] = []
+    shown = [0]
+
+    def make(imgsz: tuple[int, int]) -> Callable[[np.ndarray], Detections]:
+        def people(image: np.ndarray) -> Detections:  # in the pixels of the crop it is shown
+            x0, y0 = detector.plan.crop[:2] if detector.plan is not None else (0, 0)
+            seen = (boxes - [x0, y0, x0, y0])[: 12 if shown[0] % seen_every == 0 else 0]
+            return Detections(seen, np.full(len(seen), 0.9), np.stack([seen[:, :3:2].mean(1), seen[:, 3]], 1))
+
+        return people
+
+    camera = config(**model)
+    detector = LayoutDetector(camera, (1920, 1080), make, on_plan=made.append)
+    if detector.plan is None:
+        detector.adopt(plan_input(camera, (1920, 1080), np.full(20, 150.0)))
+    picture = np.zeros((1080, 1920, 3), np.uint8)
+
+    def run(n: int) -> list[float | None]:
+        sizes = []
+        for _ in range(n):
+            detector(Frame(shown[0], 10.0 * shown[0], picture, 0.0))
+            sizes.append(detector.report().person_px)
+            shown[0] += 1
+        return sizes
+
+    return detector, made, run
+
+
+@pytest.mark.parametrize(
+    ("height", "seen_every", "model", "replanned_at_s"),
+    [
+        (50.0, 1, {}, 3600),  # small all along: planned again after model.replan_after_s
+        (50.0, 1, {"replan_after_s": 600}, 600),
+        (50.0, 1, {"replan_after_s": 0}, None),  # never
+        (50.0, 1, {"imgsz": 640}, None),  # a pinned input is never planned
+        (50.0, 36, {}, None),  # 11 beats an hour see someone: too quiet to judge
+        (50.0, 32, {}, 3840),  # 12 (PEOPLE_SIZE_MIN_BEATS) do; judged at the next beat sized
+        (150.0, 1, {}, None),  # the people it was planned for: large enough
+    ],
+)
+def test_people_too_small_at_the_input_for_an_hour_plan_it_again(
+    height: float,
+    seen_every: int,
+    model: dict[str, object],
+    replanned_at_s: int | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plan made from the first people a camera showed (or before it was turned) can leave its
+    usual people under the size the nano model needs: the ops alert's evidence, judged on the
+    edge, makes a new plan from the people seen lately, which brings them to the aim."""
+    import logging
+
+    from footfall.contracts.config import PERSON_PX_WARN_SHARE
+
+    detector, made, run = watching(height, seen_every, **model)
+    first = detector.plan
+    with caplog.at_level(logging.WARNING, logger="footfall.edge.scale"):
+        sizes = run(7201 // 10)  # two hours of heartbeats
+    shares = np.array([np.nan if px is None else px / 64 for px in sizes])
+    if replanned_at_s is None:
+        assert made == []
+        assert detector.plan == first
+        return
+    assert made == [detector.plan]
+    assert detector.plan != first
+    assert f"for {model.get('replan_after_s', 3600)} s (the median" in caplog.text
+    assert "planning the input again from the latest" in caplog.text
+    beat = replanned_at_s // 10  # the report that judged it still tells the old size
+    assert np.nanmax(shares[: beat + 1]) < PERSON_PX_WARN_SHARE <= np.nanmin(shares[beat + 1 :])
+
+
+def test_a_new_plan_the_cap_keeps_small_is_made_once_and_then_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """People 20 px tall on a camera capped at model.max_imgsz 640: the first new plan crops
+    tighter round them, but they stay small; an hour later the same plan would be made again,
+    so it is kept, and the log says what caps it."""
+    import logging
+
+    detector, made, run = watching(20.0, max_imgsz=640)
+    with caplog.at_level(logging.WARNING, logger="footfall.edge.scale"):
+        run(4 * 3600 // 10)
+    assert made == [detector.plan]
+    assert detector.plan.warning is not None
+    stays = [r.getMessage() for r in caplog.records if "the input stays" in r.getMessage()]
+    assert len(stays) == 2  # an hour after the new plan, and an hour after that
+    assert stays[0].endswith(detector.plan.warning)
