@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import reprlib
+import secrets
 import uuid
 import zlib
 from collections.abc import Iterable
@@ -38,6 +40,13 @@ MAX_FUTURE = timedelta(minutes=10)
 # no '/', '+', '#', spaces or control characters.
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+# InfluxDB stores integers as int64 and refuses a larger one (HTTP 400) only when the point is written;
+# refused here instead, as ``wrong_type``.
+INT64_MAX = 2**63 - 1
+NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+# The fields of an event that hold a time. Each must lie in ``ts_window``: InfluxDB stores times (and
+# ``enter_ts`` as ``enter_ns``) as int64 nanoseconds, about 1677..2262.
+TIME_FIELDS = ("ts", "enter_ts", "exit_ts")
 LineKind = Literal["entrance", "passby"]
 Direction = Literal["in", "out"]
 EVENT_TYPES = ("crossing", "zone_visit", "occupancy", "heartbeat", "wifi", "camera_issue")
@@ -80,7 +89,7 @@ class _Event(BaseModel):
     device: Name
     ts: AwareDatetime
 
-    @field_validator("ts")
+    @field_validator(*TIME_FIELDS, check_fields=False)
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         # In UTC, and with the standard library's tzinfo: comparing or subtracting datetimes that
@@ -90,7 +99,7 @@ class _Event(BaseModel):
         except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: no such UTC time
             raise ValueError("not representable in UTC") from None
 
-    @field_serializer("ts", "enter_ts", "exit_ts", check_fields=False)
+    @field_serializer(*TIME_FIELDS, check_fields=False)
     def _ser_ts(self, value: datetime) -> str:
         return format_ts(value)
 
@@ -109,8 +118,8 @@ class CrossingEvent(_Event):
     line: Name
     kind: LineKind
     direction: Direction
-    track_id: int | None = Field(default=None, ge=0)
-    frame: int | None = Field(default=None, ge=0)
+    track_id: NonNegativeInt64 | None = None
+    frame: NonNegativeInt64 | None = None
     # 1 for a camera crossing; a beam counter's interval total otherwise.
     count: int = Field(default=1, ge=1, le=100_000)
     source: Literal["camera", "beam"] = "camera"
@@ -121,7 +130,7 @@ class ZoneVisitEvent(_Event):
 
     type: Literal["zone_visit"] = "zone_visit"
     zone: Name
-    track_id: int = Field(ge=0)
+    track_id: NonNegativeInt64
     enter_ts: AwareDatetime
     exit_ts: AwareDatetime
     dwell_s: float = Field(ge=0, le=7 * 24 * 3600)
@@ -141,9 +150,9 @@ class HeartbeatEvent(_Event):
     type: Literal["heartbeat"] = "heartbeat"
     fps: float = Field(ge=0)
     latency_ms: float = Field(ge=0)
-    dropped_frames: int = Field(ge=0)
-    queue_depth: int = Field(default=0, ge=0)
-    frames: int = Field(default=0, ge=0)
+    dropped_frames: NonNegativeInt64
+    queue_depth: NonNegativeInt64 = 0
+    frames: NonNegativeInt64 = 0
     uptime_s: float = Field(default=0, ge=0)
     # The camera issues in force at ``ts`` (see ``CameraIssueEvent``), e.g. "covered" or "dark,frozen";
     # "" when none; absent from devices without a scene monitor (sensor bridges, older edges).
@@ -178,10 +187,15 @@ class WifiEvent(_Event):
     device_hash: str = Field(pattern=r"^[0-9a-f]{16,64}$")
     rssi: int = Field(ge=-120, le=0)
     randomized: bool
-    key_epoch: int = Field(ge=0)
+    key_epoch: NonNegativeInt64
     # The same MAC hashed with the previous epoch's key, so a visit just after a key rotation still
     # matches one just before it (repeat visits within 30 days; see docs/ingest.md).
     prev_device_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")
+
+
+def time_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of an event model that hold a time (of ``TIME_FIELDS``), ``ts`` first."""
+    return tuple(name for name in TIME_FIELDS if name in model.model_fields)
 
 
 Event = Annotated[
@@ -189,6 +203,7 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_TIMES: dict[type, tuple[str, ...]] = {model: time_fields(model) for model in get_args(get_args(Event)[0])}
 _BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
@@ -240,8 +255,8 @@ def parse_event(payload: bytes | str, *, topic: str | None = None, now: datetime
         event = _validate_object(_load_json(raw))
     now = now or datetime.now(UTC)
     low, high = ts_window(now)
-    if not low <= event.ts <= high:
-        raise _ts_out_of_range(event, now)
+    if (late := _outside_window(event, low, high)) is not None:
+        raise _ts_out_of_range(event, late, now)
     if topic is not None and topic != event.topic:
         raise EventError("topic_mismatch", f"topic {topic!r} but payload says {event.topic!r}")
     return event
@@ -312,7 +327,9 @@ def parse_batch(
     if (
         valid is not None
         and 1 <= len(valid) <= MAX_BATCH_EVENTS
-        and all(low <= e.ts <= high and e.store == store and e.device == device for e in valid)
+        and all(
+            _outside_window(e, low, high) is None and e.store == store and e.device == device for e in valid
+        )
     ):
         return valid, []
     candidates: list[_Candidate]
@@ -352,8 +369,8 @@ def _sort_out(
     rejected: list[RejectedEvent] = []
     for index, (event, error, item) in enumerate(candidates):
         if event is not None:
-            if not low <= event.ts <= high:
-                error = _ts_out_of_range(event, now)
+            if (late := _outside_window(event, low, high)) is not None:
+                error = _ts_out_of_range(event, late, now)
             elif event.store != store or event.device != device:
                 error = EventError(
                     "topic_mismatch", f"topic {topic!r} but event says {event.store}/{event.device}"
@@ -368,15 +385,35 @@ def _sort_out(
     return events, rejected
 
 
+@dataclass(frozen=True, slots=True)
+class _LongInteger:
+    """A JSON integer with more digits than Python converts to ``int`` (``sys.get_int_max_str_digits``,
+    4300). No event field takes it, so the event holding it is refused (``wrong_type``), and in a batch
+    only that event, where ``json.loads`` would refuse the whole message."""
+
+    digits: str
+
+
+def _parse_int(text: str) -> int | _LongInteger:
+    try:
+        return int(text)
+    except ValueError:
+        return _LongInteger(text)
+
+
 def _load_json(raw: bytes) -> object:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventError("invalid_utf8", str(exc)) from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise EventError("malformed_json", str(exc)) from None
+    except RecursionError:
+        # Arrays or objects nested deeper than Python's parser goes (about 1000 levels; no event field
+        # nests at all). The message as a whole is unreadable, so a batch cannot be split into events.
+        raise EventError("malformed_json", "nested too deeply to parse") from None
 
 
 def _validate_object(obj: object) -> Event:
@@ -394,20 +431,45 @@ def _validate_object(obj: object) -> Event:
         raise EventError("missing_field" if missing else "wrong_type", f"{where}: {first['msg']}") from None
 
 
+# Stands in for a long integer while ``_dump_item`` writes JSON: random, so no sender can forge it.
+_LONG_INTEGER_MARK = f"long-integer-{secrets.token_hex(16)}"
+
+
 def ts_window(now: datetime) -> tuple[datetime, datetime]:
     """The oldest and newest event time accepted at ``now``."""
     return now - MAX_PAST, now + MAX_FUTURE
 
 
-def _ts_out_of_range(event: Event, now: datetime) -> EventError:
-    return EventError("ts_out_of_range", f"ts={format_ts(event.ts)} now={format_ts(now)}")
+def _outside_window(event: Event, low: datetime, high: datetime) -> str | None:
+    """The first time field of ``event`` outside ``low..high``; ``None`` when all lie inside."""
+    for name in _TIMES[type(event)]:
+        if not low <= getattr(event, name) <= high:
+            return name
+    return None
+
+
+def _ts_out_of_range(event: Event, name: str, now: datetime) -> EventError:
+    return EventError("ts_out_of_range", f"{name}={format_ts(getattr(event, name))} now={format_ts(now)}")
 
 
 def _dump_item(item: object) -> bytes:
+    """An event of a batch (as ``_load_json`` read it) as JSON again, for its dead letter; long
+    integers as they were sent."""
+    longs: list[str] = []
+
+    def long_integer(value: object) -> str:
+        if not isinstance(value, _LongInteger):
+            raise TypeError(f"{type(value).__name__} is not JSON")
+        longs.append(value.digits)
+        return _LONG_INTEGER_MARK
+
     try:
-        return json.dumps(item, ensure_ascii=False, allow_nan=True).encode()
-    except (TypeError, ValueError):
-        return repr(item).encode()
+        text = json.dumps(item, ensure_ascii=False, allow_nan=True, default=long_integer)
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested almost as deep as loads goes
+        return reprlib.repr(item).encode()
+    for digits in longs:  # in the order json.dumps met them
+        text = text.replace(f'"{_LONG_INTEGER_MARK}"', digits, 1)
+    return text.encode()
 
 
 DEADLETTER_REASONS: tuple[DeadLetterReason, ...] = (

@@ -13,7 +13,8 @@ the stricter one:
 - Patterns are checked with Python's ``re`` anchored by ``\\Z``. pydantic's Rust regex never lets
   ``$`` match before a final newline; Python's ``$`` would.
 - For more than 6 fractional digits msgspec rounds the time and pydantic truncates it. A payload
-  with such a number goes to the contract.
+  with such a number goes to the contract, and so does any payload with a ``\\u`` escape, which
+  could spell such a fraction where a scan of the raw bytes would not see it.
 - msgspec takes only JSON integers for ``int``; pydantic also takes ``5.0`` and ``"5"``. It refuses
   an out-of-range float where pydantic would make it infinite (and then reject it).
 - A model whose validators or constraints this module cannot carry over fails at import, not quietly.
@@ -47,6 +48,7 @@ from footfall.contracts.events import (
     event_topic,
     is_batch_topic,
     split_topic,
+    time_fields,
     ts_jitter_ns,
     ts_window,
 )
@@ -62,6 +64,18 @@ _MIRRORED_CONFIG = frozenset({"extra", "frozen", "allow_inf_nan"})
 # More than 6 fractional digits after a '.', anywhere in the payload (see the module docstring). A
 # float field written that precisely is caught too: the message is then only slower, never wrong.
 _LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
+# A JSON string can spell its '.' and digits as \u escapes ("11:59:00\u002e1234567Z"), which hide a
+# long fraction from the byte scan above. Valid events need no such escape (every string field is
+# printable ASCII, which JSON writers leave plain), so a payload with one is only slower on the contract.
+_ESCAPE = b"\\u"
+
+
+def _escapes(payload: bytes) -> bool:
+    """Whether ``payload`` holds a \\u escape. A one-byte search runs at memchr speed, a two-byte one
+    about 100 times slower, and most payloads hold no backslash at all."""
+    return b"\\" in payload and _ESCAPE in payload
+
+
 # Values remembered per pattern once they passed it (see ``_pattern_check``).
 _PATTERN_CACHE_SIZE = 4096
 # Fields a batch's topic names for all of its events.
@@ -98,6 +112,8 @@ class _Kind:
     patterns: tuple[tuple[str, Callable[[str], bool]], ...]  # (field, check): strings with a pattern
     # The same without store and device, which a batch's topic already names (checked once per batch).
     batch_patterns: tuple[tuple[str, Callable[[str], bool]], ...]
+    # Its times besides ``ts`` (a zone visit's enter and exit), held to the same window.
+    times: tuple[str, ...]
 
 
 _checks: dict[str, Callable[[str], bool]] = {}
@@ -187,7 +203,8 @@ def _struct_for(model: type[BaseModel]) -> tuple[type[msgspec.Struct], _Kind]:
         frozen=True,
     )
     in_batch = tuple((name, check) for name, check in patterns if name not in _TOPIC_FIELDS)
-    return struct, _Kind(tag, line_formatter(model), tuple(patterns), in_batch)
+    times = tuple(name for name in time_fields(model) if name != "ts")
+    return struct, _Kind(tag, line_formatter(model), tuple(patterns), in_batch, times)
 
 
 _KINDS: dict[type, _Kind] = {}
@@ -217,7 +234,7 @@ def message_lines(payload: bytes, *, topic: str, now: datetime) -> list[str] | N
 def batch_lines(payload: bytes, *, topic: str, now: datetime) -> list[str] | None:
     """The line protocol of a batch message (``.../{store}/{device}/batch``) whose every event the
     contract accepts, in order; ``None`` when this path does not take it (ask ``parse_batch``)."""
-    if len(payload) > MAX_BATCH_BYTES or _LONG_FRACTION.search(payload):
+    if len(payload) > MAX_BATCH_BYTES or _escapes(payload) or _LONG_FRACTION.search(payload):
         return None
     parts = split_topic(topic)
     if parts is None or parts[2] != BATCH_TYPE:
@@ -248,7 +265,7 @@ def batch_lines(payload: bytes, *, topic: str, now: datetime) -> list[str] | Non
 def event_line(payload: bytes, *, topic: str, now: datetime) -> str | None:
     """The line of a single-event message the contract accepts on ``topic``; ``None`` when this path
     does not take it (ask ``parse_event``)."""
-    if len(payload) > MAX_PAYLOAD_BYTES or _LONG_FRACTION.search(payload):
+    if len(payload) > MAX_PAYLOAD_BYTES or _escapes(payload) or _LONG_FRACTION.search(payload):
         return None
     try:
         event = _EVENT_DECODER.decode(payload)
@@ -279,4 +296,7 @@ def _line(
             return None
     if not low <= ts <= high:
         return None
+    for name in kind.times:  # aware datetimes compare by instant whatever their offset
+        if not low <= getattr(event, name) <= high:
+            return None
     return kind.format_line(event, datetime_to_ns(ts) + ts_jitter_ns(event.id))

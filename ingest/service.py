@@ -93,12 +93,15 @@ class IngestStats:
     batches: int = 0
     write_retries: int = 0
     deadletters: Counter[str] = field(default_factory=Counter)
+    # Dead letters published whose ``deadletter`` point InfluxDB refused (so missing from its counts).
+    unstored_deadletters: int = 0
 
     def summary(self) -> str:
         dead = ", ".join(f"{k}={v}" for k, v in sorted(self.deadletters.items())) or "none"
         return (
             f"received={self.received} written={self.written} batches={self.batches} "
-            f"retries={self.write_retries} status={self.status_messages} deadletters: {dead}"
+            f"retries={self.write_retries} status={self.status_messages} "
+            f"unstored_deadletters={self.unstored_deadletters} deadletters: {dead}"
         )
 
 
@@ -401,6 +404,7 @@ class IngestService:
         self.stats.written += batch.events - len(written.rejected)
         self.stats.deadletters.update(batch.deadletters)
         self.stats.deadletters.update(letter.reason for letter in written.rejected)
+        self.stats.unstored_deadletters += written.unstored_letters
         self.stats.batches += 1
         current = self._connection
         # After a reconnect the broker resends what the old connection left un-acked; an ack for a
@@ -427,7 +431,27 @@ class IngestService:
             line, topic = points[0]
             letter = _make_dead_letter(topic, line.encode(), "db_rejected", str(exc), now)
             result.rejected.append(letter)
-            self._write_or_bisect([(deadletter_point(letter).to_line(), topic)], result, now)
+            self._write_dead_letter_point(letter, result)
+
+    def _write_dead_letter_point(self, letter: DeadLetter, result: _WriteResult) -> None:
+        """The ``deadletter`` point of a line InfluxDB refused, written once. InfluxDB may refuse it
+        too (the database at its series limit, a field type conflict on ``deadletter``): writing the
+        refusal of the refusal again would never end, so it is logged and counted, and the message
+        is still acknowledged; its dead letter is still published on the dead-letter topic."""
+        try:
+            self._write_with_retry([deadletter_point(letter).to_line()])
+            result.count += 1
+        except InfluxError as exc:
+            if exc.status != 400:
+                result.complete = False  # only while stopping: the retry loop gave up
+                return
+            result.unstored_letters += 1
+            # Not InfluxDB's text: it quotes the refused line, which may carry a device hash.
+            log.error(
+                "InfluxDB refused the deadletter point of a db_rejected message from %s (HTTP 400); "
+                "its dead letter is published but not counted in the deadletter measurement",
+                letter.topic,
+            )
 
     def _write_with_retry(self, lines: list[str]) -> None:
         def retryable(exc: BaseException) -> bool:
@@ -506,3 +530,5 @@ class _WriteResult:
     count: int = 0
     complete: bool = True
     rejected: list[DeadLetter] = field(default_factory=list)
+    # Dead letters of ``rejected`` whose own ``deadletter`` point InfluxDB refused as well.
+    unstored_letters: int = 0

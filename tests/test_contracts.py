@@ -10,6 +10,7 @@ import pytest
 
 from footfall.contracts.config import CameraConfig, ConfigError, MqttSettings, load_config
 from footfall.contracts.events import (
+    INT64_MAX,
     MAX_BATCH_EVENTS,
     CameraIssueEvent,
     CrossingEvent,
@@ -25,6 +26,7 @@ from footfall.contracts.events import (
     stable_event_id,
 )
 from footfall.contracts.measurements import Point, datetime_to_ns, event_to_line, event_to_point
+from tests.event_samples import VALID
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -63,6 +65,18 @@ def test_valid_crossing_round_trips() -> None:
         (json.dumps(crossing(ts="0001-01-01T11:59:00+23:59")).encode(), "wrong_type"),
         (json.dumps(crossing(ts="2031-01-01T00:00:00Z")).encode(), "ts_out_of_range"),
         (json.dumps(crossing(ts="2020-01-01T00:00:00Z")).encode(), "ts_out_of_range"),
+        # More digits than Python turns into an int, and nesting deeper than its JSON parser goes.
+        (
+            json.dumps(crossing(count=0)).replace('"count": 0', '"count": ' + "9" * 5000).encode(),
+            "wrong_type",
+        ),
+        (b"[" * 5000 + b"]" * 5000, "malformed_json"),
+        (
+            json.dumps(crossing(frame=0))
+            .replace('"frame": 0', '"frame": ' + "[" * 5000 + "]" * 5000)
+            .encode(),
+            "malformed_json",
+        ),
     ],
 )
 def test_bad_payloads_get_a_reason(payload: bytes, reason: str) -> None:
@@ -153,10 +167,25 @@ def test_one_bad_event_in_a_batch_costs_only_itself(bad: object, reason: str) ->
     assert json.loads(item.payload) == bad or json.loads(item.payload)["id"] == "bad"
 
 
+def test_an_integer_too_long_for_python_costs_only_its_event() -> None:
+    """json.loads refuses a whole document holding an integer of more than 4300 digits; the batch's
+    other events are still stored and the dead letter carries the event as it was sent."""
+    digits = "9" * 5000
+    bad = json.dumps(crossing(id="bad", track_id=0)).replace('"track_id": 0', f'"track_id": {digits}')
+    payload = f"[{json.dumps(crossing(id='a'))}, {bad}, {json.dumps(crossing(id='b'))}]".encode()
+    events, rejected = parse_batch(payload, topic=BATCH_TOPIC, now=NOW)
+    assert [e.id for e in events] == ["a", "b"]
+    (item,) = rejected
+    assert (item.index, item.error.reason) == (1, "wrong_type")
+    assert item.error.detail.startswith("event 1: track_id")
+    assert item.payload.decode().replace(" ", "") == bad.replace(" ", "")
+
+
 @pytest.mark.parametrize(
     ("payload", "topic", "reason"),
     [
         (b"x" * (1024 * 1024 + 1), BATCH_TOPIC, "too_large"),
+        (b"[" * 5000 + b"]" * 5000, BATCH_TOPIC, "malformed_json"),
         (b"[\xff]", BATCH_TOPIC, "invalid_utf8"),
         (b"[{", BATCH_TOPIC, "malformed_json"),
         (json.dumps(crossing()).encode(), BATCH_TOPIC, "bad_batch"),  # an object, not an array
@@ -169,6 +198,37 @@ def test_bad_batch_messages_get_a_reason(payload: bytes, topic: str, reason: str
     with pytest.raises(EventError) as info:
         parse_batch(payload, topic=topic, now=NOW)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("sample", "field", "value", "reason"),
+    [
+        ("crossing_full", "track_id", INT64_MAX + 1, "wrong_type"),
+        ("crossing_full", "frame", INT64_MAX + 1, "wrong_type"),
+        ("zone_visit", "track_id", INT64_MAX + 1, "wrong_type"),
+        ("heartbeat", "dropped_frames", 2**64 - 1, "wrong_type"),
+        ("heartbeat", "queue_depth", INT64_MAX + 1, "wrong_type"),
+        ("heartbeat", "frames", INT64_MAX + 1, "wrong_type"),
+        ("wifi", "key_epoch", INT64_MAX + 1, "wrong_type"),
+        ("zone_visit", "enter_ts", "0001-01-01T00:00:00Z", "ts_out_of_range"),
+        ("zone_visit", "enter_ts", "2025-10-18T11:59:59Z", "ts_out_of_range"),  # 400 days and 1 s back
+        ("zone_visit", "exit_ts", "2026-11-22T12:10:00.000001Z", "ts_out_of_range"),
+        ("zone_visit", "exit_ts", "2262-04-12T00:00:00Z", "ts_out_of_range"),
+        ("zone_visit", "enter_ts", "0001-01-01T00:00:00+01:00", "wrong_type"),  # no such UTC time
+    ],
+)
+def test_values_influxdb_cannot_store_are_refused(
+    sample: str, field: str, value: object, reason: str
+) -> None:
+    """An integer beyond int64, or a zone visit's enter or exit outside the window ``ts`` is held to,
+    is refused here, not by InfluxDB when the point is written (HTTP 400); in a batch, only itself."""
+    bad = dict(VALID[sample], **{field: value})
+    with pytest.raises(EventError) as info:
+        parse_event(json.dumps(bad), now=NOW)
+    assert (info.value.reason, info.value.detail.partition(":")[0].partition("=")[0]) == (reason, field)
+    events, rejected = parse_batch(_batch(VALID["crossing"], bad), topic=BATCH_TOPIC, now=NOW)
+    assert len(events) == 1
+    assert [(item.index, item.error.reason) for item in rejected] == [(1, reason)]
 
 
 def _one_of_each() -> list[Event]:

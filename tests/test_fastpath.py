@@ -149,6 +149,19 @@ def test_valid_batch_of_every_type_takes_fast_path() -> None:
     assert len(fast) == len(VALID)
 
 
+@pytest.mark.parametrize("struct", fastpath.STRUCTS, ids=lambda s: s.__name__)
+def test_every_integer_fits_influxdb(struct: type[msgspec.Struct]) -> None:
+    """InfluxDB stores int64: a larger integer would pass both paths and be refused on write."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        for kind in kinds:
+            if isinstance(kind, msgspec.inspect.IntType):
+                assert (kind.ge if kind.ge is not None else -(2**64)) >= -(2**63), field.name
+                assert (kind.le if kind.le is not None else 2**64) <= 2**63 - 1, field.name
+
+
 # ---- what the fast path must leave to the contract ----------------------------------------------------
 
 
@@ -197,6 +210,12 @@ DECLINED = {
     "heartbeat_issues_trailing_comma": ({**VALID["heartbeat_issues"], "camera_issues": "dark,"}, False),
     "heartbeat_issues_unknown": ({**VALID["heartbeat_issues"], "camera_issues": "dark,foggy"}, False),
     "heartbeat_issues_newline": ({**VALID["heartbeat_issues"], "camera_issues": "dark\n"}, False),
+    # Values InfluxDB would refuse on write (the contract rejects these).
+    "track_id_beyond_int64": (_with(track_id=2**63), False),
+    "dropped_frames_beyond_int64": ({**VALID["heartbeat"], "dropped_frames": 2**64 - 1}, False),
+    "zone_enter_before_window": ({**VALID["zone_visit"], "enter_ts": "0001-01-01T00:00:00Z"}, False),
+    "zone_enter_without_utc": ({**VALID["zone_visit"], "enter_ts": "0001-01-01T00:00:00+01:00"}, False),
+    "zone_exit_after_window": ({**VALID["zone_visit"], "exit_ts": "2026-11-22T12:10:00.000001Z"}, False),
 }
 
 
@@ -211,6 +230,29 @@ def test_fast_path_declines(name: str, batched: bool) -> None:
         payload, topic = json.dumps(event).encode(), event_topic(STORE, DEVICE, event.get("type", "crossing"))
     assert fastpath.message_lines(payload, topic=topic, now=NOW) is None
     assert (contract_lines(payload, topic) is not None) == contract_accepts
+
+
+# Timestamps whose '.' or digits are \u escapes: the raw bytes show no long fraction, yet msgspec
+# would round what pydantic truncates (a point 1 µs off the contract's).
+ESCAPED_TS = {
+    "escaped_dot": r"2026-11-22T11:59:00\u002e1234567Z",
+    "escaped_seventh_digit": r"2026-11-22T11:59:00.123456\u0037Z",
+    "escaped_nine_digits": r"2026-11-22T11:59:00\u002e999999999Z",
+    "escaped_six_digits": r"2026-11-22T11:59:00\u002e123456Z",
+    "escaped_letter": r"2026-11-22\u005411:59:00.25Z",
+}
+
+
+@pytest.mark.parametrize("name", ESCAPED_TS)
+@pytest.mark.parametrize("batched", [False, True], ids=["event", "batch"])
+def test_fast_path_declines_escaped_timestamps(name: str, batched: bool) -> None:
+    event = json.dumps(dict(VALID["crossing"], ts="TS")).replace('"TS"', f'"{ESCAPED_TS[name]}"')
+    topic = event_topic(STORE, DEVICE, "crossing")
+    if batched:
+        event, topic = f"[{json.dumps(VALID['crossing'])}, {event}]", batch_topic(STORE, DEVICE)
+    payload = event.encode()
+    assert fastpath.message_lines(payload, topic=topic, now=NOW) is None
+    assert contract_lines(payload, topic) is not None
 
 
 @pytest.mark.parametrize(
@@ -281,6 +323,7 @@ RAW_TOKENS = [
     "5.0",
     "0.1234567",
     "18446744073709551616",
+    "9223372036854775808",
     "-9223372036854775809",
     "true",
     "false",
@@ -310,6 +353,25 @@ offset = st.sampled_from(
 )
 timestamps = st.builds(lambda *parts: "".join(parts), date, separator, clock, fraction, offset)
 
+
+def _escape(char: str) -> str:
+    return f"\\u{ord(char):04x}" if ord(char) < 0x10000 else json.dumps(char)[1:-1]
+
+
+@st.composite
+def escaped_json(draw: st.DrawFn, texts: st.SearchStrategy[str]) -> str:
+    """A JSON string of one of ``texts`` with some of its characters written as \\u escapes."""
+    text = draw(texts)
+    escaped = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    return (
+        '"'
+        + "".join(_escape(c) if e else json.dumps(c)[1:-1] for c, e in zip(text, escaped, strict=True))
+        + '"'
+    )
+
+
+timestamps_json = st.one_of(timestamps.map(json.dumps), escaped_json(timestamps))
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
@@ -318,7 +380,7 @@ json_values = st.recursive(
 value_text = st.one_of(
     json_values.map(lambda v: json.dumps(v, allow_nan=True)),
     st.sampled_from(RAW_TOKENS),
-    timestamps.map(json.dumps),
+    timestamps_json,
     st.sampled_from(["door", "store-a", "cam-1", "store-b", "e-1", "0123456789abcdef"]).map(json.dumps),
 )
 
@@ -334,7 +396,7 @@ def mutated_events(draw: st.DrawFn) -> str:
             items = [(k, v) for k, v in items if k != key]
         elif action == "ts":
             field = draw(st.sampled_from(["ts", "enter_ts", "exit_ts"]))
-            items = [(k, v) for k, v in items if k != field] + [(field, json.dumps(draw(timestamps)))]
+            items = [(k, v) for k, v in items if k != field] + [(field, draw(timestamps_json))]
         else:
             if action == "set":
                 items = [(k, v) for k, v in items if k != key]
@@ -367,3 +429,15 @@ def test_mutated_batch_is_never_accepted_against_the_contract(events: list[str])
 def test_timestamp_forms_are_read_as_the_contract_reads_them(ts: str) -> None:
     event = dict(VALID["zone_visit"], ts=ts, exit_ts=ts)
     assert_sound(json.dumps(event).encode(), event_topic(STORE, DEVICE, "zone_visit"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ts=escaped_json(st.builds("2026-11-22T11:59:00.{}Z".format, st.from_regex(r"\A[0-9]{1,9}\Z"))))
+def test_escaped_timestamps_are_read_as_the_contract_reads_them(ts: str) -> None:
+    """A \\u escape may hide the fraction's length from the fast path's byte scan."""
+    event = json.dumps(dict(VALID["crossing"], ts="TS")).replace('"TS"', ts)
+    for payload, topic in [
+        (event, event_topic(STORE, DEVICE, "crossing")),
+        (f"[{event}]", batch_topic(STORE, DEVICE)),
+    ]:
+        assert_sound(payload.encode(), topic)

@@ -88,6 +88,10 @@ def _bad_payload(case: str, device: str) -> bytes:
             return json.dumps(heartbeat).encode()  # json writes Infinity, which InfluxDB cannot store
         case "topic_mismatch":
             return json.dumps(_event(device, store="store-b")).encode()
+        case "long_integer":  # more digits than Python's int() reads
+            return json.dumps(_event(device, count="N")).replace('"N"', "9" * 5000).encode()
+        case "deep_nesting":  # deeper than Python's JSON parser goes
+            return json.dumps(_event(device, frame="N")).replace('"N"', "[" * 5000 + "]" * 5000).encode()
     raise AssertionError(case)
 
 
@@ -103,6 +107,8 @@ CASES = [
     ("ts_in_past", "ts_out_of_range"),
     ("topic_mismatch", "topic_mismatch"),
     ("infinite_float", "wrong_type"),
+    ("long_integer", "wrong_type"),
+    ("deep_nesting", "malformed_json"),
 ]
 
 

@@ -4,6 +4,7 @@ InfluxDB itself refuses is dead-lettered (`db_rejected`) while the rest of its b
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,46 @@ def test_point_refused_by_influxdb_is_dead_lettered_and_the_batch_still_written(
     assert letter["topic"] == bad.topic
     assert "conflict" in str(letter["detail"])
     assert count_points(influx_db, "deadletter", where="WHERE reason = 'db_rejected'") == 1
+
+
+def test_dead_letter_point_refused_too_is_logged_counted_and_acknowledged(
+    mosquitto: MosquittoServer, influxdb: InfluxServer, influx_db: InfluxClient, tmp_path: Path
+) -> None:
+    """InfluxDB refuses a point and then its ``deadletter`` point as well (here a field type conflict
+    on ``deadletter``; a database at its series limit does the same): the dead letter is written
+    once, the refusal logged and counted, the message acknowledged, and ingest goes on."""
+    good = crossing_events(5, device="calm-cam")
+    bad = OccupancyEvent(id="occ-2", store="store-a", device="conflict-cam", ts=good[0].ts, count=3)
+    now_ns = datetime_to_ns(datetime.now(UTC))
+    influx_db.write_lines(
+        [f'occupancy,device=seed,store=store-a count="many",id="seed" {datetime_to_ns(bad.ts)}']
+        # The dead letter is stamped when it is written: the shard of now, or of the next minutes.
+        + [f'deadletter,component=seed,reason=seed count="many" {now_ns + m * 60 * 10**9}' for m in (0, 10)]
+    )
+    log = "InfluxDB refused the deadletter point"
+    first, again = (
+        ingest_process(mosquitto, influxdb, influx_db.database, tmp_path / f"{n}.log", client_id="twice")
+        for n in ("first", "again")
+    )
+    first.start().wait_for_log("ingest ready")
+    sender = MqttTestClient(mosquitto, "admin")
+    try:
+        for event in [*good[:2], bad, *good[2:4]]:
+            sender.publish(event.topic, event.to_json(), wait=False)
+        first.wait_for_log(log)
+        sender.publish(good[4].topic, good[4].to_json())  # after it, ingest still runs
+        assert wait_for_count(influx_db, 5, timeout_s=15, where="WHERE device = 'calm-cam'") == 5
+        first.terminate()
+        # Acknowledged: the same worker started again is not handed the refused message a second time.
+        again.start().wait_for_log("ingest ready")
+        late = crossing_events(1, device="late-cam")[0]
+        sender.publish(late.topic, late.to_json())
+        assert wait_for_count(influx_db, 1, timeout_s=15, where="WHERE device = 'late-cam'") == 1
+        again.terminate()
+    finally:
+        sender.close()
+        first.kill()
+        again.kill()
+    assert "unstored_deadletters=1 " in first.log().rpartition("stopped: ")[2]
+    assert "occ-2" not in first.log().partition(log)[2].partition("\n")[0]  # no event data logged
+    assert "db_rejected" not in again.log()
