@@ -7,7 +7,7 @@ A stores file::
       - id: store-a
         timezone: Europe/Berlin
         opening_hours:              # local wall time; a weekday not listed is closed
-          mon-fri: "09:00-20:00"
+          mon-fri: "09:00-20:00"    # a key inside another overrides it on its days
           sat: "10:00-18:00"
         entrance_lines: [door]      # optional: otherwise the crossing's own `kind` tag decides
         passby_lines: [street]
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -95,6 +96,7 @@ class StoreMeta(StrictModel):
                 raise ValueError(
                     f"{key}: {span!r} closes before it opens (overnight hours are not supported)"
                 )
+        _check_nested(value)
         return value
 
     @property
@@ -107,12 +109,14 @@ class StoreMeta(StrictModel):
         if not self.opening_hours:
             return 0, 1440
         weekday = WEEKDAYS[day.weekday()]
-        for key, span in self.opening_hours.items():
-            if weekday in _weekdays_of(key):
-                match = _SPAN.match(span)
-                assert match
-                return int(match[1]) * 60 + int(match[2]), int(match[3]) * 60 + int(match[4])
-        return None
+        keys = [key for key in self.opening_hours if weekday in _weekdays_of(key)]
+        if not keys:
+            return None
+        # The keys naming this day nest (checked when loaded): the one with the fewest days wins,
+        # so ``sun`` overrides ``daily`` whatever their order in the file.
+        match = _SPAN.match(self.opening_hours[min(keys, key=lambda k: len(_weekdays_of(k)))])
+        assert match
+        return int(match[1]) * 60 + int(match[2]), int(match[3]) * 60 + int(match[4])
 
     def line_role(self, line: str, kind: str) -> int:
         """0 = entrance, 1 = passby, -1 = ignored (a staff line, or listed nowhere when lists exist)."""
@@ -144,6 +148,23 @@ def _weekdays_of(key: str) -> list[str]:
     return [key]
 
 
+def _check_nested(hours: dict[str, str]) -> None:
+    """Two keys naming the same weekday must nest (``sun`` inside ``daily``, ``fri`` inside
+    ``mon-fri``), so the smaller one can override the larger; the same days twice (``daily`` and
+    ``mon-sun``) or a partial overlap (``mon-wed`` and ``tue-fri``) is ambiguous and rejected."""
+    days = {key: set(_weekdays_of(key)) for key in hours}
+    keys = list(days)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            shared = days[a] & days[b]
+            if shared and (days[a] == days[b] or shared not in (days[a], days[b])):
+                named = ", ".join(d for d in WEEKDAYS if d in shared)
+                raise ValueError(
+                    f"{a!r} and {b!r} both set {named}: give those days one key, or nest the keys "
+                    "(a day or a shorter range inside a longer one overrides it)"
+                )
+
+
 class StoresConfig(StrictModel):
     rollup_timezone: TimeZoneName = "UTC"
     stores: list[StoreMeta] = Field(default_factory=list)
@@ -163,6 +184,15 @@ class StoresConfig(StrictModel):
 
     def meta(self, store: str) -> StoreMeta | None:
         return next((s for s in self.stores if s.id == store), None)
+
+    def with_stores(self, ids: Iterable[str]) -> StoresConfig:
+        """This config plus, appended in the order given, the defaults (UTC, always open, line roles
+        from the events' ``kind``) for each of ``ids`` it does not configure."""
+        known = {s.id for s in self.stores}
+        extra = [StoreMeta(id=i) for i in dict.fromkeys(ids) if i not in known]
+        if not extra:
+            return self
+        return StoresConfig(rollup_timezone=self.rollup_timezone, stores=[*self.stores, *extra])
 
 
 class Campaign(StrictModel):

@@ -35,6 +35,8 @@ from footfall.contracts.measurements import measurement as measurement_declarati
 
 S_NS = 1_000_000_000
 REPEAT_WINDOW_DAYS = 30
+# Not a KPI of the table but a part of the revenue ratios: transactions that carry an amount.
+PRICED = "priced_transactions"
 
 
 # --------------------------------------------------------------------------- generic helpers
@@ -335,8 +337,8 @@ def _sum_by(index: np.ndarray, size: int, weights: np.ndarray | None = None) -> 
 def line_balance(raw: RawData, grid: Grid, now_ns: int | None = None) -> list[Point]:
     """Per entrance line (store, device, line) and emitted local day: crossings in and out (every
     crossing of the line, staff and closed hours included: the line's own balance), exits / entries,
-    and ``balance_flag`` (1 when more than LINE_BALANCE_TOLERANCE from 1) once the day is over by
-    ``now_ns`` (a day in progress has people inside)."""
+    and ``balance_flag`` (1 when more than LINE_BALANCE_TOLERANCE from 1, or exits without any
+    entries) once the day is over by ``now_ns`` (a day in progress has people inside)."""
     cr = raw.crossings
     slot = grid.slot_of(cr.store, cr.ts)
     day = np.where(slot >= 0, grid.slot_day[np.maximum(slot, 0)], -1)
@@ -352,7 +354,10 @@ def line_balance(raw: RawData, grid: Grid, now_ns: int | None = None) -> list[Po
     day_end = np.zeros(grid.n_days, np.int64)
     np.maximum.at(day_end, grid.slot_day, grid.slot_end)
     over = np.full(len(keys), now_ns is None) | (day_end[d] <= (now_ns or 0))
-    flag = np.where(over & ~np.isnan(balance), np.abs(balance - 1) > LINE_BALANCE_TOLERANCE, np.nan)
+    # No entries but exits (the balance itself absent) is the worst miscount of all, the mirror of
+    # entries without exits (balance 0): flagged as well.
+    off = (entries == 0) | (np.abs(balance - 1) > LINE_BALANCE_TOLERANCE)
+    flag = np.where(over, off, np.nan)
     tags = [
         {
             "store": raw.stores.labels[grid.day_store[a]],
@@ -420,7 +425,9 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int 
     ``now_ns``: days not over by then get no line-balance flag (None: all are over).
 
     The stages each produce some of the KPI table's (``contracts.kpis``) columns; the daily sums,
-    derived KPIs, gaps and the rollup follow from the table."""
+    derived KPIs, gaps and the rollup follow from the table. A store found in ``raw`` but not in
+    ``config`` is computed with the defaults, over the grid's dates (``KpiTables.slot_grid``)."""
+    config, grid = cover_stores(raw, grid, config)
     metas = [config.meta(s) or StoreMeta(id=s) for s in raw.stores.labels]
     cov = coverage_stage(raw, grid)
     staff = staff_stage(raw, metas)
@@ -430,8 +437,9 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int 
     cols.add(occupancy_stage(raw, grid, traffic, cov))
     cols.add(wifi_stage(raw, grid, metas, cov))
     cols.add(pos_stage(raw, grid))
-    available = sources_available(raw, metas)
-    hourly, daily = _period_columns(cols, grid, cov, available)
+    available = sources_available(raw, grid, metas)  # per day
+    by_slot = {source: has[grid.slot_day] for source, has in available.items()}
+    hourly, daily = _period_columns(cols, grid, cov, (by_slot, available))
     out = KpiTables(
         slot_visitors=cols.hourly["visitors"],
         slot_covered=cov.slot,
@@ -442,12 +450,22 @@ def compute_kpis(raw: RawData, grid: Grid, config: StoresConfig, *, now_ns: int 
     out.hourly = _store_points(
         KPI_HOURLY, raw, grid.slot_store, grid.slot_start, hourly, cov.slot & grid.slot_emit
     )
-    out.hourly += _rollup(KPI_HOURLY, hourly, cols.hourly_samples, roll.hourly, grid.slot_store, available)
+    out.hourly += _rollup(KPI_HOURLY, hourly, cols.hourly_samples, roll.hourly, by_slot)
     day_emit = grid.day_emit & (cov.day_hours > 0)
     out.daily = _store_points(KPI_DAILY, raw, grid.day_store, grid.day_start, daily, day_emit)
-    out.daily += _rollup(KPI_DAILY, daily, cols.daily_samples, roll.daily, grid.day_store, available)
+    out.daily += _rollup(KPI_DAILY, daily, cols.daily_samples, roll.daily, available)
     out.zone_hourly, out.zone_daily = zones_stage(raw, grid, staff, cov, roll)
     return out
+
+
+def cover_stores(raw: RawData, grid: Grid, config: StoresConfig) -> tuple[StoresConfig, Grid]:
+    """``config`` and ``grid`` extended to every store of ``raw``: one missing from the config (it
+    appeared in the data) gets the defaults, and the grid is rebuilt over the same dates with it.
+    Store codes stay those of ``raw``, which lists the configured stores first."""
+    if len(raw.stores) <= grid.n_stores:
+        return config, grid
+    config = config.with_stores(raw.stores.labels)
+    return config, grid.for_stores(config.stores)
 
 
 # --------------------------------------------------------------------------- stages
@@ -551,7 +569,7 @@ def wifi_stage(raw: RawData, grid: Grid, metas: list[StoreMeta], cov: Coverage) 
     v_cov = v_sel & cov.slot[np.maximum(ses_slot, 0)]
     durations = ses.duration_s
     hourly_unit, daily_unit = np.where(v_sel, ses_slot, -1), np.where(v_cov, ses_day, -1)
-    wifi_visitors, repeat_visitors = _repeat_visitors(ses, v_sel, ses_day, grid)
+    wifi_visitors, repeat_visitors = _repeat_visitors(ses, v_sel, v_cov, ses_day, grid)
     return Columns(
         hourly={
             "wifi_visits": _sum_by(ses_slot[v_sel], n_sl),
@@ -569,11 +587,25 @@ def wifi_stage(raw: RawData, grid: Grid, metas: list[StoreMeta], cov: Coverage) 
 
 
 def _repeat_visitors(
-    ses: Sessions, visit: np.ndarray, ses_day: np.ndarray, grid: Grid
+    ses: Sessions, visit: np.ndarray, counted: np.ndarray, ses_day: np.ndarray, grid: Grid
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per day: distinct visiting devices (randomized MACs left out) and those seen on an earlier day."""
+    """Per day: distinct devices (randomized MACs left out) with a ``counted`` visit, one in a
+    covered hour like the day's ``wifi_visits``, and those of them with any visit on an earlier day.
+    The earlier visit counts whether its hour was covered or not: the 30-day look-back is read
+    without heartbeats, and a re-run of any window must find the same history."""
     sel = visit & ~ses.randomized
-    rkeys, is_repeat = repeat_flags(ses.store[sel], ses.device[sel], grid.day_ordinal[ses_day[sel]])
+    store, device, ordinal = ses.store[sel], ses.device[sel], grid.day_ordinal[ses_day[sel]]
+    rkeys, is_repeat = repeat_flags(store, device, ordinal)
+    if rkeys.shape[1]:
+        span, width = int(ordinal.max() - ordinal.min()) + 1, int(device.max()) + 1
+
+        def code(s: np.ndarray, d: np.ndarray, o: np.ndarray) -> np.ndarray:
+            flat: np.ndarray = (s.astype(np.int64) * width + d) * span + (o - ordinal.min())
+            return flat
+
+        c = counted[sel]
+        keep = np.isin(code(rkeys[0], rkeys[1], rkeys[2]), code(store[c], device[c], ordinal[c]))
+        rkeys, is_repeat = rkeys[:, keep], is_repeat[keep]
     # day index of each (store, ordinal): days of one store are consecutive in the grid
     day_lookup = {
         (int(s), int(o)): i for i, (s, o) in enumerate(zip(grid.day_store, grid.day_ordinal, strict=True))
@@ -587,7 +619,7 @@ def _repeat_visitors(
 
 
 def pos_stage(raw: RawData, grid: Grid) -> Columns:
-    """POS transactions and revenue (of the transactions that carry an amount) per slot."""
+    """POS transactions, those of them that carry an amount (``PRICED``) and their revenue per slot."""
     ps = raw.pos
     ps_slot = grid.slot_of(ps.store, ps.ts)
     ok = ps_slot >= 0
@@ -595,45 +627,72 @@ def pos_stage(raw: RawData, grid: Grid) -> Columns:
     return Columns(
         hourly={
             "transactions": _sum_by(ps_slot[ok], grid.n_slots),
+            PRICED: _sum_by(ps_slot[has_amount], grid.n_slots),
             "revenue": _sum_by(ps_slot[has_amount], grid.n_slots, ps.amount[has_amount]),
         }
     )
 
 
-def sources_available(raw: RawData, metas: list[StoreMeta]) -> dict[str, np.ndarray]:
-    """Per source of the KPI table, per store: whether the store has that input at all."""
-    n_st = len(metas)
-    cr = raw.crossings
-    has_passby = np.array([m.passby_lines is not None and len(m.passby_lines) > 0 for m in metas], bool)
-    has_passby |= _sum_by(cr.store[cr.role == PASSBY], n_st) > 0
+def sources_available(raw: RawData, grid: Grid, metas: list[StoreMeta]) -> dict[str, np.ndarray]:
+    """Per source of the KPI table, per day of the grid: whether the store has that input. It has
+    it on a day when the source has data at the store in the ``REPEAT_WINDOW_DAYS`` days ending with
+    that day (inside the look-back the job reads Wi-Fi, POS and passby crossings for, also for the
+    context day before the window): decided per day, so a day finds the same answer in any window
+    it is run in. Configured passby lines count on every day."""
+    cr, ps = raw.crossings, raw.pos
+    passby, priced = cr.role == PASSBY, ~np.isnan(ps.amount)
+    configured = np.array([bool(m.passby_lines) for m in metas], bool)
     return {
-        "camera": np.ones(n_st, bool),
-        "passby": has_passby,
-        "wifi": _sum_by(raw.wifi.store, n_st) > 0,
-        "pos": _sum_by(raw.pos.store, n_st) > 0,
-        "revenue": _sum_by(raw.pos.store[~np.isnan(raw.pos.amount)], n_st) > 0,
+        "camera": np.ones(grid.n_days, bool),
+        "passby": configured[grid.day_store] | _seen_lately(grid, cr.store[passby], cr.ts[passby]),
+        "wifi": _seen_lately(grid, raw.wifi.store, raw.wifi.ts),
+        "pos": _seen_lately(grid, ps.store, ps.ts),
+        "revenue": _seen_lately(grid, ps.store[priced], ps.ts[priced]),
     }
+
+
+def _seen_lately(grid: Grid, store: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Per day of the grid: a record of its store in the REPEAT_WINDOW_DAYS days ending with it."""
+    slot = grid.slot_of(store, ts)
+    per_day = _sum_by(grid.slot_day[slot[slot >= 0]], grid.n_days)
+    running = np.r_[0.0, np.cumsum(per_day)]
+    day = np.arange(grid.n_days)
+    # a store's days are consecutive and in date order in the grid: stop at its first one
+    first_of_store = np.searchsorted(grid.day_store, grid.day_store)
+    since = np.maximum(day - (REPEAT_WINDOW_DAYS - 1), first_of_store)
+    seen: np.ndarray = running[day + 1] - running[since] > 0  # typed: Any in numpy's stubs
+    return seen
 
 
 # --------------------------------------------------------------------------- from the KPI table
 
 
 def _period_columns(
-    cols: Columns, grid: Grid, cov: Coverage, available: dict[str, np.ndarray]
+    cols: Columns, grid: Grid, cov: Coverage, available: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Every core KPI per slot and per day: summed KPIs add up the covered hours of a day, derived
-    ones follow from their parts, and a store without a KPI's source has none (NaN)."""
+    """Every core KPI per slot and per day (and the ``PRICED`` part the rollup needs): summed KPIs
+    add up the covered hours of a day, derived ones follow from their parts, and a store without a
+    KPI's source on that day (``available``: per slot, per day) has none (NaN)."""
     cov_slots = np.flatnonzero(cov.slot)
     day_of_slot = grid.slot_day[cov_slots]
     daily = dict(cols.daily)
-    for k in core_kpis("daily"):
-        if isinstance(k.made, Summed):
-            daily[k.name] = _sum_by(day_of_slot, grid.n_days, cols.hourly[k.name][cov_slots])
-    hourly = derive(core_kpis("hourly"), cols.hourly)
-    daily = derive(core_kpis("daily"), daily)
-    for period_cols, store_of in ((hourly, grid.slot_store), (daily, grid.day_store)):
-        blank_unavailable(period_cols, store_of, available)
-    return hourly, daily
+    for name in (*(k.name for k in core_kpis("daily") if isinstance(k.made, Summed)), PRICED):
+        daily[name] = _sum_by(day_of_slot, grid.n_days, cols.hourly[name][cov_slots])
+    hourly = _finished(core_kpis("hourly"), cols.hourly, available[0])
+    return hourly, _finished(core_kpis("daily"), daily, available[1])
+
+
+def _finished(
+    table: tuple[Kpi, ...], parts: dict[str, np.ndarray], available: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The table's columns from ``parts`` (``PRICED`` kept for the rollup's revenue ratios), absent
+    where their source is not ``available`` (per unit)."""
+    cols = derive(table, parts) | {PRICED: parts[PRICED]}
+    # transactions without any amount have no revenue: absent, not 0
+    unpriced = (cols["transactions"] > 0) & (cols[PRICED] == 0)
+    cols["revenue"] = np.where(unpriced, np.nan, cols["revenue"])
+    blank_unavailable(cols, available)
+    return cols
 
 
 def derive(table: tuple[Kpi, ...], parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -643,20 +702,31 @@ def derive(table: tuple[Kpi, ...], parts: dict[str, np.ndarray]) -> dict[str, np
 
 def _made_from(k: Kpi, part: Callable[[str], np.ndarray]) -> np.ndarray:
     if isinstance(k.made, Ratio):
-        return safe_ratio(part(k.made.num), part(k.made.den))
+        den = part(k.made.den)
+        if k.source == "revenue":
+            den = den * _priced_share(part)
+        return safe_ratio(part(k.made.num), den)
     if isinstance(k.made, Excess):
         excess: np.ndarray = np.maximum(part(k.made.a) - part(k.made.b), 0)  # typed: Any in numpy's stubs
         return excess
     return part(k.name)
 
 
-def blank_unavailable(
-    cols: dict[str, np.ndarray], store_of: np.ndarray, available: dict[str, np.ndarray]
-) -> None:
-    """A store without passby lines / Wi-Fi sensors / POS data has no such KPIs (absent, not 0)."""
+def _priced_share(part: Callable[[str], np.ndarray]) -> np.ndarray:
+    """The share of the transactions that carry an amount (1 without transactions). Revenue sums
+    those only, so a revenue ratio's denominator is scaled to them: ATV = revenue / priced
+    transactions, sales per visitor = ATV x conversion (revenue / visitors when all are priced)."""
+    transactions = part("transactions")
+    share: np.ndarray = np.where(transactions == 0, 1.0, safe_ratio(part(PRICED), transactions))
+    return share
+
+
+def blank_unavailable(cols: dict[str, np.ndarray], available: dict[str, np.ndarray]) -> None:
+    """A store without passby lines / Wi-Fi sensors / POS data (``available``: per unit of the
+    columns) has no such KPIs (absent, not 0)."""
     for k in kpis():
         if k.name in cols and k.source in available:
-            cols[k.name] = np.where(available[k.source][store_of], cols[k.name], np.nan)
+            cols[k.name] = np.where(available[k.source], cols[k.name], np.nan)
 
 
 def _store_points(
@@ -670,7 +740,7 @@ def _store_points(
     idx = np.flatnonzero(emit)
     labels = raw.stores.labels
     tags = [{"store": labels[s]} for s in store_of[idx]]
-    return _points(measurement, tags, ts[idx], {k: v[idx] for k, v in cols.items()})
+    return _points(measurement, tags, ts[idx], {k: v[idx] for k, v in cols.items() if k != PRICED})
 
 
 # --------------------------------------------------------------------------- rollup over all stores
@@ -721,11 +791,11 @@ def _rollup(
     cols: dict[str, np.ndarray],
     samples: dict[str, tuple[np.ndarray, np.ndarray]],
     units: RollupUnits,
-    store_of: np.ndarray,
     available: dict[str, np.ndarray],
 ) -> list[Point]:
     """Sum the stores' emitted units into the ``store=all`` rollup; ratios from summed parts, over the
-    stores that have the KPI's source (e.g. capture rate only over stores with passby lines)."""
+    stores that have the KPI's source (``available``: per store unit; e.g. capture rate only over
+    stores with passby lines)."""
     n = len(units.ts)
     src = np.flatnonzero(units.emit)
     ri = units.index[src]
@@ -734,7 +804,7 @@ def _rollup(
         v = cols[name][src]
         ok = ~np.isnan(v)
         if source is not None and source in available:
-            ok &= available[source][store_of[src]]
+            ok &= available[source][src]
         s = _sum_by(ri[ok], n, v[ok])
         s[_sum_by(ri[ok], n) == 0] = np.nan
         return s

@@ -64,13 +64,18 @@ class Grid:
     tz_groups: list[tuple[np.ndarray, np.ndarray]]  # (store codes, hour bounds) per time zone
     read_start_ns: int  # first instant of the first context day (raw events are read from here)
     read_end_ns: int  # end of the last (context) day
-    lookback_start_ns: int  # Wi-Fi sightings are read from here
+    lookback_start_ns: int  # Wi-Fi sightings, POS and passby crossings are read from here
     emit_start_ns: int  # earliest local midnight of the first emitted day over the stores
     emit_end_ns: int  # latest local midnight after the last emitted day
+    dates: tuple[date, date, int, int]  # build_grid's first, last, lookback_days, context_days
 
     @property
     def n_slots(self) -> int:
         return len(self.slot_start)
+
+    def for_stores(self, metas: list[StoreMeta]) -> Grid:
+        """The grid of the same dates over ``metas`` (e.g. its stores and some found in the data)."""
+        return build_grid(metas, *self.dates)
 
     @property
     def n_days(self) -> int:
@@ -161,6 +166,7 @@ def build_grid(
         lookback_start_ns=windows.lookback_start_ns,
         emit_start_ns=windows.first_midnight(first),
         emit_end_ns=windows.last_midnight(after_last),
+        dates=(first, last, lookback_days, context_days),
     )
 
 

@@ -68,11 +68,11 @@ def _local_dates(metas: list[StoreMeta], start: datetime | date, end: datetime |
 def resolve_stores(source: EventStore, config: StoresConfig, store: str | None = None) -> StoresConfig:
     """The configured stores plus any store found in the database (defaults: UTC, always open,
     line kinds from the events), limited to ``store`` when given."""
-    known = {s.id for s in config.stores}
-    extra = [StoreMeta(id=s) for s in source.store_ids() if s not in known]
+    resolved = config.with_stores(source.store_ids())
+    extra = resolved.stores[len(config.stores) :]
     if extra:
         log.warning("stores without metadata (UTC, always open): %s", ", ".join(s.id for s in extra))
-    stores = [*config.stores, *extra]
+    stores = resolved.stores
     if store is not None:
         stores = [s for s in stores if s.id == store] or [StoreMeta(id=store)]
     return StoresConfig(rollup_timezone=config.rollup_timezone, stores=stores)
@@ -94,13 +94,7 @@ def compute_window(
         config, grid.read_start_ns, grid.read_end_ns, wifi_start_ns=grid.lookback_start_ns, store=store
     )
     t1 = time.perf_counter()
-    if len(raw.stores) > len(config.stores):  # a store appeared since resolve_stores
-        config = StoresConfig(
-            rollup_timezone=config.rollup_timezone,
-            stores=[*config.stores, *(StoreMeta(id=s) for s in raw.stores.labels[len(config.stores) :])],
-        )
-        grid = build_grid(config.stores, first, last, lookback_days=REPEAT_WINDOW_DAYS, context_days=1)
-    kpis = compute_kpis(raw, grid, config, now_ns=now_ns)
+    kpis = compute_kpis(raw, grid, config, now_ns=now_ns)  # with defaults for a store new since
     t2 = time.perf_counter()
     return kpis, raw.n_events + len(raw.pos), {"read": t1 - t0, "compute": t2 - t1}
 
@@ -149,26 +143,17 @@ def run_job(
 
 def campaign_rows(source: EventStore, campaign: Campaign, config: StoresConfig) -> list[Uplift]:
     """Uplift of one campaign: reads its window and the baseline weeks before it."""
-    known = {s.id for s in config.stores}
-    config = StoresConfig(
-        rollup_timezone=config.rollup_timezone,
-        stores=[*config.stores, *(StoreMeta(id=s) for s in campaign.stores if s not in known)],
-    )
+    config = config.with_stores(campaign.stores)
     store = campaign.stores[0] if len(campaign.stores) == 1 else None
     begin = campaign.start - timedelta(weeks=campaign.baseline_weeks)
     first, last = _local_dates(config.stores, begin, campaign.end)
     grid = build_grid(config.stores, first, last)
     raw = source.read_raw(config, grid.read_start_ns, grid.read_end_ns, store=store)
-    if len(raw.stores) > len(config.stores):
-        config = StoresConfig(
-            rollup_timezone=config.rollup_timezone,
-            stores=[*config.stores, *(StoreMeta(id=s) for s in raw.stores.labels[len(config.stores) :])],
-        )
-        grid = build_grid(config.stores, first, last)
-    kpis = compute_kpis(raw, grid, config)
+    kpis = compute_kpis(raw, grid, config)  # the grid grows by any store found in the data
+    assert kpis.slot_grid is not None
     assert kpis.slot_visitors is not None
     assert kpis.slot_covered is not None
-    return campaign_uplift(campaign, grid, raw.stores.labels, kpis.slot_visitors, kpis.slot_covered)
+    return campaign_uplift(campaign, kpis.slot_grid, raw.stores.labels, kpis.slot_visitors, kpis.slot_covered)
 
 
 def report_campaign(

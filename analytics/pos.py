@@ -6,8 +6,8 @@ Native schema (one row or object per transaction, or per line item):
 
 ``ts`` is ISO 8601; with no UTC offset, ``timezone`` (mapping) says which local time it is. Rows
 sharing (store, transaction_id) are one transaction: amounts and item counts are summed, the
-earliest time kept. ``items`` is a quantity, a list of ``{qty}`` objects (JSON), or any other text
-(an item name: one item per row).
+earliest time kept. ``items`` is a whole number, a list of ``{qty}`` objects (JSON), or any other
+text that is not a number (an item name: one item per row); a number that is not whole is an error.
 
 A *mapping* adapts other files, e.g. the BreadBasket bakery sample::
 
@@ -40,6 +40,12 @@ from footfall.contracts.measurements import Point, datetime_to_ns, pos_transacti
 
 _MAX_ERRORS_SHOWN = 10
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # the contracts' Name rule
+# ``items`` text: a count ("3", "-1" for a return, "3.0"); any other number ("2.5", "1e3") is an
+# error; text that is no number at all is an item name.
+_WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# A larger count in one row is a misread column (an id, a barcode), and sums must fit an int field.
+_MAX_ITEMS = 1_000_000
 
 
 class PosMapping(StrictModel):
@@ -144,7 +150,7 @@ def parse_pos_rows(
             tx_id = _required(row, mapping.transaction_id)
             ts_ns = _parse_ts(" ".join(_required(row, c) for c in ts_cols), mapping.ts_format, tz)
             amount = _parse_amount(row, mapping.amount)
-            items = _parse_items(row.get(mapping.items)) if mapping.items else None
+            items = _parse_items(row.get(mapping.items), mapping.items) if mapping.items else None
             if not _valid_name(store):
                 raise ValueError(f"store {store!r} is not a valid name (A-Z a-z 0-9 _ . : -)")
         except ValueError as exc:
@@ -205,20 +211,40 @@ def _parse_amount(row: Mapping[str, Any], column: str) -> Decimal | None:
     return value
 
 
-def _parse_items(value: Any) -> int | None:
-    if value is None or value == "":
+def _parse_items(value: Any, column: str) -> int | None:
+    """A quantity, a JSON list (a ``{qty}`` object counts its quantity, any other entry one item),
+    or other text: an item name, one item. A number that is not a whole count is an error."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"items {value!r} is not a count")
-    if isinstance(value, int):
-        return value
     if isinstance(value, list):
-        return sum(int(x.get("qty", 1)) if isinstance(x, dict) else 1 for x in value)
-    text = str(value).strip()
-    try:
-        return int(Decimal(text))
-    except InvalidOperation:
-        return 1  # an item name: one item per row
+        return sum(
+            _quantity(x["qty"], f"{column}[{i}].qty") if isinstance(x, dict) and "qty" in x else 1
+            for i, x in enumerate(value)
+        )
+    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
+        return 1  # an item name, words like "Nan" (bread) or "Inf" included: one item per row
+    return _quantity(value, column)
+
+
+def _quantity(value: Any, where: str) -> int:
+    """A whole number of items: an integer, a whole JSON number (2.0) or such text ("2", "2.0", as
+    spreadsheets write integers). "2.5", "1e3", NaN, null or true are errors, not a guess."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    elif isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        n = int(Decimal(value.strip()))
+    else:
+        raise ValueError(f"{where} {_shown(value)} is not a whole number of items")
+    if abs(n) > _MAX_ITEMS:
+        raise ValueError(f"{where} {_shown(value)} is out of range (at most {_MAX_ITEMS:,} items a row)")
+    return n
+
+
+def _shown(value: Any) -> str:
+    """A value as the file wrote it: text quoted, JSON values as JSON (null, not None)."""
+    return repr(value) if isinstance(value, str) else json.dumps(value, default=repr)
 
 
 def pos_points(transactions: Iterable[PosTransaction]) -> list[Point]:

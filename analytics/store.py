@@ -56,7 +56,11 @@ def schema(name: str) -> tuple[tuple[str, ...], dict[str, str]]:
 
 
 class EventStore(Protocol):
-    """What the job needs from a database. ``start``/``end`` are UTC nanoseconds, end exclusive."""
+    """What the job needs from a database. ``start``/``end`` are UTC nanoseconds, end exclusive.
+
+    ``read_raw`` reads Wi-Fi sightings, POS transactions and passby crossings from the look-back
+    ``wifi_start_ns`` on (repeat visitors and staff devices; whether a store has each source, see
+    ``core.sources_available``), the rest from ``start_ns``."""
 
     def write_points(self, points: Iterable[Point]) -> int: ...
 
@@ -215,13 +219,11 @@ class InfluxStore:
     ) -> RawData:
         """Day-sized queries per measurement, fetched by ``workers`` threads (InfluxDB answers
         one query per core) and decoded here in order."""
+        lookback = start_ns if wifi_start_ns is None else wifi_start_ns
         jobs = [
             (name, a, z)
             for name in self._RAW_QUERIES
-            if name != PASSBY_SUMS or self.passby_sums
-            for a, z in self._chunks(
-                wifi_start_ns if name == WIFI and wifi_start_ns is not None else start_ns, end_ns
-            )
+            for a, z in self._chunks(*self._span(name, start_ns, end_ns, lookback))
         ]
         entrance_filter = _maybe_entrance_filter(config) if self.passby_sums else ""
 
@@ -237,6 +239,16 @@ class InfluxStore:
                 if series:
                     _decode(b, name, series, all_roles=not self.passby_sums)
         return b.build()
+
+    def _span(self, name: str, start_ns: int, end_ns: int, lookback_ns: int) -> tuple[int, int]:
+        """The range one raw query reads: Wi-Fi, POS and passby sums from the look-back. Without
+        passby sums the window's passby crossings come row by row with the others, so only the
+        look-back's are summed (they only say whether the store has passby lines)."""
+        if name in (WIFI, POS_TRANSACTION):
+            return lookback_ns, end_ns
+        if name == PASSBY_SUMS:
+            return lookback_ns, end_ns if self.passby_sums else min(start_ns, end_ns)
+        return start_ns, end_ns
 
     def read_points(
         self, measurement: str, start_ns: int, end_ns: int, *, store: str | None = None
@@ -438,6 +450,7 @@ class DuckDBStore:
         b: int,
         store: str | None,
         joins: str = "",
+        group: str = "",
     ) -> tuple[list[tuple[str, ...]], dict[str, np.ndarray]]:
         where, params = self._where(a, b, store)
         m_where, _ = self._where(a, b, store, prefix="m.")
@@ -456,7 +469,7 @@ class DuckDBStore:
         try:
             data = self.con.execute(
                 f'SELECT k._combo AS combo, {values} FROM "{measurement}" m '
-                f"JOIN _combos k USING ({tag_sql}) {joins} WHERE {m_where}",
+                f"JOIN _combos k USING ({tag_sql}) {joins} WHERE {m_where} {group}",
                 params,
             ).fetchnumpy()
         finally:
@@ -473,12 +486,14 @@ class DuckDBStore:
         store: str | None = None,
     ) -> RawData:
         b = RawDataBuilder(config)
+        lookback = start_ns if wifi_start_ns is None else wifi_start_ns
         with self._lock:
             self._read_crossings(b, start_ns, end_ns, store)
+            self._read_passby_sums(b, lookback, start_ns, store)
             self._read_zone_visits(b, start_ns, end_ns, store)
-            self._read_heartbeats_and_pos(b, start_ns, end_ns, store)
-            wifi_from = wifi_start_ns if wifi_start_ns is not None else start_ns
-            self._read_wifi(b, wifi_from, end_ns, store)
+            self._read_heartbeats(b, start_ns, end_ns, store)
+            self._read_pos(b, lookback, end_ns, store)
+            self._read_wifi(b, lookback, end_ns, store)
         return b.build()
 
     def _read_crossings(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
@@ -493,6 +508,24 @@ class DuckDBStore:
         )
         if combos:
             b.add_crossings(combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=d["track"])
+
+    def _read_passby_sums(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """Passby crossings of the look-back before the window, as 15-minute sums like the InfluxDB
+        reader's: they only say whether the store has passby lines."""
+        combos, d = self._coded(
+            CROSSING,
+            ("store", "device", "line", "kind", "direction"),
+            '("time" // 900000000000) * 900000000000 AS ts, sum("count")::BIGINT AS "count"',
+            start_ns,
+            end_ns,
+            store,
+            group="GROUP BY ALL",
+        )
+        if combos:
+            track = np.full(len(d["ts"]), NO_TRACK, np.int64)
+            b.add_crossings(
+                combos=combos, combo=d["combo"], ts=d["ts"], count=d["count"], track=track, only_role=PASSBY
+            )
 
     def _read_zone_visits(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
         """Zone visits, their tag combinations coded once."""
@@ -514,18 +547,19 @@ class DuckDBStore:
                 track=d["track"],
             )
 
-    def _read_heartbeats_and_pos(
-        self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None
-    ) -> None:
-        """Heartbeats (reduced to 15-minute buckets) and POS transactions."""
+    def _read_heartbeats(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """Heartbeats reduced to 15-minute buckets, like the InfluxDB reader."""
         where, params = self._where(start_ns, end_ns, store)
-        # Heartbeats reduced to 15-minute buckets, like the InfluxDB reader.
         hb = self.con.execute(
             'SELECT store, ("time" // 900000000000) * 900000000000 AS ts '
             f"FROM heartbeat WHERE {where} GROUP BY ALL",
             params,
         ).fetchnumpy()
         b.add_heartbeats(store=np.asarray(hb["store"], dtype=object), ts=np.asarray(hb["ts"]))
+
+    def _read_pos(self, b: RawDataBuilder, start_ns: int, end_ns: int, store: str | None) -> None:
+        """POS transactions, read from the look-back on (whether the store has POS on a day)."""
+        where, params = self._where(start_ns, end_ns, store)
         pos = self.con.execute(
             "SELECT store, \"time\" AS ts, coalesce(amount, 'NaN'::DOUBLE) AS amount "
             f"FROM pos_transaction WHERE {where}",

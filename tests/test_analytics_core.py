@@ -22,6 +22,7 @@ from footfall.analytics.core import (
 )
 from footfall.analytics.frames import raw_from_events
 from footfall.analytics.grid import HOUR_NS, MINUTE_NS, build_grid
+from footfall.analytics.pos import PosTransaction
 from footfall.contracts.config import ConfigError
 from footfall.contracts.events import CrossingEvent, HeartbeatEvent, WifiEvent, ZoneVisitEvent
 from footfall.contracts.measurements import datetime_to_ns
@@ -406,3 +407,218 @@ def test_campaigns_load_from_csv(tmp_path) -> None:  # type: ignore[no-untyped-d
     assert c.end - c.start == timedelta(days=3)
     with pytest.raises(ConfigError, match="no campaign named"):
         load_campaigns(path).get("nope")
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _heartbeats(store: str, first: datetime, hours: int, skip: tuple[int, ...] = ()) -> list[HeartbeatEvent]:
+    """One heartbeat in each hour from ``first``, except the hours (counted from 0) in ``skip``."""
+    return [
+        HeartbeatEvent(
+            id=f"hb-{store}-{h}",
+            store=store,
+            device="cam",
+            ts=first + timedelta(hours=h, minutes=30),
+            fps=10,
+            latency_ms=1,
+            dropped_frames=0,
+        )
+        for h in range(hours)
+        if h not in skip
+    ]
+
+
+def _visitors(store: str, hour: datetime, n: int, line: str = "door") -> list[CrossingEvent]:
+    kind = "passby" if line == "street" else "entrance"
+    return [
+        CrossingEvent(
+            id=f"{store}-{line}-{hour.isoformat()}-{i}",
+            store=store,
+            device="cam",
+            ts=hour + timedelta(minutes=i),
+            line=line,
+            kind=kind,
+            direction="in",
+            track_id=int(hour.timestamp()) // 60 + i,
+        )
+        for i in range(n)
+    ]
+
+
+def _sales(store: str, hour: datetime, n: int, amount: float | None) -> list[PosTransaction]:
+    return [
+        PosTransaction(
+            store, datetime_to_ns(hour + timedelta(minutes=30, seconds=i)), f"{hour}-{i}", amount, 1
+        )
+        for i in range(n)
+    ]
+
+
+def _fields(kpis, measurement: str, store: str, at: datetime) -> dict:  # type: ignore[no-untyped-def]
+    return kpis.table(measurement)[(store, str(datetime_to_ns(at)))]
+
+
+REVENUE_KPIS = ("transactions", "revenue", "atv", "sales_per_visitor", "conversion")
+
+
+@pytest.mark.parametrize(
+    ("measurement", "hour", "expected"),
+    [
+        # 4 sales at 20.00, 10 visitors
+        ("kpi_hourly", 10, {"transactions": 4, "revenue": 80.0, "atv": 20.0, "sales_per_visitor": 8.0}),
+        # 4 sales from a file without amounts: no revenue, so no ATV and no sales per visitor
+        ("kpi_hourly", 12, {"transactions": 4, "conversion": 0.4}),
+        # 10 visitors, nobody buys: 0 revenue and 0 per visitor, no ATV without transactions
+        ("kpi_hourly", 14, {"transactions": 0, "revenue": 0.0, "sales_per_visitor": 0.0, "conversion": 0.0}),
+        # the day: ATV over the 4 priced sales; sales per visitor = ATV x conversion (8 of 30)
+        ("kpi_daily", 0, {"transactions": 8, "revenue": 80.0, "atv": 20.0, "sales_per_visitor": 16 / 3}),
+    ],
+)
+def test_revenue_kpis_use_the_transactions_that_carry_an_amount(
+    measurement: str, hour: int, expected: dict
+) -> None:
+    """A store importing one POS file with amounts and one without: revenue sums the priced sales,
+    ATV divides by those only, and an hour of unpriced sales has no revenue at all (not 0)."""
+    config = StoresConfig(stores=[StoreMeta(id="s1")])
+    midnight = datetime(2026, 10, 6, tzinfo=UTC)
+    events: list = _heartbeats("s1", midnight, 24)
+    for h in (10, 12, 14):
+        events += _visitors("s1", midnight + timedelta(hours=h), 10)
+    pos = _sales("s1", midnight + timedelta(hours=10), 4, 20.0) + _sales(
+        "s1", midnight + timedelta(hours=12), 4, None
+    )
+    grid = build_grid(config.stores, midnight.date(), midnight.date())
+    kpis = compute_kpis(raw_from_events(events, config, pos), grid, config)
+    for store in ("s1", "all"):  # one store: the rollup says the same
+        got = _fields(kpis, measurement, store, midnight + timedelta(hours=hour))
+        if "conversion" not in expected:
+            got.pop("conversion", None)
+        assert {k: got[k] for k in REVENUE_KPIS if k in got} == pytest.approx(expected), store
+
+
+def _one_source_each(day: datetime) -> tuple[list, list[PosTransaction]]:
+    """POS sales, passers-by (line roles from the events' kind) and a Wi-Fi visit on ``day`` only."""
+    events: list = _visitors("s1", day + timedelta(hours=12), 5, line="street")
+    events += [_wifi(800 + i, day + timedelta(hours=12, minutes=2 * i), "e" * 32, None) for i in range(3)]
+    events = [e.model_copy(update={"store": "s1"}) for e in events]
+    return events, _sales("s1", day + timedelta(hours=12), 5, 10.0)
+
+
+SOURCE_KPIS = ("transactions", "revenue", "conversion", "passersby", "walkbys", "wifi_visits")
+
+
+@pytest.mark.parametrize(
+    ("days_before", "has_sources"),
+    [(0, True), (2, True), (29, True), (30, False), (45, False)],
+)
+def test_a_store_has_a_source_on_days_with_its_data_in_the_30_days_up_to_them(
+    days_before: int, has_sources: bool
+) -> None:
+    """Whether POS, passby and Wi-Fi KPIs are 0 or absent on a day is decided from the 30 days ending
+    with it, so a day computed in any window of the job gets the same points."""
+    config = StoresConfig(stores=[StoreMeta(id="s1")])
+    day = date(2026, 10, 7)
+    midnight = datetime(2026, 10, 7, tzinfo=UTC)
+    events, pos = _one_source_each(midnight - timedelta(days=days_before))
+    events += _heartbeats("s1", midnight, 24) + _visitors("s1", midnight + timedelta(hours=9), 10)
+    # the job's grid: 30 days of look-back, one context day
+    grid = build_grid(config.stores, day, day, lookback_days=30, context_days=1)
+    daily = _fields(
+        compute_kpis(raw_from_events(events, config, pos), grid, config), "kpi_daily", "s1", midnight
+    )
+    assert daily["visitors"] == 10
+    if has_sources:
+        expected = 5 if days_before == 0 else 0
+        assert daily["transactions"] == expected
+        assert daily["passersby"] == expected
+        assert daily["wifi_visits"] == (1 if days_before == 0 else 0)
+        assert daily["conversion"] == expected / 10
+    else:
+        assert not set(SOURCE_KPIS) & set(daily)
+
+
+def test_daily_wifi_visitors_come_from_covered_hours_like_the_visits() -> None:
+    """The camera (the only heartbeat source) is down 10:00-11:00 on 6 Oct while the Wi-Fi bridge goes
+    on: the phone seen then is neither a visit nor a visitor of that day, but it is history for its
+    repeat visit on 7 Oct (the look-back before a window is read without heartbeats anyway)."""
+    config = StoresConfig(stores=[StoreMeta(id="s1")])
+    midnight = datetime(2026, 10, 6, tzinfo=UTC)
+    events: list = _heartbeats("s1", midnight, 48, skip=(10,))
+    for i, (hour, phone) in enumerate([(10, "a"), (12, "b"), (24 + 9, "a")]):
+        t = midnight + timedelta(hours=hour, minutes=10)
+        events += [_wifi(10 * i + m, t + timedelta(minutes=2 * m), phone * 32, None) for m in range(6)]
+    events = [e.model_copy(update={"store": "s1"}) for e in events]
+    grid = build_grid(config.stores, date(2026, 10, 6), date(2026, 10, 7))
+    kpis = compute_kpis(raw_from_events(events, config), grid, config)
+    first, second = (_fields(kpis, "kpi_daily", "s1", midnight + timedelta(days=d)) for d in (0, 1))
+    assert (first["covered_hours"], first["wifi_visits"], first["wifi_visitors"]) == (23, 1, 1)
+    assert first["repeat_visitors"] == 0
+    assert (second["wifi_visits"], second["wifi_visitors"], second["repeat_visitors"]) == (1, 1, 1)
+
+
+def test_the_pure_api_computes_a_store_missing_from_the_config_with_defaults() -> None:
+    """raw_from_events -> build_grid -> compute_kpis with a store only the events name: it gets the
+    defaults (UTC, always open, line roles from the events' kind) like in the job."""
+    config = StoresConfig(stores=[StoreMeta(id="a", timezone="Asia/Kolkata")])
+    midnight = datetime(2026, 10, 6, tzinfo=UTC)
+    events: list = []
+    for store in ("a", "x"):
+        events += _heartbeats(store, midnight - timedelta(hours=6), 36)
+        events += _visitors(store, midnight + timedelta(hours=3), 7)
+        events += _visitors(store, midnight + timedelta(hours=4), 2, line="street")
+    grid = build_grid(config.stores, date(2026, 10, 6), date(2026, 10, 6))
+    kpis = compute_kpis(raw_from_events(events, config), grid, config)
+    assert kpis.slot_grid is not None
+    assert kpis.slot_grid.n_stores == 2
+    x = _fields(kpis, "kpi_daily", "x", midnight)
+    assert (x["visitors"], x["passersby"], x["covered_hours"]) == (7, 2, 24)
+    kolkata = datetime(2026, 10, 6, tzinfo=StoreMeta(id="a", timezone="Asia/Kolkata").tz)
+    assert _fields(kpis, "kpi_daily", "a", kolkata)["visitors"] == 7
+    assert _fields(kpis, "kpi_hourly", "x", midnight + timedelta(hours=3))["visitors"] == 7
+
+
+@pytest.mark.parametrize(
+    ("hours", "day", "expected"),
+    [
+        # a weekday inside a longer key overrides it, in either order of the keys
+        ({"daily": "09:00-20:00", "sun": "10:00-16:00"}, date(2026, 10, 11), (600, 960)),
+        ({"sun": "10:00-16:00", "daily": "09:00-20:00"}, date(2026, 10, 11), (600, 960)),
+        ({"daily": "09:00-20:00", "sun": "10:00-16:00"}, date(2026, 10, 10), (540, 1200)),
+        ({"mon-fri": "09:00-20:00", "fri": "09:00-22:00"}, date(2026, 10, 9), (540, 1320)),
+        ({"mon-fri": "09:00-20:00", "fri": "09:00-22:00"}, date(2026, 10, 8), (540, 1200)),
+        # three levels: the smallest key naming the day wins
+        (
+            {"all": "08:00-22:00", "sat-sun": "10:00-18:00", "sun": "12:00-16:00"},
+            date(2026, 10, 10),
+            (600, 1080),
+        ),
+        (
+            {"all": "08:00-22:00", "sat-sun": "10:00-18:00", "sun": "12:00-16:00"},
+            date(2026, 10, 11),
+            (720, 960),
+        ),
+        ({"mon-fri": "09:00-20:00"}, date(2026, 10, 11), None),  # not listed: closed
+    ],
+)
+def test_opening_hours_a_key_inside_another_overrides_it(
+    hours: dict[str, str], day: date, expected: tuple[int, int] | None
+) -> None:
+    assert StoreMeta(id="s", opening_hours=hours).hours_on(day) == expected
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [
+        ("{daily: '09:00-20:00', mon-sun: '10:00-18:00'}", "'daily' and 'mon-sun' both set mon, tue"),
+        ("{mon-wed: '09:00-20:00', tue-fri: '10:00-18:00'}", "'mon-wed' and 'tue-fri' both set tue, wed"),
+        ("{sun: '09:00-20:00', Sun: '10:00-18:00'}", "'sun' and 'Sun' both set sun"),
+    ],
+)
+def test_opening_hours_that_overlap_without_nesting_are_rejected(tmp_path, hours: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "stores.yaml"
+    path.write_text(f"stores:\n  - id: a\n    opening_hours: {hours}\n")
+    with pytest.raises(ConfigError) as err:
+        load_stores(path)
+    assert f"{path}: stores.0.opening_hours: " in str(err.value)
+    assert message in str(err.value)

@@ -236,3 +236,38 @@ def test_line_balance_per_line_and_day() -> None:
         p.tags["line"]: p.fields for p in line_balance(raw, grid, datetime_to_ns(day + timedelta(hours=2)))
     }
     assert "balance_flag" not in during["door"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "exits", "expected"),
+    [
+        (20, 17, {"balance": 0.85, "balance_flag": 1}),
+        (10, 10, {"balance": 1.0, "balance_flag": 0}),
+        (100, 105, {"balance": 1.05, "balance_flag": 0}),
+        (50, 0, {"balance": 0.0, "balance_flag": 1}),  # a dead "out" direction
+        (0, 50, {"balance_flag": 1}),  # a dead "in" direction: no ratio, but flagged all the same
+        (0, 1, {"balance_flag": 1}),  # the mirror of (1, 0), which has balance 0
+        (1, 0, {"balance": 0.0, "balance_flag": 1}),
+    ],
+)
+def test_line_balance_flags_either_dead_direction(entries: int, exits: int, expected: dict) -> None:
+    meta = StoreMeta(id="s", timezone="UTC", entrance_lines=["door"])
+    config = StoresConfig(stores=[meta])
+    day = datetime(2026, 11, 3, 10, tzinfo=UTC)
+    events = [
+        CrossingEvent(
+            id=f"{direction}-{i}",
+            store="s",
+            device="cam",
+            ts=day + timedelta(seconds=i),
+            line="door",
+            kind="entrance",
+            direction=direction,  # type: ignore[arg-type]
+            track_id=i,
+        )
+        for direction, n in (("in", entries), ("out", exits))
+        for i in range(n)
+    ]
+    grid = build_grid(config.stores, day.date(), day.date())
+    (point,) = line_balance(raw_from_events(events, config), grid)
+    assert point.fields == {"entries": entries, "exits": exits, **expected}

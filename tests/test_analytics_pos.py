@@ -181,3 +181,65 @@ def test_cli_pos_import_on_duckdb_and_bad_file(pos_dir: Path, tmp_path: Path) ->
     bad = subprocess.run([*cmd[:-2], "--mapping", "colour=red"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "--mapping: colour: unknown key" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ("3", 3),
+        (" 12 ", 12),
+        ("-1", -1),  # a return
+        ("7.0", 7),  # how spreadsheets write an integer column
+        ("", None),
+        ("Bread", 1),  # any other text is an item name: one item
+        ("Nan", 1),  # words that float() would read as numbers are names too
+        ("NaN", 1),
+        ("Inf", 1),
+        ("Infinity", 1),
+        ("2.7", "items '2.7' is not a whole number of items"),
+        ("1e3", "items '1e3' is not a whole number of items"),
+        ("5000000", "items '5000000' is out of range"),
+    ],
+)
+def test_csv_items_are_counts_or_names_and_bad_counts_are_named(tmp_path: Path, items: str, expected) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "pos.csv"
+    path.write_text(f"store,ts,transaction_id,amount,items\ns1,2026-10-05T09:00:00Z,t1,3.50,{items}\n")
+    if isinstance(expected, str):
+        with pytest.raises(PosError) as err:
+            read_pos_file(path, "csv")
+        assert f"{path}: line 2: {expected}" in str(err.value)
+        assert "nothing was imported" in str(err.value)
+    else:
+        assert [t.items for t in read_pos_file(path, "csv")] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        (4, 4),
+        (4.0, 4),
+        ([{"sku": "a", "qty": 2}, {"sku": "b"}, "c"], 4),  # a {qty} object its quantity, others one
+        ([{"qty": "3"}], 3),
+        ("Nan", 1),
+        (None, None),
+        ([{"sku": "a", "qty": 2}, {"sku": "b", "qty": None}], "items[1].qty null is not a whole number"),
+        ([{"qty": 1.5}], "items[0].qty 1.5 is not a whole number"),
+        ([{"qty": "two"}], "items[0].qty 'two' is not a whole number"),
+        ([{"qty": True}], "items[0].qty true is not a whole number"),
+        (2.5, "items 2.5 is not a whole number"),
+        (float("nan"), "items NaN is not a whole number"),
+        (float("inf"), "items Infinity is not a whole number"),
+        (True, "items true is not a whole number"),
+        ({"qty": 2}, 'items {"qty": 2} is not a whole number'),
+    ],
+)
+def test_json_items_are_counts_and_bad_values_are_named(tmp_path: Path, items, expected) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "pos.json"
+    record = {"store": "s1", "ts": "2026-10-05T10:00:00+02:00", "transaction_id": "1", "amount": 12.5}
+    path.write_text(json.dumps([{**record, "items": items}]))
+    if isinstance(expected, str):
+        with pytest.raises(PosError) as err:
+            read_pos_file(path, "json")
+        assert f"{path}: record 1: {expected}" in str(err.value)
+    else:
+        assert [t.items for t in read_pos_file(path, "json")] == [expected]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 
-from footfall.analytics import DuckDBStore, InfluxStore, StoreMeta, StoresConfig, run_job
-from footfall.contracts.events import WifiEvent
+from footfall.analytics import DuckDBStore, InfluxStore, StoreMeta, StoresConfig, pos_points, run_job
+from footfall.analytics.pos import PosTransaction
+from footfall.analytics.store import EventStore
+from footfall.contracts.events import CrossingEvent, Event, HeartbeatEvent, WifiEvent
 from footfall.contracts.influx import InfluxClient, influxql_string
-from footfall.contracts.measurements import KPI_DAILY, KPI_HOURLY, event_to_point
+from footfall.contracts.measurements import KPI_DAILY, KPI_HOURLY, Point, datetime_to_ns, event_to_point
 from tests.simulator import SimConfig, emit_to_influx, emit_to_store, simulate
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -145,3 +147,99 @@ def test_influxql_string_quotes_every_value_into_one_literal(value: str) -> None
     # every quote inside is escaped, and so is every backslash: the literal cannot end early
     assert re.sub(r"\\.", "", inner).count("'") == 0
     assert re.sub(r"\\(.)", r"\1", inner) == value
+
+
+def _one_day_of_each_source() -> list[Point]:
+    """Store s1 (no line lists: the events' kind decides) on Mon 5 - Thu 8 Oct 2026: heartbeats and
+    10 visitors a day; passers-by, POS sales and a Wi-Fi visit on Monday only."""
+    monday = datetime(2026, 10, 5, tzinfo=UTC)
+    events: list[Event] = []
+    for day in range(4):
+        midnight = monday + timedelta(days=day)
+        events += [
+            HeartbeatEvent(
+                id=f"hb{day}-{h}",
+                store="s1",
+                device="cam",
+                ts=midnight + timedelta(hours=h, minutes=30),
+                fps=10,
+                latency_ms=1,
+                dropped_frames=0,
+            )
+            for h in range(24)
+        ]
+        events += [
+            CrossingEvent(
+                id=f"in{day}-{i}",
+                store="s1",
+                device="cam",
+                ts=midnight + timedelta(hours=12, minutes=i),
+                line="door",
+                kind="entrance",
+                direction="in",
+                track_id=100 * day + i,
+            )
+            for i in range(10)
+        ]
+    events += [
+        CrossingEvent(
+            id=f"street{i}",
+            store="s1",
+            device="cam",
+            ts=monday + timedelta(hours=12, seconds=i),
+            line="street",
+            kind="passby",
+            direction="in",
+            track_id=900 + i,
+        )
+        for i in range(20)
+    ]
+    events += [
+        e.model_copy(update={"store": "s1", "ts": monday + timedelta(hours=12, minutes=2 * i)})
+        for i, e in enumerate(_sightings(with_prev=False)[:1] * 3)
+    ]
+    sales = [
+        PosTransaction(
+            "s1", datetime_to_ns(monday + timedelta(hours=12, minutes=30, seconds=i)), f"t{i}", 10.0, 1
+        )
+        for i in range(5)
+    ]
+    return [event_to_point(e) for e in events] + pos_points(sales)
+
+
+def _wednesday(store: EventStore, first: date) -> dict[str, dict]:
+    config = StoresConfig(stores=[StoreMeta(id="s1")])
+    kpis = run_job(store, first, date(2026, 10, 7), config, write=False).kpis
+    start = datetime_to_ns(datetime(2026, 10, 7, tzinfo=UTC))
+    return {
+        f"{p.measurement} {p.tags['store']} {p.ts_ns}": p.fields
+        for p in kpis.hourly + kpis.daily
+        if start <= p.ts_ns < start + 86_400 * 10**9
+    }
+
+
+def _assert_a_day_is_the_same_in_any_window(store: EventStore) -> None:
+    alone, in_a_wider_window = _wednesday(store, date(2026, 10, 7)), _wednesday(store, date(2026, 10, 5))
+    assert alone == in_a_wider_window
+    daily = alone[f"kpi_daily s1 {datetime_to_ns(datetime(2026, 10, 7, tzinfo=UTC))}"]
+    # Monday's sales, passers-by and phone lie in the 30 days before: Wednesday has those sources, at 0
+    assert {k: daily[k] for k in ("visitors", "transactions", "conversion", "passersby", "wifi_visits")} == {
+        "visitors": 10,
+        "transactions": 0,
+        "conversion": 0.0,
+        "passersby": 0,
+        "wifi_visits": 0,
+    }
+
+
+def test_duckdb_a_day_has_the_same_points_in_any_window(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "w.duckdb") as store:
+        store.write_points(_one_day_of_each_source())
+        _assert_a_day_is_the_same_in_any_window(store)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("passby_sums", [True, False])
+def test_influx_a_day_has_the_same_points_in_any_window(influx_db: InfluxClient, passby_sums: bool) -> None:
+    influx_db.write_lines([p.to_line() for p in _one_day_of_each_source()])
+    _assert_a_day_is_the_same_in_any_window(InfluxStore(influx_db, passby_sums=passby_sums))
