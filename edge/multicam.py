@@ -10,7 +10,10 @@ edge/sources.py). With file sources the run ends when every camera has ended.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +29,13 @@ from footfall.edge.inference import People
 from footfall.edge.plan_file import PlanFile
 
 log = logging.getLogger(__name__)
+
+
+# Events a camera keeps in memory while the queue cannot take them (its disk full or locked), so
+# that memory stays bounded; beyond it the oldest go, logged and counted.
+MAX_PENDING_EVENTS = 50_000
+# Back-off between tries to queue them, doubling up to this.
+MAX_QUEUE_RETRY_S = 30.0
 
 
 # A batch's activations grow with its input pixels: at most two probing 1280x736 pictures' worth
@@ -158,6 +168,7 @@ def _count_camera(
     from footfall.edge.pipeline import iter_events
     from footfall.edge.sources import SourceError
 
+    outbox = _Outbox(run.camera, publish)
     try:
         for event in iter_events(
             run.source,
@@ -170,7 +181,7 @@ def _count_camera(
             stop=options.stop,
             plans=_plan_file(camera, options),
         ):
-            publish(event)
+            outbox.send(event)
             run.events += 1
     except SourceError as exc:  # what it counted before stays queued; the other cameras go on
         run.error = str(exc)
@@ -181,6 +192,72 @@ def _count_camera(
     else:
         ended = "stopped" if options.stop() else "source ended"
         log.info("camera %s: %s after %d events", run.camera, ended, run.events)
+    finally:
+        outbox.close(options.stop)
+
+
+class _Outbox:
+    """A camera's way into the queue. An event the queue cannot take (its disk full or locked) is
+    kept in memory and offered again, in order, with back-off, while the camera goes on counting: a
+    passing disk problem neither stops the camera nor loses its events. Whatever is still pending
+    when the run ends or past MAX_PENDING_EVENTS is lost, and logged as such."""
+
+    def __init__(self, camera: str, publish: Callable[[Event], object]) -> None:
+        self.camera = camera
+        self._publish = publish
+        self.pending: deque[Event] = deque()
+        self.lost = 0
+        self._failing: str | None = None
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
+
+    def send(self, event: Event) -> None:
+        self.pending.append(event)
+        if len(self.pending) > MAX_PENDING_EVENTS:
+            self.pending.popleft()
+            self.lost += 1
+            if self.lost == 1:
+                log.error(
+                    "camera %s: more than %d events wait for the queue; dropping the oldest (counted)",
+                    self.camera,
+                    MAX_PENDING_EVENTS,
+                )
+        if time.monotonic() >= self._retry_at:
+            self._flush()
+
+    def _flush(self) -> bool:
+        """Queue what is pending, oldest first; False when the queue fails (tried again later)."""
+        while self.pending:
+            try:
+                self._publish(self.pending[0])
+            except (sqlite3.Error, OSError) as exc:
+                self._backoff_s = min(max(2 * self._backoff_s, 0.5), MAX_QUEUE_RETRY_S)
+                self._retry_at = time.monotonic() + self._backoff_s
+                if self._failing is None:
+                    log.error(
+                        "camera %s: the queue takes no events (%s); keeping them in memory, counting goes on",
+                        self.camera,
+                        exc,
+                    )
+                self._failing = str(exc)
+                return False
+            self.pending.popleft()
+        if self._failing is not None:
+            log.warning("camera %s: the queue takes events again (%s before)", self.camera, self._failing)
+            self._failing, self._backoff_s = None, 0.0
+        return True
+
+    def close(self, stop: Callable[[], bool]) -> None:
+        """At the end of the camera's run: keep trying what is pending until it is queued or the run
+        is stopped; what is left then is lost, and said so."""
+        while self.pending and not self._flush() and not stop():
+            time.sleep(min(max(self._retry_at - time.monotonic(), 0.0), 0.5))
+        if self.pending or self.lost:
+            log.error(
+                "camera %s: %d events could not be queued and are lost",
+                self.camera,
+                len(self.pending) + self.lost,
+            )
 
 
 def _plan_file(camera: CameraConfig, options: RunOptions) -> PlanFile | None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -60,6 +60,16 @@ MaxBatch = Annotated[
         help="events of one device per MQTT message when a backlog drains (1: one message per event)",
     ),
 ]
+MaxBatchBytes = Annotated[
+    int,
+    typer.Option(
+        min=1024,
+        max=1024 * 1024,
+        help="payload bytes per batch message at most: set it under the broker's message size limit when "
+        "the broker does not announce one (Mosquitto's message_size_limit); an announced Maximum Packet "
+        "Size is kept to by itself",
+    ),
+]
 RequireSubscriber = Annotated[
     bool,
     typer.Option(
@@ -88,6 +98,7 @@ class _PublishOptions:
     when_full: str
     max_batch: int
     require_subscriber: bool
+    max_batch_bytes: int
 
 
 def _open_publisher(
@@ -118,6 +129,7 @@ def _open_publisher(
         device=device,
         client_id=client_id,
         max_batch=options.max_batch,
+        max_batch_bytes=options.max_batch_bytes,
         require_subscriber=options.require_subscriber,
     )
     return queue, publisher
@@ -157,6 +169,7 @@ def edge_run(
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
     max_batch: MaxBatch = 500,
+    max_batch_bytes: MaxBatchBytes = 256 * 1024,
     require_subscriber: RequireSubscriber = True,
     replan: Replan = False,
     log_level: LogLevel = "INFO",
@@ -184,7 +197,7 @@ def edge_run(
     detector = load_model(loaded.model, model)
     queue_db, publisher = _open_publisher(
         mqtt_settings(mqtt_url, mqtt_ca, mqtt_cert, mqtt_key),
-        _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
+        _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber, max_batch_bytes),
         store=store.store,
         device=store.device,
     )
@@ -274,7 +287,10 @@ def _count_and_publish(
     if drained:
         log.info("all events delivered; stopped")
     else:
-        log.warning("stopped with %d events queued; they are sent on the next start", queue_db.depth)
+        failing = f" (sending failed: {publisher.failure})" if publisher.failure else ""
+        log.warning(
+            "stopped with %d events queued%s; they are sent on the next start", queue_db.depth, failing
+        )
     return [run for run in runs if run.error is not None]
 
 
@@ -294,13 +310,17 @@ def edge_replay(
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
     max_batch: MaxBatch = 500,
+    max_batch_bytes: MaxBatchBytes = 256 * 1024,
     require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Publish events counted offline, through the same store-and-forward queue.
 
     Progress is stored with the queued events, so a replay killed at any point and started again
-    neither loses nor re-queues a line. Invalid lines are reported with their line number.
+    neither loses nor re-queues a line. A line is queued only once the queue has room for it (the
+    broker has taken enough), so neither --when-full policy ever drops or refuses one. Invalid lines
+    are reported with their line number. SIGTERM / SIGINT stop it (exit 130) with what is queued
+    left on disk: the next run sends it and goes on after the last line queued.
     """
     _setup_logging(log_level)
     log = logging.getLogger("footfall.replay")
@@ -309,7 +329,7 @@ def edge_replay(
     first = events[0][1]
     queue_db, publisher = _open_publisher(
         mqtt,
-        _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
+        _PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber, max_batch_bytes),
         store=first.store,
         device=first.device,
         client_id=client_id or f"footfall-replay-{first.store}-{first.device}",
@@ -320,12 +340,11 @@ def edge_replay(
     todo = [(n, e) for n, e in events if n > done_lines]
     if done_lines:
         log.info("resuming %s after line %d (%d events left to queue)", events_file, done_lines, len(todo))
+    replay = _Replay(publisher, queue_db, progress_key, rate, timeout, _stop_on_signals())
     publisher.start()
     try:
-        _queue_paced(publisher, todo, progress_key, rate)
-        if not publisher.wait_drained(timeout):
-            typer.secho(f"broker did not take everything; {queue_db.depth} events stay queued", err=True)
-            raise typer.Exit(1)
+        replay.queue_paced(todo)
+        replay.wait_delivered()
     finally:
         publisher.stop()
     typer.echo(
@@ -336,21 +355,78 @@ def edge_replay(
         sys.exit(1)
 
 
-def _queue_paced(
-    publisher: StoreAndForwardPublisher, todo: list[tuple[int, Event]], progress_key: str, rate: float | None
-) -> None:
-    """Queue ``todo`` (line number, event) in chunks, at most ``rate`` events a second, storing the
-    last line queued under ``progress_key`` with each chunk; SIGTERM / SIGINT stop it (exit 130)."""
-    stopping = _stop_on_signals()
-    chunk = 500 if rate is None else max(1, min(500, int(rate / 10)))
-    started = time.monotonic()
-    for i in range(0, len(todo), chunk):
-        part = todo[i : i + chunk]
-        publisher.publish_many([e for _, e in part], meta={progress_key: str(part[-1][0])})
-        if rate is not None:
-            time.sleep(max(0.0, started + (i + len(part)) / rate - time.monotonic()))
-        if stopping[0]:
-            raise typer.Exit(130)
+@dataclass
+class _Replay:
+    """Queueing a file's events with back-pressure, then waiting for the broker; a stop signal or
+    ``timeout_s`` without progress ends either wait, leaving what is queued on disk."""
+
+    publisher: StoreAndForwardPublisher
+    queue_db: DiskQueue
+    progress_key: str
+    rate: float | None
+    timeout_s: float | None
+    stopping: list[bool]
+
+    def queue_paced(self, todo: list[tuple[int, Event]]) -> None:
+        """Queue ``todo`` (line number, event) in chunks, at most ``rate`` events a second, each
+        chunk once the queue has room for it, storing the last line queued under ``progress_key``
+        in the same transaction (only lines the queue took: it never passes a refused one)."""
+        chunk = 500 if self.rate is None else max(1, min(500, int(self.rate / 10)))
+        chunk = min(chunk, self.queue_db.max_events)
+        dropped_before = self.queue_db.dropped
+        started = time.monotonic()
+        done = 0
+        while done < len(todo):
+            part = todo[done : done + chunk]
+            self._wait_for_room(len(part))
+            done += self.publisher.publish_many([e for _, e in part], meta=self._progress(part))
+            if self.rate is not None:
+                time.sleep(max(0.0, started + done / self.rate - time.monotonic()))
+            if self.stopping[0]:
+                self._stopped()
+        if self.queue_db.dropped > dropped_before:  # only if something else wrote to this queue
+            typer.secho(f"{self.queue_db.dropped - dropped_before} queued events were dropped", err=True)
+            raise typer.Exit(1)
+
+    def _progress(self, part: list[tuple[int, Event]]) -> Callable[[int], dict[str, str]]:
+        def marker(taken: int) -> dict[str, str]:
+            return {self.progress_key: str(part[taken - 1][0])} if taken else {}
+
+        return marker
+
+    def _wait_for_room(self, n: int) -> None:
+        """Back-pressure: block until ``n`` more events fit under the queue's cap."""
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        while self.queue_db.depth + n > self.queue_db.max_events:
+            if self.stopping[0]:
+                self._stopped()
+            if deadline is not None and time.monotonic() > deadline:
+                typer.secho(
+                    f"the queue is full and the broker took nothing for {self.timeout_s:g} s; "
+                    f"{self.queue_db.depth} events stay queued, the next run queues the rest of the file",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            time.sleep(0.05)
+
+    def wait_delivered(self) -> None:
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        while not self.publisher.wait_drained(0.5):
+            if self.stopping[0]:
+                self._stopped()
+            if deadline is not None and time.monotonic() > deadline:
+                typer.secho(
+                    f"broker did not take everything; {self.queue_db.depth} events stay queued", err=True
+                )
+                raise typer.Exit(1)
+
+    def _stopped(self) -> NoReturn:
+        typer.secho(
+            f"stopped: {self.queue_db.depth} events stay queued; the next run sends them and resumes "
+            "the file after the last line queued",
+            err=True,
+        )
+        raise typer.Exit(130)
 
 
 def _read_events(events_file: Path, log: logging.Logger) -> tuple[list[tuple[int, Event]], int]:
@@ -424,6 +500,7 @@ def bridge_wifi(
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
     max_batch: MaxBatch = 500,
+    max_batch_bytes: MaxBatchBytes = 256 * 1024,
     require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -448,7 +525,7 @@ def bridge_wifi(
         store=store,
         device=device,
         topic=topic,
-        options=_PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
+        options=_PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber, max_batch_bytes),
     )
 
 
@@ -475,6 +552,7 @@ def bridge_beam(
     max_queue: MaxQueue = 1_000_000,
     when_full: WhenFull = "drop_oldest",
     max_batch: MaxBatch = 500,
+    max_batch_bytes: MaxBatchBytes = 256 * 1024,
     require_subscriber: RequireSubscriber = True,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -496,5 +574,5 @@ def bridge_beam(
         store=store,
         device=device,
         topic=topic,
-        options=_PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber),
+        options=_PublishOptions(queue, max_queue, when_full, max_batch, require_subscriber, max_batch_bytes),
     )
