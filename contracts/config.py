@@ -139,6 +139,7 @@ class ModelConfig(StrictModel):
     # (as the ops dashboard's alert judges it: PERSON_PX_WARN_SHARE of person_px), the detector
     # plans its input again from the people it saw lately (a plan made from a start's first few
     # people, or before the camera was turned). Seconds; 0: never. A pinned imgsz is never planned.
+    # It must hold PEOPLE_SIZE_MIN_BEATS heartbeats (2 minutes at the default 10 s beat).
     replan_after_s: float = Field(default=PEOPLE_SIZE_WINDOW_S, ge=0)
     # Recordings are analysed at most this many frames a second (every n-th frame of a faster
     # file; --fps overrides, 0 = every frame). Walkers move a few centimetres between frames at
