@@ -21,10 +21,11 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from queue import Empty, Queue
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
@@ -33,6 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from footfall.contracts.config import MqttSettings
 from footfall.contracts.events import (
@@ -313,6 +315,188 @@ def _build(model: type[E], **values: Any) -> E:
         raise SensorMessageError("bad_sensor_message", f"{where}: {first['msg']}") from None
 
 
+# Sensor messages the bridge holds unacknowledged at a time (MQTT v5 Receive Maximum): while the
+# queue fails, the broker keeps the rest, so what waits in the bridge's memory stays bounded.
+MAX_UNACKED = 500
+# What may wait in memory at all: QoS 0 messages are outside the broker's Receive Maximum, and one
+# beyond this is left unread (QoS 1: the broker sends it again on the next connection).
+MAX_WAITING = 10 * MAX_UNACKED
+# Back-off between tries to queue a sensor message while the queue fails (its disk full or locked),
+# doubling up to this, as edge/multicam.py's _Outbox.
+MAX_QUEUE_RETRY_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A sensor message paho delivered and the bridge has not acknowledged yet."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    connection: int  # the connection it came on: a PUBACK is only meaningful on that one
+
+
+class _Inbox:
+    """Between paho's network thread and the on-disk queue.
+
+    paho runs with ``manual_ack``: ``receive`` (network thread) only takes a message in, and a
+    thread of its own maps it and queues it, acknowledging it (PUBACK) only once its events or its
+    dead letter are committed. A queue that fails (its disk full, locked past SQLite's busy timeout, an
+    I/O error) is retried with capped back-off, oldest message first, so order is kept; meanwhile the
+    network thread goes on (keepalive, reception) and the message stays unacknowledged, so the
+    broker still holds it should the bridge die. Each kind of failure is logged once.
+    """
+
+    def __init__(self, bridge: WifiBridge | BeamBridge, publisher: StoreAndForwardPublisher) -> None:
+        self.bridge = bridge
+        self.publisher = publisher
+        self.failure: str | None = None  # why the queue fails right now; None while it works
+        self.crashed: str | None = None  # the thread ended on an unexpected error
+        self._waiting: Queue[_Received] = Queue()
+        self._current: _Received | None = None  # the one being queued (taken off _waiting)
+        self._closing = threading.Event()
+        self._connection = 0
+        self._ack_lock = threading.Lock()
+        self._ack: Callable[[int, int], object] = lambda mid, qos: None
+        self._said: set[str] = set()
+        self._retry = Retrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.1, max=MAX_QUEUE_RETRY_S),
+            stop=lambda _state: self._closing.is_set(),
+            before_sleep=self._on_failure,
+            sleep=self._pause,
+            reraise=True,
+        )
+        self._thread = threading.Thread(target=self._run, name=f"footfall-bridge-{bridge.kind}", daemon=True)
+
+    @property
+    def waiting(self) -> int:
+        """Sensor messages received and not yet queued (so not acknowledged)."""
+        return self._waiting.qsize() + (self._current is not None)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self, client: mqtt.Client) -> None:
+        self._ack = client.ack
+        self._thread.start()
+
+    # ---- paho's network thread -----------------------------------------------------------------
+
+    def receive(self, msg: mqtt.MQTTMessage) -> None:
+        """Take a message in; never raises or blocks, as paho's network thread would die or stall."""
+        if self._closing.is_set():
+            return  # unacknowledged: the broker sends it again on the next start
+        if self._waiting.qsize() >= MAX_WAITING:
+            self._say_once(
+                "full",
+                "more than %d sensor messages wait for the queue; leaving new ones unread",
+                MAX_WAITING,
+            )
+            return
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # the broker should refuse such a topic; paho raises on reading it
+            self._say_once("topic", "a sensor message with a topic that is not UTF-8 is left unread")
+            return
+        self._waiting.put(_Received(topic, bytes(msg.payload), msg.mid, msg.qos, self._connection))
+
+    def new_connection(self) -> None:
+        """On connect and disconnect: acknowledgements for the old connection's messages are void
+        (the broker sends those again on the new one, and may reuse their packet ids)."""
+        with self._ack_lock:
+            self._connection += 1
+
+    # ---- the inbox's thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not (self._closing.is_set() and self._waiting.empty()):
+                try:
+                    item = self._waiting.get(timeout=0.2)
+                except Empty:
+                    continue
+                self._current = item
+                self._take(item)
+                self._current = None
+        except Exception as exc:  # the retry gives up only when closing: the broker keeps the rest
+            log.warning(
+                "stopping with the queue failing (%s); unqueued sensor messages stay with the broker", exc
+            )
+        except BaseException as exc:  # not expected at all; never end silently
+            self.crashed = repr(exc)
+            log.critical("the bridge stopped taking sensor messages: %r", exc)
+            raise
+
+    def _take(self, item: _Received) -> None:
+        events, letter = self._map(item)
+        rows: list[tuple[str, bytes]] = []
+        if letter is not None:
+            rows.append((DEADLETTER_TOPIC, letter.to_json().encode()))
+        # One put per message, so a failed try changes nothing and a retry adds no duplicate.
+        self._retry(self._store, events, rows)
+        if self.failure is not None:
+            log.warning("the queue takes sensor messages again (it failed with %s)", self.failure)
+            self.failure = None
+            self._said.clear()
+        with self._ack_lock:
+            if item.connection == self._connection:
+                self._ack(item.mid, item.qos)
+
+    def _map(self, item: _Received) -> tuple[list[Event], DeadLetter | None]:
+        try:
+            return self.bridge.handle(item.topic, item.payload)
+        except Exception as exc:  # a bug: a dead letter rather than a message retried for ever
+            self._say_once(
+                f"map {type(exc).__name__}", "internal error mapping a sensor message: %s", type(exc).__name__
+            )
+            letter = DeadLetter.build(
+                reason="internal_error",
+                detail=type(exc).__name__,  # not str(exc): it might quote the payload (a MAC)
+                topic=item.topic,
+                payload=self.bridge._redact(item.payload),
+                component=f"bridge-{self.bridge.kind}",
+                received_at=datetime.now(UTC),
+            )
+            return [], letter
+
+    def _store(self, events: list[Event], rows: list[tuple[str, bytes]]) -> None:
+        if events:
+            self.publisher.publish_many(events)
+        if rows:
+            self.publisher.publish_payloads(rows)
+
+    def _on_failure(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.failure = f"{type(exc).__name__}: {exc}"
+        self._say_once(
+            self.failure,
+            "the queue takes no sensor messages (%s); %d wait unacknowledged, retrying with back-off",
+            self.failure,
+            self.waiting,
+        )
+
+    def _say_once(self, key: str, message: str, *args: object) -> None:
+        log.log(logging.DEBUG if key in self._said else logging.ERROR, message, *args)
+        self._said.add(key)
+
+    def _pause(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Queue (and acknowledge) what has arrived while the queue works, then end the thread;
+        what is left stays unacknowledged, and the broker sends it again on the next start."""
+        self._closing.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if self.waiting:
+            log.warning(
+                "%d sensor messages were not queued; the broker keeps them for the next start", self.waiting
+            )
+
+
 def run_bridge(
     bridge: WifiBridge | BeamBridge,
     settings: MqttSettings,
@@ -325,10 +509,45 @@ def run_bridge(
 ) -> None:
     """Subscribe to the sensors (QoS 1, persistent session) and queue what they say until ``stopping``.
 
-    paho acknowledges a sensor message when this callback returns, i.e. after its events (or its
-    dead letter) are committed to the on-disk queue, so a crash of the bridge loses nothing either.
+    A sensor message is acknowledged only after its events (or its dead letter) are committed to the
+    on-disk queue (``_Inbox``), so neither a crash of the bridge nor a failing queue loses it, and a
+    failing queue does not stop the bridge from receiving.
     """
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    inbox = _Inbox(bridge, publisher)
+    client = _sensor_client(bridge.kind, settings, subscription, inbox, client_id)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    props.ReceiveMaximum = MAX_UNACKED
+    inbox.start(client)
+    client.connect_async(settings.host, settings.port, keepalive=30, clean_start=False, properties=props)
+    client.loop_start()
+    try:
+        while not stopping.wait(10):
+            if not inbox.alive:  # exit, so that a supervisor restarts the bridge
+                raise RuntimeError(f"the bridge stopped taking sensor messages: {inbox.crashed}")
+            s = bridge.stats
+            log.info(
+                "stats: messages=%d events=%d randomized=%d dead letters=%s queued=%d waiting=%d%s",
+                s.messages,
+                s.events,
+                s.randomized,
+                s.dead_letters or "none",
+                publisher.queue.depth,
+                inbox.waiting,
+                f" (the queue fails: {inbox.failure})" if inbox.failure else "",
+            )
+    finally:
+        inbox.close()  # before the disconnect, so that its last PUBACKs go out first
+        client.disconnect()
+        client.loop_stop()
+
+
+def _sensor_client(
+    kind: str, settings: MqttSettings, subscription: str, inbox: _Inbox, client_id: str
+) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+    )
     settings.configure(client)
 
     def on_connect(
@@ -338,36 +557,23 @@ def run_bridge(
         reason_code: ReasonCode,
         props: Properties | None,
     ) -> None:
+        inbox.new_connection()
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
         c.subscribe(subscription, qos=1)
-        log.info("%s bridge ready: subscribed to %s", bridge.kind, subscription)
+        log.info("%s bridge ready: subscribed to %s", kind, subscription)
 
-    def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        events, letter = bridge.handle(msg.topic, bytes(msg.payload))
-        if events:
-            publisher.publish_many(events)
-        if letter is not None:
-            publisher.publish_payloads([(DEADLETTER_TOPIC, letter.to_json().encode())])
+    def on_disconnect(
+        c: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        inbox.new_connection()
 
     client.on_connect = on_connect
-    client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = session_expiry_s
-    client.connect_async(settings.host, settings.port, keepalive=30, clean_start=False, properties=props)
-    client.loop_start()
-    try:
-        while not stopping.wait(10):
-            s = bridge.stats
-            log.info(
-                "stats: messages=%d events=%d randomized=%d dead letters=%s queued=%d",
-                s.messages,
-                s.events,
-                s.randomized,
-                s.dead_letters or "none",
-                publisher.queue.depth,
-            )
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    client.on_disconnect = on_disconnect
+    client.on_message = lambda c, userdata, msg: inbox.receive(msg)
+    return client

@@ -4,15 +4,21 @@ end through the real bridge, broker, ingest and InfluxDB."""
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from footfall.contracts.config import MqttSettings
 from footfall.contracts.events import CrossingEvent
 from footfall.contracts.influx import InfluxClient
-from footfall.edge.bridges import BeamBridge
+from footfall.edge.bridges import BeamBridge, run_bridge
+from footfall.edge.transport import DiskQueue, StoreAndForwardPublisher
 from tests.ingest_support import (
     LoggedProcess,
     MqttTestClient,
@@ -131,3 +137,76 @@ def test_beam_counts_reach_influxdb_and_bad_ones_are_counted(
     )
     assert dead.values[0][1:] == [1, "sensors/beam-test/beam-front"]
     assert dead.tags == {"reason": "malformed_json"}
+
+
+def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _start_bridge(
+    mosquitto: MosquittoServer, queue: DiskQueue, stopping: threading.Event
+) -> tuple[BeamBridge, threading.Thread]:
+    settings = MqttSettings.from_url(mosquitto.url("bridge"))
+    # Not started: the test reads what the bridge commits to the queue, not what leaves it.
+    publisher = StoreAndForwardPublisher(settings, queue, store="store-a", device="beam-bridge")
+    bridge = BeamBridge("store-a", default_line="main-door")
+    runner = threading.Thread(
+        target=run_bridge,
+        args=(bridge, settings, "sensors/beam-fail/+", publisher, stopping),
+        kwargs={"client_id": "bridge-queue-fails"},  # one persistent session for both runs below
+        daemon=True,
+    )
+    runner.start()
+    return bridge, runner
+
+
+@pytest.mark.servers
+def test_a_failing_queue_neither_loses_a_sensor_message_nor_stops_the_bridge(
+    mosquitto: MosquittoServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="footfall.bridge")
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    queue._db.execute("PRAGMA busy_timeout=100")  # the queue fails after 0.1 s of the lock, not 5 s
+    locker = sqlite3.connect(tmp_path / "q.sqlite", isolation_level=None)
+    stopping = threading.Event()
+    bridge, runner = _start_bridge(mosquitto, queue, stopping)
+    sensor = MqttTestClient(mosquitto, "sensor")
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        assert _until(lambda: "beam bridge ready" in caplog.text, 15)
+        locker.execute("BEGIN EXCLUSIVE")  # every put now raises "database is locked"
+        sensor.publish("sensors/beam-fail/beam-front", _counts(3, 0, now))
+        assert _until(lambda: bridge.stats.messages == 1, 10)
+        time.sleep(2)  # several failing tries
+        assert queue.depth == 0
+        locker.execute("COMMIT")
+        assert _until(lambda: queue.depth == 1, 15), "the message was lost"
+        sensor.publish("sensors/beam-fail/beam-front", _counts(0, 2, now + timedelta(minutes=1)))
+        assert _until(lambda: queue.depth == 2, 10), "the bridge stopped receiving"
+    finally:
+        stopping.set()
+        runner.join(20)
+        sensor.close()
+        locker.close()
+    rows = [json.loads(payload) for _, _, payload in queue.peek(0, 10)]
+    assert [(r["direction"], r["count"]) for r in rows] == [("in", 3), ("out", 2)]
+    failures = [r for r in caplog.records if "takes no sensor messages" in r.getMessage()]
+    assert [r.levelno for r in failures] == [logging.ERROR]  # said once, not on every try
+    assert "takes sensor messages again" in caplog.text
+    queue.close()
+    # Both were acknowledged once queued: the session holds nothing to send again.
+    again = DiskQueue(tmp_path / "again.sqlite")
+    stopping = threading.Event()
+    bridge, runner = _start_bridge(mosquitto, again, stopping)
+    try:
+        assert _until(lambda: caplog.text.count("beam bridge ready") == 2, 15)
+        time.sleep(1)
+    finally:
+        stopping.set()
+        runner.join(20)
+    assert (bridge.stats.messages, again.depth) == (0, 0)
