@@ -567,21 +567,22 @@ class StoreAndForwardPublisher:
         rows = self.queue.peek(self._last_seq, min(room, 2000), sending=True)
         for topic, payload, seqs in self._messages(rows):
             size = _packet_size(topic, payload)
-            if self._broker_max_packet is not None and size > self._broker_max_packet:
-                self._refuse_too_large(seqs, size)
+            limit = self._broker_max_packet  # read once: the network thread sets it on a reconnect
+            if limit is not None and size > limit:
+                self._refuse_too_large(seqs, size, limit)
             else:
                 info = self._client.publish(topic, payload, qos=1)
                 self._inflight[info.mid] = _Sent(seqs, size)
                 self._inflight_events += len(seqs)
                 self.stats.messages += 1
+                self.stats.published += len(seqs)
             # Message by message: after an error half-way, the rest goes next round, nothing twice.
             self._last_seq = seqs[-1]
-            self.stats.published += len(seqs)
         if rows:
             self._idle.clear()
         return len(rows)
 
-    def _refuse_too_large(self, seqs: list[int], size: int) -> None:
+    def _refuse_too_large(self, seqs: list[int], size: int, limit: int) -> None:
         """A single event over the broker's Maximum Packet Size: the broker would cut the connection
         over it on every try, so it is dropped, logged and counted rather than block the queue."""
         self.stats.too_large += len(seqs)
@@ -590,7 +591,7 @@ class StoreAndForwardPublisher:
             "an event of %d bytes is over the broker's maximum packet size (%d bytes); dropping it "
             "(further ones are counted in too_large)",
             size,
-            self._broker_max_packet,
+            limit,
         )
         self._to_delete.extend(seqs)
 

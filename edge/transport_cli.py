@@ -419,6 +419,16 @@ class _Replay:
                     f"broker did not take everything; {self.queue_db.depth} events stay queued", err=True
                 )
                 raise typer.Exit(1)
+        # Drained, but the broker may have refused some for good (its ACL, or over its maximum
+        # packet size): those left the queue without being delivered.
+        stats = self.publisher.stats
+        if stats.refused_by_broker or stats.too_large:
+            typer.secho(
+                f"the broker refused {stats.refused_by_broker} events and {stats.too_large} were over "
+                "its maximum packet size: not delivered (logged)",
+                err=True,
+            )
+            raise typer.Exit(1)
 
     def _stopped(self) -> NoReturn:
         typer.secho(

@@ -267,6 +267,34 @@ def test_an_event_over_the_announced_packet_size_is_dropped_and_counted(
     assert publisher.stats.acknowledged == 20
 
 
+@pytest.mark.servers
+def test_a_replay_whose_line_the_broker_cannot_take_says_so_and_fails(
+    limited_broker: Callable[[str], MosquittoServer], tmp_path: Path
+) -> None:
+    """One line is over the broker's announced packet size: dropped (not to block the rest), and
+    the replay says so and exits 1 instead of reporting every line replayed."""
+    broker = limited_broker("max_packet_size 350")
+    events = crossing_events(10, device="rp-cam")
+    events[4] = events[4].model_copy(update={"line": "x" * 64, "id": "p" * 128})  # a 431-byte packet
+    path = write_jsonl(tmp_path / "e.jsonl", events)
+    replay = _replay(
+        path,
+        broker.url("edge-store-a"),
+        tmp_path / "q.sqlite",
+        tmp_path / "r.log",
+        "--max-batch",
+        "1",
+        "--no-require-subscriber",
+    )
+    replay.start()
+    try:
+        code = replay.wait(60)
+    finally:
+        replay.kill()
+    assert code == 1, replay.log()
+    assert "over its maximum packet size: not delivered" in replay.log()
+
+
 def test_a_camera_keeps_counting_while_its_queue_is_locked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
